@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+/// @title SessionPolicy
+/// @notice Decoder for the packed session policy that an owner grants and an agent presents with every use.
+/// @dev Overview
+/// The policy lives in calldata, never in storage: the account stores only `keccak256(policy)` (as the session
+/// id) plus spend counters. Granting logs the full policy (so anyone can rebuild it from logs) and every use
+/// sends it again, which is far cheaper than reading it back from storage.
+///
+/// Encoding, version 1 (all integers big-endian, no padding):
+///
+/// | offset        | size | field            | meaning                                                     |
+/// |---------------|------|------------------|-------------------------------------------------------------|
+/// | 0             | 1    | version          | 0x01                                                        |
+/// | 1             | 20   | key              | session signer address                                      |
+/// | 21            | 6    | validAfter       | uint48, exclusive (as EntryPoint v0.8)                      |
+/// | 27            | 6    | validUntil       | uint48, inclusive                                           |
+/// | 33            | 4    | maxUses          | uint32, 0 = unlimited                                       |
+/// | 37            | 12   | nativePerCall    | uint96, cap on the value of each call                       |
+/// | 49            | 12   | nativeTotal      | uint96, cumulative cap on call values                       |
+/// | 61            | 4    | nativePeriod     | uint32 seconds, 0 = no periodic native allowance            |
+/// | 65            | 12   | nativePerPeriod  | uint96, cap on call values within one period                |
+/// | 77            | 12   | gasBudget        | uint96 wei, cumulative cap on what user ops may cost        |
+/// | 89            | 4    | salt             | uint32, lets an owner grant otherwise identical policies    |
+/// | 93            | 1    | n                | number of permissions, 1..32                                |
+/// | 94 + 25i      | 20   | target           | permission i: contract that may be called                   |
+/// |               | 4    | selector         | function selector (0 when mode is ANY or EMPTY)             |
+/// |               | 1    | mode             | 0 = exact selector, 1 = any selector, 2 = empty calldata    |
+/// | T = 94 + 25n  | 1    | m                | number of ERC-20 caps, 0..16                                |
+/// | T + 1 + 52j   | 20   | token            | cap j: ERC-20 token                                         |
+/// |               | 14   | cap              | uint112, cumulative cap                                     |
+/// |               | 4    | period           | uint32 seconds, 0 = no periodic allowance                   |
+/// |               | 14   | perPeriod        | uint112, cap within one period                              |
+/// | P = T+1+52m   | 1    | k                | number of allowed paymasters, 0..8                          |
+/// | P + 1 + 20h   | 20   | paymaster        | paymaster h                                                 |
+///
+/// The total length must be exactly P + 1 + 20k. Periods are fixed windows: `block.timestamp / period`.
+library SessionPolicy {
+    uint8 internal constant VERSION = 1;
+    uint256 internal constant HEADER = 94;
+    uint256 internal constant PERMISSION_SIZE = 25;
+    uint256 internal constant TOKEN_CAP_SIZE = 52;
+    uint256 internal constant PAYMASTER_SIZE = 20;
+    uint256 internal constant MAX_PERMISSIONS = 32;
+    uint256 internal constant MAX_TOKEN_CAPS = 16;
+    uint256 internal constant MAX_PAYMASTERS = 8;
+
+    uint8 internal constant MODE_EXACT = 0;
+    uint8 internal constant MODE_ANY_SELECTOR = 1;
+    uint8 internal constant MODE_EMPTY_CALLDATA = 2;
+
+    /// @dev The policy bytes do not follow the layout above; `offset` is where decoding failed.
+    error PolicyMalformed(uint256 offset);
+    /// @dev The first byte names a layout this contract does not know.
+    error PolicyVersionUnsupported(uint8 version);
+
+    function key(bytes calldata p) internal pure returns (address) {
+        return address(bytes20(p[1:21]));
+    }
+
+    function validAfter(bytes calldata p) internal pure returns (uint48) {
+        return uint48(bytes6(p[21:27]));
+    }
+
+    function validUntil(bytes calldata p) internal pure returns (uint48) {
+        return uint48(bytes6(p[27:33]));
+    }
+
+    function maxUses(bytes calldata p) internal pure returns (uint32) {
+        return uint32(bytes4(p[33:37]));
+    }
+
+    function nativePerCall(bytes calldata p) internal pure returns (uint256) {
+        return uint96(bytes12(p[37:49]));
+    }
+
+    function nativeTotal(bytes calldata p) internal pure returns (uint256) {
+        return uint96(bytes12(p[49:61]));
+    }
+
+    function nativePeriod(bytes calldata p) internal pure returns (uint32) {
+        return uint32(bytes4(p[61:65]));
+    }
+
+    function nativePerPeriod(bytes calldata p) internal pure returns (uint256) {
+        return uint96(bytes12(p[65:77]));
+    }
+
+    function gasBudget(bytes calldata p) internal pure returns (uint256) {
+        return uint96(bytes12(p[77:89]));
+    }
+
+    function permissionCount(bytes calldata p) internal pure returns (uint256) {
+        return uint8(p[93]);
+    }
+
+    /// @dev Permission i as (target, selector, mode).
+    function permission(bytes calldata p, uint256 i) internal pure returns (address target, bytes4 selector, uint8 mode) {
+        uint256 o = HEADER + i * PERMISSION_SIZE;
+        target = address(bytes20(p[o:o + 20]));
+        selector = bytes4(p[o + 20:o + 24]);
+        mode = uint8(p[o + 24]);
+    }
+
+    /// @dev Offset of the token-cap count byte.
+    function tokensOffset(bytes calldata p) internal pure returns (uint256) {
+        return HEADER + permissionCount(p) * PERMISSION_SIZE;
+    }
+
+    function tokenCount(bytes calldata p, uint256 t) internal pure returns (uint256) {
+        return uint8(p[t]);
+    }
+
+    /// @dev Token cap j, given the token-cap count offset `t`.
+    function tokenCap(bytes calldata p, uint256 t, uint256 j)
+        internal
+        pure
+        returns (address token, uint256 cap, uint32 period, uint256 perPeriod)
+    {
+        uint256 o = t + 1 + j * TOKEN_CAP_SIZE;
+        token = address(bytes20(p[o:o + 20]));
+        cap = uint112(bytes14(p[o + 20:o + 34]));
+        period = uint32(bytes4(p[o + 34:o + 38]));
+        perPeriod = uint112(bytes14(p[o + 38:o + 52]));
+    }
+
+    /// @dev Token address only (cheaper than the full cap when scanning).
+    function tokenAt(bytes calldata p, uint256 t, uint256 j) internal pure returns (address) {
+        uint256 o = t + 1 + j * TOKEN_CAP_SIZE;
+        return address(bytes20(p[o:o + 20]));
+    }
+
+    /// @dev Offset of the paymaster count byte, given the token-cap count offset `t`.
+    function paymastersOffset(bytes calldata p, uint256 t) internal pure returns (uint256) {
+        return t + 1 + uint8(p[t]) * TOKEN_CAP_SIZE;
+    }
+
+    /// @dev True if `paymaster` is in the policy's paymaster list.
+    function allowsPaymaster(bytes calldata p, address paymaster) internal pure returns (bool) {
+        uint256 o = paymastersOffset(p, tokensOffset(p));
+        uint256 k = uint8(p[o]);
+        for (uint256 h; h < k; ++h) {
+            uint256 a = o + 1 + h * PAYMASTER_SIZE;
+            if (address(bytes20(p[a:a + 20])) == paymaster) return true;
+        }
+        return false;
+    }
+
+    /// @dev Reverts unless the layout is well formed: known version, counts within bounds, exact length.
+    /// Semantic checks (window, duplicates, forbidden targets) are the account's job at grant time.
+    function checkLayout(bytes calldata p) internal pure {
+        if (p.length < HEADER) revert PolicyMalformed(p.length);
+        if (uint8(p[0]) != VERSION) revert PolicyVersionUnsupported(uint8(p[0]));
+        uint256 n = permissionCount(p);
+        if (n > MAX_PERMISSIONS) revert PolicyMalformed(93);
+        uint256 t = HEADER + n * PERMISSION_SIZE;
+        if (p.length <= t) revert PolicyMalformed(t);
+        uint256 m = uint8(p[t]);
+        if (m > MAX_TOKEN_CAPS) revert PolicyMalformed(t);
+        uint256 o = t + 1 + m * TOKEN_CAP_SIZE;
+        if (p.length <= o) revert PolicyMalformed(o);
+        uint256 k = uint8(p[o]);
+        if (k > MAX_PAYMASTERS) revert PolicyMalformed(o);
+        if (p.length != o + 1 + k * PAYMASTER_SIZE) revert PolicyMalformed(p.length);
+    }
+}

@@ -1,0 +1,709 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {IAccount} from "@account-abstraction/contracts/interfaces/IAccount.sol";
+import {PackedUserOperation} from "@account-abstraction/contracts/interfaces/PackedUserOperation.sol";
+import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {ERC721Holder} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Holder.sol";
+import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155Holder.sol";
+import {SessionPolicy} from "./SessionPolicy.sol";
+
+interface IERC20Balance {
+    function balanceOf(address account) external view returns (uint256);
+}
+
+/// @title SmartKeysAccount
+/// @notice EIP-7702 delegation target that turns an EOA into an account whose owner (the EOA itself) grants
+/// scoped, expiring, revocable session keys to agents.
+/// @dev Overview
+/// - The owner is `address(this)`: the EOA's own key. It acts by sending a transaction to itself or through
+///   ERC-4337 user operations (EntryPoint v0.8 at its canonical address).
+/// - A session is a packed policy (see `SessionPolicy`) whose hash is the session id. The account stores one
+///   status word per session and one ledger word per capped asset; the policy itself is logged on grant and
+///   presented again as calldata with every use.
+/// - A session key acts through `executeAsSession`, either as a user operation it signed (validation checks the
+///   signature, the session's liveness and its gas budget, and hands the window to the EntryPoint) or as a
+///   transaction its own address sends. Both paths run the same scope and budget checks at execution, so a
+///   revoke executed earlier in the same bundle stops a later operation.
+/// - Validation reads no block data and touches only this account's storage (ERC-7562).
+/// - A delegated EOA keeps its storage across re-delegations: everything lives in one ERC-7201 namespace, no
+///   constructor or initializer sets state, and `revokeAllSessions` moves an epoch that invalidates every key.
+contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
+    using SessionPolicy for bytes;
+
+    /*//////////////////////////////////////////////////////////////
+                                 TYPES
+    //////////////////////////////////////////////////////////////*/
+
+    struct Call {
+        address target;
+        uint256 value;
+        bytes data;
+    }
+
+    /// @custom:storage-location erc7201:smartkeys.account.sessions
+    struct SessionStorage {
+        /// Revoke-all counter. A session is live only if it was granted in the current epoch.
+        uint32 epoch;
+        /// sessionId => status word (layout below).
+        mapping(bytes32 => uint256) status;
+        /// sessionId => asset (token, or address(0) for periodic native) => ledger word (layout below).
+        mapping(bytes32 => mapping(address => uint256)) ledger;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                               CONSTANTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice The canonical ERC-4337 EntryPoint v0.8.
+    address public constant ENTRY_POINT = 0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108;
+
+    /// @dev keccak256(abi.encode(uint256(keccak256("smartkeys.account.sessions")) - 1)) & ~bytes32(uint256(0xff))
+    bytes32 private constant SESSION_STORAGE_SLOT = 0x85dece25ab95dba2de628dd50d9c89670ce8c2bc2392e71aa090a7149bc2ae00;
+
+    uint256 private constant SIG_VALIDATION_FAILED = 1;
+
+    // Status word: uses (bits 0-31) | nativeSpent (32-127) | gasSpent (128-223) | epoch + 1 (224-255).
+    // Zero means "never granted or revoked"; the epoch field is stored plus one so a live word is never zero.
+    uint256 private constant USES_MASK = 0xffffffff;
+    uint256 private constant NATIVE_SHIFT = 32;
+    uint256 private constant GAS_SHIFT = 128;
+    uint256 private constant EPOCH_SHIFT = 224;
+    uint256 private constant MASK96 = (1 << 96) - 1;
+
+    // Ledger word: totalSpent (bits 0-111) | periodSpent (112-223) | period index + 1 (224-255).
+    // The top field is written non-zero at grant so the first use updates a warm non-zero slot.
+    uint256 private constant MASK112 = (1 << 112) - 1;
+    uint256 private constant PERIOD_SHIFT = 112;
+    uint256 private constant INDEX_SHIFT = 224;
+
+    // ERC-20 functions whose outflow is read from their arguments; any other call is measured.
+    bytes4 private constant ERC20_TRANSFER = 0xa9059cbb; // transfer(address,uint256)
+    bytes4 private constant ERC20_APPROVE = 0x095ea7b3; // approve(address,uint256)
+    bytes4 private constant ERC20_TRANSFER_FROM = 0x23b872dd; // transferFrom(address,address,uint256)
+    bytes4 private constant ERC20_INCREASE_ALLOWANCE = 0x39509351; // increaseAllowance(address,uint256)
+
+    /// @dev Transient reentrancy flag for session execution (a nested use would read stale budgets).
+    bytes32 private constant SESSION_LOCK_SLOT = keccak256("smartkeys.account.session-lock");
+
+    /*//////////////////////////////////////////////////////////////
+                                 EVENTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice A session was granted (or re-granted with fresh budgets). `policy` is the full packed policy.
+    event SessionGranted(bytes32 indexed sessionId, address indexed key, uint32 epoch, bytes policy);
+    /// @notice A session key used its session.
+    /// @param value total native value sent by the calls
+    /// @param usage packed: per call `target (20) | selector (4)` (selector 0 for calldata under 4 bytes),
+    ///        then per charged token `token (20) | amount (14)`; `callCount` tells where the calls end.
+    event SessionUsed(bytes32 indexed sessionId, uint256 value, uint8 callCount, bytes usage);
+    /// @notice A user operation's maximum gas cost was charged against the session's gas budget.
+    event SessionGasCharged(bytes32 indexed sessionId, uint256 amount);
+    /// @notice A session was revoked by the owner.
+    event SessionRevoked(bytes32 indexed sessionId);
+    /// @notice Every session granted before `newEpoch` was revoked at once.
+    event AllSessionsRevoked(uint32 newEpoch);
+
+    /*//////////////////////////////////////////////////////////////
+                                 ERRORS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Only the account itself (the EOA owner) or the EntryPoint may call this.
+    error Unauthorized(address caller);
+    /// @dev A session may only be used by its key (or through a user operation the key signed).
+    error NotSessionKey(address caller, address key);
+    /// @dev The session was never granted, or was revoked.
+    error SessionNotActive(bytes32 sessionId);
+    /// @dev The session was granted before the latest revoke-all.
+    error SessionEpochRevoked(bytes32 sessionId, uint32 grantedEpoch, uint32 currentEpoch);
+    /// @dev Used at or before `validAfter` (the window is exclusive at the start).
+    error SessionNotYetValid(uint48 validAfter, uint256 timestamp);
+    /// @dev Used after `validUntil` (the window is inclusive at the end).
+    error SessionExpired(uint48 validUntil, uint256 timestamp);
+    /// @dev The session has been used `maxUses` times.
+    error UsageLimitReached(uint32 maxUses);
+    /// @dev No permission of the session covers this (target, selector).
+    error CallNotAllowed(address target, bytes4 selector);
+    /// @dev Calldata of 1-3 bytes has no selector and is never allowed.
+    error CalldataTooShort(address target, uint256 length);
+    /// @dev Session calls may never reach the account itself, the EntryPoint or the zero address.
+    error ForbiddenTarget(address target);
+    /// @dev Multicall-style functions hide inner calls from the policy; they cannot be allowlisted.
+    error MulticallNotAllowed(address target, bytes4 selector);
+    /// @dev One call's value is above the per-call cap.
+    error NativeValueAboveCallCap(uint256 value, uint256 cap);
+    /// @dev The native spend (already spent + requested) would pass the cumulative cap.
+    error NativeSpendCapExceeded(uint256 spent, uint256 requested, uint256 cap);
+    /// @dev The native spend within the current period would pass the periodic cap.
+    error NativePeriodCapExceeded(uint256 spent, uint256 requested, uint256 cap);
+    /// @dev The token outflow (already spent + this use) would pass the cumulative cap.
+    error TokenSpendCapExceeded(address token, uint256 spent, uint256 requested, uint256 cap);
+    /// @dev The token outflow within the current period would pass the periodic cap.
+    error TokenPeriodCapExceeded(address token, uint256 spent, uint256 requested, uint256 cap);
+    /// @dev The user operation's maximum gas cost would pass the session's gas budget.
+    error GasBudgetExceeded(uint256 spent, uint256 requested, uint256 budget);
+    /// @dev The user operation names a paymaster the policy does not list.
+    error PaymasterNotAllowed(address paymaster);
+    /// @dev A user operation's callData must be `executeAsSession(policy, calls)` with a well-formed head.
+    error SessionCallDataMalformed();
+    /// @dev Grant refused: the session key is the zero address or the account itself.
+    error InvalidSessionKey(address key);
+    /// @dev Grant refused: validUntil must be after validAfter.
+    error InvalidWindow(uint48 validAfter, uint48 validUntil);
+    /// @dev Grant refused: the window already ended.
+    error WindowAlreadyEnded(uint48 validUntil, uint256 timestamp);
+    /// @dev Grant refused: a policy with no permission could do nothing.
+    error EmptyScope();
+    /// @dev Grant refused: the same permission is listed twice.
+    error DuplicatePermission(address target, bytes4 selector, uint8 mode);
+    /// @dev Grant refused: a permission mode other than exact (0), any (1) or empty-calldata (2), or a selector
+    /// given with a mode that ignores it.
+    error InvalidPermission(address target, bytes4 selector, uint8 mode);
+    /// @dev Grant refused: a token is zero, the account itself, or listed twice.
+    error InvalidTokenCap(address token);
+    /// @dev Grant refused: a periodic cap must come with a period and vice versa.
+    error InvalidPeriod(address asset, uint32 period, uint256 perPeriod);
+    /// @dev Grant refused: a paymaster is zero or listed twice.
+    error InvalidPaymaster(address paymaster);
+    /// @dev A session call tried to start another session use before the first finished.
+    error SessionReentered();
+    /// @dev Revoke-all cannot move the epoch further.
+    error EpochExhausted();
+
+    /*//////////////////////////////////////////////////////////////
+                               MODIFIERS
+    //////////////////////////////////////////////////////////////*/
+
+    modifier onlyOwner() {
+        if (msg.sender != address(this) && msg.sender != ENTRY_POINT) revert Unauthorized(msg.sender);
+        _;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                               RECEIVING
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Accept plain ETH transfers.
+    receive() external payable {}
+
+    /*//////////////////////////////////////////////////////////////
+                           OWNER EXECUTION
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Owner call: one call with value. Reverts bubble up unchanged.
+    function execute(address target, uint256 value, bytes calldata data) external payable onlyOwner {
+        _call(target, value, data);
+    }
+
+    /// @notice Owner batch: calls run in order; the first failure reverts the whole batch with its reason.
+    function executeBatch(Call[] calldata calls) external payable onlyOwner {
+        for (uint256 i; i < calls.length; ++i) {
+            _call(calls[i].target, calls[i].value, calls[i].data);
+        }
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                             ERC-4337
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IAccount
+    /// @dev callData starting with `executeAsSession` is a session operation: the signature must come from the
+    /// policy's key. Anything else is an owner operation signed by this EOA's key. A wrong signature returns
+    /// SIG_VALIDATION_FAILED; a dead session, a foreign paymaster or an exhausted gas budget revert with their
+    /// custom error so that a bundler reports why.
+    function validateUserOp(PackedUserOperation calldata userOp, bytes32 userOpHash, uint256 missingAccountFunds)
+        external
+        returns (uint256 validationData)
+    {
+        if (msg.sender != ENTRY_POINT) revert Unauthorized(msg.sender);
+        bytes calldata callData = userOp.callData;
+        if (callData.length >= 4 && bytes4(callData[:4]) == this.executeAsSession.selector) {
+            validationData = _validateSessionOp(userOp, userOpHash);
+        } else if (_recover(userOpHash, userOp.signature) != address(this)) {
+            validationData = SIG_VALIDATION_FAILED;
+        }
+        if (missingAccountFunds != 0) {
+            // The EntryPoint checks the deposit itself; a failed transfer surfaces there as AA21.
+            (bool ok,) = payable(msg.sender).call{value: missingAccountFunds}("");
+            (ok);
+        }
+    }
+
+    function _validateSessionOp(PackedUserOperation calldata userOp, bytes32 userOpHash)
+        private
+        returns (uint256 validationData)
+    {
+        bytes calldata policy = _policyFromCallData(userOp.callData);
+        // Keep going on a bad signature so gas estimation with a dummy signature measures the real path;
+        // the EntryPoint rejects the operation (and undoes every write) when sigFailed is set.
+        uint256 sigFailed = _recover(userOpHash, userOp.signature) == policy.key() ? 0 : SIG_VALIDATION_FAILED;
+
+        SessionStorage storage $ = _sessions();
+        bytes32 id = keccak256(policy);
+        uint256 status = $.status[id];
+        _requireLive(id, status, $.epoch);
+
+        bytes calldata pmd = userOp.paymasterAndData;
+        if (pmd.length >= 20) {
+            address paymaster = address(bytes20(pmd[:20]));
+            if (!policy.allowsPaymaster(paymaster)) revert PaymasterNotAllowed(paymaster);
+        } else {
+            // What the account can be made to pay: EntryPoint v0.8's required prefund (no paymaster fields).
+            bytes32 limits = userOp.accountGasLimits;
+            uint256 cost = ((uint256(limits) >> 128) + uint128(uint256(limits)) + userOp.preVerificationGas)
+                * uint128(uint256(userOp.gasFees));
+            uint256 spent = (status >> GAS_SHIFT) & MASK96;
+            uint256 budget = policy.gasBudget();
+            if (spent + cost > budget) revert GasBudgetExceeded(spent, cost, budget);
+            $.status[id] = status + (cost << GAS_SHIFT);
+            emit SessionGasCharged(id, cost);
+        }
+        validationData =
+            sigFailed | (uint256(policy.validUntil()) << 160) | (uint256(policy.validAfter()) << 208);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                            SESSION USE
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Run `calls` under the session `policy`. Callable by the policy's key directly, or by the
+    /// EntryPoint for a user operation the key signed. Scope, caps, uses and liveness are checked here on
+    /// both paths; the window is checked here on the direct path and by the EntryPoint on the other.
+    function executeAsSession(bytes calldata policy, Call[] calldata calls) external {
+        SessionStorage storage $ = _sessions();
+        bytes32 id = keccak256(policy);
+        uint256 status = $.status[id];
+        _requireLive(id, status, $.epoch);
+        bool viaEntryPoint = msg.sender == ENTRY_POINT;
+        if (!viaEntryPoint && msg.sender != policy.key()) revert NotSessionKey(msg.sender, policy.key());
+        _lockSession();
+
+        if (!viaEntryPoint) {
+            uint48 validAfter = policy.validAfter();
+            if (block.timestamp <= validAfter) revert SessionNotYetValid(validAfter, block.timestamp);
+            uint48 validUntil = policy.validUntil();
+            if (block.timestamp > validUntil) revert SessionExpired(validUntil, block.timestamp);
+        }
+
+        uint32 maxUses = policy.maxUses();
+        if (maxUses != 0) {
+            if (status & USES_MASK >= maxUses) revert UsageLimitReached(maxUses);
+            status += 1;
+        }
+
+        // 1. Scope, native value and declared token outflows: all checked before any call runs.
+        uint256 t = policy.tokensOffset();
+        uint256 tokenCount = policy.tokenCount(t);
+        uint256[] memory charged = new uint256[](tokenCount);
+        bool measure;
+        uint256 value;
+        bytes memory usage;
+        uint256 n = calls.length;
+        for (uint256 i; i < n; ++i) {
+            Call calldata c = calls[i];
+            bytes4 selector = _checkScope(policy, c.target, c.data);
+            uint256 v = c.value;
+            if (v != 0) {
+                uint256 perCall = policy.nativePerCall();
+                if (v > perCall) revert NativeValueAboveCallCap(v, perCall);
+                value += v;
+            }
+            if (tokenCount != 0 && !_declareOutflow(policy, t, tokenCount, c.target, selector, c.data, charged)) {
+                measure = true;
+            }
+            usage = abi.encodePacked(usage, c.target, selector);
+        }
+        if (value != 0) status = _chargeNative(policy, id, status, value);
+        if (maxUses != 0 || value != 0) $.status[id] = status;
+
+        // 2. Run the calls. Calls that are not recognised ERC-20 outflows of a capped token are measured:
+        //    every decrease of a capped token balance across such a call is charged (inflows never net).
+        for (uint256 i; i < n; ++i) {
+            Call calldata c = calls[i];
+            if (measure && !_isDeclared(policy, t, tokenCount, c.target, c.data)) {
+                uint256[] memory before = _balances(policy, t, tokenCount);
+                _call(c.target, c.value, c.data);
+                uint256[] memory afterwards = _balances(policy, t, tokenCount);
+                for (uint256 j; j < tokenCount; ++j) {
+                    if (afterwards[j] < before[j]) charged[j] += before[j] - afterwards[j];
+                }
+            } else {
+                _call(c.target, c.value, c.data);
+            }
+        }
+
+        // 3. Token caps, against what was declared and measured.
+        for (uint256 j; j < tokenCount; ++j) {
+            if (charged[j] != 0) {
+                address token = _chargeToken(policy, t, j, id, charged[j]);
+                usage = abi.encodePacked(usage, token, uint112(charged[j]));
+            }
+        }
+        emit SessionUsed(id, value, uint8(n), usage);
+        _unlockSession();
+    }
+
+    /// @dev Returns the call's selector (zero for empty calldata) if some permission covers it.
+    function _checkScope(bytes calldata policy, address target, bytes calldata data) private view returns (bytes4) {
+        if (target == address(this) || target == ENTRY_POINT || target == address(0)) revert ForbiddenTarget(target);
+        bool empty = data.length == 0;
+        if (!empty && data.length < 4) revert CalldataTooShort(target, data.length);
+        bytes4 selector = empty ? bytes4(0) : bytes4(data[:4]);
+        uint256 n = policy.permissionCount();
+        for (uint256 i; i < n; ++i) {
+            (address allowed, bytes4 allowedSelector, uint8 mode) = policy.permission(i);
+            if (allowed != target) continue;
+            if (mode == SessionPolicy.MODE_ANY_SELECTOR) {
+                if (empty || !_isMulticall(selector)) return selector;
+            } else if (mode == SessionPolicy.MODE_EMPTY_CALLDATA) {
+                if (empty) return selector;
+            } else if (!empty && allowedSelector == selector) {
+                return selector;
+            }
+        }
+        revert CallNotAllowed(target, selector);
+    }
+
+    /// @dev Adds a recognised ERC-20 outflow to `charged`; returns false if the call must be measured instead.
+    /// transfer/approve/increaseAllowance/transferFrom on a capped token count their full amount (an approval
+    /// counts when given, whatever is later pulled with it). Calls to anything else are measured.
+    function _declareOutflow(
+        bytes calldata policy,
+        uint256 t,
+        uint256 tokenCount,
+        address target,
+        bytes4 selector,
+        bytes calldata data,
+        uint256[] memory charged
+    ) private pure returns (bool) {
+        for (uint256 j; j < tokenCount; ++j) {
+            if (policy.tokenAt(t, j) != target) continue;
+            uint256 amountAt = _amountOffset(selector, data.length);
+            if (amountAt == 0) return false;
+            charged[j] += uint256(bytes32(data[amountAt:amountAt + 32]));
+            return true;
+        }
+        return false;
+    }
+
+    /// @dev True if the call was accounted by `_declareOutflow` (same rule, no side effects).
+    function _isDeclared(bytes calldata policy, uint256 t, uint256 tokenCount, address target, bytes calldata data)
+        private
+        pure
+        returns (bool)
+    {
+        if (data.length < 4) return false;
+        for (uint256 j; j < tokenCount; ++j) {
+            if (policy.tokenAt(t, j) == target) return _amountOffset(bytes4(data[:4]), data.length) != 0;
+        }
+        return false;
+    }
+
+    /// @dev Offset of the amount argument of a recognised ERC-20 outflow, or 0.
+    function _amountOffset(bytes4 selector, uint256 length) private pure returns (uint256 offset) {
+        if (selector == ERC20_TRANSFER || selector == ERC20_APPROVE || selector == ERC20_INCREASE_ALLOWANCE) {
+            offset = 36;
+        } else if (selector == ERC20_TRANSFER_FROM) {
+            offset = 68;
+        }
+        if (length < offset + 32) offset = 0;
+    }
+
+    function _balances(bytes calldata policy, uint256 t, uint256 tokenCount)
+        private
+        view
+        returns (uint256[] memory balances)
+    {
+        balances = new uint256[](tokenCount);
+        for (uint256 j; j < tokenCount; ++j) {
+            balances[j] = IERC20Balance(policy.tokenAt(t, j)).balanceOf(address(this));
+        }
+    }
+
+    function _chargeNative(bytes calldata policy, bytes32 id, uint256 status, uint256 value)
+        private
+        returns (uint256)
+    {
+        uint256 spent = (status >> NATIVE_SHIFT) & MASK96;
+        uint256 cap = policy.nativeTotal();
+        if (spent + value > cap) revert NativeSpendCapExceeded(spent, value, cap);
+        uint32 period = policy.nativePeriod();
+        if (period != 0) {
+            _chargePeriod(id, address(0), period, policy.nativePerPeriod(), value);
+        }
+        return status + (value << NATIVE_SHIFT);
+    }
+
+    function _chargeToken(bytes calldata policy, uint256 t, uint256 j, bytes32 id, uint256 amount)
+        private
+        returns (address token)
+    {
+        uint256 cap;
+        uint32 period;
+        uint256 perPeriod;
+        (token, cap, period, perPeriod) = policy.tokenCap(t, j);
+        uint256 word = _sessions().ledger[id][token];
+        uint256 spent = word & MASK112;
+        if (spent + amount > cap) revert TokenSpendCapExceeded(token, spent, amount, cap);
+        if (period != 0) {
+            word = _rollPeriod(word, period);
+            uint256 inPeriod = (word >> PERIOD_SHIFT) & MASK112;
+            if (inPeriod + amount > perPeriod) revert TokenPeriodCapExceeded(token, inPeriod, amount, perPeriod);
+            word += amount << PERIOD_SHIFT;
+        }
+        _sessions().ledger[id][token] = word + amount;
+    }
+
+    /// @dev Periodic native allowance (the cumulative native total lives in the status word).
+    function _chargePeriod(bytes32 id, address asset, uint32 period, uint256 perPeriod, uint256 amount) private {
+        uint256 word = _rollPeriod(_sessions().ledger[id][asset], period);
+        uint256 inPeriod = (word >> PERIOD_SHIFT) & MASK112;
+        if (inPeriod + amount > perPeriod) revert NativePeriodCapExceeded(inPeriod, amount, perPeriod);
+        _sessions().ledger[id][asset] = word + (amount << PERIOD_SHIFT);
+    }
+
+    /// @dev Starts a new period (spent in period = 0) when the fixed window `timestamp / period` moved on.
+    function _rollPeriod(uint256 word, uint32 period) private view returns (uint256) {
+        uint256 index = block.timestamp / period + 1;
+        if (word >> INDEX_SHIFT == index) return word;
+        return (word & MASK112) | (index << INDEX_SHIFT);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                          SESSION MANAGEMENT
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Grant (or re-grant, with fresh budgets) the session described by the packed `policy`.
+    /// @return sessionId keccak256(policy)
+    function grantSession(bytes calldata policy) external onlyOwner returns (bytes32 sessionId) {
+        policy.checkLayout();
+        address key = policy.key();
+        if (key == address(0) || key == address(this)) revert InvalidSessionKey(key);
+        uint48 validAfter = policy.validAfter();
+        uint48 validUntil = policy.validUntil();
+        if (validUntil <= validAfter) revert InvalidWindow(validAfter, validUntil);
+        if (validUntil < block.timestamp) revert WindowAlreadyEnded(validUntil, block.timestamp);
+        _checkPermissions(policy);
+
+        SessionStorage storage $ = _sessions();
+        sessionId = keccak256(policy);
+        uint32 nativePeriod = policy.nativePeriod();
+        _checkPeriod(address(0), nativePeriod, policy.nativePerPeriod());
+        if (nativePeriod != 0) $.ledger[sessionId][address(0)] = _freshLedger(nativePeriod);
+
+        uint256 t = policy.tokensOffset();
+        _initTokenLedgers(policy, t, sessionId);
+        _checkPaymasters(policy, policy.paymastersOffset(t));
+
+        uint32 epoch = $.epoch;
+        $.status[sessionId] = (uint256(epoch) + 1) << EPOCH_SHIFT;
+        emit SessionGranted(sessionId, key, epoch, policy);
+    }
+
+    /// @notice Revoke one session at once; its key can no longer act, on any path.
+    function revokeSession(bytes32 sessionId) external onlyOwner {
+        SessionStorage storage $ = _sessions();
+        if ($.status[sessionId] == 0) revert SessionNotActive(sessionId);
+        delete $.status[sessionId];
+        emit SessionRevoked(sessionId);
+    }
+
+    /// @notice Revoke every session granted so far, in one write.
+    function revokeAllSessions() external onlyOwner {
+        SessionStorage storage $ = _sessions();
+        uint32 epoch = $.epoch;
+        if (epoch == type(uint32).max - 1) revert EpochExhausted();
+        $.epoch = epoch + 1;
+        emit AllSessionsRevoked(epoch + 1);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice The current revoke-all epoch.
+    function sessionEpoch() external view returns (uint32) {
+        return _sessions().epoch;
+    }
+
+    /// @notice A session's live state. `live` is false if it was never granted, was revoked, or predates the
+    /// current epoch.
+    function sessionStatus(bytes32 sessionId)
+        external
+        view
+        returns (bool live, uint32 uses, uint256 nativeSpent, uint256 gasSpent, uint32 grantedEpoch)
+    {
+        SessionStorage storage $ = _sessions();
+        uint256 status = $.status[sessionId];
+        uint256 epochPlusOne = status >> EPOCH_SHIFT;
+        live = epochPlusOne != 0 && epochPlusOne == uint256($.epoch) + 1;
+        uses = uint32(status & USES_MASK);
+        nativeSpent = (status >> NATIVE_SHIFT) & MASK96;
+        gasSpent = (status >> GAS_SHIFT) & MASK96;
+        grantedEpoch = epochPlusOne == 0 ? 0 : uint32(epochPlusOne - 1);
+    }
+
+    /// @notice A session's ledger for `asset` (a token, or address(0) for the periodic native allowance).
+    /// @return totalSpent cumulative outflow (tokens only)
+    /// @return periodSpent outflow in the period `periodIndex` (block.timestamp / period)
+    function sessionLedger(bytes32 sessionId, address asset)
+        external
+        view
+        returns (uint256 totalSpent, uint256 periodSpent, uint256 periodIndex)
+    {
+        uint256 word = _sessions().ledger[sessionId][asset];
+        totalSpent = word & MASK112;
+        periodSpent = (word >> PERIOD_SHIFT) & MASK112;
+        uint256 stored = word >> INDEX_SHIFT;
+        periodIndex = stored == 0 ? 0 : stored - 1;
+    }
+
+    /// @notice ERC-1271: only the owner's own signature is valid. Session keys never pass.
+    function isValidSignature(bytes32 hash, bytes calldata signature) external view returns (bytes4) {
+        return _recover(hash, signature) == address(this) ? IERC1271.isValidSignature.selector : bytes4(0xffffffff);
+    }
+
+    /// @notice The EntryPoint this account trusts.
+    function entryPoint() external pure returns (address) {
+        return ENTRY_POINT;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                               INTERNALS
+    //////////////////////////////////////////////////////////////*/
+
+    function _sessions() private pure returns (SessionStorage storage $) {
+        assembly ("memory-safe") {
+            $.slot := SESSION_STORAGE_SLOT
+        }
+    }
+
+    function _requireLive(bytes32 id, uint256 status, uint32 epoch) private pure {
+        uint256 epochPlusOne = status >> EPOCH_SHIFT;
+        if (epochPlusOne == 0) revert SessionNotActive(id);
+        if (epochPlusOne != uint256(epoch) + 1) revert SessionEpochRevoked(id, uint32(epochPlusOne - 1), epoch);
+    }
+
+    /// @dev Low-s, non-zero ECDSA recovery of a raw hash; returns address(0) on any malformed signature.
+    function _recover(bytes32 hash, bytes calldata signature) private pure returns (address recovered) {
+        ECDSA.RecoverError err;
+        (recovered, err,) = ECDSA.tryRecoverCalldata(hash, signature);
+        if (err != ECDSA.RecoverError.NoError) recovered = address(0);
+    }
+
+    /// @dev The `policy` argument inside `executeAsSession(bytes policy, Call[] calls)` callData.
+    function _policyFromCallData(bytes calldata callData) private pure returns (bytes calldata policy) {
+        if (callData.length < 68) revert SessionCallDataMalformed();
+        uint256 offset = uint256(bytes32(callData[4:36]));
+        if (offset > callData.length) revert SessionCallDataMalformed();
+        uint256 start = 4 + offset;
+        if (start + 32 > callData.length) revert SessionCallDataMalformed();
+        uint256 length = uint256(bytes32(callData[start:start + 32]));
+        if (length > callData.length - start - 32) revert SessionCallDataMalformed();
+        policy = callData[start + 32:start + 32 + length];
+    }
+
+    function _call(address target, uint256 value, bytes calldata data) private {
+        (bool ok, bytes memory result) = target.call{value: value}(data);
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(result, 0x20), mload(result))
+            }
+        }
+    }
+
+    function _checkPermissions(bytes calldata policy) private view {
+        uint256 n = policy.permissionCount();
+        if (n == 0) revert EmptyScope();
+        for (uint256 i; i < n; ++i) {
+            (address target, bytes4 selector, uint8 mode) = policy.permission(i);
+            if (target == address(this) || target == ENTRY_POINT || target == address(0)) {
+                revert ForbiddenTarget(target);
+            }
+            if (mode > SessionPolicy.MODE_EMPTY_CALLDATA || (mode != SessionPolicy.MODE_EXACT && selector != 0)) {
+                revert InvalidPermission(target, selector, mode);
+            }
+            if (mode == SessionPolicy.MODE_EXACT && _isMulticall(selector)) revert MulticallNotAllowed(target, selector);
+            for (uint256 k; k < i; ++k) {
+                (address t2, bytes4 s2, uint8 m2) = policy.permission(k);
+                if (t2 == target && s2 == selector && m2 == mode) revert DuplicatePermission(target, selector, mode);
+            }
+        }
+    }
+
+    /// @dev Checks the token caps and writes a fresh (zero-spent, non-zero) ledger word for each.
+    function _initTokenLedgers(bytes calldata policy, uint256 t, bytes32 sessionId) private {
+        mapping(address => uint256) storage ledger = _sessions().ledger[sessionId];
+        uint256 m = policy.tokenCount(t);
+        for (uint256 j; j < m; ++j) {
+            (address token,, uint32 period, uint256 perPeriod) = policy.tokenCap(t, j);
+            if (token == address(0) || token == address(this)) revert InvalidTokenCap(token);
+            for (uint256 k; k < j; ++k) {
+                if (policy.tokenAt(t, k) == token) revert InvalidTokenCap(token);
+            }
+            _checkPeriod(token, period, perPeriod);
+            ledger[token] = _freshLedger(period);
+        }
+    }
+
+    function _checkPaymasters(bytes calldata policy, uint256 o) private pure {
+        uint256 k = uint8(policy[o]);
+        for (uint256 h; h < k; ++h) {
+            uint256 a = o + 1 + h * SessionPolicy.PAYMASTER_SIZE;
+            address paymaster = address(bytes20(policy[a:a + 20]));
+            if (paymaster == address(0)) revert InvalidPaymaster(paymaster);
+            for (uint256 g; g < h; ++g) {
+                uint256 b = o + 1 + g * SessionPolicy.PAYMASTER_SIZE;
+                if (address(bytes20(policy[b:b + 20])) == paymaster) revert InvalidPaymaster(paymaster);
+            }
+        }
+    }
+
+    function _checkPeriod(address asset, uint32 period, uint256 perPeriod) private pure {
+        if ((period == 0) != (perPeriod == 0)) revert InvalidPeriod(asset, period, perPeriod);
+    }
+
+    /// @dev A ledger word with zero spent and a non-zero index field (the current period, or 1 if none).
+    function _freshLedger(uint32 period) private view returns (uint256) {
+        uint256 index = period == 0 ? 1 : block.timestamp / period + 1;
+        return index << INDEX_SHIFT;
+    }
+
+    /// @dev Functions that bundle inner calls the policy cannot see.
+    function _isMulticall(bytes4 s) private pure returns (bool) {
+        return s == 0xac9650d8 // multicall(bytes[])
+            || s == 0x5ae401dc // multicall(uint256,bytes[])
+            || s == 0x1f0464d1 // multicall(bytes32,bytes[])
+            || s == 0x252dba42 // aggregate((address,bytes)[])
+            || s == 0x82ad56cb // aggregate3((address,bool,bytes)[])
+            || s == 0x174dea71 // aggregate3Value((address,bool,uint256,bytes)[])
+            || s == 0xbce38bd7 // tryAggregate(bool,(address,bytes)[])
+            || s == 0xc3077fa9 // blockAndAggregate((address,bytes)[])
+            || s == 0x399542e9 // tryBlockAndAggregate(bool,(address,bytes)[])
+            || s == 0x3593564c // execute(bytes,bytes[],uint256) (universal router)
+            || s == 0x24856bc3 // execute(bytes,bytes[])
+            || s == 0xe9ae5c53 // execute(bytes32,bytes) (ERC-7821)
+            || s == 0x34fcd5be // executeBatch((address,uint256,bytes)[])
+            || s == SmartKeysAccount.executeAsSession.selector;
+    }
+
+    function _lockSession() private {
+        bytes32 slot = SESSION_LOCK_SLOT;
+        uint256 locked;
+        assembly ("memory-safe") {
+            locked := tload(slot)
+        }
+        if (locked != 0) revert SessionReentered();
+        assembly ("memory-safe") {
+            tstore(slot, 1)
+        }
+    }
+
+    function _unlockSession() private {
+        bytes32 slot = SESSION_LOCK_SLOT;
+        assembly ("memory-safe") {
+            tstore(slot, 0)
+        }
+    }
+}

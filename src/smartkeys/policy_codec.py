@@ -1,0 +1,277 @@
+"""The packed session policy: exactly the bytes ``contracts/SessionPolicy.sol`` decodes.
+
+A policy is granted on-chain once (the account logs it in ``SessionGranted``) and presented again with
+every use; its ``keccak256`` is the session id. Layout, version 1 (big-endian, no padding)::
+
+    0    1   version (1)
+    1   20   key                session signer
+    21   6   valid_after        exclusive
+    27   6   valid_until        inclusive
+    33   4   max_uses           0 = unlimited
+    37  12   native_per_call
+    49  12   native_total
+    61   4   native_period      seconds, 0 = none
+    65  12   native_per_period
+    77  12   gas_budget         wei
+    89   4   salt
+    93   1   n permissions, then n x [target 20 | selector 4 | mode 1]
+         1   m token caps,  then m x [token 20 | cap 14 | period 4 | per_period 14]
+         1   k paymasters,  then k x [paymaster 20]
+
+This module is pure: no network, no clock. The friendly policy model (human units, files) builds on it.
+
+>>> p = SessionPolicy(key="0x" + "11" * 20, valid_after=0, valid_until=2**32,
+...                   permissions=(Permission("0x" + "22" * 20, "0xa9059cbb"),))
+>>> len(p.encode())
+122
+>>> SessionPolicy.decode(p.encode()) == p
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from eth_utils import is_address, keccak, to_checksum_address
+
+from smartkeys.errors import InvalidInputError
+
+__all__ = [
+    "MAX_PAYMASTERS",
+    "MAX_PERMISSIONS",
+    "MAX_TOKEN_CAPS",
+    "POLICY_VERSION",
+    "Permission",
+    "PermissionMode",
+    "SessionPolicy",
+    "TokenCap",
+    "selector_of",
+]
+
+POLICY_VERSION = 1
+MAX_PERMISSIONS = 32
+MAX_TOKEN_CAPS = 16
+MAX_PAYMASTERS = 8
+_HEADER = 94
+
+_U32 = 2**32 - 1
+_U48 = 2**48 - 1
+_U96 = 2**96 - 1
+_U112 = 2**112 - 1
+
+
+class PermissionMode(IntEnum):
+    """How a permission matches a call's selector."""
+
+    EXACT = 0
+    """Only calls whose first four bytes equal the selector."""
+    ANY_SELECTOR = 1
+    """Any function of the target (known multicall functions excepted), and plain transfers to it."""
+    EMPTY_CALLDATA = 2
+    """Only calls with empty calldata: plain native transfers."""
+
+
+def selector_of(signature_or_hex: str | bytes) -> bytes:
+    """Four-byte selector from ``"transfer(address,uint256)"``, ``"0xa9059cbb"`` or raw bytes.
+
+    >>> selector_of("transfer(address,uint256)").hex()
+    'a9059cbb'
+    """
+    if isinstance(signature_or_hex, bytes):
+        if len(signature_or_hex) != 4:
+            raise InvalidInputError("selector", signature_or_hex.hex(), "4 bytes", "pass a 4-byte selector")
+        return signature_or_hex
+    text = signature_or_hex.strip()
+    if text.startswith("0x") and len(text) == 10:
+        try:
+            return bytes.fromhex(text[2:])
+        except ValueError:
+            pass
+    if "(" in text and text.endswith(")") and " " not in text:
+        return keccak(text=text)[:4]
+    raise InvalidInputError(
+        "selector",
+        signature_or_hex,
+        "a function signature like 'transfer(address,uint256)' or a 0x-prefixed 4-byte selector",
+        "write the canonical signature without spaces or parameter names",
+    )
+
+
+def _address(name: str, value: str) -> str:
+    if not isinstance(value, str) or not is_address(value):
+        raise InvalidInputError(name, value, "a 20-byte hex address", "check the address (0x + 40 hex digits)")
+    return to_checksum_address(value)
+
+
+def _uint(name: str, value: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise InvalidInputError(name, value, f"an integer from 0 to {maximum}", "use a smaller value")
+    return value
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One allowlist entry: the session may call ``selector`` on ``target`` (see :class:`PermissionMode`)."""
+
+    target: str
+    selector: bytes | str = b"\x00\x00\x00\x00"
+    mode: PermissionMode = PermissionMode.EXACT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target", _address("permission.target", self.target))
+        object.__setattr__(self, "mode", PermissionMode(self.mode))
+        if self.mode is PermissionMode.EXACT:
+            object.__setattr__(self, "selector", selector_of(self.selector))
+        else:
+            sel = self.selector if isinstance(self.selector, bytes) else selector_of(self.selector)
+            if sel != b"\x00\x00\x00\x00":
+                raise InvalidInputError(
+                    "permission.selector",
+                    "0x" + sel.hex(),
+                    f"no selector with mode {self.mode.name}",
+                    "use mode EXACT for one function, or drop the selector",
+                )
+            object.__setattr__(self, "selector", sel)
+
+    def encode(self) -> bytes:
+        return bytes.fromhex(self.target[2:]) + self.selector + bytes([self.mode])
+
+
+@dataclass(frozen=True)
+class TokenCap:
+    """ERC-20 budget: ``cap`` base units in total, and optionally ``per_period`` within each ``period`` s."""
+
+    token: str
+    cap: int
+    period: int = 0
+    per_period: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token", _address("token_cap.token", self.token))
+        _uint("token_cap.cap", self.cap, _U112)
+        _uint("token_cap.period", self.period, _U32)
+        _uint("token_cap.per_period", self.per_period, _U112)
+
+    def encode(self) -> bytes:
+        return (
+            bytes.fromhex(self.token[2:])
+            + self.cap.to_bytes(14, "big")
+            + self.period.to_bytes(4, "big")
+            + self.per_period.to_bytes(14, "big")
+        )
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """Everything a session key may do, in on-chain units (wei, base units, unix seconds).
+
+    Only the layout is checked here; the account refuses semantically bad grants (inverted window,
+    empty scope, duplicates, forbidden targets) with its own custom errors.
+    """
+
+    key: str
+    valid_after: int
+    valid_until: int
+    permissions: tuple[Permission, ...] = ()
+    token_caps: tuple[TokenCap, ...] = ()
+    paymasters: tuple[str, ...] = ()
+    max_uses: int = 0
+    native_per_call: int = 0
+    native_total: int = 0
+    native_period: int = 0
+    native_per_period: int = 0
+    gas_budget: int = 0
+    salt: int = 0
+    version: int = field(default=POLICY_VERSION)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", _address("key", self.key))
+        _uint("valid_after", self.valid_after, _U48)
+        _uint("valid_until", self.valid_until, _U48)
+        _uint("max_uses", self.max_uses, _U32)
+        for name in ("native_per_call", "native_total", "native_per_period", "gas_budget"):
+            _uint(name, getattr(self, name), _U96)
+        _uint("native_period", self.native_period, _U32)
+        _uint("salt", self.salt, _U32)
+        object.__setattr__(self, "permissions", tuple(self.permissions))
+        object.__setattr__(self, "token_caps", tuple(self.token_caps))
+        object.__setattr__(
+            self, "paymasters", tuple(_address("paymasters", p) for p in self.paymasters)
+        )
+        for name, items, limit in (
+            ("permissions", self.permissions, MAX_PERMISSIONS),
+            ("token_caps", self.token_caps, MAX_TOKEN_CAPS),
+            ("paymasters", self.paymasters, MAX_PAYMASTERS),
+        ):
+            if len(items) > limit:
+                raise InvalidInputError(name, len(items), f"at most {limit} entries", "split the policy")
+
+    def encode(self) -> bytes:
+        """The packed bytes the contract decodes."""
+        out = bytearray()
+        out += bytes([self.version])
+        out += bytes.fromhex(self.key[2:])
+        out += self.valid_after.to_bytes(6, "big")
+        out += self.valid_until.to_bytes(6, "big")
+        out += self.max_uses.to_bytes(4, "big")
+        out += self.native_per_call.to_bytes(12, "big")
+        out += self.native_total.to_bytes(12, "big")
+        out += self.native_period.to_bytes(4, "big")
+        out += self.native_per_period.to_bytes(12, "big")
+        out += self.gas_budget.to_bytes(12, "big")
+        out += self.salt.to_bytes(4, "big")
+        out += bytes([len(self.permissions)])
+        for p in self.permissions:
+            out += p.encode()
+        out += bytes([len(self.token_caps)])
+        for c in self.token_caps:
+            out += c.encode()
+        out += bytes([len(self.paymasters)])
+        for pm in self.paymasters:
+            out += bytes.fromhex(pm[2:])
+        return bytes(out)
+
+    @property
+    def session_id(self) -> bytes:
+        """keccak256 of the packed policy: the on-chain session id."""
+        return keccak(self.encode())
+
+    @classmethod
+    def decode(cls, data: bytes) -> SessionPolicy:
+        """Parse packed policy bytes (for instance from a ``SessionGranted`` log)."""
+        data = bytes(data)
+        pos = 0
+
+        def take(n: int) -> bytes:
+            nonlocal pos
+            if pos + n > len(data):
+                raise InvalidInputError("policy", f"{len(data)} bytes", f"at least {pos + n} bytes", "the policy bytes are truncated")
+            chunk = data[pos : pos + n]
+            pos += n
+            return chunk
+
+        def num(n: int) -> int:
+            return int.from_bytes(take(n), "big")
+
+        version = num(1)
+        if version != POLICY_VERSION:
+            raise InvalidInputError("policy.version", version, f"{POLICY_VERSION}", "upgrade smartkeys to read this policy")
+        key = "0x" + take(20).hex()
+        header = dict(
+            valid_after=num(6), valid_until=num(6), max_uses=num(4), native_per_call=num(12),
+            native_total=num(12), native_period=num(4), native_per_period=num(12), gas_budget=num(12),
+            salt=num(4),
+        )
+        permissions = []
+        for _ in range(num(1)):
+            target = "0x" + take(20).hex()
+            selector = take(4)
+            permissions.append(Permission(target, selector, PermissionMode(num(1))))
+        caps = []
+        for _ in range(num(1)):
+            caps.append(TokenCap("0x" + take(20).hex(), num(14), num(4), num(14)))
+        paymasters = ["0x" + take(20).hex() for _ in range(num(1))]
+        if pos != len(data):
+            raise InvalidInputError("policy", f"{len(data)} bytes", f"exactly {pos} bytes", "remove trailing bytes")
+        return cls(key=key, permissions=tuple(permissions), token_caps=tuple(caps), paymasters=tuple(paymasters), **header)

@@ -1,0 +1,126 @@
+"""Sending transactions: fill, preflight (estimate), sign locally, send, wait, and decode failures.
+
+Every transaction is estimated before it is signed, so a call the chain would refuse raises a typed
+exception (decoded from the revert data) and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from eth_abi import encode as abi_encode
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+
+from smartkeys.errors import ChainMismatchError, SmartKeysError, TransactionFailedError, decode_revert
+
+try:  # the embedded chain raises its own exception type for reverts
+    from eth_tester.exceptions import TransactionFailed as _EthTesterReverted
+except ImportError:  # pragma: no cover - eth-tester is a core dependency
+    _EthTesterReverted = ContractLogicError
+
+__all__ = ["REVERT_EXCEPTIONS", "check_chain_id", "revert_data_of", "send_transaction"]
+
+#: Exceptions that mean "the EVM reverted" across web3 providers (web3 and eth-tester).
+REVERT_EXCEPTIONS = (ContractCustomError, ContractLogicError, ContractPanicError, _EthTesterReverted)
+
+_GAS_HEADROOM_NUM = 12  # estimate x 1.2 + a flat margin: estimates on 7702 paths can be tight
+_GAS_HEADROOM_DEN = 10
+_GAS_FLAT_MARGIN = 20_000
+_DEFAULT_PRIORITY_FEE = 10**9
+_ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")
+
+
+def check_chain_id(w3: Web3, expected: int | None) -> int:
+    """Return the RPC's chain id; raise ChainMismatchError if it differs from ``expected``."""
+    actual = int(w3.eth.chain_id)
+    if expected is not None and actual != int(expected):
+        raise ChainMismatchError(expected=int(expected), actual=actual)
+    return actual
+
+
+def revert_data_of(exc: BaseException) -> bytes | None:
+    """Raw revert data carried by a web3 or eth-tester exception, if any.
+
+    eth-tester puts the revert in the message: ``b'...'`` (raw data, shown as a Python bytes literal) or,
+    for ``Error(string)``, the decoded reason text, which is re-encoded here.
+    """
+    if isinstance(exc, _EthTesterReverted) and not isinstance(exc, ContractLogicError):
+        return _eth_tester_revert_data(str(exc.args[0]) if exc.args else "")
+    data: Any = getattr(exc, "data", None)
+    if isinstance(data, dict):
+        data = data.get("data")
+    if data is None and exc.args:
+        data = exc.args[-1] if isinstance(exc.args[-1], (str, bytes)) else None
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return None
+    return None
+
+
+def _eth_tester_revert_data(message: str) -> bytes:
+    text = message.removeprefix("execution reverted: ")
+    if text.startswith(("b'", 'b"')):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = None
+        if isinstance(value, bytes):
+            return value
+    return _ERROR_STRING_SELECTOR + abi_encode(["string"], [text])
+
+
+def _fees(w3: Web3, tx: dict) -> None:
+    if "gasPrice" in tx:
+        return
+    base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+    tip = int(tx.get("maxPriorityFeePerGas", _DEFAULT_PRIORITY_FEE))
+    tx.setdefault("maxPriorityFeePerGas", tip)
+    tx.setdefault("maxFeePerGas", 2 * base + tip)
+
+
+def send_transaction(w3: Web3, account: LocalAccount, tx: dict, *, gas: int | None = None):
+    """Fill ``tx`` (nonce, chain id, fees, gas), sign it with ``account`` and wait for the receipt.
+
+    Raises the decoded custom error (a :class:`~smartkeys.errors.SmartKeysError`) before sending if the
+    estimate reverts, and :class:`TransactionFailedError` if the mined transaction failed anyway.
+    """
+    tx = dict(tx)
+    tx.setdefault("from", account.address)
+    tx.setdefault("chainId", int(w3.eth.chain_id))
+    tx.setdefault("nonce", w3.eth.get_transaction_count(account.address, "pending"))
+    tx.setdefault("value", 0)
+    _fees(w3, tx)
+    if gas is not None:
+        tx["gas"] = gas
+    elif "gas" not in tx:
+        try:
+            estimate = w3.eth.estimate_gas(tx)
+        except REVERT_EXCEPTIONS as exc:
+            raise decode_revert(revert_data_of(exc) or b"") from None
+        tx["gas"] = estimate * _GAS_HEADROOM_NUM // _GAS_HEADROOM_DEN + _GAS_FLAT_MARGIN
+    signed = account.sign_transaction(tx)
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
+    if receipt["status"] != 1:
+        raise TransactionFailedError(tx_hash=tx_hash, receipt=receipt, revert=_replay_revert(w3, tx, receipt))
+    return receipt
+
+
+def _replay_revert(w3: Web3, tx: dict, receipt) -> SmartKeysError | None:
+    """Best effort: re-run the failed transaction as a call at its parent block to read the revert."""
+    call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+    try:
+        w3.eth.call(call, receipt["blockNumber"] - 1)
+    except REVERT_EXCEPTIONS as exc:
+        return decode_revert(revert_data_of(exc) or b"")
+    except Exception:  # noqa: BLE001 - diagnostics only: the failure itself is already being raised
+        return None
+    return None
