@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command from README.md: sets everything up on a fresh machine, then runs the suite.
+#   - a virtual environment in .venv with smartkeys and its test extras
+#   - the pinned Solidity toolchain from package-lock.json (solcjs; used by the artifact check)
+#   - the shipped-artifacts check, then pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "== installing node and npm (apt)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm; else sudo apt-get update -qq && sudo apt-get install -y -qq nodejs npm; fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  python3 -m venv .venv
+fi
+echo "== installing smartkeys[test] into .venv"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+
+echo "== installing the pinned Solidity toolchain (npm ci)"
+npm ci --no-audit --no-fund --loglevel=error
+
+echo "== checking shipped artifacts against a fresh compile of contracts/"
+.venv/bin/python -m smartkeys.build --check
+
+echo "== running the test suite"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
