@@ -1,3 +1,57 @@
-"""smartkeys: scoped, expiring, revocable on-chain keys for AI agents."""
+"""smartkeys: scoped, expiring, revocable on-chain keys for AI agents (EIP-7702 + ERC-4337 v0.8).
+
+The public API, re-exported here:
+
+- owners: :class:`Owner` (delegate, execute, owner user ops, grant, revoke), :class:`Call`
+- agents: :class:`SessionAgent` (act through the account with a session key)
+- policies: :class:`SessionPolicy`, :class:`Permission`, :class:`PermissionMode`, :class:`TokenCap`
+- user operations: :class:`PackedUserOperation`, :func:`user_op_hash`, :func:`sign_user_op`,
+  :class:`EntryPoint`, :class:`UserOpResult`
+- EIP-7702: :func:`sign_authorization`
+- local chain: :func:`start_local_chain`
+- errors: :class:`SmartKeysError` (root of every exception raised here)
+"""
+
+from smartkeys.account import Call, DelegationError, Owner, SessionAgent
+from smartkeys.authorization import sign_authorization
+from smartkeys.deployments import ENTRY_POINT_V08, account_address
+from smartkeys.entrypoint import EntryPoint, UserOpResult
+from smartkeys.errors import (
+    ChainMismatchError,
+    ContractRevertError,
+    InvalidInputError,
+    SmartKeysError,
+    TransactionFailedError,
+    UserOperationError,
+)
+from smartkeys.localchain import start_local_chain
+from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap
+from smartkeys.userop import PackedUserOperation, sign_user_op, user_op_hash
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Call",
+    "ChainMismatchError",
+    "ContractRevertError",
+    "DelegationError",
+    "ENTRY_POINT_V08",
+    "EntryPoint",
+    "InvalidInputError",
+    "Owner",
+    "PackedUserOperation",
+    "Permission",
+    "PermissionMode",
+    "SessionAgent",
+    "SessionPolicy",
+    "SmartKeysError",
+    "TokenCap",
+    "TransactionFailedError",
+    "UserOpResult",
+    "UserOperationError",
+    "account_address",
+    "sign_authorization",
+    "sign_user_op",
+    "start_local_chain",
+    "user_op_hash",
+]
