@@ -82,10 +82,19 @@ from typing import Any, Protocol, Union
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
-from eth_utils import keccak, to_bytes, to_canonical_address, to_checksum_address
+from eth_utils import to_bytes, to_canonical_address, to_checksum_address
 from web3 import Web3
 
 from smartkeys import artifacts
+from smartkeys.tx import send_transaction
+from smartkeys.deployments import (
+    CREATE2_DEPLOYER,
+    ENTRY_POINT_SALT,
+    ENTRY_POINT_V08,
+    SIMPLE7702_ADDRESS,
+    _salt_bytes,
+    create2_address,
+)
 
 __all__ = [
     "CREATE2_DEPLOYER",
@@ -106,24 +115,11 @@ __all__ = [
 
 # --------------------------------------------------------------------------- constants
 
-ENTRY_POINT_V08: ChecksumAddress = ChecksumAddress("0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108")
-"""EntryPoint v0.8 canonical address (Alto recognises v0.8 by the ``0x433708`` prefix)."""
-
-CREATE2_DEPLOYER: ChecksumAddress = ChecksumAddress("0x4e59b44847b379578588920cA78FbF26c0B4956C")
-"""Arachnid's deterministic deployment proxy. Calldata ``salt(32) || init_code``; it
-returns the 20-byte address and reverts if CREATE2 fails."""
-
 CREATE2_DEPLOYER_RUNTIME: bytes = bytes.fromhex(
     "7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffe0"
     "3601600081602082378035828234f58015156039578182fd5b8082525050506014600cf3"
 )
 """Runtime code of :data:`CREATE2_DEPLOYER` (placed in the eth-tester genesis state)."""
-
-ENTRY_POINT_SALT: int = 0x0A59DBFF790C23C976A548690C27297883CC66B4C67024F9117B0238995E35E9
-"""Salt that puts the v0.8 EntryPoint creation bytecode at :data:`ENTRY_POINT_V08`."""
-
-SIMPLE7702_ADDRESS: ChecksumAddress = ChecksumAddress("0xe6Cae83BdE06E4c305530e199D7217f42808555B")
-"""Simple7702Account (eth-infinitism v0.8) deployed through the proxy with salt 0."""
 
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
 """Public test mnemonic (anvil/Hardhat default). Never use its keys on a real network."""
@@ -143,25 +139,6 @@ class LocalChainError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- pure helpers
-
-
-def _salt_bytes(salt: bytes | int | str) -> bytes:
-    if isinstance(salt, int):
-        if salt < 0 or salt >= 2**256:
-            raise ValueError("salt must fit in 32 bytes")
-        return salt.to_bytes(32, "big")
-    raw = to_bytes(hexstr=salt) if isinstance(salt, str) else bytes(salt)
-    if len(raw) != 32:
-        raise ValueError(f"salt must be exactly 32 bytes, got {len(raw)}")
-    return raw
-
-
-def create2_address(deployer: str | bytes, salt: bytes | int, init_code: bytes) -> ChecksumAddress:
-    """EIP-1014: ``keccak256(0xff ++ deployer ++ salt ++ keccak256(init_code))[12:]``."""
-    deployer_bytes = to_canonical_address(deployer)
-    code = to_bytes(hexstr=init_code) if isinstance(init_code, str) else bytes(init_code)
-    digest = keccak(b"\xff" + deployer_bytes + _salt_bytes(salt) + keccak(code))
-    return to_checksum_address(digest[12:])
 
 
 def _load_artifact(artifact: ArtifactLike) -> Mapping[str, Any]:
@@ -348,34 +325,12 @@ class LocalChain:
         given and the transaction would revert, the estimate raises; with an explicit
         ``gas`` a reverting transaction is mined and its receipt (``status == 0``) returned.
         """
-        w3 = self.w3
         tx = dict(tx)
         sender = tx.pop("from", None)
         if sender is not None and to_checksum_address(sender) != account.address:
             raise ValueError(f"tx 'from' {sender} is not the signing account {account.address}")
-        if tx.get("to"):
-            tx["to"] = to_checksum_address(tx["to"])
-        tx.setdefault("value", 0)
-        tx.setdefault("data", b"")
-        tx.setdefault("chainId", self.chain_id)
-        if "nonce" not in tx:
-            tx["nonce"] = w3.eth.get_transaction_count(account.address, "pending")
-        if "gasPrice" not in tx:
-            priority = tx.setdefault("maxPriorityFeePerGas", self.priority_fee_wei)
-            if "maxFeePerGas" not in tx:
-                base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
-                tx["maxFeePerGas"] = 2 * base_fee + priority
-        if "gas" not in tx:
-            estimate = dict(tx, **{"from": account.address})
-            estimate.pop("chainId", None)
-            gas = int(w3.eth.estimate_gas(estimate))  # type: ignore[arg-type]
-            block_limit = int(w3.eth.get_block("latest")["gasLimit"])
-            tx["gas"] = min(gas + gas // 4, block_limit)
-        signed = account.sign_transaction(tx)
-        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-        return w3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=self.receipt_timeout, poll_latency=0.01
-        )
+        tx.setdefault("maxPriorityFeePerGas", self.priority_fee_wei)
+        return send_transaction(self.w3, account, tx, check_status=False, timeout=self.receipt_timeout)
 
     def deploy_create2(
         self,

@@ -86,13 +86,25 @@ def _fees(w3: Web3, tx: dict) -> None:
     tx.setdefault("maxFeePerGas", 2 * base + tip)
 
 
-def send_transaction(w3: Web3, account: LocalAccount, tx: dict, *, gas: int | None = None):
+def send_transaction(
+    w3: Web3,
+    account: LocalAccount,
+    tx: dict,
+    *,
+    gas: int | None = None,
+    check_status: bool = True,
+    timeout: float = 120,
+):
     """Fill ``tx`` (nonce, chain id, fees, gas), sign it with ``account`` and wait for the receipt.
 
     Raises the decoded custom error (a :class:`~smartkeys.errors.SmartKeysError`) before sending if the
-    estimate reverts, and :class:`TransactionFailedError` if the mined transaction failed anyway.
+    estimate reverts, and :class:`TransactionFailedError` if the mined transaction failed anyway (unless
+    ``check_status`` is False: then the failed receipt is returned).
     """
     tx = dict(tx)
+    if tx.get("to"):
+        tx["to"] = Web3.to_checksum_address(tx["to"])
+    tx.setdefault("data", b"")
     tx.setdefault("from", account.address)
     tx.setdefault("chainId", int(w3.eth.chain_id))
     tx.setdefault("nonce", w3.eth.get_transaction_count(account.address, "pending"))
@@ -108,8 +120,8 @@ def send_transaction(w3: Web3, account: LocalAccount, tx: dict, *, gas: int | No
         tx["gas"] = estimate * _GAS_HEADROOM_NUM // _GAS_HEADROOM_DEN + _GAS_FLAT_MARGIN
     signed = account.sign_transaction(tx)
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
-    if receipt["status"] != 1:
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.01)
+    if check_status and receipt["status"] != 1:
         raise TransactionFailedError(tx_hash=tx_hash, receipt=receipt, revert=_replay_revert(w3, tx, receipt))
     return receipt
 

@@ -39,6 +39,7 @@ import coincurve
 from eth_account.datastructures import SignedSetCodeAuthorization
 from eth_utils import keccak, to_checksum_address
 
+from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.authorization import (
     SECP256K1_N,
     _secret_bytes,
@@ -73,8 +74,6 @@ __all__ = [
     "user_op_struct_hash",
 ]
 
-#: Canonical EntryPoint v0.8 address (deterministic deployment).
-ENTRY_POINT_V08 = "0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108"
 #: ``factory`` value marking an EIP-7702 account: ``0x7702`` padded to 20 bytes.
 EIP7702_FACTORY = "0x7702000000000000000000000000000000000000"
 INITCODE_EIP7702_MARKER = bytes.fromhex("7702") + bytes(18)
