@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,13 +21,34 @@ except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--chain",
+        choices=("eth-tester", "anvil"),
+        default=os.environ.get("SMARTKEYS_TEST_CHAIN", "eth-tester"),
+        help="backend for the chain fixtures: embedded eth-tester (default) or a real anvil node",
+    )
+
+
 @pytest.fixture(scope="session")
-def local_chain():
+def chain_backend(request) -> str:
+    return request.config.getoption("--chain")
+
+
+@pytest.fixture(scope="session")
+def local_chain(chain_backend):
     from smartkeys.localchain import start_local_chain
 
-    chain = start_local_chain()
+    chain = start_local_chain(chain_backend)
     yield chain
     chain.close()
+
+
+@pytest.fixture
+def eth_tester_only(chain_backend):
+    """For tests about eth-tester itself (its clock, its snapshots): skipped on other backends."""
+    if chain_backend != "eth-tester":
+        pytest.skip("checks eth-tester-specific behaviour")
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from smartkeys.entrypoint import EntryPoint, UserOpResult
 from smartkeys.errors import SmartKeysError, register_contract_errors
 from smartkeys.policy_codec import SessionPolicy
 from smartkeys.tx import REVERT_EXCEPTIONS, check_chain_id, revert_data_of, send_transaction
-from smartkeys.userop import PackedUserOperation, sign_user_op
+from smartkeys.userop import EIP7702_FACTORY, PackedUserOperation, sign_user_op
 
 __all__ = [
     "Call",
@@ -42,6 +42,7 @@ register_contract_errors(_ACCOUNT_ABI)
 DEFAULT_VERIFICATION_GAS = 150_000
 DEFAULT_PRE_VERIFICATION_GAS = 50_000
 _CALL_GAS_MARGIN = 25_000
+_SPONSORED_CALL_GAS = 100_000
 
 
 class DelegationError(SmartKeysError):
@@ -161,7 +162,12 @@ class Owner:
         data = b""
         if not keep_sessions and self._had_sessions():
             data = self.contract.encode_abi("revokeAllSessions", [])
-        receipt = self._set_code(self.implementation, sponsor, data)
+        if data and sponsor is not None:
+            # The sponsor's transaction cannot call owner-only functions itself; an owner-signed user op
+            # in the same type-4 bundle keeps delegation and revocation atomic.
+            receipt = self._delegate_and_call_sponsored(data, sponsor)
+        else:
+            receipt = self._set_code(self.implementation, sponsor, data)
         if self.delegation() != self.implementation:
             raise DelegationError(
                 f"authorization skipped: {self.address} still delegates to {self.delegation()}; "
@@ -183,6 +189,26 @@ class Owner:
         )
         tx = {"to": self.address, "data": data, "authorizationList": [auth]}
         return send_transaction(self.w3, sponsor or self._account, tx)
+
+    def _delegate_and_call_sponsored(self, call_data: bytes, sponsor: LocalAccount):
+        nonce = self.w3.eth.get_transaction_count(self.address)
+        auth = sign_authorization(self._account, self.implementation, self.chain_id, nonce)
+        op = PackedUserOperation(
+            sender=self.address,
+            nonce=self.entry_point.get_nonce(self.address, 0),
+            factory=EIP7702_FACTORY,
+            call_data=call_data,
+            call_gas_limit=_SPONSORED_CALL_GAS,
+            verification_gas_limit=DEFAULT_VERIFICATION_GAS,
+            pre_verification_gas=DEFAULT_PRE_VERIFICATION_GAS,
+            max_fee_per_gas=0,  # the sponsor pays the bundle; the account owes the EntryPoint nothing
+            max_priority_fee_per_gas=0,
+            eip7702_auth=auth,
+        )
+        op = sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id, delegate=self.implementation)
+        (result,) = self.entry_point.handle_ops([op], sponsor)
+        result.raise_for_failure()
+        return self.w3.eth.get_transaction_receipt(result.transaction_hash)
 
     def _had_sessions(self) -> bool:
         """True if this account ever granted a session (it may be live again after re-delegation)."""

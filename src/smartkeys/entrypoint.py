@@ -90,13 +90,24 @@ class EntryPoint:
         receipt = send_transaction(self.w3, bundler, tx, gas=gas)
         return self._results(receipt)
 
+    def _logs(self, receipt: Any, event_name: str) -> list[Any]:
+        """Decoded EntryPoint ``event_name`` logs of ``receipt`` (other contracts' logs are skipped)."""
+        event = getattr(self.contract.events, event_name)()
+        topic = bytes(event.topic) if isinstance(event.topic, (bytes, bytearray)) else bytes.fromhex(
+            str(event.topic).removeprefix("0x")
+        )
+        return [
+            event.process_log(log)
+            for log in receipt["logs"]
+            if log["address"] == self.address and log["topics"] and bytes(log["topics"][0]) == topic
+        ]
+
     def _results(self, receipt: Any) -> list[UserOpResult]:
-        events = self.contract.events
         reverts: dict[bytes, Exception] = {}
-        for log in events.UserOperationRevertReason().process_receipt(receipt, errors=_DISCARD):
+        for log in self._logs(receipt, "UserOperationRevertReason"):
             reverts[bytes(log["args"]["userOpHash"])] = decode_revert(bytes(log["args"]["revertReason"]))
         results = []
-        for log in events.UserOperationEvent().process_receipt(receipt, errors=_DISCARD):
+        for log in self._logs(receipt, "UserOperationEvent"):
             args = log["args"]
             op_hash = bytes(args["userOpHash"])
             results.append(
@@ -113,12 +124,3 @@ class EntryPoint:
                 )
             )
         return results
-
-
-def _discard_flag() -> Any:
-    from web3.logs import DISCARD
-
-    return DISCARD
-
-
-_DISCARD = _discard_flag()

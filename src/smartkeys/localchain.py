@@ -129,6 +129,7 @@ DEFAULT_NUM_ACCOUNTS = 10
 DEFAULT_BALANCE_WEI = 1_000_000 * 10**18
 DEFAULT_GAS_LIMIT = 60_000_000
 DEFAULT_PRIORITY_FEE_WEI = 10**9
+ANVIL_CHAIN_ID = 31337
 
 ArtifactLike = Union[str, Mapping[str, Any]]
 DeployHook = Callable[["LocalChain"], None]
@@ -276,7 +277,130 @@ class _EthTesterBackend:
         pass
 
 
-_BACKENDS: dict[str, Callable[..., _Backend]] = {"eth-tester": _EthTesterBackend}
+class _AnvilBackend:
+    """A real anvil node (npm ``@foundry-rs/anvil-linux-amd64``, Prague) on a free loopback port.
+
+    Same accounts as eth-tester (anvil derives them from the same mnemonic). anvil consumes a snapshot
+    when reverting to it; to keep ids reusable, each revert takes a fresh snapshot for the same id.
+    """
+
+    name = "anvil"
+
+    def __init__(
+        self,
+        funded_keys: Sequence[bytes],
+        *,
+        listed_keys: Sequence[bytes] | None = None,
+        balance_wei: int = DEFAULT_BALANCE_WEI,
+        gas_limit: int = DEFAULT_GAS_LIMIT,
+        chain_id: int = ANVIL_CHAIN_ID,
+        anvil_path: str | None = None,
+        port: int | None = None,
+        startup_timeout: float = 20.0,
+    ) -> None:
+        import subprocess
+        import time as _time
+
+        if balance_wei % 10**18:
+            raise ValueError("anvil funds accounts in whole ether: balance_wei must be a multiple of 10**18")
+        binary = find_anvil(anvil_path)
+        self.port = port or _free_loopback_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [
+            binary, "--host", "127.0.0.1", "--port", str(self.port), "--hardfork", "prague",
+            "--chain-id", str(chain_id), "--mnemonic", TEST_MNEMONIC, "--accounts", str(len(funded_keys)),
+            "--balance", str(balance_wei // 10**18), "--gas-limit", str(gas_limit), "--silent",
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 30}))
+        deadline = _time.monotonic() + startup_timeout
+        while True:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise LocalChainError(f"anvil exited with code {self.process.returncode}: {err.strip()[:500]}")
+            try:
+                if int(self.w3.eth.chain_id) == chain_id:
+                    break
+            except Exception:  # noqa: BLE001 - not listening yet
+                pass
+            if _time.monotonic() > deadline:
+                self.close()
+                raise LocalChainError(f"anvil did not answer on {self.url} within {startup_timeout} s")
+            _time.sleep(0.05)
+        expected = [Account.from_key(k).address for k in funded_keys]
+        if list(self.w3.eth.accounts)[: len(expected)] != expected:
+            self.close()
+            raise LocalChainError("anvil's dev accounts differ from the test mnemonic's")
+        self._snapshots: dict[int, str] = {}
+        self._next_id = 1
+
+    def _rpc(self, method: str, params: list[Any]) -> Any:
+        response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in response:
+            raise LocalChainError(f"{method} failed: {response['error']}")
+        return response.get("result")
+
+    def snapshot(self) -> int:
+        public_id = self._next_id
+        self._next_id += 1
+        self._snapshots[public_id] = self._rpc("evm_snapshot", [])
+        return public_id
+
+    def revert(self, snapshot_id: int) -> None:
+        if snapshot_id not in self._snapshots:
+            raise LookupError(f"no snapshot with id {snapshot_id!r}")
+        if not self._rpc("evm_revert", [self._snapshots[snapshot_id]]):
+            raise LookupError(f"anvil refused to revert to snapshot {snapshot_id!r}")
+        self._snapshots[snapshot_id] = self._rpc("evm_snapshot", [])
+
+    def time(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def set_next_block_timestamp(self, timestamp: int) -> None:
+        self._rpc("evm_setNextBlockTimestamp", [int(timestamp)])
+
+    def mine(self, blocks: int) -> None:
+        self._rpc("anvil_mine", [hex(blocks)])
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except Exception:  # noqa: BLE001
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def find_anvil(explicit: str | None = None) -> str:
+    """Path of the anvil binary: ``explicit``, ``$SMARTKEYS_ANVIL``, the project's node_modules, or PATH."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    candidates = [explicit, os.environ.get("SMARTKEYS_ANVIL")]
+    relative = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+    for base in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[2]):
+        candidates.append(str(base / relative))
+    candidates.append(shutil.which("anvil"))
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise LocalChainError(
+        "anvil not found; fix: run `npm ci` in the smartkeys checkout (it pins @foundry-rs/anvil-linux-amd64), "
+        "or set SMARTKEYS_ANVIL to an anvil binary"
+    )
+
+
+def _free_loopback_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+_BACKENDS: dict[str, Callable[..., _Backend]] = {"eth-tester": _EthTesterBackend, "anvil": _AnvilBackend}
 
 
 # --------------------------------------------------------------------------- LocalChain
@@ -448,14 +572,9 @@ def start_local_chain(
     """
     if num_accounts < 1:
         raise ValueError("num_accounts must be >= 1")
-    if backend == "anvil":
-        raise NotImplementedError(
-            "anvil backend arrives with the integration tests (npm @foundry-rs/anvil-linux-amd64, "
-            "--hardfork prague); use backend='eth-tester' for now"
-        )
     factory = _BACKENDS.get(backend)
     if factory is None:
-        raise ValueError(f"unknown backend {backend!r}; choose from {sorted(_BACKENDS)} or 'anvil'")
+        raise ValueError(f"unknown backend {backend!r}; choose from {sorted(_BACKENDS)}")
 
     keys = _test_private_keys(num_accounts + 1)
     impl = factory(keys, listed_keys=keys[:num_accounts], balance_wei=balance_wei, gas_limit=gas_limit, **kw)
