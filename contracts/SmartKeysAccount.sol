@@ -143,6 +143,8 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
     error TokenPeriodCapExceeded(address token, uint256 spent, uint256 requested, uint256 cap);
     /// @dev The user operation's maximum gas cost would pass the session's gas budget.
     error GasBudgetExceeded(uint256 spent, uint256 requested, uint256 budget);
+    /// @dev A session operation must use the nonce lane (key) equal to the session key's address.
+    error SessionNonceLaneMismatch(uint256 expectedLane, uint256 lane);
     /// @dev The user operation names a paymaster the policy does not list.
     error PaymasterNotAllowed(address paymaster);
     /// @dev A user operation's callData must be `executeAsSession(policy, calls)` with a well-formed head.
@@ -238,6 +240,10 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         // Keep going on a bad signature so gas estimation with a dummy signature measures the real path;
         // the EntryPoint rejects the operation (and undoes every write) when sigFailed is set.
         uint256 sigFailed = _recover(userOpHash, userOp.signature) == policy.key() ? 0 : SIG_VALIDATION_FAILED;
+
+        // A key signs only on its own nonce lane, so it cannot spend the owner's (or another key's) sequence.
+        uint256 lane = userOp.nonce >> 64;
+        if (lane != uint160(policy.key())) revert SessionNonceLaneMismatch(uint160(policy.key()), lane);
 
         SessionStorage storage $ = _sessions();
         bytes32 id = keccak256(policy);
