@@ -5,6 +5,10 @@
 - ``chain`` (function): the same chain, snapshotted before the test and reverted after it, so
   every test starts from the same state (nonces, balances, code, time) and stays fast.
 - ``accounts``: the chain's funded test accounts (``eth_account`` ``LocalAccount`` objects).
+
+Time: ``chain.set_next_block_timestamp(ts)`` fixes the next *mined* block's timestamp, but on eth-tester
+gas estimation (where direct-path refusals and AAxx validation failures are raised) runs at
+latest + 1 whatever was set. To have both at exactly ``ts``, mine a block at ``ts - 1`` first.
 """
 
 from __future__ import annotations
