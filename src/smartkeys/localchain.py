@@ -351,6 +351,9 @@ class _AnvilBackend:
             raise LookupError(f"no snapshot with id {snapshot_id!r}")
         if not self._rpc("evm_revert", [self._snapshots[snapshot_id]]):
             raise LookupError(f"anvil refused to revert to snapshot {snapshot_id!r}")
+        # anvil forgets every snapshot taken after this one; so do we, so that reverting to one is a clear error
+        for later in [i for i in self._snapshots if i > snapshot_id]:
+            del self._snapshots[later]
         self._snapshots[snapshot_id] = self._rpc("evm_snapshot", [])
 
     def time(self) -> int:

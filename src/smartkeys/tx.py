@@ -113,8 +113,9 @@ def send_transaction(
     if gas is not None:
         tx["gas"] = gas
     elif "gas" not in tx:
+        _preflight_call(w3, tx)
         try:
-            estimate = w3.eth.estimate_gas(tx)
+            estimate = _estimate_on_pending_block(w3, tx)
         except REVERT_EXCEPTIONS as exc:
             raise decode_revert(revert_data_of(exc) or b"") from None
         tx["gas"] = estimate * _GAS_HEADROOM_NUM // _GAS_HEADROOM_DEN + _GAS_FLAT_MARGIN
@@ -124,6 +125,36 @@ def send_transaction(
     if check_status and receipt["status"] != 1:
         raise TransactionFailedError(tx_hash=tx_hash, receipt=receipt, revert=_replay_revert(w3, tx, receipt))
     return receipt
+
+
+def _estimate_on_pending_block(w3: Web3, tx: dict) -> int:
+    """``eth_estimateGas`` against the pending block where the node supports a block argument (anvil,
+    geth), else the node's default (eth-tester, which has no block argument for it)."""
+    try:
+        return int(w3.eth.estimate_gas(tx, "pending"))
+    except REVERT_EXCEPTIONS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - only "block argument unsupported" is expected here
+        if "estimateGas" not in str(exc) and "not been implemented" not in str(exc) and not isinstance(exc, TypeError):
+            raise
+    return int(w3.eth.estimate_gas(tx))
+
+
+def _preflight_call(w3: Web3, tx: dict) -> None:
+    """Run ``tx`` as an ``eth_call`` on the pending block, which is the block it will be mined in.
+
+    Estimation on some nodes runs against the latest block instead, one second early. A refusal
+    that depends on time (a session window, a user op's validAfter/validUntil) must be raised
+    against the next block's timestamp. Set-code transactions are skipped, because ``eth_call``
+    does not apply authorization lists everywhere.
+    """
+    if tx.get("authorizationList"):
+        return
+    call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+    try:
+        w3.eth.call(call, "pending")
+    except REVERT_EXCEPTIONS as exc:
+        raise decode_revert(revert_data_of(exc) or b"") from None
 
 
 def _replay_revert(w3: Web3, tx: dict, receipt) -> SmartKeysError | None:

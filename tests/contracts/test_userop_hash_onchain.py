@@ -8,7 +8,6 @@ signature, the low-s / v=27|28 encoding and ``to_abi_tuple`` all match what the 
 
 from __future__ import annotations
 
-import ast
 
 import pytest
 from eth_abi import encode
@@ -20,6 +19,7 @@ from smartkeys.authorization import authorization_nonce, sign_authorization
 from smartkeys.encoding import parse_delegation
 from smartkeys.errors import FailedOp, FailedOpWithRevert, UnknownRevertError, decode_revert
 from smartkeys.localchain import ENTRY_POINT_V08, SIMPLE7702_ADDRESS
+from smartkeys.tx import revert_data_of
 from smartkeys.userop import (
     EIP7702_FACTORY,
     PackedUserOperation,
@@ -63,13 +63,10 @@ def base_op(chain, sender: str, **overrides) -> PackedUserOperation:
 
 
 def revert_data(exc: Exception) -> bytes:
-    """Raw revert bytes from an eth-tester ``TransactionFailed('execution reverted: b"..."')``."""
-    message = str(exc.args[0])
-    prefix = "execution reverted: "
-    assert message.startswith(prefix), message
-    value = ast.literal_eval(message[len(prefix):])
-    assert isinstance(value, bytes), message
-    return value
+    """Raw revert bytes from a revert exception, whichever backend raised it."""
+    data = revert_data_of(exc)
+    assert data, f"no revert data in {exc!r}"
+    return data
 
 
 def test_plain_op_hash_matches_get_user_op_hash(chain, entry_point):
