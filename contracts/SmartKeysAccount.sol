@@ -261,7 +261,7 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
                 * uint128(uint256(userOp.gasFees));
             uint256 spent = (status >> GAS_SHIFT) & MASK96;
             uint256 budget = policy.gasBudget();
-            if (spent + cost > budget) revert GasBudgetExceeded(spent, cost, budget);
+            if (cost > budget - spent) revert GasBudgetExceeded(spent, cost, budget);
             $.status[id] = status + (cost << GAS_SHIFT);
             emit SessionGasCharged(id, cost);
         }
@@ -298,7 +298,8 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
             status += 1;
         }
 
-        // 1. Scope, native value and declared token outflows: all checked before any call runs.
+        // 1. Scope, native value and declared token outflows: all checked before any call runs
+        //    (measured outflows can only be known, and checked, after the calls).
         uint256 t = policy.tokensOffset();
         uint256 tokenCount = policy.tokenCount(t);
         uint256[] memory charged = new uint256[](tokenCount);
@@ -322,6 +323,9 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         }
         if (value != 0) status = _chargeNative(policy, id, status, value);
         if (maxUses != 0 || value != 0) $.status[id] = status;
+        for (uint256 j; j < tokenCount; ++j) {
+            if (charged[j] != 0) _checkTokenCap(policy, t, j, id, charged[j]);
+        }
 
         // 2. Run the calls. Calls that are not recognised ERC-20 outflows of a capped token are measured:
         //    every decrease of a capped token balance across such a call is charged (inflows never net).
@@ -332,7 +336,7 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
                 _call(c.target, c.value, c.data);
                 uint256[] memory afterwards = _balances(policy, t, tokenCount);
                 for (uint256 j; j < tokenCount; ++j) {
-                    if (afterwards[j] < before[j]) charged[j] += before[j] - afterwards[j];
+                    if (afterwards[j] < before[j]) charged[j] = _saturatingAdd(charged[j], before[j] - afterwards[j]);
                 }
             } else {
                 _call(c.target, c.value, c.data);
@@ -387,7 +391,7 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
             if (policy.tokenAt(t, j) != target) continue;
             uint256 amountAt = _amountOffset(selector, data.length);
             if (amountAt == 0) return false;
-            charged[j] += uint256(bytes32(data[amountAt:amountAt + 32]));
+            charged[j] = _saturatingAdd(charged[j], uint256(bytes32(data[amountAt:amountAt + 32])));
             return true;
         }
         return false;
@@ -404,6 +408,14 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
             if (policy.tokenAt(t, j) == target) return _amountOffset(bytes4(data[:4]), data.length) != 0;
         }
         return false;
+    }
+
+    /// @dev Sums that saturate at 2^256-1: an absurd declared amount must meet the cap check, not an overflow panic.
+    function _saturatingAdd(uint256 a, uint256 b) private pure returns (uint256) {
+        unchecked {
+            uint256 c = a + b;
+            return c < a ? type(uint256).max : c;
+        }
     }
 
     /// @dev Offset of the amount argument of a recognised ERC-20 outflow, or 0.
@@ -433,7 +445,7 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
     {
         uint256 spent = (status >> NATIVE_SHIFT) & MASK96;
         uint256 cap = policy.nativeTotal();
-        if (spent + value > cap) revert NativeSpendCapExceeded(spent, value, cap);
+        if (value > cap - spent) revert NativeSpendCapExceeded(spent, value, cap);
         uint32 period = policy.nativePeriod();
         if (period != 0) {
             _chargePeriod(id, address(0), period, policy.nativePerPeriod(), value);
@@ -441,31 +453,43 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         return status + (value << NATIVE_SHIFT);
     }
 
-    function _chargeToken(bytes calldata policy, uint256 t, uint256 j, bytes32 id, uint256 amount)
+    /// @dev Reverts if charging `amount` of token cap j would pass its cumulative or periodic cap.
+    /// Compared as `amount > cap - spent` (spent never exceeds cap), so huge amounts cannot overflow.
+    function _checkTokenCap(bytes calldata policy, uint256 t, uint256 j, bytes32 id, uint256 amount)
         private
-        returns (address token)
+        view
+        returns (address token, uint256 word)
     {
         uint256 cap;
         uint32 period;
         uint256 perPeriod;
         (token, cap, period, perPeriod) = policy.tokenCap(t, j);
-        uint256 word = _sessions().ledger[id][token];
+        word = _sessions().ledger[id][token];
         uint256 spent = word & MASK112;
-        if (spent + amount > cap) revert TokenSpendCapExceeded(token, spent, amount, cap);
+        if (amount > cap - spent) revert TokenSpendCapExceeded(token, spent, amount, cap);
         if (period != 0) {
             word = _rollPeriod(word, period);
             uint256 inPeriod = (word >> PERIOD_SHIFT) & MASK112;
-            if (inPeriod + amount > perPeriod) revert TokenPeriodCapExceeded(token, inPeriod, amount, perPeriod);
+            if (amount > perPeriod - inPeriod) revert TokenPeriodCapExceeded(token, inPeriod, amount, perPeriod);
             word += amount << PERIOD_SHIFT;
         }
-        _sessions().ledger[id][token] = word + amount;
+        word += amount;
+    }
+
+    function _chargeToken(bytes calldata policy, uint256 t, uint256 j, bytes32 id, uint256 amount)
+        private
+        returns (address token)
+    {
+        uint256 word;
+        (token, word) = _checkTokenCap(policy, t, j, id, amount);
+        _sessions().ledger[id][token] = word;
     }
 
     /// @dev Periodic native allowance (the cumulative native total lives in the status word).
     function _chargePeriod(bytes32 id, address asset, uint32 period, uint256 perPeriod, uint256 amount) private {
         uint256 word = _rollPeriod(_sessions().ledger[id][asset], period);
         uint256 inPeriod = (word >> PERIOD_SHIFT) & MASK112;
-        if (inPeriod + amount > perPeriod) revert NativePeriodCapExceeded(inPeriod, amount, perPeriod);
+        if (amount > perPeriod - inPeriod) revert NativePeriodCapExceeded(inPeriod, amount, perPeriod);
         _sessions().ledger[id][asset] = word + (amount << PERIOD_SHIFT);
     }
 

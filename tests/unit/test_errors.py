@@ -54,7 +54,7 @@ POLICY_ABI = [
             {"name": "cap", "type": "uint256", "internalType": "uint256"},
         ],
     },
-    {"type": "error", "name": "SessionExpired", "inputs": [{"name": "validUntil", "type": "uint48"}]},
+    {"type": "error", "name": "WindowClosedForTest", "inputs": [{"name": "validUntil", "type": "uint48"}]},
     {
         "type": "error",
         "name": "TargetNotAllowed",
@@ -158,7 +158,7 @@ def test_exceptions_survive_pickling(policy_errors):
 
 
 def test_register_contract_errors_builds_one_class_per_error_entry(policy_errors):
-    assert set(policy_errors) == {"SpendCapExceeded", "SessionExpired", "TargetNotAllowed", "Weird"}
+    assert set(policy_errors) == {"SpendCapExceeded", "WindowClosedForTest", "TargetNotAllowed", "Weird"}
     cls = policy_errors["SpendCapExceeded"]
     assert cls.__name__ == "SpendCapExceeded"
     assert issubclass(cls, ContractRevertError)
@@ -198,7 +198,7 @@ def test_decoded_addresses_are_checksummed(policy_errors):
 
 
 def test_camel_case_fields_get_snake_case_aliases(policy_errors):
-    err = decode_revert(selector("SessionExpired(uint48)") + encode(["uint48"], [1_700_000_000]))
+    err = decode_revert(selector("WindowClosedForTest(uint48)") + encode(["uint48"], [1_700_000_000]))
     assert err.validUntil == err.valid_until == 1_700_000_000
 
 
