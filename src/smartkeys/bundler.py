@@ -1,0 +1,506 @@
+"""A small ERC-4337 bundler JSON-RPC client (EntryPoint v0.8, ERC-7769 methods).
+
+:class:`BundlerClient` speaks ``eth_supportedEntryPoints``, ``eth_chainId``,
+``eth_estimateUserOperationGas``, ``eth_sendUserOperation``, ``eth_getUserOperationReceipt`` and
+``eth_getUserOperationByHash``, sending user operations in their ``PackedUserOperation.to_rpc()`` form.
+
+Retries: HTTP 429 and 5xx, connection errors, timeouts, and JSON-RPC rate-limit errors (``-32005``, or
+``-32603`` whose message mentions a rate limit) are retried with capped, jittered exponential backoff
+(``backoff * 2**attempt``, at most ``max_backoff``, times a random factor in [0.5, 1]; a ``Retry-After``
+header is honoured up to ``max_backoff``). Validation errors are never retried.
+
+Errors (every one a :class:`~smartkeys.errors.SmartKeysError`)::
+
+    BundlerError                         .method
+    ├── BundlerConnectionError           network failure, HTTP error or rate limit after the retries: .status
+    │   └── BundlerTimeoutError (+TimeoutError)   no answer (or no receipt) in time
+    ├── BundlerRPCError                  any other JSON-RPC error: .code .message .rpc_data
+    └── BundlerUserOperationError (+UserOperationError)
+                                         the bundler refused the op: .code ("AA24"), .rpc_code (-32507),
+                                         .inner (revert data decoded with decode_revert)
+
+Transport seam: ``transport`` is a callable taking the JSON-RPC request (a dict) and returning the decoded
+JSON response (a dict). It signals HTTP failures by raising :class:`BundlerHTTPError` (status, body,
+``retry_after``), connection failures with ``OSError``/``ConnectionError`` and timeouts with
+``TimeoutError``. The default, :class:`UrllibTransport`, uses only the standard library.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from smartkeys.deployments import ENTRY_POINT_V08
+from smartkeys.encoding import checked_address, checked_bytes, parse_quantity
+from smartkeys.errors import (
+    ChainMismatchError,
+    FailedOp,
+    InvalidInputError,
+    SmartKeysError,
+    UnknownRevertError,
+    UserOperationError,
+    decode_revert,
+    parse_aa_code,
+)
+from smartkeys.userop import PackedUserOperation
+
+__all__ = [
+    "BundlerClient",
+    "BundlerConnectionError",
+    "BundlerError",
+    "BundlerHTTPError",
+    "BundlerRPCError",
+    "BundlerTimeoutError",
+    "BundlerUserOperationError",
+    "GasEstimate",
+    "Transport",
+    "UrllibTransport",
+    "UserOperationByHash",
+    "UserOperationReceipt",
+]
+
+Transport = Callable[[dict[str, Any]], dict[str, Any]]
+
+#: JSON-RPC codes that mean "slow down" (EIP-1474 limit exceeded).
+RATE_LIMIT_CODES = frozenset({-32005})
+_RETRY_HTTP = frozenset({429, 500, 502, 503, 504})
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------
+
+
+class BundlerError(SmartKeysError):
+    """Root of the bundler client's errors. ``method`` is the JSON-RPC method that failed."""
+
+    method: str | None = None
+
+
+class BundlerConnectionError(BundlerError):
+    """The bundler could not be reached, or kept answering with HTTP errors / rate limits."""
+
+    def __init__(self, message: str, *, method: str | None = None, status: int | None = None) -> None:
+        self.method = method
+        self.status = status
+        super().__init__(message)
+
+
+class BundlerTimeoutError(BundlerConnectionError, TimeoutError):
+    """No answer within the timeout (a request, or :meth:`BundlerClient.wait_for_receipt`)."""
+
+
+class BundlerRPCError(BundlerError):
+    """A JSON-RPC error that is not about the user operation itself (bad params, unknown method...)."""
+
+    def __init__(self, code: int | None, message: str, *, method: str | None = None, data: Any = None) -> None:
+        self.method = method
+        self.code = code
+        self.message = message
+        self.rpc_data = data
+        super().__init__(f"bundler {method or 'request'} failed: JSON-RPC error {code}: {message}")
+
+
+class BundlerUserOperationError(UserOperationError, BundlerError):
+    """The bundler refused (or failed to simulate) the user operation: ``code`` is the AAxx code if any,
+    ``rpc_code`` the JSON-RPC code (ERC-7769: -32500 validation, -32501 paymaster, -32502 opcode,
+    -32503 time range, -32507 signature, -32521 execution reverted...), ``inner`` the decoded revert."""
+
+    def __init__(
+        self, message: str, *, rpc_code: int | None, method: str | None, inner: SmartKeysError | None = None,
+        data: Any = None,
+    ) -> None:
+        self.rpc_code = rpc_code
+        self.method = method
+        self.rpc_data = data
+        raw = data if isinstance(data, bytes) else None
+        super().__init__(message, inner=inner, data=raw)
+
+
+class BundlerHTTPError(Exception):
+    """Raised by a transport for a non-2xx HTTP answer (not a SmartKeysError: the client maps it)."""
+
+    def __init__(self, status: int, body: str = "", retry_after: float | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+        super().__init__(f"HTTP {status}: {body[:200]}")
+
+
+# --------------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------------
+
+
+def _qty(data: Mapping[str, Any], key: str, default: int | None = None) -> int:
+    value = data.get(key)
+    if value is None:
+        if default is not None:
+            return default
+        raise InvalidInputError(key, None, f"the {key} field in the bundler's answer", "check the bundler's version")
+    return parse_quantity(value, key)
+
+
+def _hash(value: Any, name: str) -> bytes:
+    return checked_bytes(value, name, length=32)
+
+
+@dataclass(frozen=True)
+class GasEstimate:
+    """``eth_estimateUserOperationGas``: gas limits (the paymaster ones are 0 without a paymaster)."""
+
+    pre_verification_gas: int
+    verification_gas_limit: int
+    call_gas_limit: int
+    paymaster_verification_gas_limit: int = 0
+    paymaster_post_op_gas_limit: int = 0
+
+    @classmethod
+    def from_rpc(cls, data: Mapping[str, Any]) -> GasEstimate:
+        return cls(
+            _qty(data, "preVerificationGas"), _qty(data, "verificationGasLimit"), _qty(data, "callGasLimit"),
+            _qty(data, "paymasterVerificationGasLimit", 0), _qty(data, "paymasterPostOpGasLimit", 0),
+        )
+
+    def apply(self, op: PackedUserOperation) -> PackedUserOperation:
+        """``op`` with these limits (paymaster limits only if the op has a paymaster)."""
+        changes: dict[str, int] = {
+            "pre_verification_gas": self.pre_verification_gas,
+            "verification_gas_limit": self.verification_gas_limit,
+            "call_gas_limit": self.call_gas_limit,
+        }
+        if op.paymaster is not None:
+            changes["paymaster_verification_gas_limit"] = self.paymaster_verification_gas_limit
+            changes["paymaster_post_op_gas_limit"] = self.paymaster_post_op_gas_limit
+        return op.replace(**changes)
+
+
+@dataclass(frozen=True)
+class UserOperationReceipt:
+    """``eth_getUserOperationReceipt``: what happened to a mined user operation."""
+
+    user_op_hash: bytes
+    entry_point: str
+    sender: str
+    nonce: int
+    paymaster: str | None
+    actual_gas_cost: int
+    actual_gas_used: int
+    success: bool
+    reason: str | None
+    transaction_hash: bytes | None
+    block_number: int | None
+    logs: tuple[Any, ...] = ()
+    receipt: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_rpc(cls, data: Mapping[str, Any]) -> UserOperationReceipt:
+        receipt = data.get("receipt") or {}
+        paymaster = data.get("paymaster")
+        if paymaster is not None and int(paymaster, 16) == 0:
+            paymaster = None
+        success = data.get("success")
+        if isinstance(success, str):
+            success = success.lower() in ("true", "0x1", "1")
+        tx_hash = receipt.get("transactionHash")
+        block = receipt.get("blockNumber")
+        return cls(
+            user_op_hash=_hash(data.get("userOpHash"), "userOpHash"),
+            entry_point=checked_address(data.get("entryPoint"), "entryPoint"),
+            sender=checked_address(data.get("sender"), "sender"),
+            nonce=_qty(data, "nonce"),
+            paymaster=None if paymaster is None else checked_address(paymaster, "paymaster"),
+            actual_gas_cost=_qty(data, "actualGasCost"),
+            actual_gas_used=_qty(data, "actualGasUsed"),
+            success=bool(success),
+            reason=data.get("reason") or None,
+            transaction_hash=None if tx_hash is None else _hash(tx_hash, "receipt.transactionHash"),
+            block_number=None if block is None else parse_quantity(block, "receipt.blockNumber"),
+            logs=tuple(data.get("logs") or ()),
+            receipt=dict(receipt),
+        )
+
+    def revert(self) -> SmartKeysError | None:
+        """The decoded revert reason of a failed operation (None on success or without data)."""
+        if self.success or not self.reason:
+            return None
+        try:
+            return decode_revert(self.reason)
+        except InvalidInputError:  # a text reason, not revert data
+            return UserOperationError(self.reason)
+
+
+@dataclass(frozen=True)
+class UserOperationByHash:
+    """``eth_getUserOperationByHash``: the operation and where it was included (None fields if pending)."""
+
+    user_operation: PackedUserOperation
+    entry_point: str
+    block_number: int | None
+    block_hash: bytes | None
+    transaction_hash: bytes | None
+
+    @classmethod
+    def from_rpc(cls, data: Mapping[str, Any]) -> UserOperationByHash:
+        def opt_hash(key: str) -> bytes | None:
+            return None if data.get(key) is None else _hash(data[key], key)
+
+        return cls(
+            user_operation=PackedUserOperation.from_rpc(data["userOperation"]),
+            entry_point=checked_address(data.get("entryPoint"), "entryPoint"),
+            block_number=None if data.get("blockNumber") is None else parse_quantity(data["blockNumber"], "blockNumber"),
+            block_hash=opt_hash("blockHash"),
+            transaction_hash=opt_hash("transactionHash"),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# transport
+# --------------------------------------------------------------------------------------------
+
+
+class UrllibTransport:
+    """POST the JSON-RPC request with ``urllib`` (no dependency). Raises :class:`BundlerHTTPError` for
+    non-2xx answers, ``TimeoutError`` for timeouts and ``OSError`` for connection failures."""
+
+    def __init__(self, url: str, *, timeout: float = 10, headers: Mapping[str, str] | None = None) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
+
+    def __repr__(self) -> str:
+        return f"UrllibTransport({self.url.split('?')[0]!r})"  # never show query-string API keys
+
+    def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(payload).encode()
+        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace") if exc.fp is not None else ""
+            retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
+            # JSON-RPC servers sometimes send the error object with an HTTP error status
+            if exc.code not in _RETRY_HTTP:
+                try:
+                    decoded = json.loads(text)
+                    if isinstance(decoded, dict) and "error" in decoded:
+                        return decoded
+                except ValueError:
+                    pass
+            raise BundlerHTTPError(exc.code, text, retry_after) from None
+        except (socket.timeout, TimeoutError) as exc:
+            raise TimeoutError(f"no answer from the bundler within {self.timeout} s") from exc
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, (socket.timeout, TimeoutError)):
+                raise TimeoutError(f"no answer from the bundler within {self.timeout} s") from exc
+            raise ConnectionError(f"cannot reach the bundler: {exc.reason}") from exc
+        return json.loads(raw)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# client
+# --------------------------------------------------------------------------------------------
+
+
+def _decode_data(data: Any) -> SmartKeysError | None:
+    """Revert data from an RPC error's ``data`` (hex string, or an object carrying one), decoded."""
+    candidates: list[Any] = [data]
+    if isinstance(data, Mapping):
+        candidates = [data.get(k) for k in ("revertData", "data", "reason", "inner")]
+    for value in candidates:
+        if isinstance(value, str) and value.startswith("0x") and len(value) >= 10:
+            try:
+                return decode_revert(value)
+            except InvalidInputError:
+                continue
+    return None
+
+
+class BundlerClient:
+    """ERC-4337 bundler JSON-RPC client with retries and typed errors. Network helpers take it first."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10,
+        max_retries: int = 5,
+        backoff: float = 0.25,
+        max_backoff: float = 8.0,
+        transport: Transport | None = None,
+        expected_chain_id: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_retries < 0:
+            raise InvalidInputError("max_retries", max_retries, "a non-negative integer", "use 0 to disable retries")
+        self.url = url
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.transport: Transport = transport or UrllibTransport(url, timeout=timeout)
+        self.expected_chain_id = expected_chain_id
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._ids = itertools.count(1)
+        self._chain_checked = expected_chain_id is None
+
+    def __repr__(self) -> str:
+        return f"BundlerClient({self.url.split('?')[0]!r})"
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_backoff)
+        return min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + 0.5 * self._rng.random())
+
+    def request(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC call with retries; returns ``result`` or raises a :class:`BundlerError`."""
+        attempt = 0
+        while True:
+            payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+            retry_after: float | None = None
+            try:
+                response = self.transport(payload)
+            except BundlerHTTPError as exc:
+                if exc.status not in _RETRY_HTTP or attempt >= self.max_retries:
+                    raise BundlerConnectionError(
+                        f"bundler {method} failed: HTTP {exc.status}"
+                        + (f" after {attempt + 1} attempts" if attempt else "")
+                        + ("; fix: slow down or raise max_retries" if exc.status == 429 else ""),
+                        method=method, status=exc.status,
+                    ) from None
+                retry_after = exc.retry_after
+            except TimeoutError as exc:
+                if attempt >= self.max_retries:
+                    raise BundlerTimeoutError(
+                        f"bundler {method} timed out after {attempt + 1} attempt(s) of {self.timeout} s; "
+                        "fix: check the bundler URL or raise timeout",
+                        method=method,
+                    ) from exc
+            except OSError as exc:  # ConnectionError, refused, reset, DNS
+                if attempt >= self.max_retries:
+                    raise BundlerConnectionError(
+                        f"cannot reach the bundler for {method} after {attempt + 1} attempt(s): {exc}",
+                        method=method,
+                    ) from exc
+            else:
+                if not isinstance(response, Mapping):
+                    raise BundlerRPCError(None, f"malformed JSON-RPC response {response!r:.80}", method=method)
+                error = response.get("error")
+                if error is None:
+                    if "result" not in response:
+                        raise BundlerRPCError(None, "JSON-RPC response without result or error", method=method)
+                    return response["result"]
+                if not self._is_rate_limit(error) or attempt >= self.max_retries:
+                    raise self._error(method, error)
+            self._sleep(self._delay(attempt, retry_after))
+            attempt += 1
+
+    @staticmethod
+    def _is_rate_limit(error: Mapping[str, Any]) -> bool:
+        code = error.get("code")
+        message = str(error.get("message", "")).lower()
+        return code in RATE_LIMIT_CODES or (code == -32603 and "rate" in message)
+
+    @staticmethod
+    def _error(method: str, error: Any) -> BundlerError:
+        if not isinstance(error, Mapping):
+            return BundlerRPCError(None, str(error), method=method)
+        code = error.get("code")
+        message = str(error.get("message", ""))
+        data = error.get("data")
+        inner = _decode_data(data)
+        if isinstance(inner, UnknownRevertError) and not inner.data:
+            inner = None
+        aa = parse_aa_code(message)
+        if isinstance(inner, FailedOp):  # the EntryPoint's own revert: take its code and inner error
+            aa = aa or inner.code
+            message = message or inner.reason  # type: ignore[attr-defined]
+            inner = inner.inner or None
+        user_op_codes = isinstance(code, int) and (-32599 <= code <= -32500)
+        if aa is not None or user_op_codes or inner is not None:
+            return BundlerUserOperationError(message, rpc_code=code, method=method, inner=inner, data=data)
+        return BundlerRPCError(code, message, method=method, data=data)
+
+    def _check_chain(self) -> None:
+        if not self._chain_checked:
+            actual = self.chain_id()
+            if actual != self.expected_chain_id:
+                raise ChainMismatchError(expected=int(self.expected_chain_id or 0), actual=actual, source="the bundler")
+            self._chain_checked = True
+
+    # -- methods -------------------------------------------------------------------------------
+
+    def supported_entry_points(self) -> list[str]:
+        """``eth_supportedEntryPoints``, checksummed."""
+        return [to_checksum_address(a) for a in self.request("eth_supportedEntryPoints", [])]
+
+    def chain_id(self) -> int:
+        """``eth_chainId``."""
+        return parse_quantity(self.request("eth_chainId", []), "chainId")
+
+    def estimate_user_operation_gas(self, op: PackedUserOperation, entry_point: str = ENTRY_POINT_V08) -> GasEstimate:
+        """``eth_estimateUserOperationGas`` (sign with a dummy signature first, e.g. ``DUMMY_SIGNATURE``)."""
+        self._check_chain()
+        result = self.request("eth_estimateUserOperationGas", [op.to_rpc(), checked_address(entry_point, "entry_point")])
+        return GasEstimate.from_rpc(result)
+
+    def send_user_operation(self, op: PackedUserOperation, entry_point: str = ENTRY_POINT_V08) -> bytes:
+        """``eth_sendUserOperation``; returns the userOpHash. The op must be signed."""
+        if not op.signature:
+            raise InvalidInputError("signature", op.signature, "a signed user operation", "sign it with sign_user_op")
+        self._check_chain()
+        result = self.request("eth_sendUserOperation", [op.to_rpc(), checked_address(entry_point, "entry_point")])
+        return _hash(result, "userOpHash")
+
+    def get_user_operation_receipt(self, user_op_hash: bytes | str) -> UserOperationReceipt | None:
+        """``eth_getUserOperationReceipt``: None while the op is not mined."""
+        result = self.request("eth_getUserOperationReceipt", ["0x" + _hash(user_op_hash, "user_op_hash").hex()])
+        return None if result is None else UserOperationReceipt.from_rpc(result)
+
+    def get_user_operation_by_hash(self, user_op_hash: bytes | str) -> UserOperationByHash | None:
+        """``eth_getUserOperationByHash``: None if the bundler does not know the op."""
+        result = self.request("eth_getUserOperationByHash", ["0x" + _hash(user_op_hash, "user_op_hash").hex()])
+        return None if result is None else UserOperationByHash.from_rpc(result)
+
+    def wait_for_receipt(
+        self, user_op_hash: bytes | str, timeout: float = 60, *, poll_interval: float = 0.5
+    ) -> UserOperationReceipt:
+        """Poll ``eth_getUserOperationReceipt`` until the op is mined; :class:`BundlerTimeoutError` after ``timeout`` s."""
+        digest = _hash(user_op_hash, "user_op_hash")
+        deadline = time.monotonic() + timeout
+        while True:
+            receipt = self.get_user_operation_receipt(digest)
+            if receipt is not None:
+                return receipt
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BundlerTimeoutError(
+                    f"user operation 0x{digest.hex()} not mined within {timeout} s; fix: check it with "
+                    "get_user_operation_by_hash, or wait longer",
+                    method="eth_getUserOperationReceipt",
+                )
+            self._sleep(min(poll_interval, remaining))

@@ -1,0 +1,530 @@
+"""Offline preflight: refuse a session use BEFORE anything is signed, exactly as the account would.
+
+:func:`preflight` mirrors ``SmartKeysAccount.executeAsSession`` (and, on the user-operation path,
+``_validateSessionOp`` plus the EntryPoint's time check) rule by rule, in the contract's order, and
+raises the same typed error with the same field values (the class from
+:func:`smartkeys.errors.get_error_class`). It needs the session's on-chain counters, read once with
+:func:`read_session_state` (or built with :meth:`SessionState.fresh` for a session just granted).
+
+Order of the checks (first failure wins, as on chain)::
+
+    user-op path                         direct path
+    ------------                         -----------
+    liveness (validateUserOp)            liveness
+    paymaster listed / gas budget        sender is the key         (only if ``sender`` is given)
+    window: AA22 (EntryPoint)            window: SessionNotYetValid / SessionExpired
+    ---- execution (both paths) ----------------------------------------------------------
+    usage limit
+    per call, in order: forbidden target, calldata 1-3 bytes, scope (multicall excluded for
+    wildcards), per-call native cap, declared ERC-20 outflow (sums saturate at 2**256-1, as on chain)
+    cumulative native cap, periodic native cap
+    (the calls run here: measured outflows are known only on chain)
+    per capped token, in policy order: cumulative cap, periodic cap
+
+On the user-op path the EntryPoint reports validation-stage errors (liveness, paymaster, gas budget)
+as ``FailedOpWithRevert("AA23 reverted", inner)``; preflight raises the inner custom error itself.
+A window miss on that path raises :class:`SessionWindowError`, a :class:`UserOperationError` with
+code ``AA22`` that names the window.
+
+What cannot be known offline: a call that is not a recognised ERC-20 outflow
+(``transfer``/``approve``/``increaseAllowance``/``transferFrom`` on a capped token) is *measured* by
+the contract (capped balances before and after the call). Pass ``expected_outflows`` to count what
+such calls will move; otherwise measured outflows are only checked on chain. Reverts of the called
+contracts themselves (insufficient balance, ``Boom``) are likewise only seen on chain.
+
+Speed: the per-policy lookup tables are built once and cached on the (frozen) policy object;
+``scripts/bench_preflight.py`` measures the checks per second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from eth_utils import keccak
+
+from smartkeys import artifacts
+from smartkeys.account import Call
+from smartkeys.deployments import ENTRY_POINT_V08
+from smartkeys.encoding import checked_address, checked_uint
+from smartkeys.errors import (
+    InvalidInputError,
+    UserOperationError,
+    register_contract_errors,
+)
+from smartkeys.policy_codec import PermissionMode, SessionPolicy
+
+__all__ = [
+    "ACCOUNT_ERRORS",
+    "MULTICALL_SELECTORS",
+    "Charges",
+    "Ledger",
+    "SessionState",
+    "SessionWindowError",
+    "preflight",
+    "preflight_many",
+    "read_session_state",
+]
+
+_ACCOUNT_ABI = artifacts.load("SmartKeysAccount")["abi"]
+#: The account's error classes by name (resolved from its ABI, so another ABI reusing a name -- an
+#: overload that makes ``get_error_class(name)`` ambiguous -- cannot shadow them).
+ACCOUNT_ERRORS = register_contract_errors(_ACCOUNT_ABI)
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+_ZERO4 = b"\x00\x00\x00\x00"
+_U256 = 2**256
+
+#: Selectors the account treats as multicall-style (``_isMulticall``): never reachable through a
+#: wildcard permission, never grantable as an exact one.
+MULTICALL_SELECTORS: frozenset[bytes] = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "ac9650d8",  # multicall(bytes[])
+        "5ae401dc",  # multicall(uint256,bytes[])
+        "1f0464d1",  # multicall(bytes32,bytes[])
+        "252dba42",  # aggregate((address,bytes)[])
+        "82ad56cb",  # aggregate3((address,bool,bytes)[])
+        "174dea71",  # aggregate3Value((address,bool,uint256,bytes)[])
+        "bce38bd7",  # tryAggregate(bool,(address,bytes)[])
+        "c3077fa9",  # blockAndAggregate((address,bytes)[])
+        "399542e9",  # tryBlockAndAggregate(bool,(address,bytes)[])
+        "3593564c",  # execute(bytes,bytes[],uint256) (universal router)
+        "24856bc3",  # execute(bytes,bytes[])
+        "e9ae5c53",  # execute(bytes32,bytes) (ERC-7821)
+        "34fcd5be",  # executeBatch((address,uint256,bytes)[])
+        "9ae201c2",  # executeAsSession(bytes,(address,uint256,bytes)[])
+    )
+)
+
+#: ``_amountOffset``: where the amount sits in a recognised ERC-20 outflow's calldata.
+_AMOUNT_OFFSET: dict[bytes, int] = {
+    bytes.fromhex("a9059cbb"): 36,  # transfer(address,uint256)
+    bytes.fromhex("095ea7b3"): 36,  # approve(address,uint256)
+    bytes.fromhex("39509351"): 36,  # increaseAllowance(address,uint256)
+    bytes.fromhex("23b872dd"): 68,  # transferFrom(address,address,uint256)
+}
+
+# ERC-7201 namespace of the account's sessions (SmartKeysAccount.SESSION_STORAGE_SLOT): epoch at +0,
+# the status mapping at +1, the ledger mapping at +2.
+_SESSION_STORAGE_SLOT = 0x85DECE25AB95DBA2DE628DD50D9C89670CE8C2BC2392E71AA090A7149BC2AE00
+
+
+class _Errors:
+    """The contract's error classes, resolved once."""
+
+    def __init__(self) -> None:
+        for name in (
+            "SessionNotActive", "SessionEpochRevoked", "NotSessionKey", "SessionNotYetValid",
+            "SessionExpired", "UsageLimitReached", "ForbiddenTarget", "CalldataTooShort",
+            "CallNotAllowed", "NativeValueAboveCallCap", "NativeSpendCapExceeded",
+            "NativePeriodCapExceeded", "TokenSpendCapExceeded", "TokenPeriodCapExceeded",
+            "GasBudgetExceeded", "PaymasterNotAllowed",
+        ):
+            setattr(self, name, ACCOUNT_ERRORS[name])
+
+
+_E = _Errors()
+
+
+class SessionWindowError(UserOperationError):
+    """User-op path: the EntryPoint would refuse the op with ``AA22 expired or not due``.
+
+    ``valid_after`` (exclusive), ``valid_until`` (inclusive) and ``timestamp`` say why.
+    """
+
+    def __init__(self, valid_after: int, valid_until: int, timestamp: int) -> None:
+        self.valid_after = valid_after
+        self.valid_until = valid_until
+        self.timestamp = timestamp
+        when = "not yet valid" if timestamp <= valid_after else "expired"
+        super().__init__(
+            f"AA22 expired or not due: the session is {when} at block time {timestamp} "
+            f"(window: after {valid_after}, until {valid_until} inclusive)",
+            code="AA22",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# state
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """One ledger word of a session (``sessionLedger``): a capped token or the periodic native allowance.
+
+    ``period_index`` is ``timestamp // period`` of the period ``period_spent`` belongs to.
+    ``total_spent`` is 0 for the native ledger (the native total lives in the status word).
+    """
+
+    total_spent: int = 0
+    period_spent: int = 0
+    period_index: int = 0
+
+
+_EMPTY_LEDGER = Ledger()
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A session's on-chain counters, as ``sessionStatus`` / ``sessionLedger`` / ``sessionEpoch`` report them.
+
+    ``granted`` is True when the status word is non-zero (granted and not individually revoked);
+    the session is :attr:`live` when, in addition, it was granted in the current ``epoch``.
+    ``tokens`` maps each capped token (checksummed) to its :class:`Ledger`; ``native_ledger`` is the
+    periodic native allowance. ``account`` is the smartkeys account (calls to it are forbidden).
+    """
+
+    account: str
+    granted: bool
+    uses: int = 0
+    native_spent: int = 0
+    gas_spent: int = 0
+    granted_epoch: int = 0
+    epoch: int = 0
+    tokens: Mapping[str, Ledger] = field(default_factory=dict)
+    native_ledger: Ledger = _EMPTY_LEDGER
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "account", checked_address(self.account, "account"))
+        object.__setattr__(
+            self, "tokens",
+            MappingProxyType({checked_address(k, "tokens"): v for k, v in dict(self.tokens).items()}),
+        )
+
+    @property
+    def live(self) -> bool:
+        """Granted, not revoked, and granted in the current epoch (``sessionStatus().live``)."""
+        return self.granted and self.granted_epoch == self.epoch
+
+    @classmethod
+    def fresh(cls, policy: SessionPolicy, account: str, *, now: int, epoch: int = 0) -> SessionState:
+        """The state right after ``grantSession(policy)`` at block time ``now`` (nothing spent)."""
+        tokens = {c.token: Ledger(0, 0, now // c.period if c.period else 0) for c in policy.token_caps}
+        native = Ledger(0, 0, now // policy.native_period if policy.native_period else 0)
+        return cls(account, True, 0, 0, 0, epoch, epoch, tokens, native)
+
+    def after(self, policy: SessionPolicy, charges: Charges, *, now: int) -> SessionState:
+        """The state once a use with ``charges`` succeeded at block time ``now`` (as the contract writes it)."""
+        tokens = dict(self.tokens)
+        for cap in policy.token_caps:
+            amount = charges.tokens.get(cap.token, 0)
+            if not amount:
+                continue
+            old = tokens.get(cap.token, _EMPTY_LEDGER)
+            if cap.period:
+                index = now // cap.period
+                in_period = old.period_spent if old.period_index == index else 0
+                tokens[cap.token] = Ledger(old.total_spent + amount, in_period + amount, index)
+            else:
+                tokens[cap.token] = Ledger(old.total_spent + amount, old.period_spent, old.period_index)
+        native = self.native_ledger
+        if charges.native and policy.native_period:
+            index = now // policy.native_period
+            in_period = native.period_spent if native.period_index == index else 0
+            native = Ledger(native.total_spent, in_period + charges.native, index)
+        return SessionState(
+            self.account, self.granted, self.uses + charges.uses, self.native_spent + charges.native,
+            self.gas_spent + charges.gas, self.granted_epoch, self.epoch, tokens, native,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Charges:
+    """What one session use would charge: ``native`` wei of call value, ``tokens`` (declared, plus the
+    ``expected_outflows`` of measured calls), ``gas`` (user-op max cost without paymaster), ``uses``
+    (1 when the policy limits uses), and ``measured`` (indices of the calls the contract will measure).
+    """
+
+    native: int = 0
+    tokens: Mapping[str, int] = field(default_factory=dict)
+    gas: int = 0
+    uses: int = 0
+    measured: tuple[int, ...] = ()
+
+
+def _status_slot(session_id: bytes) -> int:
+    return int.from_bytes(keccak(session_id + (_SESSION_STORAGE_SLOT + 1).to_bytes(32, "big")), "big")
+
+
+def read_session_state(w3: Any, account: str, policy: SessionPolicy) -> SessionState:
+    """Read the session's counters from chain (``sessionStatus``, ``sessionLedger``, ``sessionEpoch``).
+
+    ``sessionStatus`` reports ``grantedEpoch = 0`` both for a session never granted (or revoked) and for
+    one granted in epoch 0 and then revoked-all; in that one ambiguous case the status word is read from
+    storage so that :func:`preflight` picks the contract's error (``SessionNotActive`` vs
+    ``SessionEpochRevoked``).
+    """
+    account = checked_address(account, "account")
+    contract = w3.eth.contract(address=account, abi=_ACCOUNT_ABI)
+    sid = policy.session_id
+    live, uses, native, gas, granted_epoch = contract.functions.sessionStatus(sid).call()
+    epoch = int(contract.functions.sessionEpoch().call())
+    if live or granted_epoch != 0:
+        granted = True
+    elif epoch == 0:
+        granted = False  # a non-zero word from epoch 0 would be live
+    elif uses or native or gas:
+        granted = True
+    else:
+        granted = int.from_bytes(bytes(w3.eth.get_storage_at(account, _status_slot(sid))), "big") != 0
+    tokens = {}
+    for cap in policy.token_caps:
+        total, period_spent, index = contract.functions.sessionLedger(sid, cap.token).call()
+        tokens[cap.token] = Ledger(int(total), int(period_spent), int(index))
+    native_ledger = _EMPTY_LEDGER
+    if policy.native_period:
+        _, period_spent, index = contract.functions.sessionLedger(sid, ZERO_ADDRESS).call()
+        native_ledger = Ledger(0, int(period_spent), int(index))
+    return SessionState(
+        account, granted, int(uses), int(native), int(gas), int(granted_epoch), epoch, tokens, native_ledger
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# per-policy tables
+# --------------------------------------------------------------------------------------------
+
+_CACHE_ATTR = "_smartkeys_preflight_tables"
+
+
+class _Tables:
+    """Lookup tables of one policy. ``scope[target] = (exact selectors, any, empty)``."""
+
+    __slots__ = (
+        "session_id", "key", "valid_after", "valid_until", "max_uses", "native_per_call", "native_total",
+        "native_period", "native_per_period", "gas_budget", "scope", "caps", "cap_order", "paymasters",
+    )
+
+    def __init__(self, policy: SessionPolicy) -> None:
+        self.session_id = policy.session_id
+        self.key = policy.key
+        self.valid_after = policy.valid_after
+        self.valid_until = policy.valid_until
+        self.max_uses = policy.max_uses
+        self.native_per_call = policy.native_per_call
+        self.native_total = policy.native_total
+        self.native_period = policy.native_period
+        self.native_per_period = policy.native_per_period
+        self.gas_budget = policy.gas_budget
+        scope: dict[str, tuple[set[bytes], bool, bool]] = {}
+        for p in policy.permissions:
+            exact, any_, empty = scope.get(p.target, (set(), False, False))
+            if p.mode is PermissionMode.EXACT:
+                exact = exact | {p.selector}
+            elif p.mode is PermissionMode.ANY_SELECTOR:
+                any_ = True
+            else:
+                empty = True
+            scope[p.target] = (exact, any_, empty)
+        self.scope = {t: (frozenset(e), a, m) for t, (e, a, m) in scope.items()}
+        # token -> (index j, cap, period, per_period); first listing wins (grant refuses duplicates)
+        caps: dict[str, tuple[int, int, int, int]] = {}
+        for j, c in enumerate(policy.token_caps):
+            caps.setdefault(c.token, (j, c.cap, c.period, c.per_period))
+        self.caps = caps
+        self.cap_order = tuple(c.token for c in policy.token_caps)
+        self.paymasters = frozenset(policy.paymasters)
+
+
+def _tables(policy: SessionPolicy) -> _Tables:
+    tables = policy.__dict__.get(_CACHE_ATTR)
+    if tables is None:
+        if not isinstance(policy, SessionPolicy):
+            raise InvalidInputError("policy", policy, "a SessionPolicy", "decode it with SessionPolicy.decode")
+        tables = _Tables(policy)
+        policy.__dict__[_CACHE_ATTR] = tables  # frozen dataclass: cache outside the fields
+    return tables
+
+
+def _call_parts(call: Any) -> tuple[str, int, bytes]:
+    """(checksummed target, value, data) of a ``(target, value, data)`` tuple or any object with those fields."""
+    if isinstance(call, (tuple, list)):
+        target, value, data = call
+    else:
+        target, value, data = call.target, call.value, call.data
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x"))
+    return checked_address(target, "call.target"), checked_uint(value, "call.value"), bytes(data)
+
+
+# --------------------------------------------------------------------------------------------
+# preflight
+# --------------------------------------------------------------------------------------------
+
+
+def preflight(
+    policy: SessionPolicy,
+    state: SessionState,
+    calls: Sequence[Any],
+    *,
+    now: int,
+    via_user_op: bool,
+    max_gas_cost: int | None = None,
+    paymaster: str | None = None,
+    expected_outflows: Mapping[str, int] | None = None,
+    sender: str | None = None,
+) -> Charges:
+    """Apply the account's session rules offline; return the :class:`Charges` or raise its error.
+
+    ``now`` is the block timestamp the use is expected to execute at. ``via_user_op`` selects the
+    path: a user operation (``max_gas_cost`` = ``op.max_gas_cost()`` is then required unless a
+    ``paymaster`` pays) or a direct transaction (``sender``, if given, must be the session key).
+    ``expected_outflows`` (token -> base units) counts what *measured* calls will move; it is used
+    only when some call is measured, and only for capped tokens, exactly as the contract would charge
+    a measured decrease. Without it, measured outflows are only checked on chain.
+
+    Raises the contract's custom error (``get_error_class(name)`` instance, same fields),
+    :class:`SessionWindowError` (AA22) for a window miss on the user-op path, and
+    :class:`~smartkeys.errors.InvalidInputError` for malformed arguments.
+    """
+    t = policy.__dict__.get(_CACHE_ATTR) or _tables(policy)
+    sid = t.session_id
+
+    # liveness (_requireLive)
+    if not state.granted:
+        raise _E.SessionNotActive(sessionId=sid)
+    if state.granted_epoch != state.epoch:
+        raise _E.SessionEpochRevoked(sessionId=sid, grantedEpoch=state.granted_epoch, currentEpoch=state.epoch)
+
+    gas = 0
+    if via_user_op:
+        # _validateSessionOp: paymaster listed, or the op's max cost within the gas budget
+        if paymaster is not None:
+            pm = checked_address(paymaster, "paymaster")
+            if pm not in t.paymasters:
+                raise _E.PaymasterNotAllowed(paymaster=pm)
+        else:
+            if max_gas_cost is None:
+                raise InvalidInputError(
+                    "max_gas_cost", None, "the op's maximum gas cost (wei) on the user-op path without paymaster",
+                    "pass max_gas_cost=op.max_gas_cost() (the account's gas budget is charged with it)",
+                )
+            cost = checked_uint(max_gas_cost, "max_gas_cost")
+            spent = state.gas_spent
+            if spent + cost > t.gas_budget:
+                raise _E.GasBudgetExceeded(spent=spent, requested=cost, budget=t.gas_budget)
+            gas = cost
+        # the EntryPoint's time check on validationData (v0.8: validAfter exclusive, validUntil inclusive)
+        if not t.valid_after < now <= t.valid_until:
+            raise SessionWindowError(t.valid_after, t.valid_until, now)
+    else:
+        if sender is not None and checked_address(sender, "sender") != t.key:
+            raise _E.NotSessionKey(caller=checked_address(sender, "sender"), key=t.key)
+        if now <= t.valid_after:
+            raise _E.SessionNotYetValid(validAfter=t.valid_after, timestamp=now)
+        if now > t.valid_until:
+            raise _E.SessionExpired(validUntil=t.valid_until, timestamp=now)
+
+    max_uses = t.max_uses
+    if max_uses and state.uses >= max_uses:
+        raise _E.UsageLimitReached(maxUses=max_uses)
+
+    # 1. scope, per-call native cap, declared outflows -- per call, in order
+    account = state.account
+    scope = t.scope
+    caps = t.caps
+    value = 0
+    charged: dict[str, int] | None = None
+    measured: list[int] | None = None
+    for i, call in enumerate(calls):
+        if type(call) is Call:  # already checksummed and bytes
+            target = call.target
+            v = call.value
+            data = call.data
+        else:
+            target, v, data = _call_parts(call)
+        if target == account or target == ENTRY_POINT_V08 or target == ZERO_ADDRESS:
+            raise _E.ForbiddenTarget(target=target)
+        n = len(data)
+        if n == 0:
+            sel = _ZERO4
+        elif n < 4:
+            raise _E.CalldataTooShort(target=target, length=n)
+        else:
+            sel = data[:4]
+        perm = scope.get(target)
+        if perm is None:
+            raise _E.CallNotAllowed(target=target, selector=sel)
+        if n == 0:
+            if not (perm[1] or perm[2]):
+                raise _E.CallNotAllowed(target=target, selector=sel)
+        elif sel not in perm[0] and not (perm[1] and sel not in MULTICALL_SELECTORS):
+            raise _E.CallNotAllowed(target=target, selector=sel)
+        if v:
+            if v > t.native_per_call:
+                raise _E.NativeValueAboveCallCap(value=v, cap=t.native_per_call)
+            value += v
+        if caps:
+            cap = caps.get(target)
+            offset = _AMOUNT_OFFSET.get(sel) if cap is not None else None
+            if offset is None or n < offset + 32:
+                if measured is None:
+                    measured = []
+                measured.append(i)
+            else:
+                if charged is None:
+                    charged = {}
+                # saturating, as the contract's _saturatingAdd
+                total = charged.get(target, 0) + int.from_bytes(data[offset : offset + 32], "big")
+                charged[target] = min(total, _U256 - 1)
+
+    # cumulative and periodic native (_chargeNative)
+    if value:
+        spent = state.native_spent
+        if spent + value > t.native_total:
+            raise _E.NativeSpendCapExceeded(spent=spent, requested=value, cap=t.native_total)
+        period = t.native_period
+        if period:
+            ledger = state.native_ledger
+            in_period = ledger.period_spent if ledger.period_index == now // period else 0
+            if in_period + value > t.native_per_period:
+                raise _E.NativePeriodCapExceeded(spent=in_period, requested=value, cap=t.native_per_period)
+
+    # 2. the calls run here; measured calls add what the caller expects them to move
+    if measured is not None and expected_outflows:
+        for token, amount in expected_outflows.items():
+            token = checked_address(token, "expected_outflows")
+            amount = checked_uint(amount, f"expected_outflows[{token}]")
+            if amount and token in caps:
+                if charged is None:
+                    charged = {}
+                charged[token] = min(charged.get(token, 0) + amount, _U256 - 1)
+
+    # 3. token caps, in policy order (_chargeToken)
+    if charged:
+        tokens = state.tokens
+        for token in t.cap_order:
+            amount = charged.get(token)
+            if not amount:
+                continue
+            _, cap_total, period, per_period = caps[token]
+            ledger = tokens.get(token, _EMPTY_LEDGER)
+            spent = ledger.total_spent
+            if spent + amount > cap_total:
+                raise _E.TokenSpendCapExceeded(token=token, spent=spent, requested=amount, cap=cap_total)
+            if period:
+                in_period = ledger.period_spent if ledger.period_index == now // period else 0
+                if in_period + amount > per_period:
+                    raise _E.TokenPeriodCapExceeded(token=token, spent=in_period, requested=amount, cap=per_period)
+        charged = {k: v for k, v in charged.items() if v}
+
+    return Charges(
+        value, charged or {}, gas, 1 if max_uses else 0, tuple(measured) if measured is not None else ()
+    )
+
+
+def preflight_many(
+    policy: SessionPolicy, state: SessionState, batches: Iterable[Sequence[Any]], *, now: int, via_user_op: bool,
+    **kwargs: Any,
+) -> list[Charges]:
+    """Preflight several uses in sequence (each sees the previous ones' charges); all or nothing."""
+    out = []
+    for calls in batches:
+        charges = preflight(policy, state, calls, now=now, via_user_op=via_user_op, **kwargs)
+        state = state.after(policy, charges, now=now)
+        out.append(charges)
+    return out
