@@ -2,7 +2,7 @@
 # The test command from README.md: sets everything up on a fresh machine, then runs the suite.
 #   - a virtual environment in .venv with smartkeys and its test extras
 #   - the pinned Solidity toolchain from package-lock.json (solcjs; used by the artifact check)
-#   - the shipped-artifacts check, then pytest
+#   - the shipped-artifacts check, then pytest on eth-tester, then the chain tests on anvil
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +25,8 @@ npm ci --no-audit --no-fund --loglevel=error
 echo "== checking shipped artifacts against a fresh compile of contracts/"
 .venv/bin/python -m smartkeys.build --check
 
-echo "== running the test suite"
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+echo "== running the test suite on the embedded chain (eth-tester)"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+
+echo "== running the chain tests again on a real anvil node (npm @foundry-rs/anvil-linux-amd64)"
+.venv/bin/python -m pytest -q -p no:cacheprovider --chain anvil tests/contracts tests/property tests/integration "$@"
