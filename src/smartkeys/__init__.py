@@ -3,7 +3,8 @@
 The public API, re-exported here:
 
 - owners: :class:`Owner` (delegate, execute, owner user ops, grant, revoke), :class:`Call`
-- agents: :class:`SessionAgent` (act through the account with a session key)
+- agents: :class:`SessionAgent` (preflight, then act through the account with a session key), :class:`AgentReceipt`
+- status: :class:`SessionReport` (spent, cap and remaining per asset)
 - policies: :class:`SessionPolicy`, :class:`Permission`, :class:`PermissionMode`, :class:`TokenCap`
 - user operations: :class:`PackedUserOperation`, :func:`user_op_hash`, :func:`sign_user_op`,
   :class:`EntryPoint`, :class:`UserOpResult`
@@ -12,7 +13,7 @@ The public API, re-exported here:
 - errors: :class:`SmartKeysError` (root of every exception raised here)
 """
 
-from smartkeys.account import Call, DelegationError, Owner, SessionAgent
+from smartkeys.account import AgentReceipt, Call, DelegationError, Owner, SessionAgent, SessionReport
 from smartkeys.authorization import sign_authorization
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.entrypoint import EntryPoint, UserOpResult
@@ -31,6 +32,7 @@ from smartkeys.userop import PackedUserOperation, sign_user_op, user_op_hash
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentReceipt",
     "Call",
     "ChainMismatchError",
     "ContractRevertError",
@@ -44,6 +46,7 @@ __all__ = [
     "PermissionMode",
     "SessionAgent",
     "SessionPolicy",
+    "SessionReport",
     "SmartKeysError",
     "TokenCap",
     "TransactionFailedError",

@@ -10,8 +10,9 @@ Both take a ``Web3`` first and check the RPC's chain id before signing anything.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -19,18 +20,26 @@ from web3 import Web3
 from smartkeys import artifacts
 from smartkeys.authorization import authorization_nonce, sign_authorization
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
-from smartkeys.encoding import nonce_key_for, parse_delegation
+from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, parse_delegation
 from smartkeys.entrypoint import EntryPoint, UserOpResult
-from smartkeys.errors import SmartKeysError, register_contract_errors
+from smartkeys.errors import InvalidInputError, SmartKeysError, register_contract_errors
 from smartkeys.policy_codec import SessionPolicy
 from smartkeys.tx import REVERT_EXCEPTIONS, check_chain_id, revert_data_of, send_transaction
-from smartkeys.userop import EIP7702_FACTORY, PackedUserOperation, sign_user_op
+from smartkeys.userop import DUMMY_SIGNATURE, EIP7702_FACTORY, PackedUserOperation, sign_user_op
+
+if TYPE_CHECKING:  # preflight imports Call from this module: import it lazily at run time
+    from smartkeys.bundler import BundlerClient
+    from smartkeys.keystore import SessionKey
+    from smartkeys.preflight import Charges, SessionState
 
 __all__ = [
+    "AgentReceipt",
+    "AssetReport",
     "Call",
     "DelegationError",
     "Owner",
     "SessionAgent",
+    "SessionReport",
     "account_contract",
 ]
 
@@ -67,6 +76,130 @@ class Call:
 
     def as_tuple(self) -> tuple[str, int, bytes]:
         return (self.target, self.value, self.data)
+
+
+@dataclass(frozen=True)
+class AgentReceipt:
+    """What one :meth:`SessionAgent.call` / ``transfer`` / ``batch`` did.
+
+    ``path`` is ``"user_op"`` or ``"direct"``; ``user_op_hash`` is None on the direct path; ``gas_used`` is the
+    operation's ``actualGasUsed`` (user op) or the transaction's ``gasUsed`` (direct); ``charges`` is what
+    :func:`smartkeys.preflight.preflight` predicted the session ledger would be charged.
+    """
+
+    path: str
+    transaction_hash: bytes
+    user_op_hash: bytes | None
+    success: bool
+    gas_used: int
+    charges: Charges
+
+
+@dataclass(frozen=True)
+class AssetReport:
+    """One budget of a session: ``asset`` is ``"native"``, ``"gas"`` or a token address.
+
+    ``cap`` is the cumulative cap (0: nothing may be spent). ``period`` is 0 when the asset has no periodic
+    cap; otherwise ``period_spent`` counts the current period only (as the contract would at ``as_of``).
+    """
+
+    asset: str
+    spent: int
+    cap: int
+    remaining: int
+    period: int = 0
+    period_cap: int = 0
+    period_spent: int = 0
+    period_remaining: int = 0
+
+
+@dataclass(frozen=True)
+class SessionReport:
+    """A session's status as read from chain at block time ``as_of`` (see :meth:`Owner.session_report`).
+
+    ``live`` is the contract's liveness (granted, not revoked, current epoch); the window is
+    ``(valid_after, valid_until]``. ``max_uses`` 0 means unlimited.
+    """
+
+    session_id: bytes
+    key: str
+    live: bool
+    valid_after: int
+    valid_until: int
+    uses: int
+    max_uses: int
+    assets: tuple[AssetReport, ...]
+    as_of: int
+
+    @property
+    def in_window(self) -> bool:
+        """True if a use at ``as_of + 1`` (the next block) falls inside the window."""
+        return self.valid_after < self.as_of + 1 <= self.valid_until
+
+    @property
+    def uses_remaining(self) -> int | None:
+        """Uses left, or None when unlimited."""
+        return max(self.max_uses - self.uses, 0) if self.max_uses else None
+
+    def asset(self, name: str) -> AssetReport:
+        """The report of ``"native"``, ``"gas"`` or a token address."""
+        if name not in ("native", "gas"):
+            name = checked_address(name, "asset")
+        for a in self.assets:
+            if a.asset == name:
+                return a
+        raise InvalidInputError("asset", name, "'native', 'gas' or a capped token of the policy",
+                                f"use one of {', '.join(a.asset for a in self.assets)}")
+
+
+def _asset(asset: str, spent: int, cap: int, period: int = 0, period_cap: int = 0, ledger: Any = None,
+           now: int = 0) -> AssetReport:
+    period_spent = 0
+    if period and ledger is not None and ledger.period_index == now // period:
+        period_spent = ledger.period_spent
+    return AssetReport(
+        asset, spent, cap, max(cap - spent, 0), period, period_cap if period else 0, period_spent,
+        max(period_cap - period_spent, 0) if period else 0,
+    )
+
+
+def build_session_report(policy: SessionPolicy, state: SessionState, now: int) -> SessionReport:
+    """A :class:`SessionReport` from a policy and its :class:`~smartkeys.preflight.SessionState` at ``now``."""
+    assets = [
+        _asset("native", state.native_spent, policy.native_total, policy.native_period, policy.native_per_period,
+               state.native_ledger, now),
+        _asset("gas", state.gas_spent, policy.gas_budget),
+    ]
+    for cap in policy.token_caps:
+        ledger = state.tokens.get(cap.token)
+        spent = ledger.total_spent if ledger is not None else 0
+        assets.append(_asset(cap.token, spent, cap.cap, cap.period, cap.per_period, ledger, now))
+    return SessionReport(
+        policy.session_id, policy.key, state.live, policy.valid_after, policy.valid_until, state.uses,
+        policy.max_uses, tuple(assets), now,
+    )
+
+
+# In-process locks: one per sending EOA (its transaction nonce) and one per (account, nonce lane), so that
+# threads sharing a bundler account or a session key never pick the same nonce.
+_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(*key: Any) -> threading.Lock:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = _LOCKS[key] = threading.Lock()
+        return lock
+
+
+def _next_timestamp(w3: Web3) -> int:
+    """Estimate of the next block's timestamp: the latest block's + 1."""
+    return int(w3.eth.get_block("latest")["timestamp"]) + 1
+
+
+_TRANSFER_SELECTOR = bytes.fromhex("a9059cbb")
 
 
 def account_contract(w3: Web3, address: str):
@@ -244,6 +377,37 @@ class Owner:
     def _self_call(self, data: bytes):
         return send_transaction(self.w3, self._account, {"to": self.address, "data": data})
 
+    # -- reports ------------------------------------------------------------------------
+
+    def session_report(self, policy: SessionPolicy) -> SessionReport:
+        """What the session of ``policy`` has used and has left, read from chain now."""
+        from smartkeys.preflight import read_session_state
+
+        if not isinstance(policy, SessionPolicy):
+            raise InvalidInputError("policy", type(policy).__name__, "a SessionPolicy",
+                                    "compile a PolicyModel first: model.compile(now)")
+        state = read_session_state(self.w3, self.address, policy)
+        return build_session_report(policy, state, int(self.w3.eth.get_block("latest")["timestamp"]))
+
+    def granted_policies(self) -> list[SessionPolicy]:
+        """Every policy this account ever granted (from its ``SessionGranted`` logs), oldest first, once each."""
+        event = self.contract.events.SessionGranted()
+        logs = self.w3.eth.get_logs(
+            {"address": self.address, "fromBlock": 0, "toBlock": "latest", "topics": [event.topic]}
+        )
+        seen: set[bytes] = set()
+        out = []
+        for log in logs:
+            policy = SessionPolicy.decode(bytes(event.process_log(log)["args"]["policy"]))
+            if policy.session_id not in seen:
+                seen.add(policy.session_id)
+                out.append(policy)
+        return out
+
+    def sessions(self) -> list[SessionReport]:
+        """A :class:`SessionReport` for every session this account ever granted (revoked ones have live=False)."""
+        return [self.session_report(p) for p in self.granted_policies()]
+
     # -- owner user operations ----------------------------------------------------------
 
     def build_user_op(
@@ -294,11 +458,18 @@ class SessionAgent:
         self,
         w3: Web3,
         account: str,
-        key: LocalAccount,
+        key: LocalAccount | SessionKey,
         policy: SessionPolicy,
         *,
         chain_id: int | None = None,
     ) -> None:
+        from smartkeys.keystore import SessionKey
+
+        if isinstance(key, SessionKey):
+            key = key.account
+        if not isinstance(key, LocalAccount):
+            raise InvalidInputError("key", type(key).__name__, "an eth_account LocalAccount or a keystore.SessionKey",
+                                    "load it with smartkeys.keystore.load_keystore() or load_key_from_env()")
         if key.address != policy.key:
             raise SmartKeysError(f"the session key {key.address} is not the policy's key {policy.key}")
         self.w3 = w3
@@ -359,6 +530,154 @@ class SessionAgent:
         op = self.sign_user_op(self.build_user_op(calls))
         (result,) = self.entry_point.handle_ops([op], bundler)
         return result.raise_for_failure()
+
+    # -- high level: preflight, then submit -----------------------------------------------
+
+    def session_state(self) -> SessionState:
+        """The session's on-chain counters (:func:`smartkeys.preflight.read_session_state`)."""
+        from smartkeys.preflight import read_session_state
+
+        return read_session_state(self.w3, self.account, self.policy)
+
+    def call(
+        self,
+        target: str,
+        data: bytes | str = b"",
+        value: int = 0,
+        *,
+        via: str = "user_op",
+        bundler: LocalAccount | BundlerClient | None = None,
+        expected_outflows: Mapping[str, int] | None = None,
+        raise_on_failure: bool = True,
+    ) -> AgentReceipt:
+        """One call through the account; see :meth:`batch`."""
+        call = Call(checked_address(target, "target"), checked_uint(value, "value"), data)
+        return self.batch([call], via=via, bundler=bundler, expected_outflows=expected_outflows,
+                          raise_on_failure=raise_on_failure)
+
+    def transfer(
+        self,
+        token: str,
+        to: str,
+        amount: int,
+        *,
+        via: str = "user_op",
+        bundler: LocalAccount | BundlerClient | None = None,
+        raise_on_failure: bool = True,
+    ) -> AgentReceipt:
+        """ERC-20 ``token.transfer(to, amount)`` from the account (``amount`` in base units); see :meth:`batch`."""
+        from eth_abi import encode as abi_encode
+
+        token = checked_address(token, "token")
+        to = checked_address(to, "to")
+        amount = checked_uint(amount, "amount")
+        data = _TRANSFER_SELECTOR + abi_encode(["address", "uint256"], [to, amount])
+        return self.batch([Call(token, 0, data)], via=via, bundler=bundler, raise_on_failure=raise_on_failure)
+
+    def batch(
+        self,
+        calls: Sequence[Call | tuple[str, int, bytes]],
+        *,
+        via: str = "user_op",
+        bundler: LocalAccount | BundlerClient | None = None,
+        expected_outflows: Mapping[str, int] | None = None,
+        raise_on_failure: bool = True,
+    ) -> AgentReceipt:
+        """Preflight ``calls`` against the session's on-chain state, then submit them as one session use.
+
+        1. The session state is read from chain and :func:`smartkeys.preflight.preflight` runs with
+           ``now`` = latest block timestamp + 1 (and, on the user-op path, the op's ``max_gas_cost()``): a
+           refusal raises the contract's typed error before anything is signed or sent.
+        2. ``via="direct"``: a transaction from the session key (:meth:`send_direct`; the key pays gas).
+           ``via="user_op"``: ``bundler`` is a funded ``LocalAccount`` (self-bundled ``handleOps``) or a
+           :class:`~smartkeys.bundler.BundlerClient` (estimate, sign, ``eth_sendUserOperation``, wait).
+        3. Returns an :class:`AgentReceipt`. A mined use whose calls reverted raises the decoded revert
+           unless ``raise_on_failure`` is False (the receipt then has ``success=False``).
+
+        Thread safety: uses of one session key (one nonce lane) and transactions of one sending account are
+        serialized in-process, so threads may share a key or a bundler account without nonce collisions.
+        """
+        if via not in ("user_op", "direct"):
+            raise InvalidInputError("via", via, "'user_op' or 'direct'")
+        if not calls:
+            raise InvalidInputError("calls", [], "at least one call")
+        calls = [c if isinstance(c, Call) else Call(c[0], c[1], c[2]) for c in calls]
+        if via == "direct":
+            if bundler is not None:
+                raise InvalidInputError("bundler", type(bundler).__name__, "None on the direct path",
+                                        "the session key sends (and pays for) direct transactions itself")
+            return self._direct(calls, expected_outflows, raise_on_failure)
+        from smartkeys.bundler import BundlerClient
+
+        if isinstance(bundler, BundlerClient):
+            return self._via_bundler(calls, bundler, expected_outflows, raise_on_failure)
+        if isinstance(bundler, LocalAccount):
+            return self._self_bundled(calls, bundler, expected_outflows, raise_on_failure)
+        raise InvalidInputError("bundler", type(bundler).__name__,
+                                "a funded LocalAccount (self-bundled) or a BundlerClient on the user-op path",
+                                "pass bundler=..., or use via='direct'")
+
+    def _preflight(self, calls: Sequence[Call], *, via_user_op: bool, op: PackedUserOperation | None,
+                   expected_outflows: Mapping[str, int] | None, state: SessionState | None = None,
+                   now: int | None = None) -> Charges:
+        from smartkeys.preflight import preflight
+
+        return preflight(
+            self.policy, state or self.session_state(), calls, now=now or _next_timestamp(self.w3),
+            via_user_op=via_user_op,
+            max_gas_cost=op.max_gas_cost() if op is not None else None,
+            expected_outflows=expected_outflows, sender=None if via_user_op else self._key.address,
+        )
+
+    def _direct(self, calls, expected_outflows, raise_on_failure) -> AgentReceipt:
+        with _lock_for("eoa", self.chain_id, self._key.address):
+            charges = self._preflight(calls, via_user_op=False, op=None, expected_outflows=expected_outflows)
+            receipt = send_transaction(
+                self.w3, self._key, {"to": self.account, "data": self.call_data(calls)},
+                check_status=raise_on_failure,
+            )
+        return AgentReceipt("direct", bytes(receipt["transactionHash"]), None, receipt["status"] == 1,
+                            int(receipt["gasUsed"]), charges)
+
+    def _provisional_op(self, calls, nonce: int, expected_outflows) -> tuple[PackedUserOperation, SessionState, int]:
+        """Preflight with a lower-bound op (no call gas) before estimating anything.
+
+        Returns that op, and the state and time used, for the final preflight once the gas limits are known.
+        """
+        state, now = self.session_state(), _next_timestamp(self.w3)
+        op = self.build_user_op(calls, nonce=nonce, call_gas_limit=0)
+        self._preflight(calls, via_user_op=True, op=op, expected_outflows=expected_outflows, state=state, now=now)
+        return op, state, now
+
+    def _self_bundled(self, calls, bundler: LocalAccount, expected_outflows, raise_on_failure) -> AgentReceipt:
+        with _lock_for("lane", self.chain_id, self.account, self.nonce_key):
+            nonce = self.entry_point.get_nonce(self.account, self.nonce_key)
+            _, state, now = self._provisional_op(calls, nonce, expected_outflows)
+            op = self.build_user_op(calls, nonce=nonce)
+            charges = self._preflight(calls, via_user_op=True, op=op, expected_outflows=expected_outflows,
+                                      state=state, now=now)
+            op = self.sign_user_op(op)
+            with _lock_for("eoa", self.chain_id, bundler.address):
+                (result,) = self.entry_point.handle_ops([op], bundler)
+        if raise_on_failure:
+            result.raise_for_failure()
+        return AgentReceipt("user_op", result.transaction_hash, result.user_op_hash, result.success,
+                            result.actual_gas_used, charges)
+
+    def _via_bundler(self, calls, client: BundlerClient, expected_outflows, raise_on_failure) -> AgentReceipt:
+        with _lock_for("lane", self.chain_id, self.account, self.nonce_key):
+            nonce = self.entry_point.get_nonce(self.account, self.nonce_key)
+            op, state, now = self._provisional_op(calls, nonce, expected_outflows)
+            estimate = client.estimate_user_operation_gas(op.replace(signature=DUMMY_SIGNATURE))
+            op = estimate.apply(op)
+            charges = self._preflight(calls, via_user_op=True, op=op, expected_outflows=expected_outflows,
+                                      state=state, now=now)
+            op_hash = client.send_user_operation(self.sign_user_op(op))
+            receipt = client.wait_for_receipt(op_hash)
+        if raise_on_failure and not receipt.success:
+            raise receipt.revert() or SmartKeysError(f"user operation 0x{op_hash.hex()} failed without a reason")
+        return AgentReceipt("user_op", receipt.transaction_hash or b"", receipt.user_op_hash, receipt.success,
+                            receipt.actual_gas_used, charges)
 
 
 def session_status(w3: Web3, account: str, session_id: bytes) -> dict[str, Any]:

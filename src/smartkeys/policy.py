@@ -657,7 +657,8 @@ class PolicyModel:
     """A session policy in human terms. Validated on construction; :meth:`compile` gives the packed policy.
 
     Exactly one of ``valid_for`` (a :class:`Duration` from the start) and ``valid_until`` (a
-    :class:`Duration` from now or an :class:`Instant`) is required; ``valid_from`` defaults to now.
+    :class:`Duration` from now or an :class:`Instant`) is required. Without ``valid_from`` the session is
+    usable from ``now`` itself (``valid_after = now - 1``, the on-chain start being exclusive).
     """
 
     key: str
@@ -930,7 +931,9 @@ class PolicyModel:
         def resolve(spec: TimeSpec) -> int:
             return now + spec.seconds if isinstance(spec, Duration) else spec.timestamp
 
-        start = now if self.valid_from is None else resolve(self.valid_from)
+        # Without valid_from the session works from `now` itself: the on-chain start is exclusive
+        # (EntryPoint v0.8 validAfter), and blocks can share a timestamp, so the start is now - 1.
+        start = max(now - 1, 0) if self.valid_from is None else resolve(self.valid_from)
         if self.valid_for is not None:
             end, end_field, end_text = start + self.valid_for.seconds, "valid_for", str(self.valid_for)
         else:

@@ -136,7 +136,7 @@ limits:
 
 EXPECTED = SessionPolicy(
     key=KEY,
-    valid_after=NOW,
+    valid_after=NOW - 1,  # no valid_from: usable from NOW itself (the on-chain start is exclusive)
     valid_until=UNTIL,
     permissions=(
         Permission(USDC, TRANSFER, PermissionMode.EXACT),
