@@ -49,13 +49,6 @@ def local_chain(chain_backend):
 
 
 @pytest.fixture
-def eth_tester_only(chain_backend):
-    """For tests about eth-tester itself (its clock, its snapshots): skipped on other backends."""
-    if chain_backend != "eth-tester":
-        pytest.skip("checks eth-tester-specific behaviour")
-
-
-@pytest.fixture
 def chain(local_chain):
     snapshot_id = local_chain.snapshot()
     try:

@@ -22,9 +22,9 @@ from smartkeys.authorization import authorization_nonce, sign_authorization
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, parse_delegation
 from smartkeys.entrypoint import EntryPoint, UserOpResult
-from smartkeys.errors import InvalidInputError, SmartKeysError, register_contract_errors
+from smartkeys.errors import InvalidInputError, SmartKeysError, decode_revert, register_contract_errors
 from smartkeys.policy_codec import SessionPolicy
-from smartkeys.tx import REVERT_EXCEPTIONS, check_chain_id, revert_data_of, send_transaction
+from smartkeys.tx import REVERT_EXCEPTIONS, check_chain_id, revert_data_of, send_transaction, suggest_fees
 from smartkeys.userop import DUMMY_SIGNATURE, EIP7702_FACTORY, PackedUserOperation, sign_user_op
 
 if TYPE_CHECKING:  # preflight imports Call from this module: import it lazily at run time
@@ -207,12 +207,6 @@ def account_contract(w3: Web3, address: str):
     return w3.eth.contract(address=Web3.to_checksum_address(address), abi=_ACCOUNT_ABI)
 
 
-def _fees(w3: Web3) -> tuple[int, int]:
-    base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
-    tip = 10**9
-    return 2 * base + tip, tip
-
-
 def _build_op(
     w3: Web3,
     sender: str,
@@ -228,11 +222,9 @@ def _build_op(
             # gas price 0: the EntryPoint holds no ether of its own on a fresh chain
             estimate = w3.eth.estimate_gas({"from": ENTRY_POINT_V08, "to": sender, "data": call_data, "gasPrice": 0})
         except REVERT_EXCEPTIONS as exc:
-            from smartkeys.errors import decode_revert
-
             raise decode_revert(revert_data_of(exc) or b"") from None
         call_gas_limit = int(estimate) + _CALL_GAS_MARGIN
-    max_fee, tip = _fees(w3)
+    max_fee, tip = suggest_fees(w3)
     return PackedUserOperation(
         sender=sender,
         nonce=nonce,

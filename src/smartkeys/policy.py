@@ -61,6 +61,7 @@ from eth_utils import keccak
 from smartkeys.encoding import checked_address, checked_bytes, checked_uint
 from smartkeys.errors import InvalidInputError, SmartKeysError
 from smartkeys.policy_codec import (
+    MULTICALL_SELECTORS,
     MAX_PAYMASTERS,
     MAX_PERMISSIONS,
     MAX_TOKEN_CAPS,
@@ -114,30 +115,6 @@ _MAX_DECIMALS = 36
 
 #: keccak256("SessionGranted(bytes32,address,uint32,bytes)")
 SESSION_GRANTED_TOPIC = keccak(text="SessionGranted(bytes32,address,uint32,bytes)")
-
-# Selectors the account refuses as EXACT permissions (they bundle inner calls the policy cannot see);
-# kept in sync with SmartKeysAccount._isMulticall.
-_MULTICALL_SELECTORS = {
-    bytes.fromhex(h): name
-    for h, name in (
-        ("ac9650d8", "multicall(bytes[])"),
-        ("5ae401dc", "multicall(uint256,bytes[])"),
-        ("1f0464d1", "multicall(bytes32,bytes[])"),
-        ("252dba42", "aggregate((address,bytes)[])"),
-        ("82ad56cb", "aggregate3((address,bool,bytes)[])"),
-        ("174dea71", "aggregate3Value((address,bool,uint256,bytes)[])"),
-        ("bce38bd7", "tryAggregate(bool,(address,bytes)[])"),
-        ("c3077fa9", "blockAndAggregate((address,bytes)[])"),
-        ("399542e9", "tryBlockAndAggregate(bool,(address,bytes)[])"),
-        ("3593564c", "execute(bytes,bytes[],uint256)"),
-        ("24856bc3", "execute(bytes,bytes[])"),
-        ("e9ae5c53", "execute(bytes32,bytes)"),
-        ("34fcd5be", "executeBatch((address,uint256,bytes)[])"),
-    )
-}
-_MULTICALL_SELECTORS[keccak(text="executeAsSession(bytes,(address,uint256,bytes)[])")[:4]] = (
-    "executeAsSession(bytes,(address,uint256,bytes)[])"
-)
 
 #: Signatures :func:`decompile` recognises without being told.
 _COMMON_SIGNATURES = (
@@ -800,10 +777,10 @@ class PolicyModel:
                             fpath, fn, "a canonical signature like 'transfer(address,uint256)' or a 0x selector",
                             "use types only, no spaces or parameter names: 'transfer(address,uint256)'",
                         ) from None
-                    if selector in _MULTICALL_SELECTORS:
+                    if selector in MULTICALL_SELECTORS:
                         raise InvalidInputError(
                             fpath, fn, "a function that is not a multicall",
-                            f"{_MULTICALL_SELECTORS[selector]} hides inner calls the policy cannot check: allow the inner functions instead",
+                            f"{MULTICALL_SELECTORS[selector]} hides inner calls the policy cannot check: allow the inner functions instead",
                         )
                     out.append((fpath, Permission(target, selector, PermissionMode.EXACT)))
             else:

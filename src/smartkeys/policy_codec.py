@@ -39,8 +39,10 @@ from smartkeys.errors import InvalidInputError
 
 __all__ = [
     "MAX_PAYMASTERS",
+    "MULTICALL_SELECTORS",
     "MAX_PERMISSIONS",
     "MAX_TOKEN_CAPS",
+    "MULTICALL_SIGNATURES",
     "POLICY_VERSION",
     "Permission",
     "PermissionMode",
@@ -54,6 +56,27 @@ MAX_PERMISSIONS = 32
 MAX_TOKEN_CAPS = 16
 MAX_PAYMASTERS = 8
 _HEADER = 94
+
+#: Functions that bundle inner calls a policy cannot see: a wildcard permission never reaches them and an
+#: exact permission for one is refused. Mirrors ``SmartKeysAccount._isMulticall`` (a test compares them).
+MULTICALL_SIGNATURES = (
+    "multicall(bytes[])",
+    "multicall(uint256,bytes[])",
+    "multicall(bytes32,bytes[])",
+    "aggregate((address,bytes)[])",
+    "aggregate3((address,bool,bytes)[])",
+    "aggregate3Value((address,bool,uint256,bytes)[])",
+    "tryAggregate(bool,(address,bytes)[])",
+    "blockAndAggregate((address,bytes)[])",
+    "tryBlockAndAggregate(bool,(address,bytes)[])",
+    "execute(bytes,bytes[],uint256)",  # universal router
+    "execute(bytes,bytes[])",
+    "execute(bytes32,bytes)",  # ERC-7821
+    "executeBatch((address,uint256,bytes)[])",
+    "executeAsSession(bytes,(address,uint256,bytes)[])",
+)
+#: selector -> signature for :data:`MULTICALL_SIGNATURES`.
+MULTICALL_SELECTORS: dict[bytes, str] = {keccak(text=sig)[:4]: sig for sig in MULTICALL_SIGNATURES}
 
 _U32 = 2**32 - 1
 _U48 = 2**48 - 1

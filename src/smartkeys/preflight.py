@@ -54,11 +54,10 @@ from smartkeys.errors import (
     UserOperationError,
     register_contract_errors,
 )
-from smartkeys.policy_codec import PermissionMode, SessionPolicy
+from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
 
 __all__ = [
     "ACCOUNT_ERRORS",
-    "MULTICALL_SELECTORS",
     "Charges",
     "Ledger",
     "SessionState",
@@ -76,28 +75,6 @@ ACCOUNT_ERRORS = register_contract_errors(_ACCOUNT_ABI)
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _ZERO4 = b"\x00\x00\x00\x00"
 _U256 = 2**256
-
-#: Selectors the account treats as multicall-style (``_isMulticall``): never reachable through a
-#: wildcard permission, never grantable as an exact one.
-MULTICALL_SELECTORS: frozenset[bytes] = frozenset(
-    bytes.fromhex(h)
-    for h in (
-        "ac9650d8",  # multicall(bytes[])
-        "5ae401dc",  # multicall(uint256,bytes[])
-        "1f0464d1",  # multicall(bytes32,bytes[])
-        "252dba42",  # aggregate((address,bytes)[])
-        "82ad56cb",  # aggregate3((address,bool,bytes)[])
-        "174dea71",  # aggregate3Value((address,bool,uint256,bytes)[])
-        "bce38bd7",  # tryAggregate(bool,(address,bytes)[])
-        "c3077fa9",  # blockAndAggregate((address,bytes)[])
-        "399542e9",  # tryBlockAndAggregate(bool,(address,bytes)[])
-        "3593564c",  # execute(bytes,bytes[],uint256) (universal router)
-        "24856bc3",  # execute(bytes,bytes[])
-        "e9ae5c53",  # execute(bytes32,bytes) (ERC-7821)
-        "34fcd5be",  # executeBatch((address,uint256,bytes)[])
-        "9ae201c2",  # executeAsSession(bytes,(address,uint256,bytes)[])
-    )
-)
 
 #: ``_amountOffset``: where the amount sits in a recognised ERC-20 outflow's calldata.
 _AMOUNT_OFFSET: dict[bytes, int] = {

@@ -38,16 +38,9 @@ from eth_utils import keccak
 from smartkeys.account import Call
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
-from smartkeys.policy_codec import PermissionMode, SessionPolicy
+from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
 
 __all__ = ["ERC20_ABI", "call_from_tool", "tool_definitions"]
-
-_MULTICALL = frozenset(
-    bytes.fromhex(h) for h in (
-        "ac9650d8", "5ae401dc", "1f0464d1", "252dba42", "82ad56cb", "174dea71", "bce38bd7", "c3077fa9",
-        "399542e9", "3593564c", "24856bc3", "e9ae5c53", "34fcd5be", "9ae201c2",
-    )
-)
 
 #: Built-in ABI for the standard ERC-20 outflow functions (used when no ABI is given for a token).
 ERC20_ABI: list[dict[str, Any]] = [
@@ -353,7 +346,7 @@ def _build(policy: SessionPolicy, names, abis, tokens, state) -> dict[str, _Tool
                           f"ABI-encoded arguments. {limits}"))
         elif perm.mode is PermissionMode.ANY_SELECTOR:
             fns = [f for f in abis.get(target, [])
-                   if _selector(f) not in _MULTICALL and f.get("stateMutability") not in ("view", "pure")]
+                   if _selector(f) not in MULTICALL_SELECTORS and f.get("stateMutability") not in ("view", "pure")]
             if fns:
                 for fn in fns:
                     add(function_tool(target, fn))
@@ -453,7 +446,7 @@ def call_from_tool(
         data = _coerce("data", {"type": "bytes"}, arguments["data"])
         if len(data) < 4:
             raise InvalidInputError("arguments.data", arguments["data"], "at least a 4-byte selector")
-        if data[:4] in _MULTICALL:
+        if data[:4] in MULTICALL_SELECTORS:
             raise InvalidInputError("arguments.data", "0x" + data[:4].hex(), "a non-multicall function",
                                     "call the inner functions one by one")
         return Call(tool.target, value, data)

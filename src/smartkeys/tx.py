@@ -22,7 +22,7 @@ try:  # the embedded chain raises its own exception type for reverts
 except ImportError:  # pragma: no cover - eth-tester is a core dependency
     _EthTesterReverted = ContractLogicError
 
-__all__ = ["REVERT_EXCEPTIONS", "check_chain_id", "revert_data_of", "send_transaction"]
+__all__ = ["REVERT_EXCEPTIONS", "check_chain_id", "revert_data_of", "send_transaction", "suggest_fees"]
 
 #: Exceptions that mean "the EVM reverted" across web3 providers (web3 and eth-tester).
 REVERT_EXCEPTIONS = (ContractCustomError, ContractLogicError, ContractPanicError, _EthTesterReverted)
@@ -77,13 +77,18 @@ def _eth_tester_revert_data(message: str) -> bytes:
     return _ERROR_STRING_SELECTOR + abi_encode(["string"], [text])
 
 
+def suggest_fees(w3: Web3, tip: int = _DEFAULT_PRIORITY_FEE) -> tuple[int, int]:
+    """``(max_fee_per_gas, max_priority_fee_per_gas)``: twice the latest base fee plus ``tip``."""
+    base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+    return 2 * base + tip, tip
+
+
 def _fees(w3: Web3, tx: dict) -> None:
     if "gasPrice" in tx:
         return
-    base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
-    tip = int(tx.get("maxPriorityFeePerGas", _DEFAULT_PRIORITY_FEE))
+    max_fee, tip = suggest_fees(w3, int(tx.get("maxPriorityFeePerGas", _DEFAULT_PRIORITY_FEE)))
     tx.setdefault("maxPriorityFeePerGas", tip)
-    tx.setdefault("maxFeePerGas", 2 * base + tip)
+    tx.setdefault("maxFeePerGas", max_fee)
 
 
 def send_transaction(
