@@ -1,0 +1,36 @@
+"""Fixtures for the Ape tests (run with `ape test` from ape/; see scripts/ape_test.sh)."""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def owner(accounts):
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def agent(accounts):
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def outsider(accounts):
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def implementation(project, owner):
+    """SmartKeysAccount compiled by ape-solidity (tools/solc shim) and deployed by Ape."""
+    return owner.deploy(project.SmartKeysAccount)
+
+
+@pytest.fixture(scope="session")
+def target(project, owner):
+    return owner.deploy(project.MockTarget)
+
+
+@pytest.fixture
+def delegated(project, owner, implementation):
+    """The owner's EOA delegated (EIP-7702) to SmartKeysAccount with Ape's set_delegate."""
+    owner.set_delegate(implementation)
+    yield project.SmartKeysAccount.at(owner.address)
