@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["alto"]  # tests/alto.py: the real-bundler fixtures (Alto on its own anvil)
+
 try:  # run from a plain checkout (package not installed): use src/
     import smartkeys  # noqa: F401
 except ImportError:  # pragma: no cover

@@ -11,8 +11,9 @@ Both take a ``Web3`` first and check the RPC's chain id before signing anything.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -20,15 +21,24 @@ from web3 import Web3
 from smartkeys import artifacts
 from smartkeys.authorization import authorization_nonce, sign_authorization
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
-from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, parse_delegation
+from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, parse_delegation, parse_quantity
 from smartkeys.entrypoint import EntryPoint, UserOpResult
-from smartkeys.errors import InvalidInputError, SmartKeysError, decode_revert, register_contract_errors
+from smartkeys.errors import (
+    InvalidInputError,
+    RevertError,
+    SmartKeysError,
+    TransactionFailedError,
+    UserOperationError,
+    decode_revert,
+    register_contract_errors,
+)
 from smartkeys.policy_codec import SessionPolicy
 from smartkeys.tx import REVERT_EXCEPTIONS, check_chain_id, revert_data_of, send_transaction, suggest_fees
 from smartkeys.userop import DUMMY_SIGNATURE, EIP7702_FACTORY, PackedUserOperation, sign_user_op
 
 if TYPE_CHECKING:  # preflight imports Call from this module: import it lazily at run time
     from smartkeys.bundler import BundlerClient
+    from smartkeys.journal import RefusalJournal
     from smartkeys.keystore import SessionKey
     from smartkeys.preflight import Charges, SessionState
 
@@ -433,10 +443,42 @@ class Owner:
             raise SmartKeysError(f"refusing to sign an operation for {op.sender}: this owner is {self.address}")
         return sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id)
 
-    def send_user_op(self, calls: Sequence[Call], *, bundler: LocalAccount) -> UserOpResult:
-        """Build, sign and self-bundle an owner operation; raises the decoded revert if the calls fail."""
+    def send_user_op(self, calls: Sequence[Call], *, bundler: LocalAccount | BundlerClient) -> UserOpResult:
+        """Build, sign and submit an owner operation; raises the decoded revert if the calls fail.
+
+        ``bundler`` is a funded ``LocalAccount`` (self-bundled ``handleOps``) or a
+        :class:`~smartkeys.bundler.BundlerClient` (see :meth:`_via_bundler`).
+        """
+        from smartkeys.bundler import BundlerClient
+
+        if isinstance(bundler, BundlerClient):
+            return self._via_bundler(calls, bundler)
         op = self.sign_user_op(self.build_user_op(calls))
         (result,) = self.entry_point.handle_ops([op], bundler)
+        return result.raise_for_failure()
+
+    def _via_bundler(self, calls: Sequence[Call], client: BundlerClient) -> UserOpResult:
+        """Estimate with the bundler (dummy signature), sign, ``eth_sendUserOperation``, wait for the receipt.
+
+        If this EOA does not delegate to the implementation yet, the op carries the EIP-7702 authorization
+        (``eip7702Auth``, initCode marker ``0x7702``): the bundler's type-4 bundle delegates the account and
+        runs the op in one transaction, paid from the account's own ether (its prefund).
+        """
+        op = self.build_user_op(calls, call_gas_limit=0)
+        if self.delegation() != self.implementation:
+            nonce = self.w3.eth.get_transaction_count(self.address)
+            auth = sign_authorization(self._account, self.implementation, self.chain_id, nonce)
+            op = op.replace(factory=EIP7702_FACTORY, eip7702_auth=auth)
+        op = client.estimate_user_operation_gas(op.replace(signature=DUMMY_SIGNATURE)).apply(op)
+        op_hash = client.send_user_operation(sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id))
+        receipt = client.wait_for_receipt(op_hash)
+        result = UserOpResult(
+            user_op_hash=receipt.user_op_hash, sender=receipt.sender, nonce=receipt.nonce, success=receipt.success,
+            actual_gas_cost=receipt.actual_gas_cost, actual_gas_used=receipt.actual_gas_used,
+            transaction_hash=receipt.transaction_hash or b"",
+            bundle_gas_used=parse_quantity(receipt.receipt.get("gasUsed", 0), "receipt.gasUsed"),
+            revert=receipt.revert(),
+        )
         return result.raise_for_failure()
 
 
@@ -444,6 +486,8 @@ class SessionAgent:
     """An agent acting with a session key under a granted policy.
 
     The key never leaves this object: it is not in its repr, and only signatures are produced.
+    With a ``journal`` (:class:`~smartkeys.journal.RefusalJournal`), every refusal -- by the preflight or
+    by the chain (a reverted estimate, a failed operation) -- is recorded there before it is raised.
     """
 
     def __init__(
@@ -454,6 +498,7 @@ class SessionAgent:
         policy: SessionPolicy,
         *,
         chain_id: int | None = None,
+        journal: RefusalJournal | None = None,
     ) -> None:
         from smartkeys.keystore import SessionKey
 
@@ -472,6 +517,7 @@ class SessionAgent:
         self.contract = account_contract(w3, self.account)
         self.entry_point = EntryPoint(w3)
         self.nonce_key = nonce_key_for(key.address)
+        self.journal = journal
 
     def __repr__(self) -> str:
         return f"SessionAgent(account={self.account}, key={self._key.address}, session={self.session_id.hex()[:12]}…)"
@@ -490,7 +536,38 @@ class SessionAgent:
 
     def send_direct(self, calls: Sequence[Call], *, gas: int | None = None):
         """Act with a transaction sent (and paid) by the session key's own address."""
-        return send_transaction(self.w3, self._key, {"to": self.account, "data": self.call_data(calls)}, gas=gas)
+        with self._journaled(calls, "direct"):
+            return send_transaction(self.w3, self._key, {"to": self.account, "data": self.call_data(calls)},
+                                    gas=gas)
+
+    @contextmanager
+    def _journaled(self, calls: Sequence[Any], path: str) -> Iterator[None]:
+        """Record a refusal (a decoded revert, a failed transaction or operation) in the journal, then re-raise."""
+        try:
+            yield
+        except (RevertError, UserOperationError, TransactionFailedError) as exc:
+            if self.journal is not None:
+                self._record_refusal(calls, exc, path)
+            raise
+
+    def _record_refusal(self, calls: Sequence[Any], exc: BaseException, path: str) -> None:
+        block_number = block_time = None
+        try:
+            latest = self.w3.eth.get_block("latest")
+            block_number, block_time = int(latest["number"]), int(latest["timestamp"]) + 1
+        except Exception:  # noqa: BLE001 - the RPC may be what failed; record without block data
+            pass
+        try:
+            self.journal.record(  # type: ignore[union-attr]
+                chain_id=self.chain_id, account=self.account, session_id=self.session_id, key=self._key.address,
+                calls=calls, error=exc, path=path, block_number=block_number, block_time=block_time,
+            )
+        except OSError as err:  # never hide the refusal itself behind a journal problem
+            import warnings
+
+            from smartkeys.journal import JournalWarning
+
+            warnings.warn(f"could not record the refusal in {self.journal}: {err}", JournalWarning, stacklevel=3)
 
     def build_user_op(
         self,
@@ -519,9 +596,10 @@ class SessionAgent:
 
     def send_user_op(self, calls: Sequence[Call], *, bundler: LocalAccount) -> UserOpResult:
         """Build, sign with the session key and self-bundle; raises the decoded revert if the calls fail."""
-        op = self.sign_user_op(self.build_user_op(calls))
-        (result,) = self.entry_point.handle_ops([op], bundler)
-        return result.raise_for_failure()
+        with self._journaled(calls, "user_op"):
+            op = self.sign_user_op(self.build_user_op(calls))
+            (result,) = self.entry_point.handle_ops([op], bundler)
+            return result.raise_for_failure()
 
     # -- high level: preflight, then submit -----------------------------------------------
 
@@ -598,13 +676,16 @@ class SessionAgent:
             if bundler is not None:
                 raise InvalidInputError("bundler", type(bundler).__name__, "None on the direct path",
                                         "the session key sends (and pays for) direct transactions itself")
-            return self._direct(calls, expected_outflows, raise_on_failure)
+            with self._journaled(calls, "direct"):
+                return self._direct(calls, expected_outflows, raise_on_failure)
         from smartkeys.bundler import BundlerClient
 
         if isinstance(bundler, BundlerClient):
-            return self._via_bundler(calls, bundler, expected_outflows, raise_on_failure)
+            with self._journaled(calls, "user_op"):
+                return self._via_bundler(calls, bundler, expected_outflows, raise_on_failure)
         if isinstance(bundler, LocalAccount):
-            return self._self_bundled(calls, bundler, expected_outflows, raise_on_failure)
+            with self._journaled(calls, "user_op"):
+                return self._self_bundled(calls, bundler, expected_outflows, raise_on_failure)
         raise InvalidInputError("bundler", type(bundler).__name__,
                                 "a funded LocalAccount (self-bundled) or a BundlerClient on the user-op path",
                                 "pass bundler=..., or use via='direct'")

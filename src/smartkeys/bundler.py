@@ -2,7 +2,8 @@
 
 :class:`BundlerClient` speaks ``eth_supportedEntryPoints``, ``eth_chainId``,
 ``eth_estimateUserOperationGas``, ``eth_sendUserOperation``, ``eth_getUserOperationReceipt`` and
-``eth_getUserOperationByHash``, sending user operations in their ``PackedUserOperation.to_rpc()`` form.
+``eth_getUserOperationByHash``, sending user operations in their ``PackedUserOperation.to_rpc()`` form
+(an EIP-7702 op's factory as the short marker ``"0x7702"``, which bundlers require).
 
 Retries: HTTP 429 and 5xx, connection errors, timeouts, and JSON-RPC rate-limit errors (``-32005``, or
 ``-32603`` whose message mentions a rate limit) are retried with capped, jittered exponential backoff
@@ -30,6 +31,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 import socket
 import time
 import urllib.error
@@ -322,6 +324,9 @@ def _retry_after(value: str | None) -> float | None:
 # --------------------------------------------------------------------------------------------
 
 
+_HEX_BLOB = re.compile(r"0x[0-9a-fA-F]{8}(?:[0-9a-fA-F]{2})*\b")
+
+
 def _decode_data(data: Any) -> SmartKeysError | None:
     """Revert data from an RPC error's ``data`` (hex string, or an object carrying one), decoded."""
     candidates: list[Any] = [data]
@@ -334,6 +339,18 @@ def _decode_data(data: Any) -> SmartKeysError | None:
             except InvalidInputError:
                 continue
     return None
+
+
+def _wire_op(op: PackedUserOperation) -> dict[str, Any]:
+    """``op.to_rpc()`` as bundlers take it: an EIP-7702 op names its factory by the short marker ``"0x7702"``.
+
+    Alto 0.0.20 refuses the 20-byte padded form ("factory that is neither null or 0x7702"); both forms
+    hash the same (the EntryPoint reads the marker from the first 20 bytes, zero-padded).
+    """
+    out = op.to_rpc()
+    if op.is_eip7702:
+        out["factory"] = "0x7702"
+    return out
 
 
 class BundlerClient:
@@ -351,6 +368,7 @@ class BundlerClient:
         expected_chain_id: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        poll_interval: float = 0.5,
     ) -> None:
         if max_retries < 0:
             raise InvalidInputError("max_retries", max_retries, "a non-negative integer", "use 0 to disable retries")
@@ -365,6 +383,7 @@ class BundlerClient:
         self._rng = rng or random.Random()
         self._ids = itertools.count(1)
         self._chain_checked = expected_chain_id is None
+        self.poll_interval = poll_interval  # default of wait_for_receipt (a local bundler answers in ~0.1 s)
 
     def __repr__(self) -> str:
         return f"BundlerClient({self.url.split('?')[0]!r})"
@@ -433,6 +452,11 @@ class BundlerClient:
         message = str(error.get("message", ""))
         data = error.get("data")
         inner = _decode_data(data)
+        if inner is None or isinstance(inner, UnknownRevertError):
+            # Alto puts the revert data in the message: "UserOperation reverted during simulation with reason: 0x..."
+            from_message = _decode_data(_HEX_BLOB.findall(message)[-1]) if _HEX_BLOB.search(message) else None
+            if from_message is not None and not isinstance(from_message, UnknownRevertError):
+                inner = from_message
         if isinstance(inner, UnknownRevertError) and not inner.data:
             inner = None
         aa = parse_aa_code(message)
@@ -465,7 +489,7 @@ class BundlerClient:
     def estimate_user_operation_gas(self, op: PackedUserOperation, entry_point: str = ENTRY_POINT_V08) -> GasEstimate:
         """``eth_estimateUserOperationGas`` (sign with a dummy signature first, e.g. ``DUMMY_SIGNATURE``)."""
         self._check_chain()
-        result = self.request("eth_estimateUserOperationGas", [op.to_rpc(), checked_address(entry_point, "entry_point")])
+        result = self.request("eth_estimateUserOperationGas", [_wire_op(op), checked_address(entry_point, "entry_point")])
         return GasEstimate.from_rpc(result)
 
     def send_user_operation(self, op: PackedUserOperation, entry_point: str = ENTRY_POINT_V08) -> bytes:
@@ -473,7 +497,7 @@ class BundlerClient:
         if not op.signature:
             raise InvalidInputError("signature", op.signature, "a signed user operation", "sign it with sign_user_op")
         self._check_chain()
-        result = self.request("eth_sendUserOperation", [op.to_rpc(), checked_address(entry_point, "entry_point")])
+        result = self.request("eth_sendUserOperation", [_wire_op(op), checked_address(entry_point, "entry_point")])
         return _hash(result, "userOpHash")
 
     def get_user_operation_receipt(self, user_op_hash: bytes | str) -> UserOperationReceipt | None:
@@ -487,10 +511,15 @@ class BundlerClient:
         return None if result is None else UserOperationByHash.from_rpc(result)
 
     def wait_for_receipt(
-        self, user_op_hash: bytes | str, timeout: float = 60, *, poll_interval: float = 0.5
+        self, user_op_hash: bytes | str, timeout: float = 60, *, poll_interval: float | None = None
     ) -> UserOperationReceipt:
-        """Poll ``eth_getUserOperationReceipt`` until the op is mined; :class:`BundlerTimeoutError` after ``timeout`` s."""
+        """Poll ``eth_getUserOperationReceipt`` until the op is mined; :class:`BundlerTimeoutError` after ``timeout`` s.
+
+        ``poll_interval`` defaults to the client's ``poll_interval``.
+        """
         digest = _hash(user_op_hash, "user_op_hash")
+        if poll_interval is None:
+            poll_interval = self.poll_interval
         deadline = time.monotonic() + timeout
         while True:
             receipt = self.get_user_operation_receipt(digest)

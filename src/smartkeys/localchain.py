@@ -280,6 +280,9 @@ class _EthTesterBackend:
 class _AnvilBackend:
     """A real anvil node (npm ``@foundry-rs/anvil-linux-amd64``, Prague) on a free loopback port.
 
+    ``port`` and ``host`` fix where it listens (default: a free port on 127.0.0.1); a host other than
+    loopback exposes the node, and its funded public dev keys, to the network.
+
     Same accounts as eth-tester (anvil derives them from the same mnemonic). anvil consumes a snapshot
     when reverting to it; to keep ids reusable, each revert takes a fresh snapshot for the same id.
     """
@@ -295,6 +298,7 @@ class _AnvilBackend:
         gas_limit: int = DEFAULT_GAS_LIMIT,
         chain_id: int = ANVIL_CHAIN_ID,
         anvil_path: str | None = None,
+        host: str = "127.0.0.1",
         port: int | None = None,
         startup_timeout: float = 20.0,
     ) -> None:
@@ -305,21 +309,26 @@ class _AnvilBackend:
             raise ValueError("anvil funds accounts in whole ether: balance_wei must be a multiple of 10**18")
         binary = find_anvil(anvil_path)
         self.port = port or _free_loopback_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = host
+        # a wildcard bind is still reached through loopback from this machine
+        connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        self.url = f"http://{connect_host}:{self.port}"
         args = [
-            binary, "--host", "127.0.0.1", "--port", str(self.port), "--hardfork", "prague",
+            binary, "--host", host, "--port", str(self.port), "--hardfork", "prague",
             "--chain-id", str(chain_id), "--mnemonic", TEST_MNEMONIC, "--accounts", str(len(funded_keys)),
             "--balance", str(balance_wei // 10**18), "--gas-limit", str(gas_limit), "--silent",
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 30}))
+        # Short timeout, no retries: if the port is taken by someone else, a request may hang on it.
+        probe = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 1}, exception_retry_configuration=None))
         deadline = _time.monotonic() + startup_timeout
         while True:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
                 raise LocalChainError(f"anvil exited with code {self.process.returncode}: {err.strip()[:500]}")
             try:
-                if int(self.w3.eth.chain_id) == chain_id:
+                if int(probe.eth.chain_id) == chain_id:
                     break
             except Exception:  # noqa: BLE001 - not listening yet
                 pass
@@ -437,6 +446,17 @@ class LocalChain:
     @property
     def backend(self) -> str:
         return self._backend.name
+
+    @property
+    def url(self) -> str | None:
+        """The node's JSON-RPC URL (anvil), or None for the in-process eth-tester chain."""
+        return getattr(self._backend, "url", None)
+
+    @property
+    def pid(self) -> int | None:
+        """The node's process id (anvil), or None for the in-process eth-tester chain."""
+        process = getattr(self._backend, "process", None)
+        return None if process is None else process.pid
 
     def __repr__(self) -> str:
         return f"<LocalChain backend={self.backend!r} chain_id={self.chain_id} block={self.w3.eth.block_number}>"
