@@ -6,20 +6,40 @@ smartkeys account at their canonical addresses.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from typing import Callable, TextIO
 
 from eth_account import Account
 
 from smartkeys import artifacts
-from smartkeys.account import Call, Owner, SessionAgent, session_status
+from smartkeys.account import Owner, SessionAgent
+from smartkeys.audit import AuditReport, build_audit
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.errors import SmartKeysError, register_contract_errors
+from smartkeys.journal import RefusalJournal
 from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
 
 __all__ = ["run_demo"]
 
 USDC = 10**6
+
+
+def _audit_table(report: AuditReport) -> list[str]:
+    """A short table: one row per session and budget (spent, remaining, flags)."""
+    rows = [("key", "status", "uses", "budget", "spent", "remaining", "flags")]
+    for s in report.sessions:
+        uses = f"{s.uses}/{s.max_uses}" if s.max_uses else str(s.uses)
+        for a in s.assets:
+            if a.cap == 0 or a.asset == "gas":
+                continue
+            flags = ", ".join(sorted({f.code for f in s.flags if f.asset in (a.asset, None, "uses")})) or "-"
+            name = "native" if a.asset == "native" else report.tokens.get(a.asset, (a.asset[:10],))[0]
+            rows.append((s.key[:10] + "…", s.status, uses, name, report.format_amount(a.asset, a.spent),
+                         report.format_amount(a.asset, a.remaining), flags))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
 
 
 def run_demo(out: TextIO, *, color: bool = False) -> int:
@@ -55,30 +75,18 @@ def run_demo(out: TextIO, *, color: bool = False) -> int:
     def usdc(address: str) -> str:
         return f"{token.functions.balanceOf(address).call() / USDC:,.2f} USDC"
 
-    def transfer(amount: int) -> Call:
-        return Call(token_address, 0, token.encode_abi("transfer", [recipient.address, amount]))
-
     step("Delegate the owner's EOA to the smartkeys account (EIP-7702, self-sponsored)")
     owner = Owner(w3, owner_eoa)
     receipt = owner.delegate()
     say(f"owner {owner.address} now has code 0xef0100‖{owner.delegation()}")
     say(f"set-code transaction: {receipt['gasUsed']:,} gas")
 
-    step("The owner pays 10 USDC with a transaction to itself")
-    receipt = owner.execute(token_address, 0, transfer(10 * USDC).data)
-    say(f"recipient has {usdc(recipient.address)} ({receipt['gasUsed']:,} gas)")
-
-    step("The owner pays 15 USDC as an ERC-4337 user operation (self-bundled through EntryPoint v0.8)")
-    result = owner.send_user_op([transfer(15 * USDC)], bundler=bundler)
-    say(f"user op {result.user_op_hash.hex()[:16]}… succeeded: {result.success}")
-    say(f"recipient has {usdc(recipient.address)} (bundle {result.bundle_gas_used:,} gas)")
-
-    step("The owner grants an agent a session key: USDC transfers only, 50 USDC cap, 1 day, 5 uses")
+    step("The owner grants an agent a session key: USDC transfers only, 50 USDC in total, 7 days, 5 uses")
     agent_key = Account.create()
     policy = SessionPolicy(
         key=agent_key.address,
         valid_after=0,
-        valid_until=chain.time() + 86_400,
+        valid_until=chain.time() + 7 * 86_400,
         max_uses=5,
         permissions=(Permission(token_address, "transfer(address,uint256)"),),
         token_caps=(TokenCap(token_address, 50 * USDC),),
@@ -86,15 +94,17 @@ def run_demo(out: TextIO, *, color: bool = False) -> int:
     )
     owner.grant(policy)
     say(f"session {policy.session_id.hex()[:16]}… for key {agent_key.address}")
-    agent = SessionAgent(w3, owner.address, agent_key, policy)
+    workdir = tempfile.TemporaryDirectory(prefix="smartkeys-demo-")
+    journal = RefusalJournal(os.path.join(workdir.name, "refusals.jsonl"))
+    agent = SessionAgent(w3, owner.address, agent_key, policy, journal=journal)
+    say("the agent's SDK records every refusal in a journal (here a temporary file)")
 
-    step("The agent pays 20 USDC with a user operation signed by its session key")
-    result = agent.send_user_op([transfer(20 * USDC)], bundler=bundler)
-    say(f"succeeded: {result.success}; recipient has {usdc(recipient.address)}")
-
-    step("The agent pays 25 USDC with a transaction from its own address (it pays its gas)")
+    step("The agent works within its limits")
+    receipt = agent.transfer(token_address, recipient.address, 20 * USDC, via="user_op", bundler=bundler)
+    say(f"pays 20 USDC with a user operation signed by its session key: succeeded: {receipt.success}")
     chain.send({"to": agent_key.address, "value": 10**17}, minter)
-    agent.send_direct([transfer(25 * USDC)])
+    receipt = agent.transfer(token_address, recipient.address, 25 * USDC, via="direct")
+    say(f"pays 25 USDC with a transaction from its own address: succeeded: {receipt.success}")
     say(f"recipient has {usdc(recipient.address)}")
 
     def refused(title: str, action: Callable[[], object]) -> bool:
@@ -107,24 +117,28 @@ def run_demo(out: TextIO, *, color: bool = False) -> int:
         return False
 
     ok = True
-    step("The agent tries to pay 10 USDC more: only 5 USDC of its cap is left")
-    ok &= refused("over cap", lambda: agent.send_direct([transfer(10 * USDC)]))
+    step("The agent goes beyond its limits: refused before anything is signed")
+    say("pay 10 USDC more (only 5 USDC of its cap is left):")
+    ok &= refused("over cap", lambda: agent.transfer(token_address, recipient.address, 10 * USDC, via="direct"))
+    say("call approve(), which its policy does not allow:")
+    approve = token.encode_abi("approve", [recipient.address, 1])
+    ok &= refused("approve", lambda: agent.call(token_address, approve, via="direct"))
 
-    step("The agent tries to call approve(), which its policy does not allow")
-    ok &= refused(
-        "approve",
-        lambda: agent.send_direct([Call(token_address, 0, token.encode_abi("approve", [recipient.address, 1]))]),
-    )
+    step("The owner audits the key: from the chain's events, plus the agent's refusal journal")
+    report = build_audit(w3, owner.address, journal=journal)
+    for line in _audit_table(report):
+        say(line)
+    for entry in report.refusals:
+        say(f"refusal: {entry.note}")
+    ok &= bool(report.refusals) and len(report.refusals) == 2
 
-    step("The owner checks the session and revokes it")
-    status = session_status(w3, owner.address, policy.session_id)
-    spent = owner.contract.functions.sessionLedger(policy.session_id, token_address).call()[0]
-    say(f"live={status['live']} uses={status['uses']} spent={spent / USDC:,.2f} of 50.00 USDC")
+    step("The owner revokes the key")
     receipt = owner.revoke(policy.session_id)
-    say(f"revoked ({receipt['gasUsed']:,} gas)")
+    say(f"revoked ({receipt['gasUsed']:,} gas); status now: {build_audit(w3, owner.address).session(policy.session_id).status}")
 
     step("The revoked key tries again")
-    ok &= refused("after revoke", lambda: agent.send_direct([transfer(1 * USDC)]))
+    ok &= refused("after revoke", lambda: agent.transfer(token_address, recipient.address, 1 * USDC, via="direct"))
+    workdir.cleanup()
 
     say("")
     say(f"done in {time.perf_counter() - started:.1f} s" + ("" if ok else " — SOME CHECKS FAILED"))

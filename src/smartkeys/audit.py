@@ -1,0 +1,1035 @@
+"""The owner's audit trail: what every session key of an account did, rebuilt from on-chain events.
+
+:func:`build_audit` reads the account's logs (``SessionGranted``, ``SessionUsed``, ``SessionGasCharged`` when
+the contract has it, ``SessionRevoked``, ``AllSessionsRevoked``) with ``eth_getLogs`` in block chunks, adds
+the refusals an SDK recorded in a :class:`~smartkeys.journal.RefusalJournal` (refused uses leave nothing on
+chain), and returns an :class:`AuditReport`:
+
+- per session (:class:`SessionAudit`): the grant (block, time, tx, epoch) and its decoded policy in human
+  form, each use (calls with target, selector and function name, native value, token amounts), spent and
+  remaining per asset, cumulative and per period (:class:`AssetAudit`), uses, refusals, the revocation
+  (single or by epoch), the status at ``now`` and flags;
+- a timeline of :class:`AuditEntry` (one per event, in chain order) with what each left spent/remaining.
+
+The rebuilt counters equal the contract's (``sessionStatus`` / ``sessionLedger``) as long as the scanned
+range starts at or before the session's last grant. Known limits of an events-only audit:
+
+- ``SessionUsed`` carries the total native value of a use, not each call's: the per-call cap check of
+  ``edge_of_policy`` applies to single-call uses only.
+- The status word counts uses only when the policy limits them (``max_uses != 0``); the audit counts every
+  use, and compares with the contract only for limited sessions.
+- Gas charged to a session is tracked only while the contract emits ``SessionGasCharged``
+  (:data:`GAS_TRACKED`); otherwise the ``gas`` asset is left out.
+
+Flags (:class:`AuditFlag`, thresholds in :class:`AuditThresholds`):
+
+- ``budget_nearly_used``: a cumulative cap (native, token, gas) or the use limit is at least
+  ``budget_nearly_used`` (0.8) used -- on the use that got it there, and on the session while it holds.
+- ``expiry_soon``: the window ends within ``expiry_soon_s`` of a use, or of ``now`` for a live session.
+- ``burst``: a use came at ``burst_factor`` (5x) the key's own median rate or faster (the gap since its
+  previous use is at most a fifth of its median gap), once the key has ``burst_min_uses`` earlier uses.
+- ``edge_of_policy``: one use took at least ``edge_fraction`` (90 %) of the per-call native cap, of what
+  was left of a cumulative cap, or of a periodic cap.
+
+JSON (:meth:`AuditReport.to_dict`): amounts in wei or token base units are **decimal strings** (they pass
+2**53); counts, block numbers, timestamps and epochs are JSON integers; bytes are 0x-hex strings; times are
+unix seconds, plus ISO-8601 UTC text in ``*_iso`` fields.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import statistics
+import threading
+import time as _time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak, to_checksum_address
+
+from smartkeys import artifacts
+from smartkeys.journal import Refusal, RefusalJournal
+from smartkeys.policy import _COMMON_SIGNATURES, format_amount
+from smartkeys.policy_codec import PermissionMode, SessionPolicy, selector_of
+
+__all__ = [
+    "GAS_TRACKED",
+    "AssetAudit",
+    "AuditEntry",
+    "AuditFlag",
+    "AuditReport",
+    "AuditThresholds",
+    "CallInfo",
+    "Revocation",
+    "SessionAudit",
+    "build_audit",
+    "watch",
+]
+
+_ACCOUNT_ABI = artifacts.load("SmartKeysAccount")["abi"]
+_EVENT_NAMES = {e["name"] for e in _ACCOUNT_ABI if e.get("type") == "event"}
+
+#: True when the account contract emits ``SessionGasCharged`` (then the ``gas`` asset is audited).
+GAS_TRACKED = "SessionGasCharged" in _EVENT_NAMES
+
+_T_GRANTED = keccak(text="SessionGranted(bytes32,address,uint32,bytes)")
+_T_USED = keccak(text="SessionUsed(bytes32,uint256,uint8,bytes)")
+_T_GAS = keccak(text="SessionGasCharged(bytes32,uint256)")
+_T_REVOKED = keccak(text="SessionRevoked(bytes32)")
+_T_ALL_REVOKED = keccak(text="AllSessionsRevoked(uint32)")
+
+#: Selectors the audit names (others show as their 0x-hex selector).
+FUNCTION_NAMES: dict[bytes, str] = {selector_of(s): s.split("(")[0] for s in _COMMON_SIGNATURES}
+FUNCTION_NAMES.update({
+    selector_of("safeTransferFrom(address,address,uint256)"): "safeTransferFrom",
+    selector_of("setApprovalForAll(address,bool)"): "setApprovalForAll",
+})
+_ZERO4 = b"\x00\x00\x00\x00"
+
+NATIVE = "native"
+GAS = "gas"
+USES = "uses"
+
+_ERC20_META_ABI = [
+    {"type": "function", "name": "symbol", "inputs": [], "outputs": [{"type": "string", "name": ""}],
+     "stateMutability": "view"},
+    {"type": "function", "name": "decimals", "inputs": [], "outputs": [{"type": "uint8", "name": ""}],
+     "stateMutability": "view"},
+]
+
+
+# --------------------------------------------------------------------------------------------
+# public types
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditThresholds:
+    """When the audit raises a flag (see the module docstring)."""
+
+    budget_nearly_used: float = 0.8
+    """Fraction of a cumulative cap (or of ``max_uses``) used."""
+    expiry_soon_s: int = 86_400
+    """Seconds before the end of the window."""
+    burst_factor: float = 5.0
+    """A use at this many times the key's median rate (or faster) is a burst."""
+    burst_min_uses: int = 5
+    """Earlier uses a key needs before a burst can be flagged (its median means something)."""
+    edge_fraction: float = 0.9
+    """Fraction of the per-call cap, of the remaining cumulative budget, or of a periodic cap, in one use."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "budget_nearly_used": self.budget_nearly_used, "expiry_soon_s": self.expiry_soon_s,
+            "burst_factor": self.burst_factor, "burst_min_uses": self.burst_min_uses,
+            "edge_fraction": self.edge_fraction,
+        }
+
+
+@dataclass(frozen=True)
+class AuditFlag:
+    """Something the owner should look at.
+
+    ``code`` is ``budget_nearly_used``, ``expiry_soon``, ``burst`` or ``edge_of_policy``; ``asset`` the
+    asset concerned (``"native"``, ``"gas"``, ``"uses"``, a token address) or None; ``block_number`` /
+    ``tx_hash`` the use it concerns (None for a flag on the session's present state).
+    """
+
+    code: str
+    message: str
+    session_id: bytes
+    asset: str | None = None
+    block_number: int | None = None
+    tx_hash: bytes | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code, "message": self.message, "session_id": _hex(self.session_id), "asset": self.asset,
+            "block_number": self.block_number, "tx_hash": _hex(self.tx_hash),
+        }
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """One call of a use: ``selector`` is 4 zero bytes for empty (or 1-3 byte) calldata."""
+
+    target: str
+    selector: bytes
+    function: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The function's name, ``"(native transfer)"`` for empty calldata, else the 0x-hex selector."""
+        if self.function:
+            return self.function
+        return "(native transfer)" if self.selector == _ZERO4 else "0x" + self.selector.hex()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "selector": _hex(self.selector), "function": self.label}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event of the account's history (chain order), or a refusal from the journal.
+
+    ``kind``: ``grant``, ``use``, ``gas`` (a user operation's gas charge), ``refusal``, ``revoke`` (one
+    session) or ``revoke_all`` (every session granted before ``epoch``; ``revoked_sessions`` lists them).
+    ``charges`` is what the event charged per asset; ``spent_after`` / ``remaining_after`` the session's
+    cumulative counters after it, ``period_spent_after`` the current period's spend of periodic assets.
+    A refusal's ``block_number`` is the latest block the SDK saw and its ``time`` the block time it checked.
+    """
+
+    kind: str
+    time: int
+    block_number: int | None
+    tx_hash: bytes | None
+    log_index: int | None
+    session_id: bytes | None = None
+    key: str | None = None
+    calls: tuple[CallInfo, ...] = ()
+    charges: Mapping[str, int] = field(default_factory=dict)
+    spent_after: Mapping[str, int] = field(default_factory=dict)
+    remaining_after: Mapping[str, int] = field(default_factory=dict)
+    period_spent_after: Mapping[str, int] = field(default_factory=dict)
+    uses_after: int | None = None
+    flags: tuple[AuditFlag, ...] = ()
+    epoch: int | None = None
+    revoked_sessions: tuple[bytes, ...] = ()
+    refusal: Refusal | None = None
+
+    @property
+    def note(self) -> str:
+        """A one-line human note (the refusal's reason, the epoch of a revoke-all)."""
+        if self.kind == "refusal" and self.refusal is not None:
+            fields = ", ".join(f"{k}={v}" for k, v in self.refusal.fields.items())
+            return f"{self.refusal.error}({fields}) via {self.refusal.path}"
+        if self.kind == "revoke_all":
+            return f"epoch -> {self.epoch}; {len(self.revoked_sessions)} session(s) revoked"
+        if self.kind == "grant":
+            return f"epoch {self.epoch}"
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "time": self.time, "time_iso": _iso(self.time), "block_number": self.block_number,
+            "tx_hash": _hex(self.tx_hash), "log_index": self.log_index, "session_id": _hex(self.session_id),
+            "key": self.key, "calls": [c.to_dict() for c in self.calls],
+            "charges": _amounts(self.charges), "spent_after": _amounts(self.spent_after),
+            "remaining_after": _amounts(self.remaining_after),
+            "period_spent_after": _amounts(self.period_spent_after), "uses_after": self.uses_after,
+            "flags": [f.to_dict() for f in self.flags], "epoch": self.epoch,
+            "revoked_sessions": [_hex(s) for s in self.revoked_sessions],
+            "refusal": self.refusal.to_json() if self.refusal is not None else None, "note": self.note,
+        }
+
+
+@dataclass
+class AssetAudit:
+    """One budget of a session: ``asset`` is ``"native"``, ``"gas"`` or a token address.
+
+    ``spent`` / ``remaining`` are cumulative against ``cap``. For periodic caps (``period`` seconds,
+    ``period_cap`` each), ``periods`` maps each period index (``timestamp // period``) to what was spent in
+    it, ``period_spent`` / ``period_remaining`` are for the period containing the report's ``now``, and
+    ``ledger_period_index`` is the period the contract's ledger word is in (its last charge, or the grant).
+    """
+
+    asset: str
+    cap: int
+    spent: int = 0
+    period: int = 0
+    period_cap: int = 0
+    periods: dict[int, int] = field(default_factory=dict)
+    period_spent: int = 0
+    ledger_period_index: int = 0
+    history: list[tuple[int, int]] = field(default_factory=list)
+    """(time, cumulative spent) after the grant and after each charge (for plots)."""
+
+    @property
+    def remaining(self) -> int:
+        return max(self.cap - self.spent, 0)
+
+    @property
+    def period_remaining(self) -> int:
+        return max(self.period_cap - self.period_spent, 0) if self.period else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "asset": self.asset, "cap": str(self.cap), "spent": str(self.spent), "remaining": str(self.remaining),
+            "period": self.period, "period_cap": str(self.period_cap), "period_spent": str(self.period_spent),
+            "period_remaining": str(self.period_remaining),
+            "periods": {str(k): str(v) for k, v in sorted(self.periods.items())},
+            "ledger_period_index": self.ledger_period_index,
+        }
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """How a session was revoked: ``kind`` is ``"single"`` (``revokeSession``) or ``"epoch"``
+    (``revokeAllSessions``, moving the epoch to ``epoch``)."""
+
+    kind: str
+    time: int
+    block_number: int
+    tx_hash: bytes
+    epoch: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "time": self.time, "time_iso": _iso(self.time), "block_number": self.block_number,
+                "tx_hash": _hex(self.tx_hash), "epoch": self.epoch}
+
+
+@dataclass
+class SessionAudit:
+    """Everything about one session (one policy, ``session_id = keccak256(policy)``).
+
+    ``granted_*`` describe the latest grant (a re-grant of the same policy resets its budgets);
+    ``grants`` counts them. ``status`` at the report's ``now``: ``active``, ``expired``, ``revoked`` or
+    ``not-yet-valid``. ``uses`` counts every use since the latest grant; ``uses_remaining`` is None when
+    unlimited.
+    """
+
+    session_id: bytes
+    key: str
+    policy: SessionPolicy
+    policy_text: str
+    granted_block: int
+    granted_time: int
+    granted_tx: bytes
+    granted_epoch: int
+    grants: int = 1
+    uses: int = 0
+    assets: list[AssetAudit] = field(default_factory=list)
+    entries: list[AuditEntry] = field(default_factory=list)
+    refusals: list[AuditEntry] = field(default_factory=list)
+    revocation: Revocation | None = None
+    status: str = "active"
+    flags: list[AuditFlag] = field(default_factory=list)
+
+    @property
+    def max_uses(self) -> int:
+        return self.policy.max_uses
+
+    @property
+    def uses_remaining(self) -> int | None:
+        return max(self.policy.max_uses - self.uses, 0) if self.policy.max_uses else None
+
+    @property
+    def use_entries(self) -> list[AuditEntry]:
+        return [e for e in self.entries if e.kind == "use"]
+
+    def asset(self, name: str) -> AssetAudit:
+        """The :class:`AssetAudit` of ``"native"``, ``"gas"`` or a token address."""
+        if name not in (NATIVE, GAS):
+            name = to_checksum_address(name)
+        for a in self.assets:
+            if a.asset == name:
+                return a
+        raise KeyError(f"session 0x{self.session_id.hex()} has no budget {name!r}; "
+                       f"budgets: {', '.join(a.asset for a in self.assets)}")
+
+    def flag_codes(self) -> set[str]:
+        return {f.code for f in self.flags}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": _hex(self.session_id), "key": self.key, "status": self.status,
+            "policy": _policy_dict(self.policy), "policy_text": self.policy_text,
+            "granted": {"block_number": self.granted_block, "time": self.granted_time,
+                        "time_iso": _iso(self.granted_time), "tx_hash": _hex(self.granted_tx),
+                        "epoch": self.granted_epoch, "grants": self.grants},
+            "revoked": self.revocation.to_dict() if self.revocation else None,
+            "uses": self.uses, "max_uses": self.policy.max_uses, "uses_remaining": self.uses_remaining,
+            "assets": [a.to_dict() for a in self.assets],
+            "refusals": [e.refusal.to_json() for e in self.refusals if e.refusal is not None],
+            "flags": [f.to_dict() for f in self.flags],
+        }
+
+
+CSV_COLUMNS = ("time", "block", "tx", "log_index", "session_id", "key", "kind", "target", "function", "asset",
+               "amount", "spent_after", "remaining_after", "flags", "note")
+
+
+@dataclass
+class AuditReport:
+    """The audit of one account (see :func:`build_audit`)."""
+
+    account: str
+    chain_id: int
+    from_block: int
+    to_block: int
+    now: int
+    epoch: int
+    thresholds: AuditThresholds
+    sessions: list[SessionAudit]
+    entries: list[AuditEntry]
+    tokens: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """token address -> (symbol, decimals), where the token answered."""
+
+    def session(self, session_id: bytes | str) -> SessionAudit:
+        """The session with this id (bytes or 0x-hex)."""
+        if isinstance(session_id, str):
+            session_id = bytes.fromhex(session_id.removeprefix("0x"))
+        for s in self.sessions:
+            if s.session_id == session_id:
+                return s
+        raise KeyError(f"no session 0x{session_id.hex()} in this audit")
+
+    def sessions_of(self, key: str) -> list[SessionAudit]:
+        key = to_checksum_address(key)
+        return [s for s in self.sessions if s.key == key]
+
+    @property
+    def flags(self) -> list[AuditFlag]:
+        return [f for s in self.sessions for f in s.flags]
+
+    @property
+    def refusals(self) -> list[AuditEntry]:
+        return [e for e in self.entries if e.kind == "refusal"]
+
+    def format_amount(self, asset: str, amount: int) -> str:
+        """``amount`` of ``asset`` in human units where known."""
+        return _format(asset, amount, self.tokens)
+
+    # -- export ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (amounts as decimal strings, see the module docstring)."""
+        return {
+            "account": self.account, "chain_id": self.chain_id, "from_block": self.from_block,
+            "to_block": self.to_block, "now": self.now, "now_iso": _iso(self.now), "epoch": self.epoch,
+            "thresholds": self.thresholds.to_dict(),
+            "tokens": {a: {"symbol": s, "decimals": d} for a, (s, d) in self.tokens.items()},
+            "sessions": [s.to_dict() for s in self.sessions],
+            "entries": [e.to_dict() for e in self.entries],
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    def csv_rows(self) -> list[dict[str, str]]:
+        """The rows :meth:`write_csv` writes (columns :data:`CSV_COLUMNS`).
+
+        One row per event; a use that charges several assets gives one row per asset (same tx and log
+        index), a use that charges none one row with an empty asset. The calls of a batch are joined with
+        ``;`` in ``target`` and ``function``. ``flags`` lists the codes (``;``-joined) that concern the
+        row's asset, plus those about the use as a whole. ``spent_after`` / ``remaining_after`` are
+        cumulative, in base units.
+        """
+        rows: list[dict[str, str]] = []
+        for e in self.entries:
+            base = {
+                "time": _iso(e.time), "block": "" if e.block_number is None else str(e.block_number),
+                "tx": _hex(e.tx_hash) or "", "log_index": "" if e.log_index is None else str(e.log_index),
+                "session_id": _hex(e.session_id) or "", "key": e.key or "", "kind": e.kind,
+                "target": ";".join(c.target for c in e.calls), "function": ";".join(c.label for c in e.calls),
+                "asset": "", "amount": "", "spent_after": "", "remaining_after": "", "flags": "", "note": e.note,
+            }
+            if e.kind == "grant":
+                base["function"] = "grantSession"
+            elif e.kind == "revoke":
+                base["function"] = "revokeSession"
+            elif e.kind == "revoke_all":
+                base["function"] = "revokeAllSessions"
+            if not e.charges:
+                base["flags"] = ";".join(f.code for f in e.flags)
+                rows.append(base)
+                continue
+            for asset, amount in e.charges.items():
+                row = dict(base)
+                row.update(asset=asset, amount=str(amount), spent_after=str(e.spent_after.get(asset, "")),
+                           remaining_after=str(e.remaining_after.get(asset, "")))
+                row["flags"] = ";".join(f.code for f in e.flags if f.asset in (asset, None, USES))
+                rows.append(row)
+        return rows
+
+    def write_csv(self, fp: IO[str]) -> None:
+        """Write the timeline as CSV to the text file ``fp`` (open it with ``newline=""``); see :meth:`csv_rows`."""
+        writer = csv.DictWriter(fp, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        writer.writerows(self.csv_rows())
+
+    def plot(self, path: str, *, width: float = 10.0, dpi: int = 100) -> str:
+        """Write a PNG of each session's cumulative spend over time against its cap.
+
+        One panel per asset (native value, each capped token); per session a step line of the cumulative
+        spend and a dashed line, same colour, at its cap. Needs matplotlib (``pip install 'smartkeys[plot]'``);
+        it is imported here, with the non-interactive Agg backend. Returns ``path``.
+        """
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg", force=True)
+            import matplotlib.dates as mdates
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            from smartkeys.errors import SmartKeysError
+
+            raise SmartKeysError(
+                "AuditReport.plot needs matplotlib; fix: pip install 'smartkeys[plot]' (or pip install matplotlib)"
+            ) from exc
+
+        series: dict[str, list[tuple[SessionAudit, AssetAudit]]] = {}
+        for s in self.sessions:
+            for a in s.assets:
+                if a.asset != GAS and a.cap > 0:
+                    series.setdefault(a.asset, []).append((s, a))
+        panels = list(series.items()) or [("(no capped spend)", [])]
+        fig, axes = plt.subplots(len(panels), 1, figsize=(width, 3.2 * len(panels)), squeeze=False)
+        colours = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0", "C1", "C2", "C3"])
+
+        def when(t: int) -> _dt.datetime:
+            return _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
+
+        for (asset, items), ax in zip(panels, axes[:, 0]):
+            scale, unit = _unit_of(asset, self.tokens)
+            for i, (s, a) in enumerate(items):
+                colour = colours[i % len(colours)]
+                points = list(a.history) + [(max(self.now, a.history[-1][0] if a.history else self.now), a.spent)]
+                xs = [when(t) for t, _ in points]
+                ys = [v / scale for _, v in points]
+                label = f"key {s.key[:8]}… / session {s.session_id.hex()[:8]}"
+                ax.step(xs, ys, where="post", color=colour, linewidth=2, label=label)
+                ax.plot([xs[0], xs[-1]], [a.cap / scale] * 2, linestyle="--", color=colour, linewidth=1.2,
+                        label=f"cap {a.cap / scale:g} {unit}")
+            name = asset if asset in (NATIVE, "(no capped spend)") else self.tokens.get(asset, (asset[:10],))[0]
+            ax.set_title(f"Cumulative spend: {name}")
+            ax.set_ylabel(unit)
+            ax.grid(True, alpha=0.3)
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+            if items:
+                ax.legend(fontsize="small", loc="upper left")
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        fig.savefig(path, format="png", dpi=dpi)
+        plt.close(fig)
+        return path
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else "0x" + bytes(value).hex()
+
+
+def _iso(t: int | None) -> str:
+    if t is None:
+        return ""
+    return _dt.datetime.fromtimestamp(int(t), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _amounts(values: Mapping[str, int]) -> dict[str, str]:
+    return {k: str(v) for k, v in values.items()}
+
+
+def _native_text(wei: int) -> str:
+    if wei == 0 or wei >= 10**15:
+        return format_amount(wei, 18, "ether")
+    if wei >= 10**6:
+        return format_amount(wei, 9, "gwei")
+    return format_amount(wei, 0, "wei")
+
+
+def _format(asset: str, amount: int, tokens: Mapping[str, tuple[str, int]]) -> str:
+    if asset in (NATIVE, GAS):
+        return _native_text(amount)
+    if asset == USES:
+        return f"{amount} uses"
+    if asset in tokens:
+        symbol, decimals = tokens[asset]
+        return format_amount(amount, decimals, symbol)
+    return f"{amount} units of {asset}"
+
+
+def _unit_of(asset: str, tokens: Mapping[str, tuple[str, int]]) -> tuple[int, str]:
+    if asset in (NATIVE, GAS):
+        return 10**18, "ether"
+    if asset in tokens:
+        return 10 ** tokens[asset][1], tokens[asset][0]
+    return 1, "base units"
+
+
+def _policy_dict(p: SessionPolicy) -> dict[str, Any]:
+    return {
+        "key": p.key, "valid_after": p.valid_after, "valid_until": p.valid_until, "max_uses": p.max_uses,
+        "native_per_call": str(p.native_per_call), "native_total": str(p.native_total),
+        "native_period": p.native_period, "native_per_period": str(p.native_per_period),
+        "gas_budget": str(p.gas_budget), "salt": p.salt,
+        "permissions": [
+            {"target": x.target, "selector": _hex(x.selector), "mode": x.mode.name.lower(),
+             "function": FUNCTION_NAMES.get(x.selector) if x.mode is PermissionMode.EXACT else None}
+            for x in p.permissions
+        ],
+        "token_caps": [{"token": c.token, "cap": str(c.cap), "period": c.period, "per_period": str(c.per_period)}
+                       for c in p.token_caps],
+        "paymasters": list(p.paymasters),
+    }
+
+
+def _policy_text(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]]) -> str:
+    from smartkeys.policy import decompile
+
+    names: dict[str, tuple[str, int]] = {}
+    for c in policy.token_caps:
+        if c.token in tokens:
+            symbol, decimals = tokens[c.token]
+            name = symbol if symbol.isidentifier() and symbol not in names else f"token_{c.token[2:10].lower()}"
+            names[name] = (c.token, decimals)
+    try:
+        return decompile(policy, tokens=names).describe(now=policy.valid_after)
+    except Exception:  # noqa: BLE001 - a policy the friendly model cannot express: fall back to the fields
+        return json.dumps(_policy_dict(policy))
+
+
+def _token_meta(w3: Any, token: str) -> tuple[str, int] | None:
+    try:
+        c = w3.eth.contract(address=token, abi=_ERC20_META_ABI)
+        return str(c.functions.symbol().call()), int(c.functions.decimals().call())
+    except Exception:  # noqa: BLE001 - not every token answers symbol()/decimals()
+        return None
+
+
+@dataclass(frozen=True)
+class _Log:
+    block_number: int
+    log_index: int
+    tx_hash: bytes
+    topics: tuple[bytes, ...]
+    data: bytes
+
+    @property
+    def order(self) -> tuple[float, int, float]:
+        return (self.block_number, 0, self.log_index)
+
+
+def _refusal_order(r: Refusal) -> tuple[float, int, float]:
+    return (float("inf") if r.block_number is None else r.block_number, 1, r.time)
+
+
+def _resolve_block(w3: Any, block: int | str) -> int:
+    if isinstance(block, int):
+        return block
+    return int(w3.eth.get_block(block)["number"])
+
+
+def _fetch_logs(w3: Any, account: str, start: int, end: int, chunk_size: int,
+                progress: Callable[[int, int], None] | None) -> list[_Log]:
+    """The account's logs in ``[start, end]``, ``chunk_size`` blocks per ``eth_getLogs``."""
+    out: list[_Log] = []
+    total = max(end - start + 1, 0)
+    lo = start
+    while lo <= end:
+        hi = min(lo + chunk_size - 1, end)
+        for log in w3.eth.get_logs({"address": account, "fromBlock": lo, "toBlock": hi}):
+            topics = tuple(bytes(t) for t in log["topics"])
+            if not topics:
+                continue
+            out.append(_Log(int(log["blockNumber"]), int(log["logIndex"]), bytes(log["transactionHash"]),
+                            topics, bytes(log["data"])))
+        if progress is not None:
+            progress(hi - start + 1, total)
+        lo = hi + 1
+    if progress is not None and total == 0:
+        progress(0, 0)
+    out.sort(key=lambda x: x.order)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the auditor: replays events in order
+# --------------------------------------------------------------------------------------------
+
+
+class _Auditor:
+    def __init__(self, w3: Any, account: str, thresholds: AuditThresholds) -> None:
+        self.w3 = w3
+        self.account = account
+        self.t = thresholds
+        self.sessions: dict[bytes, SessionAudit] = {}
+        self.entries: list[AuditEntry] = []
+        self.epoch = 0
+        self.tokens: dict[str, tuple[str, int]] = {}
+        self._token_checked: set[str] = set()
+        self._block_times: dict[int, int] = {}
+        self._key_use_times: dict[str, list[int]] = {}
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def block_time(self, number: int) -> int:
+        t = self._block_times.get(number)
+        if t is None:
+            t = self._block_times[number] = int(self.w3.eth.get_block(number)["timestamp"])
+        return t
+
+    def apply_log(self, log: _Log) -> AuditEntry | None:
+        topic = log.topics[0]
+        when = self.block_time(log.block_number)
+        if topic == _T_GRANTED:
+            entry = self._grant(log, when)
+        elif topic == _T_USED:
+            entry = self._use(log, when)
+        elif topic == _T_GAS:
+            entry = self._gas(log, when) if GAS_TRACKED else None
+        elif topic == _T_REVOKED:
+            entry = self._revoke(log, when)
+        elif topic == _T_ALL_REVOKED:
+            entry = self._revoke_all(log, when)
+        else:
+            return None
+        if entry is not None:
+            self.entries.append(entry)
+        return entry
+
+    def apply_refusal(self, r: Refusal) -> AuditEntry:
+        s = self.sessions.get(r.session_id)
+        calls = tuple(CallInfo(c.target, c.selector if c.selector else _ZERO4, FUNCTION_NAMES.get(c.selector))
+                      for c in r.calls)
+        entry = AuditEntry("refusal", r.block_time if r.block_time is not None else int(r.time), r.block_number,
+                           None, None, r.session_id, r.key, calls, refusal=r)
+        if s is not None:
+            s.refusals.append(entry)
+            s.entries.append(entry)
+        self.entries.append(entry)
+        return entry
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _meta(self, token: str) -> None:
+        if token not in self._token_checked:
+            self._token_checked.add(token)
+            meta = _token_meta(self.w3, token)
+            if meta is not None:
+                self.tokens[token] = meta
+
+    def _grant(self, log: _Log, when: int) -> AuditEntry:
+        sid = log.topics[1]
+        epoch, packed = abi_decode(["uint32", "bytes"], log.data)
+        policy = SessionPolicy.decode(bytes(packed))
+        for c in policy.token_caps:
+            self._meta(c.token)
+        assets = [AssetAudit(NATIVE, policy.native_total, period=policy.native_period,
+                             period_cap=policy.native_per_period)]
+        if GAS_TRACKED:
+            assets.append(AssetAudit(GAS, policy.gas_budget))
+        assets += [AssetAudit(c.token, c.cap, period=c.period, period_cap=c.per_period) for c in policy.token_caps]
+        for a in assets:
+            a.ledger_period_index = when // a.period if a.period else 0
+            a.history.append((when, 0))
+        old = self.sessions.get(sid)
+        s = SessionAudit(sid, policy.key, policy, _policy_text(policy, self.tokens), log.block_number, when,
+                         log.tx_hash, int(epoch), grants=(old.grants + 1) if old else 1, assets=assets)
+        if old is not None:  # a re-grant: fresh budgets, history kept
+            s.entries, s.refusals = old.entries, old.refusals
+        self.sessions[sid] = s
+        entry = AuditEntry("grant", when, log.block_number, log.tx_hash, log.log_index, sid, policy.key,
+                           epoch=int(epoch), spent_after=self._spent(s), remaining_after=self._remaining(s),
+                           uses_after=0)
+        s.entries.append(entry)
+        return entry
+
+    @staticmethod
+    def _spent(s: SessionAudit) -> dict[str, int]:
+        return {a.asset: a.spent for a in s.assets}
+
+    @staticmethod
+    def _remaining(s: SessionAudit) -> dict[str, int]:
+        return {a.asset: a.remaining for a in s.assets}
+
+    def _charge(self, s: SessionAudit, asset: str, amount: int, when: int) -> AssetAudit | None:
+        for a in s.assets:
+            if a.asset == asset:
+                a.spent += amount
+                if a.period:
+                    index = when // a.period
+                    a.periods[index] = a.periods.get(index, 0) + amount
+                    a.ledger_period_index = index
+                a.history.append((when, a.spent))
+                return a
+        return None
+
+    def _use(self, log: _Log, when: int) -> AuditEntry | None:
+        sid = log.topics[1]
+        value, count, usage = abi_decode(["uint256", "uint8", "bytes"], log.data)
+        usage = bytes(usage)
+        calls = []
+        for i in range(count):
+            chunk = usage[24 * i: 24 * i + 24]
+            target, selector = to_checksum_address(chunk[:20]), chunk[20:24]
+            calls.append(CallInfo(target, selector, FUNCTION_NAMES.get(selector)))
+        charges: dict[str, int] = {}
+        if value:
+            charges[NATIVE] = int(value)
+        pos = 24 * count
+        while pos + 34 <= len(usage):
+            token = to_checksum_address(usage[pos: pos + 20])
+            charges[token] = charges.get(token, 0) + int.from_bytes(usage[pos + 20: pos + 34], "big")
+            pos += 34
+        s = self.sessions.get(sid)
+        if s is None:  # a use of a session granted before the scanned range
+            entry = AuditEntry("use", when, log.block_number, log.tx_hash, log.log_index, sid, None, tuple(calls),
+                               charges)
+            return entry
+        remaining_before = self._remaining(s)
+        flags: list[AuditFlag] = []
+        for asset, amount in charges.items():
+            self._charge(s, asset, amount, when)
+        s.uses += 1
+        ref = dict(session_id=sid, block_number=log.block_number, tx_hash=log.tx_hash)
+        flags += self._edge_flags(s, charges, remaining_before, count, when, ref)
+        flags += self._nearly_used_flags(s, charges, ref)
+        flags += self._burst_flags(s, when, ref)
+        if 0 <= s.policy.valid_until - when <= self.t.expiry_soon_s:
+            flags.append(AuditFlag("expiry_soon", f"used {s.policy.valid_until - when} s before the key expires",
+                                   **ref))
+        s.flags += [f for f in flags if f.code in ("burst", "edge_of_policy")]
+        period_after = {a.asset: a.periods.get(when // a.period, 0) for a in s.assets if a.period}
+        entry = AuditEntry("use", when, log.block_number, log.tx_hash, log.log_index, sid, s.key, tuple(calls),
+                           charges, self._spent(s), self._remaining(s), period_after, s.uses, tuple(flags))
+        s.entries.append(entry)
+        return entry
+
+    def _gas(self, log: _Log, when: int) -> AuditEntry | None:
+        sid = log.topics[1]
+        (amount,) = abi_decode(["uint256"], log.data)
+        s = self.sessions.get(sid)
+        charges = {GAS: int(amount)}
+        if s is None:
+            return AuditEntry("gas", when, log.block_number, log.tx_hash, log.log_index, sid, None, charges=charges)
+        self._charge(s, GAS, int(amount), when)
+        ref = dict(session_id=sid, block_number=log.block_number, tx_hash=log.tx_hash)
+        flags = self._nearly_used_flags(s, charges, ref)
+        entry = AuditEntry("gas", when, log.block_number, log.tx_hash, log.log_index, sid, s.key, charges=charges,
+                           spent_after=self._spent(s), remaining_after=self._remaining(s), uses_after=s.uses,
+                           flags=tuple(flags))
+        s.entries.append(entry)
+        return entry
+
+    def _revoke(self, log: _Log, when: int) -> AuditEntry:
+        sid = log.topics[1]
+        s = self.sessions.get(sid)
+        entry = AuditEntry("revoke", when, log.block_number, log.tx_hash, log.log_index, sid,
+                           s.key if s else None)
+        if s is not None:
+            s.revocation = Revocation("single", when, log.block_number, log.tx_hash)
+            s.entries.append(entry)
+        return entry
+
+    def _revoke_all(self, log: _Log, when: int) -> AuditEntry:
+        (new_epoch,) = abi_decode(["uint32"], log.data)
+        self.epoch = int(new_epoch)
+        revoked = []
+        for s in self.sessions.values():
+            if s.revocation is None and s.granted_epoch < self.epoch:
+                s.revocation = Revocation("epoch", when, log.block_number, log.tx_hash, self.epoch)
+                revoked.append(s.session_id)
+        entry = AuditEntry("revoke_all", when, log.block_number, log.tx_hash, log.log_index, epoch=self.epoch,
+                           revoked_sessions=tuple(revoked))
+        for sid in revoked:
+            self.sessions[sid].entries.append(entry)
+        return entry
+
+    # -- flags ------------------------------------------------------------------------------
+
+    def _fmt(self, asset: str, amount: int) -> str:
+        return _format(asset, amount, self.tokens)
+
+    def _nearly_used_flags(self, s: SessionAudit, charged: Iterable[str], ref: dict) -> list[AuditFlag]:
+        out = []
+        for a in s.assets:
+            if a.asset in charged and a.cap > 0 and a.spent >= self.t.budget_nearly_used * a.cap:
+                out.append(AuditFlag(
+                    "budget_nearly_used",
+                    f"{a.spent * 100 // a.cap}% of the {self._asset_name(a.asset)} budget used "
+                    f"({self._fmt(a.asset, a.spent)} of {self._fmt(a.asset, a.cap)}; "
+                    f"{self._fmt(a.asset, a.remaining)} left)", asset=a.asset, **ref))
+        if ref.get("block_number") is not None and s.policy.max_uses and GAS not in charged:
+            if s.uses >= self.t.budget_nearly_used * s.policy.max_uses:
+                out.append(AuditFlag("budget_nearly_used",
+                                     f"{s.uses} of {s.policy.max_uses} uses made", asset=USES, **ref))
+        return out
+
+    def _asset_name(self, asset: str) -> str:
+        if asset in (NATIVE, GAS):
+            return asset
+        return self.tokens.get(asset, (asset,))[0]
+
+    def _edge_flags(self, s: SessionAudit, charges: Mapping[str, int], remaining_before: Mapping[str, int],
+                    call_count: int, when: int, ref: dict) -> list[AuditFlag]:
+        out = []
+        edge = self.t.edge_fraction
+        p = s.policy
+        value = charges.get(NATIVE, 0)
+        if value and call_count == 1 and p.native_per_call and value >= edge * p.native_per_call:
+            out.append(AuditFlag(
+                "edge_of_policy", f"one call sent {self._fmt(NATIVE, value)}: {value * 100 // p.native_per_call}% of "
+                f"the per-call cap {self._fmt(NATIVE, p.native_per_call)}", asset=NATIVE, **ref))
+        for a in s.assets:
+            amount = charges.get(a.asset, 0)
+            if not amount:
+                continue
+            before = remaining_before.get(a.asset, 0)
+            if before and amount >= edge * before:
+                out.append(AuditFlag(
+                    "edge_of_policy", f"one use took {self._fmt(a.asset, amount)}: {amount * 100 // before}% of "
+                    f"the {self._fmt(a.asset, before)} left of the {self._asset_name(a.asset)} budget",
+                    asset=a.asset, **ref))
+            elif a.period and a.period_cap and amount >= edge * a.period_cap:
+                out.append(AuditFlag(
+                    "edge_of_policy", f"one use took {self._fmt(a.asset, amount)}: {amount * 100 // a.period_cap}% "
+                    f"of the periodic cap {self._fmt(a.asset, a.period_cap)} per {a.period} s",
+                    asset=a.asset, **ref))
+        return out
+
+    def _burst_flags(self, s: SessionAudit, when: int, ref: dict) -> list[AuditFlag]:
+        times = self._key_use_times.setdefault(s.key, [])
+        out = []
+        if len(times) >= max(self.t.burst_min_uses, 2):
+            gaps = [b - a for a, b in zip(times, times[1:])]
+            median = statistics.median(gaps)
+            gap = when - times[-1]
+            if median > 0 and gap * self.t.burst_factor <= median:
+                rate = "at once" if gap == 0 else f"{median / gap:.0f}x its usual rate"
+                out.append(AuditFlag(
+                    "burst", f"key {s.key} used again {gap} s after its previous use; its median gap is "
+                    f"{median:g} s ({rate})", **ref))
+        times.append(when)
+        return out
+
+    # -- result -----------------------------------------------------------------------------
+
+    def report(self, chain_id: int, from_block: int, to_block: int, now: int) -> AuditReport:
+        for s in self.sessions.values():
+            p = s.policy
+            if s.revocation is not None:
+                s.status = "revoked"
+            elif now > p.valid_until:
+                s.status = "expired"
+            elif now <= p.valid_after:
+                s.status = "not-yet-valid"
+            else:
+                s.status = "active"
+            for a in s.assets:
+                a.period_spent = a.periods.get(now // a.period, 0) if a.period else 0
+            historic = [f for f in s.flags if f.code in ("burst", "edge_of_policy")]
+            present = self._nearly_used_flags(s, {a.asset for a in s.assets}, {"session_id": s.session_id})
+            if p.max_uses and s.uses >= self.t.budget_nearly_used * p.max_uses:
+                present.append(AuditFlag("budget_nearly_used", f"{s.uses} of {p.max_uses} uses made",
+                                         s.session_id, asset=USES))
+            if s.status in ("active", "not-yet-valid") and p.valid_until - now <= self.t.expiry_soon_s:
+                present.append(AuditFlag(
+                    "expiry_soon", f"the key expires in {p.valid_until - now} s (at {_iso(p.valid_until)})",
+                    s.session_id))
+            s.flags = present + historic
+        return AuditReport(self.account, chain_id, from_block, to_block, now, self.epoch, self.t,
+                           list(self.sessions.values()), list(self.entries), dict(self.tokens))
+
+
+# --------------------------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------------------------
+
+
+def build_audit(
+    w3: Any,
+    account: str,
+    *,
+    from_block: int = 0,
+    to_block: int | str = "latest",
+    journal: RefusalJournal | None = None,
+    thresholds: AuditThresholds = AuditThresholds(),
+    now: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    chunk_size: int = 2_000,
+) -> AuditReport:
+    """Rebuild the audit of ``account`` from its logs in ``[from_block, to_block]`` (+ ``journal`` refusals).
+
+    ``now`` (unix seconds) is when statuses and present-state flags are evaluated; default: the timestamp of
+    ``to_block``. ``progress(blocks_done, blocks_total)`` is called after each ``eth_getLogs`` chunk of
+    ``chunk_size`` blocks. Refusals are those of this account and chain whose recorded block is in range
+    (or unknown), placed after the events of the block the SDK saw.
+    """
+    account = to_checksum_address(account)
+    end = _resolve_block(w3, to_block)
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1")
+    chain_id = int(w3.eth.chain_id)
+    auditor = _Auditor(w3, account, thresholds)
+    logs = _fetch_logs(w3, account, from_block, end, chunk_size, progress)
+    refusals: list[Refusal] = []
+    if journal is not None:
+        refusals = [r for r in journal.read(account=account, chain_id=chain_id)
+                    if r.block_number is None or from_block - 1 <= r.block_number <= end]
+    items: list[tuple[tuple[float, int, float], Any]] = [(log.order, log) for log in logs]
+    items += [(_refusal_order(r), r) for r in refusals]
+    items.sort(key=lambda x: x[0])
+    for _, item in items:
+        if isinstance(item, Refusal):
+            auditor.apply_refusal(item)
+        else:
+            auditor.apply_log(item)
+    if now is None:
+        now = auditor.block_time(end)
+    return auditor.report(chain_id, from_block, end, int(now))
+
+
+def watch(
+    w3: Any,
+    account: str,
+    *,
+    from_block: int | None = None,
+    poll_interval: float = 1.0,
+    stop: threading.Event | None = None,
+    journal: RefusalJournal | None = None,
+    thresholds: AuditThresholds = AuditThresholds(),
+    chunk_size: int = 2_000,
+) -> Iterator[AuditEntry]:
+    """Follow the account: yield an :class:`AuditEntry` for each new event (and new journal refusal).
+
+    History before ``from_block`` (default: the block after the latest) is replayed silently, so each
+    entry's counters and flags are computed against everything before it. Polls every ``poll_interval``
+    seconds; returns as soon as ``stop`` is set (checked between polls and between entries).
+    """
+    account = to_checksum_address(account)
+    chain_id = int(w3.eth.chain_id)
+    auditor = _Auditor(w3, account, thresholds)
+    start = int(w3.eth.block_number) + 1 if from_block is None else int(from_block)
+    seen_refusals = 0
+    history: list[tuple[tuple[float, int, float], Any]] = []
+    if start > 0:
+        history += [(log.order, log) for log in _fetch_logs(w3, account, 0, start - 1, chunk_size, None)]
+    if journal is not None:
+        old = journal.read(account=account, chain_id=chain_id)
+        seen_refusals = len(old)
+        history += [(_refusal_order(r), r) for r in old]
+    history.sort(key=lambda x: x[0])
+    for _, item in history:
+        auditor.apply_refusal(item) if isinstance(item, Refusal) else auditor.apply_log(item)
+
+    next_block = start
+    while not (stop is not None and stop.is_set()):
+        batch: list[tuple[tuple[float, int, float], Any]] = []
+        latest = int(w3.eth.block_number)
+        if latest >= next_block:
+            batch += [(log.order, log) for log in _fetch_logs(w3, account, next_block, latest, chunk_size, None)]
+            next_block = latest + 1
+        if journal is not None:
+            fresh = journal.read(account=account, chain_id=chain_id)
+            batch += [(_refusal_order(r), r) for r in fresh[seen_refusals:]]
+            seen_refusals = len(fresh)
+        batch.sort(key=lambda x: x[0])
+        for _, item in batch:
+            entry = auditor.apply_refusal(item) if isinstance(item, Refusal) else auditor.apply_log(item)
+            if entry is not None:
+                yield entry
+            if stop is not None and stop.is_set():
+                return
+        if stop is None:
+            _time.sleep(poll_interval)
+        elif stop.wait(poll_interval):
+            return

@@ -1,0 +1,452 @@
+"""The owner's audit trail (``smartkeys.audit``), rebuilt from the account's events and the refusal journal.
+
+One scripted history (module docstring of each step below) is played on the chain with controlled block
+times, then audited:
+
+epoch 0
+  A  token cap 100 USDC (40 USDC a day) + native to RECIPIENT (1 ether per call, 10 in total), 30 days
+     uses: 10 USDC | batch 5 USDC + 0.2 ether (user op) | 0.95 ether (edge: per-call) | 20 USDC |
+     refused 10 USDC (period cap, journal) | 1 USDC | 1 USDC 5 s later (burst) | next day: 38 USDC (edge: period)
+  B  token cap 50 USDC, 10 uses, 30 days: 20 | 15 (user op) | 6 (budget nearly used) | refused 10 (user op,
+     journal) | revoked | refused after the revoke (journal)
+  revoke-all (A revoked by epoch), A refused after it (journal)
+epoch 1
+  C  10 USDC, window ends 800 s after the grant: 2 USDC (expiry soon) | time travel: expired, refused (journal)
+  D  window 12 h: expiry soon (present state)       E  window 25 h: no flag (near miss)
+
+Every amount, remaining budget and period is checked exactly, each flag on the case built for it and not
+on the near misses, and the audit's counters against the contract's ``sessionStatus`` / ``sessionLedger``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import struct
+import threading
+import time
+
+import pytest
+from eth_account import Account
+
+from smartkeys.account import Call
+from smartkeys.audit import GAS_TRACKED, AuditThresholds, build_audit, watch
+from smartkeys.errors import SmartKeysError, get_error_class
+from smartkeys.journal import RefusalJournal
+from smartkeys.policy_codec import Permission, PermissionMode, TokenCap
+
+USDC = 10**6
+ETHER = 10**18
+DAY = 86_400
+RECIPIENT = "0x000000000000000000000000000000000000bEEF"
+TRANSFER = "transfer(address,uint256)"
+
+
+def transfer(token, amount):
+    return Call(token.address, 0, token.encode_abi("transfer", [RECIPIENT, amount]))
+
+
+@pytest.fixture
+def serialized_rpc(chain, chain_backend):
+    """Serialize RPC requests on eth-tester (py-evm is not thread-safe); a no-op on anvil."""
+    if chain_backend != "eth-tester":
+        yield
+        return
+    provider = chain.w3.provider
+    original = provider.make_request
+    lock = threading.RLock()
+
+    def locked(method, params):
+        with lock:
+            return original(method, params)
+
+    provider.make_request = locked
+    provider._request_func_cache = (None, None)
+    try:
+        yield
+    finally:
+        del provider.make_request
+        provider._request_func_cache = (None, None)
+
+
+class History:
+    """The scripted history; attributes hold the agents, times and expected values."""
+
+    def __init__(self, chain, owner, token, grant, bundler, fund, journal):
+        self.chain, self.owner, self.token, self.journal = chain, owner, token, journal
+        self.start_block = chain.w3.eth.block_number + 1
+        # a fresh day, 1000 s in: every epoch-0 use before the jump falls in one period
+        t0 = ((chain.time() + 2_000) // DAY + 1) * DAY + 1_000
+        self.t0 = t0
+        keys = {name: Account.create() for name in "ABCDE"}
+        for k in keys.values():
+            fund(k.address)
+
+        def at(t):
+            chain.set_next_block_timestamp(t)
+
+        def refused(agent, calls, error, **kw):
+            with pytest.raises(get_error_class(error) if error[0].isupper() and error != "SessionWindowError"
+                               else SmartKeysError):
+                agent.batch(calls, **kw)
+
+        direct = {"via": "direct"}
+        userop = {"via": "user_op", "bundler": bundler}
+        at(t0)
+        A = grant(keys["A"], valid_until=t0 + 30 * DAY,
+                  permissions=(Permission(token.address, TRANSFER), Permission(RECIPIENT, mode=PermissionMode.EMPTY_CALLDATA)),
+                  token_caps=(TokenCap(token.address, 100 * USDC, DAY, 40 * USDC),),
+                  native_per_call=ETHER, native_total=10 * ETHER)
+        at(t0 + 1)
+        B = grant(keys["B"], valid_until=t0 + 30 * DAY, max_uses=10,
+                  permissions=(Permission(token.address, TRANSFER),), token_caps=(TokenCap(token.address, 50 * USDC),))
+        for agent in (A, B):
+            agent.journal = journal
+        self.A, self.B = A, B
+
+        at(t0 + 10); A.batch([transfer(token, 10 * USDC)], **direct)
+        at(t0 + 70); A.batch([transfer(token, 5 * USDC), Call(RECIPIENT, ETHER // 5)], **userop)
+        at(t0 + 130); A.batch([Call(RECIPIENT, 95 * ETHER // 100)], **direct)
+        at(t0 + 190); A.batch([transfer(token, 20 * USDC)], **direct)
+        refused(A, [transfer(token, 10 * USDC)], "TokenPeriodCapExceeded", **direct)
+        at(t0 + 250); A.batch([transfer(token, 1 * USDC)], **direct)
+        at(t0 + 255); A.batch([transfer(token, 1 * USDC)], **direct)
+
+        at(t0 + 300); B.batch([transfer(token, 20 * USDC)], **direct)
+        at(t0 + 400); B.batch([transfer(token, 15 * USDC)], **userop)
+        at(t0 + 500); B.batch([transfer(token, 6 * USDC)], **direct)
+        refused(B, [transfer(token, 10 * USDC)], "TokenSpendCapExceeded", **userop)
+        at(t0 + 600); owner.revoke(B.session_id)
+        refused(B, [transfer(token, 1 * USDC)], "SessionNotActive", **direct)
+
+        self.t_next_day = t0 - 1_000 + DAY + 10  # the next period of A's token cap
+        at(self.t_next_day - 1); chain.mine()  # the preflight checks at latest + 1
+        at(self.t_next_day); A.batch([transfer(token, 38 * USDC)], **direct)
+        at(self.t_next_day + 100); owner.revoke_all()
+        refused(A, [transfer(token, 1 * USDC)], "SessionEpochRevoked", **direct)
+
+        t1 = self.t_next_day + 200
+        at(t1)
+        C = grant(keys["C"], valid_until=t1 + 800, permissions=(Permission(token.address, TRANSFER),),
+                  token_caps=(TokenCap(token.address, 10 * USDC),))
+        C.journal = journal
+        at(t1 + 100); C.batch([transfer(token, 2 * USDC)], **direct)
+        at(t1 + 110)
+        D = grant(keys["D"], valid_until=t1 + 12 * 3_600, permissions=(Permission(token.address, TRANSFER),))
+        at(t1 + 120)
+        E = grant(keys["E"], valid_until=t1 + 25 * 3_600, permissions=(Permission(token.address, TRANSFER),))
+        at(t1 + 900); chain.mine()  # C's window ended at t1 + 800
+        refused(C, [transfer(token, 1 * USDC)], "SessionExpired", **direct)
+        self.C, self.D, self.E, self.t1 = C, D, E, t1
+        self.end_time = t1 + 900
+
+
+@pytest.fixture(scope="module")
+def played(local_chain, tmp_path_factory):
+    """The history, played once per module on the shared chain (reverted afterwards)."""
+    from smartkeys import artifacts
+    from smartkeys.account import Owner, SessionAgent
+    from smartkeys.errors import register_contract_errors
+    from smartkeys.policy_codec import SessionPolicy
+
+    chain = local_chain
+    snapshot_id = chain.snapshot()
+    try:
+        owner = Owner(chain.w3, chain.accounts[1])
+        owner.delegate()
+        address = chain.deploy_create2("test/MockERC20", 4242, ["USD Coin", "USDC", 6])
+        token = chain.w3.eth.contract(address=address, abi=artifacts.load("test/MockERC20")["abi"])
+        register_contract_errors(token.abi)
+        chain.send({"to": address, "data": token.encode_abi("mint", [owner.address, 10**12])}, chain.accounts[8])
+
+        def fund(addr, wei=10**18):
+            chain.send({"to": addr, "value": wei}, chain.accounts[7])
+
+        def grant(key, **fields):
+            fields.setdefault("valid_after", 0)
+            fields.setdefault("gas_budget", 10**18)
+            policy = SessionPolicy(key=key.address, **fields)
+            owner.grant(policy)
+            return SessionAgent(chain.w3, owner.address, key, policy)
+
+        journal = RefusalJournal(tmp_path_factory.mktemp("audit") / "refusals.jsonl")
+        history = History(chain, owner, token, grant, chain.accounts[0], fund, journal)
+        report = build_audit(chain.w3, owner.address, from_block=history.start_block, journal=journal)
+        yield chain, owner, token, history, report
+    finally:
+        chain.revert(snapshot_id)
+
+
+@pytest.fixture
+def history(played):
+    return played[3]
+
+
+@pytest.fixture
+def report(played):
+    return played[4]
+
+
+@pytest.fixture
+def audited_owner(played):
+    return played[1]
+
+
+@pytest.fixture
+def audited_token(played):
+    return played[2]
+
+
+def codes(flags):
+    return sorted(f.code for f in flags)
+
+
+# ------------------------------------------------------------------ rebuilt exactly
+
+
+def test_sessions_are_rebuilt_with_grants_status_and_revocations(report, history):
+    h = history
+    assert [s.key for s in report.sessions] == [a.key_address for a in (h.A, h.B, h.C, h.D, h.E)]
+    a, b, c, d, e = (report.session(x.session_id) for x in (h.A, h.B, h.C, h.D, h.E))
+    assert (a.status, b.status, c.status, d.status, e.status) == ("revoked", "revoked", "expired", "active", "active")
+    assert a.revocation.kind == "epoch" and a.revocation.epoch == 1
+    assert b.revocation.kind == "single" and b.revocation.time == h.t0 + 600
+    assert c.revocation is None and c.granted_epoch == 1 and a.granted_epoch == 0
+    assert a.granted_time == h.t0 and a.policy == h.A.policy and "100 USDC in total" in a.policy_text
+    assert report.epoch == 1 and report.now == h.end_time
+
+
+def test_uses_amounts_calls_and_functions_are_rebuilt(report, history, audited_token):
+    token = audited_token
+    a = report.session(history.A.session_id)
+    uses = a.use_entries
+    assert [u.time - history.t0 for u in uses] == [10, 70, 130, 190, 250, 255, history.t_next_day - history.t0]
+    assert [dict(u.charges) for u in uses] == [
+        {token.address: 10 * USDC},
+        {"native": ETHER // 5, token.address: 5 * USDC},
+        {"native": 95 * ETHER // 100},
+        {token.address: 20 * USDC},
+        {token.address: 1 * USDC},
+        {token.address: 1 * USDC},
+        {token.address: 38 * USDC},
+    ]
+    batch = uses[1]
+    assert [(c.target, c.label) for c in batch.calls] == [(token.address, "transfer"), (RECIPIENT, "(native transfer)")]
+    assert batch.calls[0].selector == bytes.fromhex("a9059cbb")
+    assert a.uses == 7 and a.uses_remaining is None
+    b = report.session(history.B.session_id)
+    assert b.uses == 3 and b.uses_remaining == 7
+
+
+def test_spent_and_remaining_per_asset_and_per_period(report, history, audited_token):
+    token = audited_token
+    a = report.session(history.A.session_id)
+    usdc, native = a.asset(token.address), a.asset("native")
+    day0, day1 = (history.t0 // DAY, history.t_next_day // DAY)
+    assert day1 == day0 + 1
+    assert (usdc.spent, usdc.remaining, usdc.periods) == (75 * USDC, 25 * USDC, {day0: 37 * USDC, day1: 38 * USDC})
+    assert (usdc.period_spent, usdc.period_remaining, usdc.ledger_period_index) == (38 * USDC, 2 * USDC, day1)
+    assert (native.spent, native.remaining) == (115 * ETHER // 100, 10 * ETHER - 115 * ETHER // 100)
+    uses = a.use_entries
+    assert [u.spent_after[token.address] for u in uses] == [x * USDC for x in (10, 15, 15, 35, 36, 37, 75)]
+    assert [u.remaining_after[token.address] for u in uses] == [x * USDC for x in (90, 85, 85, 65, 64, 63, 25)]
+    assert [u.period_spent_after[token.address] for u in uses] == [x * USDC for x in (10, 15, 15, 35, 36, 37, 38)]
+    b = report.session(history.B.session_id)
+    assert (b.asset(token.address).spent, b.asset(token.address).remaining) == (41 * USDC, 9 * USDC)
+    c = report.session(history.C.session_id)
+    assert (c.asset(token.address).spent, c.asset(token.address).remaining) == (2 * USDC, 8 * USDC)
+
+
+def test_audit_counters_equal_the_contract(report, history, audited_owner):
+    owner = audited_owner
+    contract = owner.contract
+    for agent in (history.A, history.B, history.C, history.D, history.E):
+        s = report.session(agent.session_id)
+        live, uses, native, gas, epoch = contract.functions.sessionStatus(agent.session_id).call()
+        if s.revocation is None or s.revocation.kind == "epoch":  # a single revoke deletes the status word
+            assert native == s.asset("native").spent
+            if GAS_TRACKED:
+                assert gas == s.asset("gas").spent
+            if agent.policy.max_uses:
+                assert uses == s.uses
+            assert epoch == s.granted_epoch
+        assert live == (s.revocation is None)
+        for cap in agent.policy.token_caps:
+            total, period_spent, index = contract.functions.sessionLedger(agent.session_id, cap.token).call()
+            audited = s.asset(cap.token)
+            assert total == audited.spent
+            if cap.period:
+                assert index == audited.ledger_period_index
+                assert period_spent == audited.periods.get(index, 0)
+    assert contract.functions.sessionEpoch().call() == report.epoch
+
+
+def test_user_op_gas_charges_are_audited_when_the_contract_reports_them(report, history):
+    if not GAS_TRACKED:
+        pytest.skip("the contract no longer emits SessionGasCharged")
+    a = report.session(history.A.session_id)
+    gas_entries = [e for e in a.entries if e.kind == "gas"]
+    assert len(gas_entries) == 1 and gas_entries[0].charges["gas"] == a.asset("gas").spent > 0
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def test_refusals_recorded_by_the_sdk_appear_in_the_audit(report, history, audited_token):
+    token = audited_token
+    errors = [(e.refusal.error, e.refusal.path, e.key) for e in report.refusals]
+    h = history
+    assert errors == [
+        ("TokenPeriodCapExceeded", "direct", h.A.key_address),
+        ("TokenSpendCapExceeded", "user_op", h.B.key_address),
+        ("SessionNotActive", "direct", h.B.key_address),
+        ("SessionEpochRevoked", "direct", h.A.key_address),
+        ("SessionExpired", "direct", h.C.key_address),
+    ]
+    first = report.refusals[0].refusal
+    assert first.fields == {"token": token.address, "spent": str(35 * USDC), "requested": str(10 * USDC),
+                            "cap": str(40 * USDC)}
+    assert [(c.target, c.selector.hex(), c.value) for c in first.calls] == [(token.address, "a9059cbb", 0)]
+    assert [e.refusal.error for e in report.session(h.B.session_id).refusals] == [
+        "TokenSpendCapExceeded", "SessionNotActive"]
+
+
+def test_journal_holds_no_secret(history):
+    text = history.journal.path.read_text()
+    for agent in (history.A, history.B, history.C):
+        assert agent._key.key.hex()[2:] not in text.lower()
+    assert "signature" not in text
+
+
+# ------------------------------------------------------------------ flags
+
+
+def test_each_flag_fires_on_its_case_and_not_on_the_near_misses(report, history, audited_token):
+    token = audited_token
+    h = history
+    a, b, c, d, e = (report.session(x.session_id) for x in (h.A, h.B, h.C, h.D, h.E))
+    assert codes(a.flags) == ["burst", "edge_of_policy", "edge_of_policy"]
+    assert codes(b.flags) == ["budget_nearly_used"] and b.flags[0].asset == token.address
+    assert codes(c.flags) == []  # expired: no longer "expiring soon"
+    assert codes(d.flags) == ["expiry_soon"]
+    assert codes(e.flags) == []  # 25 h window: a near miss
+
+    per_use = [codes(u.flags) for u in a.use_entries]
+    assert per_use == [[], [], ["edge_of_policy"], [], [], ["burst"], ["edge_of_policy"]]
+    assert a.use_entries[2].flags[0].asset == "native" and "per-call" in a.use_entries[2].flags[0].message
+    assert a.use_entries[6].flags[0].asset == token.address and "periodic" in a.use_entries[6].flags[0].message
+    assert [codes(u.flags) for u in b.use_entries] == [[], [], ["budget_nearly_used"]]
+    assert [codes(u.flags) for u in c.use_entries] == [["expiry_soon"]]
+
+
+def test_thresholds_move_the_flags(local_chain, audited_owner, history):
+    chain, owner = local_chain, audited_owner
+    strict = AuditThresholds(budget_nearly_used=0.95, burst_min_uses=6, edge_fraction=0.99, expiry_soon_s=3_600)
+    r = build_audit(chain.w3, owner.address, from_block=history.start_block, thresholds=strict)
+    assert all(not s.flags for s in r.sessions)
+
+
+# ------------------------------------------------------------------ exports
+
+
+def test_json_is_serialisable_with_amounts_as_strings(report, history, audited_token):
+    token = audited_token
+    import json
+
+    data = json.loads(report.to_json())
+    a = next(s for s in data["sessions"] if s["key"] == history.A.key_address)
+    usdc = next(x for x in a["assets"] if x["asset"] == token.address)
+    assert (usdc["spent"], usdc["remaining"], usdc["cap"]) == (str(75 * USDC), str(25 * USDC), str(100 * USDC))
+    assert a["status"] == "revoked" and a["revoked"]["kind"] == "epoch"
+    assert a["policy"]["permissions"][0]["function"] == "transfer"
+    assert len(data["entries"]) == len(report.entries)
+
+
+def test_csv_has_one_row_per_event_and_asset(report, history, audited_token):
+    token = audited_token
+    buf = io.StringIO(newline="")
+    report.write_csv(buf)
+    rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
+    kinds = [r["kind"] for r in rows if r["kind"] != "gas"]
+    assert kinds == (["grant"] * 2 + ["use"] * 3 + ["use"] * 2 + ["refusal"] + ["use"] * 2 + ["use"] * 3
+                     + ["refusal", "revoke", "refusal", "use", "revoke_all", "refusal", "grant", "use", "grant",
+                        "grant", "refusal"])
+    if GAS_TRACKED:
+        assert sum(r["kind"] == "gas" for r in rows) == 2
+    batch = [r for r in rows if r["kind"] == "use" and r["function"] == "transfer;(native transfer)"]
+    assert [(r["asset"], r["amount"], r["spent_after"], r["remaining_after"]) for r in batch] == [
+        ("native", str(ETHER // 5), str(ETHER // 5), str(10 * ETHER - ETHER // 5)),
+        (token.address, str(5 * USDC), str(15 * USDC), str(85 * USDC)),
+    ]
+    assert batch[0]["target"] == f"{token.address};{RECIPIENT}"
+    nearly = [r for r in rows if "budget_nearly_used" in r["flags"]]
+    assert [(r["key"], r["amount"], r["remaining_after"]) for r in nearly] == [
+        (history.B.key_address, str(6 * USDC), str(9 * USDC))]
+    refusal = next(r for r in rows if r["kind"] == "refusal")
+    assert refusal["note"].startswith("TokenPeriodCapExceeded(") and refusal["function"] == "transfer"
+
+
+def test_plot_writes_a_non_blank_png(report, tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    from matplotlib import image
+
+    path = tmp_path / "spend.png"
+    report.plot(str(path), width=8, dpi=50)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (400, 2 * 160)  # two panels (native, USDC) of 3.2 in at 50 dpi
+    pixels = image.imread(str(path))
+    colours = {tuple(round(float(v), 2) for v in px[:3]) for px in pixels.reshape(-1, pixels.shape[-1])[::7]}
+    assert len(colours) > 10  # lines, text, grid: not a blank canvas
+    assert matplotlib is not None
+
+
+# ------------------------------------------------------------------ progress, watch
+
+
+def test_progress_reports_each_chunk(local_chain, audited_owner, history):
+    chain, owner = local_chain, audited_owner
+    seen = []
+    end = chain.w3.eth.block_number
+    build_audit(chain.w3, owner.address, from_block=history.start_block, chunk_size=5,
+                progress=lambda done, total: seen.append((done, total)))
+    total = end - history.start_block + 1
+    assert seen[-1] == (total, total) and len(seen) == -(-total // 5)
+
+
+def test_watch_yields_new_events_with_flags_from_history(chain, owner, token, grant, fund, serialized_rpc, tmp_path):
+    journal = RefusalJournal(tmp_path / "watch.jsonl")
+    key = Account.create()
+    fund(key.address)
+    agent = grant(key, valid_until=chain.time() + 30 * DAY, permissions=(Permission(token.address, TRANSFER),),
+                  token_caps=(TokenCap(token.address, 10 * USDC),))
+    agent.journal = journal
+    agent.batch([transfer(token, 7 * USDC)], via="direct")  # history: before the watch starts
+
+    stop, seen, errors = threading.Event(), [], []
+
+    def follow():
+        try:
+            for entry in watch(chain.w3, owner.address, poll_interval=0.02, stop=stop, journal=journal):
+                seen.append(entry)
+        except Exception as exc:  # noqa: BLE001 - reported by the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    time.sleep(0.2)
+    agent.batch([transfer(token, 1 * USDC)], via="direct")
+    with pytest.raises(get_error_class("TokenSpendCapExceeded")):
+        agent.batch([transfer(token, 5 * USDC)], via="direct")
+    deadline = time.monotonic() + 20
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and not errors
+    assert [e.kind for e in seen] == ["use", "refusal"]
+    use = seen[0]
+    assert use.spent_after[token.address] == 8 * USDC and use.remaining_after[token.address] == 2 * USDC
+    assert [f.code for f in use.flags] == ["budget_nearly_used"]  # 80 % of the cap, counting the history
+    assert seen[1].refusal.error == "TokenSpendCapExceeded"
