@@ -1,0 +1,340 @@
+"""The ``smartkeys`` command.
+
+``main(argv, *, web3=None, stdin=None, stdout=None, stderr=None, env=None)`` runs one command and returns its
+exit code; tests inject a ``Web3`` (an embedded chain cannot be shared between processes) and streams.
+Configuration is resolved by :func:`smartkeys.config.resolve_config` (flags > environment > smartkeys.toml >
+defaults). ``--json`` prints one JSON document on stdout (``watch --json``: one JSON object per line); human
+messages, prompts, progress and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from smartkeys import __version__
+from smartkeys.cli._context import (
+    EXIT_ABORTED,
+    EXIT_ERROR,
+    EXIT_NETWORK,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    CommandError,
+    Context,
+    exit_code_for,
+)
+from smartkeys.cli._ui import UI, Aborted
+
+__all__ = [
+    "EXIT_ABORTED",
+    "EXIT_ERROR",
+    "EXIT_NETWORK",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
+
+EPILOG = """\
+configuration (first found wins):
+  flags  >  environment (SMARTKEYS_RPC_URL, SMARTKEYS_CHAIN_ID, SMARTKEYS_HOME, SMARTKEYS_KEYS_DIR,
+  SMARTKEYS_KEYSTORE, SMARTKEYS_ACCOUNT, SMARTKEYS_BUNDLER_URL)  >  smartkeys.toml in the current
+  directory (or --config FILE)  >  defaults.  `smartkeys status` shows each value and its source.
+  Passwords: --password-file FILE, else SMARTKEYS_PASSWORD, else a prompt that does not echo.
+  Agent keys: --key KEYSTORE, else SMARTKEYS_SESSION_KEY (hex).
+
+exit codes:
+  0  ok
+  1  unexpected error (run again with --debug for the traceback)
+  2  bad input or usage: bad flag, file, address, amount or policy (the message names the field and
+     the fix), missing configuration, wrong password, chain id mismatch
+  3  refused by policy: the session's rules or the contract refused it (nothing was sent, or the
+     mined operation reverted)
+  4  network or RPC failure: cannot connect, timeout, node or bundler error
+  5  aborted by the user: confirmation declined, Ctrl-C
+
+Errors are one line on stderr ("error: ..."). With --json, stdout also gets
+{"ok": false, "error": {"type", "message", "exit_code", ...}}.
+"""
+
+
+class _UsageError(Exception):
+    def __init__(self, message: str, usage: str) -> None:
+        self.usage = usage
+        super().__init__(message)
+
+
+class _ParserExit(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that writes to the injected streams, raises instead of exiting, and takes no abbreviations
+    (``--key`` must never be read as ``--keystore``)."""
+
+    streams: tuple[TextIO, TextIO] = (sys.stdout, sys.stderr)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message:
+            out, err = _Parser.streams
+            (err if file is sys.stderr else out).write(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:  # type: ignore[override]
+        if message:
+            _Parser.streams[1].write(message)
+        raise _ParserExit(status)
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise _UsageError(message, self.format_usage())
+
+
+_SETTINGS_FLAGS = (
+    ("--rpc-url", "URL", "JSON-RPC endpoint (env SMARTKEYS_RPC_URL)"),
+    ("--chain-id", "ID", "refuse to sign unless the RPC reports this chain id (env SMARTKEYS_CHAIN_ID)"),
+    ("--home", "DIR", "smartkeys home directory, default ~/.smartkeys (env SMARTKEYS_HOME)"),
+    ("--keys-dir", "DIR", "where `keys` stores keystores, default <home>/keys (env SMARTKEYS_KEYS_DIR)"),
+    ("--keystore", "FILE", "the owner key's keystore: a path or a label (env SMARTKEYS_KEYSTORE)"),
+    ("--account", "ADDRESS", "the smartkeys account (the owner EOA) (env SMARTKEYS_ACCOUNT)"),
+    ("--bundler-url", "URL", "ERC-4337 bundler for user operations (env SMARTKEYS_BUNDLER_URL)"),
+)
+
+
+def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """Options accepted before or after the command name (defaults only on the top-level parser, so a
+    subcommand never resets a value given before it)."""
+    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
+    group = parser.add_argument_group("global options")
+    group.add_argument("--json", action="store_true", default=default(False),
+                       help="print one JSON document on stdout (and nothing else)")
+    group.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks on errors")
+    group.add_argument("--config", metavar="FILE", default=default(None),
+                       help="project configuration file (default: ./smartkeys.toml if present)")
+    group.add_argument("--password-file", metavar="FILE", default=default(None),
+                       help="read the keystore password from FILE (or set SMARTKEYS_PASSWORD)")
+    for flag, metavar, text in _SETTINGS_FLAGS:
+        group.add_argument(flag, metavar=metavar, default=default(None), help=text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from smartkeys.cli import _commands as c
+
+    parser = _Parser(
+        prog="smartkeys",
+        description="Scoped, expiring, revocable on-chain keys for AI agents (EIP-7702 + ERC-4337).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"smartkeys {__version__}")
+    _add_common(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, func: Any, help: str, description: str | None = None, **kw: Any) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=description or help, **kw)
+        _add_common(sub, top=False)
+        sub.set_defaults(func=func)
+        return sub
+
+    demo = command("demo", c.cmd_demo, "run the whole story on an embedded chain (no node, no network)",
+                   "Delegate an EOA, act as its owner, grant an agent a scoped session key, watch the key work "
+                   "within its limits and be refused beyond them, then revoke it. Runs in-process.")
+    demo.add_argument("--no-color", action="store_true", help="plain output")
+
+    node = command("node", c.cmd_node, "run a local development chain (anvil) with smartkeys deployed")
+    node.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    node.add_argument("--port", type=int, default=8545, help="port (default 8545)")
+    node.add_argument("--bundler", action="store_true", help="also start a local ERC-4337 bundler (Alto)")
+    node.add_argument("--bundler-port", type=int, default=None, metavar="PORT", help="bundler port (default: free)")
+
+    keys = commands.add_parser("keys", help="create, list and inspect encrypted keystores",
+                               description="Encrypted (scrypt) keystores in the keys directory. Private keys "
+                               "are never printed.")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", parser_class=_Parser, required=True)
+
+    def keys_command(name: str, func: Any, help: str) -> argparse.ArgumentParser:
+        sub = keys_sub.add_parser(name, help=help, description=help)
+        _add_common(sub, top=False)
+        sub.set_defaults(func=func)
+        return sub
+
+    new = keys_command("new", c.cmd_keys_new, "generate a key into a new encrypted keystore (password asked twice)")
+    new.add_argument("--label", help="file name in the keys directory (default key-<address prefix>)")
+    new.add_argument("--light-kdf", action="store_true",
+                     help="weaker, faster scrypt (n=2**14) for throwaway test keys")
+    keys_command("list", c.cmd_keys_list, "list keystores: label, address, file")
+    show = keys_command("show", c.cmd_keys_show, "show a keystore's address and public details (never the key)")
+    show.add_argument("key", metavar="KEY", help="label, path or address")
+
+    command("delegate", c.cmd_delegate, "delegate the owner EOA to the smartkeys account (EIP-7702)",
+            "Send the EIP-7702 set-code transaction (self-sponsored). Re-delegating revokes sessions granted "
+            "during an earlier delegation unless --keep-sessions.").add_argument(
+        "--keep-sessions", action="store_true", help="let sessions from an earlier delegation live again")
+    command("undelegate", c.cmd_undelegate, "clear the owner EOA's code (asks for confirmation)").add_argument(
+        "--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    command("status", c.cmd_status,
+            "show the resolved configuration, chain, delegation, session epoch and sessions")
+
+    grant = command("grant", c.cmd_grant, "grant a session key from a policy file (TOML, JSON or YAML)",
+                    "Load and check the policy file (every mistake names its field), compile it at the "
+                    "latest block time, grant it on-chain and print the session id.")
+    grant.add_argument("--policy", required=True, metavar="FILE", help="policy file (.toml, .json, .yaml)")
+    grant.add_argument("--dry-run", action="store_true", help="check and compile only; send nothing")
+
+    revoke = command("revoke", c.cmd_revoke, "revoke a session (by id or key address), or all of them",
+                     "Revoke one session by its id, every live session of a key address, or --all sessions "
+                     "at once (asks for confirmation).")
+    revoke.add_argument("target", nargs="?", metavar="SESSION_ID_OR_KEY", help="session id or key address")
+    revoke.add_argument("--all", action="store_true", help="revoke every session (moves the session epoch)")
+    revoke.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    def agent_options(sub: argparse.ArgumentParser) -> None:
+        group = sub.add_argument_group("session")
+        group.add_argument("--key", metavar="KEYSTORE",
+                           help="the session key's keystore (path, label or address); else SMARTKEYS_SESSION_KEY")
+        group.add_argument("--session", metavar="ID", help="session id (default: the key's newest live session)")
+        group.add_argument("--policy", metavar="FILE",
+                           help="the key's policy file (checks the key; names tokens for `send --token NAME`)")
+        group.add_argument("--via", choices=("direct", "user-op"),
+                           help="direct transaction from the key, or user operation (default: user-op when a "
+                                "bundler URL is set, else direct)")
+
+    call = command("call", c.cmd_call, "act as an agent: one call through the account with a session key",
+                   "Preflight the call against the session's on-chain state (a refusal exits 3 and sends "
+                   "nothing), then send it as a direct transaction or a user operation.")
+    call.add_argument("target", metavar="TARGET", help="contract address")
+    call.add_argument("function", nargs="?", metavar="FUNCTION", help="signature, e.g. 'transfer(address,uint256)'")
+    call.add_argument("args", nargs="*", metavar="ARG", help="arguments (integers in base units; arrays as JSON)")
+    call.add_argument("--data", metavar="HEX", help="raw calldata instead of FUNCTION ARGS")
+    call.add_argument("--value", metavar="AMOUNT", help="native value: '0.1' (ether), '2 gwei', '1000 wei'")
+    agent_options(call)
+
+    send = command("send", c.cmd_send, "act as an agent: send native coin or an ERC-20, in human units",
+                   "Send AMOUNT to TO: native coin ('0.1' = 0.1 ether, or '5 gwei'), or with --token an ERC-20 "
+                   "amount in token units ('2.5' with its decimals read from the chain or the policy file).")
+    send.add_argument("to", metavar="TO", help="recipient address")
+    send.add_argument("amount", metavar="AMOUNT", help="amount in human units")
+    send.add_argument("--token", metavar="TOKEN", help="ERC-20 address, or a token name of --policy FILE")
+    agent_options(send)
+
+    audit = command("audit", c.cmd_audit, "report what the account's session keys did and were refused",
+                    "Rebuild every session's activity from the chain's logs and the local refusal journal; "
+                    "flag unusual use.")
+    audit.add_argument("--from-block", type=int, default=0, metavar="N", help="first block to read (default 0)")
+    audit.add_argument("--to-block", default="latest", metavar="N", help="last block (default latest)")
+    audit.add_argument("--csv", metavar="FILE", help="also write the entries as CSV")
+    audit.add_argument("--plot", metavar="FILE.png", help="also plot spending over time (needs matplotlib)")
+    _threshold_options(audit)
+
+    watch = command("watch", c.cmd_watch, "follow the account's session activity live (Ctrl-C to stop)")
+    watch.add_argument("--from-block", type=int, default=None, metavar="N", help="start here (default: next block)")
+    watch.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="poll interval (default 1)")
+    watch.add_argument("--max-events", type=int, default=None, metavar="N", help="stop after N events")
+    _threshold_options(watch)
+    return parser
+
+
+def _threshold_options(sub: argparse.ArgumentParser) -> None:
+    group = sub.add_argument_group("thresholds (flag unusual activity)")
+    group.add_argument("--budget-warn", type=float, metavar="FRACTION",
+                       help="flag a budget once this fraction of its cap is used (default 0.8)")
+    group.add_argument("--expiry-warn", metavar="DURATION", help="flag a window ending within DURATION (default 24h)")
+    group.add_argument("--burst-factor", type=float, metavar="X",
+                       help="flag a use at X times the key's median rate or faster (default 5)")
+    group.add_argument("--burst-min-uses", type=int, metavar="N", help="uses before bursts are flagged (default 5)")
+    group.add_argument("--edge-fraction", type=float, metavar="FRACTION",
+                       help="flag one use taking this fraction of a cap or of what is left (default 0.9)")
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    web3: Any = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run ``smartkeys ARGV``; return the exit code (see the ``--help`` epilog)."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    stdin = stdin or sys.stdin
+    env = dict(os.environ if env is None else env)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _Parser.streams = (out, err)
+    parser = build_parser()
+    json_mode = "--json" in argv
+    debug = "--debug" in argv
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except _ParserExit as exc:
+            return exc.status
+        except _UsageError as exc:
+            err.write(exc.usage)
+            return _fail(UI(out, err, stdin, json_mode=json_mode), exc, EXIT_USAGE, debug)
+        json_mode, debug = bool(args.json), bool(args.debug)
+        ui = UI(out, err, stdin, json_mode=json_mode)
+        if not getattr(args, "func", None):
+            if json_mode:
+                return _fail(ui, CommandError("no command given", hint="run `smartkeys --help`"), EXIT_USAGE, debug)
+            parser.print_help(out)
+            return EXIT_USAGE
+        try:
+            ctx = Context(args, env, ui, web3=web3, cwd=os.getcwd())
+            code, document = args.func(ctx)
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every failure becomes one line + exit code
+            return _fail(ui, exc, exit_code_for(exc), debug)
+        if json_mode and document is not None:
+            ui.emit_json({"ok": code == EXIT_OK, "command": _command_name(args), **document})
+        return code
+    finally:
+        _Parser.streams = (sys.stdout, sys.stderr)
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    return args.command + (f" {args.keys_command}" if getattr(args, "keys_command", None) else "")
+
+
+def _fail(ui: UI, exc: BaseException, code: int, debug: bool) -> int:
+    if debug:
+        ui.err.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    message = _message(exc, code)
+    print(f"error: {message}", file=ui.err)
+    if ui.json_mode:
+        error: dict[str, Any] = {"type": type(exc).__name__, "message": message, "exit_code": code}
+        fields = getattr(exc, "args", None)
+        if isinstance(fields, dict):  # a decoded contract error: its values (spent, cap, ...)
+            error["fields"] = fields
+        if getattr(exc, "field", None):
+            error["field"] = exc.field
+        ui.emit_json({"ok": False, "error": error})
+    return code
+
+
+def _message(exc: BaseException, code: int) -> str:
+    if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, Aborted) and str(exc) == "interrupted"):
+        return "interrupted; nothing more was sent"
+    if isinstance(exc, Aborted):
+        return "aborted: not confirmed; nothing was sent"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if code == EXIT_REFUSED:
+        from smartkeys.errors import TransactionFailedError
+
+        name = getattr(exc, "name", None) if not isinstance(exc, TransactionFailedError) else None
+        prefix = f"refused by policy ({name})" if isinstance(name, str) else "refused"
+        suffix = "" if isinstance(exc, TransactionFailedError) else "; nothing was sent"
+        return f"{prefix}: {text}{suffix}"
+    if code == EXIT_ERROR and not isinstance(exc, CommandError):
+        return f"{type(exc).__name__}: {text} (run with --debug for the traceback)"
+    return text

@@ -1,0 +1,814 @@
+"""The commands. Each takes a :class:`Context` and returns ``(exit_code, json_document)``; human output is
+written as it goes (``ctx.ui.print``), the JSON document is printed by :func:`smartkeys.cli.main`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from web3 import Web3
+
+from smartkeys.cli._context import (
+    EXIT_OK,
+    SESSION_KEY_ENV,
+    CommandError,
+    Context,
+    keystore_entries,
+    read_keystore_address,
+)
+from smartkeys.errors import InvalidInputError
+
+Result = tuple[int, dict[str, Any]]
+
+_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SESSION_ID_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_LIGHT_SCRYPT_N = 2**14
+
+
+def _utc(ts: int) -> str:
+    try:
+        return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return str(ts)
+
+
+def _hex(b: bytes | None) -> str | None:
+    return None if b is None else "0x" + bytes(b).hex()
+
+
+def _address_arg(value: str, field: str) -> str:
+    from smartkeys.encoding import checked_address
+
+    return checked_address(value, field, allow_zero=False)
+
+
+# --------------------------------------------------------------------------- demo / node
+
+
+def cmd_demo(ctx: Context) -> Result:
+    from smartkeys.demo import run_demo
+
+    if ctx.ui.json_mode:
+        buffer = io.StringIO()
+        code = int(run_demo(buffer, color=False) or 0)
+        return code, {"transcript": buffer.getvalue().splitlines()}
+    color = bool(getattr(ctx.ui.out, "isatty", lambda: False)()) and not ctx.args.no_color
+    return int(run_demo(ctx.ui.out, color=color) or 0), {}
+
+
+def cmd_node(ctx: Context) -> Result:
+    try:
+        from smartkeys.node import run_node
+    except ImportError as exc:  # pragma: no cover - smartkeys.node ships with the package
+        raise CommandError(f"the local node is not available in this installation ({exc})", exit_code=1) from None
+    code = run_node(host=ctx.args.host, port=ctx.args.port, bundler=ctx.args.bundler,
+                    bundler_port=ctx.args.bundler_port, out=ctx.ui.out, json_output=ctx.ui.json_mode)
+    return int(code or 0), None  # type: ignore[return-value] - run_node writes its own output
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def cmd_keys_new(ctx: Context) -> Result:
+    from smartkeys.keystore import DEFAULT_SCRYPT_N, generate_key, save_keystore
+
+    label = ctx.args.label
+    if label is not None and not _LABEL_RE.match(label):
+        raise InvalidInputError("--label", label, "1-64 letters, digits, '_', '.' or '-' (starting with a letter or digit)",
+                                "pick a simple name such as 'agent-1'")
+    keys_dir = ctx.keys_dir
+    if label is not None and (keys_dir / f"{label}.json").exists():
+        raise CommandError(f"a keystore labelled {label!r} already exists in {keys_dir}", hint="pick another --label")
+    password = ctx.password("the new keystore", twice=True)
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = generate_key()
+    label = label or f"key-{key.address[2:10].lower()}"
+    with ctx.ui.progress("encrypting the key (scrypt)"):
+        path = save_keystore(key, keys_dir / f"{label}.json", password,
+                             scrypt_n=_LIGHT_SCRYPT_N if ctx.args.light_kdf else DEFAULT_SCRYPT_N)
+    ctx.ui.print(f"new key {key.address}")
+    ctx.ui.pairs([("label", label), ("file", str(path)), ("address", key.address)], indent="  ")
+    ctx.ui.print("Put the address in a policy file (key = \"…\") and grant it with `smartkeys grant --policy FILE`.")
+    return EXIT_OK, {"address": key.address, "label": label, "file": str(path)}
+
+
+def cmd_keys_list(ctx: Context) -> Result:
+    entries = keystore_entries(ctx.keys_dir)
+    if not entries:
+        ctx.ui.print(f"no keystores in {ctx.keys_dir} (create one with `smartkeys keys new`)")
+    else:
+        ctx.ui.table(["LABEL", "ADDRESS", "FILE", "MODE"],
+                     [[e["label"], e["address"] or "?", e["file"], e["mode"] + ("" if e["secure"] else " (insecure)")]
+                      for e in entries])
+    return EXIT_OK, {"keys_dir": str(ctx.keys_dir), "keys": entries}
+
+
+def cmd_keys_show(ctx: Context) -> Result:
+    import os
+    import stat
+
+    path = ctx.find_keystore(ctx.args.key, "keys show")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise CommandError(f"{path} is not a JSON keystore", hint="check the file") from None
+    if not isinstance(data, dict) or data.get("version") != 3:
+        raise CommandError(f"{path} is not a Web3 Secret Storage v3 keystore", hint="check the file")
+    crypto = data.get("crypto") or data.get("Crypto") or {}
+    kdfparams = crypto.get("kdfparams") or {}
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    info = {
+        "address": read_keystore_address(path),
+        "label": path.stem,
+        "file": str(path),
+        "mode": f"{mode:04o}",
+        "secure": not (mode & 0o077),
+        "id": data.get("id"),
+        "version": data.get("version"),
+        "cipher": crypto.get("cipher"),
+        "kdf": crypto.get("kdf"),
+        "kdf_work": kdfparams.get("n") or kdfparams.get("c"),
+    }
+    ctx.ui.pairs([(k, v) for k, v in info.items() if v is not None])
+    if not info["secure"]:
+        ctx.ui.info(f"warning: {path} may be read by others; fix: chmod 600 {path}")
+    return EXIT_OK, info
+
+
+# --------------------------------------------------------------------------- owner
+
+
+def _owner(ctx: Context):
+    from smartkeys.account import Owner
+
+    key = ctx.owner_key()  # decrypt before connecting: a wrong password fails fast, nothing sent
+    w3 = ctx.w3()
+    return Owner(w3, key, chain_id=ctx.config.chain_id.value)
+
+
+def _require_delegated(owner) -> None:
+    current = owner.delegation()
+    if current != owner.implementation:
+        where = "has no code" if current is None else f"delegates to {current}"
+        raise CommandError(f"account {owner.address} {where}, not to the smartkeys account {owner.implementation}",
+                           hint="run `smartkeys delegate` first")
+
+
+def cmd_delegate(ctx: Context) -> Result:
+    owner = _owner(ctx)
+    before = owner.delegation()
+    doc = {"account": owner.address, "implementation": owner.implementation, "chain_id": owner.chain_id}
+    if before == owner.implementation:
+        ctx.ui.print(f"{owner.address} already delegates to smartkeys {owner.implementation}: nothing to do")
+        return EXIT_OK, {**doc, "changed": False, "transaction_hash": None}
+    if before is not None:
+        ctx.ui.info(f"note: {owner.address} currently delegates to {before}; re-delegating to smartkeys")
+    with ctx.ui.progress("sending the EIP-7702 set-code transaction"):
+        receipt = owner.delegate(keep_sessions=ctx.args.keep_sessions)
+    tx = _hex(receipt["transactionHash"])
+    ctx.ui.print(f"delegated {owner.address} to smartkeys {owner.implementation}")
+    ctx.ui.pairs([("transaction", tx), ("block", receipt["blockNumber"])], indent="  ")
+    return EXIT_OK, {**doc, "changed": True, "previous": before, "transaction_hash": tx,
+                     "block": int(receipt["blockNumber"])}
+
+
+def cmd_undelegate(ctx: Context) -> Result:
+    owner = _owner(ctx)
+    before = owner.delegation()
+    if before is None:
+        ctx.ui.print(f"{owner.address} has no delegation: nothing to do")
+        return EXIT_OK, {"account": owner.address, "changed": False, "transaction_hash": None}
+    ctx.ui.confirm(
+        f"Clear the code of {owner.address} (now delegating to {before})? Session keys stop working until "
+        "you delegate again.", assume_yes=ctx.args.yes)
+    with ctx.ui.progress("sending the EIP-7702 set-code transaction"):
+        receipt = owner.undelegate()
+    tx = _hex(receipt["transactionHash"])
+    ctx.ui.print(f"undelegated {owner.address} (was {before}); transaction {tx}")
+    return EXIT_OK, {"account": owner.address, "changed": True, "previous": before, "transaction_hash": tx}
+
+
+def cmd_grant(ctx: Context) -> Result:
+    from smartkeys.policy import load_policy
+
+    model = load_policy(ctx.path(ctx.args.policy))  # bad file: exit 2 naming the field, before anything else
+    if ctx.args.dry_run:
+        w3 = ctx.w3()
+        now = int(w3.eth.get_block("latest")["timestamp"])
+        policy = model.compile(now)
+        ctx.ui.print(model.describe(now))
+        ctx.ui.print(f"session id {_hex(policy.session_id)} (dry run: nothing sent)")
+        return EXIT_OK, {"dry_run": True, **_policy_doc(policy)}
+    owner = _owner(ctx)
+    _require_delegated(owner)
+    now = int(owner.w3.eth.get_block("latest")["timestamp"])
+    policy = model.compile(now)
+    with ctx.ui.progress("granting the session"):
+        session_id = owner.grant(policy)
+    ctx.ui.print(model.describe(now))
+    ctx.ui.print(f"granted session {_hex(session_id)}")
+    return EXIT_OK, {"account": owner.address, **_policy_doc(policy)}
+
+
+def _policy_doc(policy) -> dict[str, Any]:
+    return {
+        "session_id": _hex(policy.session_id),
+        "key": policy.key,
+        "valid_after": policy.valid_after,
+        "valid_until": policy.valid_until,
+        "max_uses": policy.max_uses,
+        "gas_budget": policy.gas_budget,
+        "permissions": [{"target": p.target, "mode": p.mode.name, "selector": _hex(p.selector)}
+                        for p in policy.permissions],
+        "token_caps": [{"token": c.token, "cap": c.cap, "period": c.period, "per_period": c.per_period}
+                       for c in policy.token_caps],
+    }
+
+
+def cmd_revoke(ctx: Context) -> Result:
+    target = ctx.args.target
+    if ctx.args.all and target:
+        raise InvalidInputError("revoke", target, "either a session id / key address or --all, not both",
+                                "drop the argument or --all")
+    if not ctx.args.all:
+        if not target:
+            raise InvalidInputError("revoke", None, "a session id (0x + 64 hex) or a key address (0x + 40 hex), or --all",
+                                    "run `smartkeys status` to list sessions")
+        if not (_SESSION_ID_RE.match(target) or _ADDRESS_RE.match(target)):
+            raise InvalidInputError("revoke", target, "a session id (0x + 64 hex) or a key address (0x + 40 hex)",
+                                    "copy it from `smartkeys status`")
+        if _ADDRESS_RE.match(target):
+            target = _address_arg(target, "key")
+    owner = _owner(ctx)
+    _require_delegated(owner)
+    with ctx.ui.progress("reading sessions"):
+        reports = owner.sessions()
+    live = [r for r in reports if r.live]
+    if ctx.args.all:
+        ctx.ui.confirm(f"Revoke ALL sessions of {owner.address} ({len(live)} live)? Every session key stops "
+                       "working at once.", assume_yes=ctx.args.yes)
+        with ctx.ui.progress("revoking every session"):
+            receipt = owner.revoke_all()
+        ctx.ui.print(f"revoked all sessions of {owner.address} ({len(live)} were live)")
+        return EXIT_OK, {"account": owner.address, "all": True, "revoked": [_hex(r.session_id) for r in live],
+                         "transaction_hashes": [_hex(receipt["transactionHash"])]}
+    if _SESSION_ID_RE.match(target):
+        sid = bytes.fromhex(target[2:])
+        matches = [r for r in reports if r.session_id == sid]
+        if not matches:
+            raise CommandError(f"no session {target} was granted by {owner.address}",
+                               hint="copy the id from `smartkeys status`")
+    else:
+        matches = [r for r in reports if r.key == target]
+        if not matches:
+            raise CommandError(f"no session was granted to key {target} by {owner.address}",
+                               hint="check the address with `smartkeys status`")
+    todo = [r for r in matches if r.live]
+    hashes = []
+    for report in todo:
+        with ctx.ui.progress(f"revoking {_hex(report.session_id)[:14]}…"):
+            receipt = owner.revoke(report.session_id)
+        hashes.append(_hex(receipt["transactionHash"]))
+        ctx.ui.print(f"revoked session {_hex(report.session_id)} (key {report.key})")
+    if not todo:
+        ctx.ui.print(f"nothing to revoke: {target} is not live any more")
+    return EXIT_OK, {"account": owner.address, "all": False, "revoked": [_hex(r.session_id) for r in todo],
+                     "transaction_hashes": hashes}
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _granted_policies(w3: Web3, account: str, key: str | None = None):
+    from smartkeys.policy import SESSION_GRANTED_TOPIC
+    from smartkeys.policy_codec import SessionPolicy
+    from eth_abi import decode as abi_decode
+
+    topics: list[Any] = ["0x" + SESSION_GRANTED_TOPIC.hex()]
+    if key is not None:
+        topics += [None, "0x" + "00" * 12 + key[2:].lower()]
+    logs = w3.eth.get_logs({"address": account, "fromBlock": 0, "toBlock": "latest", "topics": topics})
+    seen, out = set(), []
+    for log in logs:
+        _epoch, packed = abi_decode(["uint32", "bytes"], bytes(log["data"]))
+        policy = SessionPolicy.decode(packed)
+        if policy.session_id not in seen:
+            seen.add(policy.session_id)
+            out.append(policy)
+    return out
+
+
+def _reports(w3: Web3, account: str, key: str | None = None):
+    from smartkeys.account import build_session_report
+    from smartkeys.preflight import read_session_state
+
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    return [build_session_report(p, read_session_state(w3, account, p), now) for p in _granted_policies(w3, account, key)]
+
+
+def _report_doc(r) -> dict[str, Any]:
+    return {
+        "session_id": _hex(r.session_id), "key": r.key, "live": r.live, "in_window": r.in_window,
+        "valid_after": r.valid_after, "valid_until": r.valid_until, "uses": r.uses, "max_uses": r.max_uses,
+        "assets": [{"asset": a.asset, "spent": a.spent, "cap": a.cap, "remaining": a.remaining,
+                    "period": a.period, "period_spent": a.period_spent, "period_remaining": a.period_remaining}
+                   for a in r.assets],
+    }
+
+
+def _state_text(r) -> str:
+    if not r.live:
+        return "revoked"
+    if r.as_of + 1 > r.valid_until:
+        return "expired"
+    if r.as_of + 1 <= r.valid_after:
+        return "not yet"
+    if r.max_uses and r.uses >= r.max_uses:
+        return "used up"
+    return "live"
+
+
+def cmd_status(ctx: Context) -> Result:
+    from smartkeys.account import account_contract
+    from smartkeys.deployments import account_address as implementation_address
+    from smartkeys.encoding import parse_delegation
+
+    ctx.ui.print("configuration")
+    ctx.ui.table(["SETTING", "VALUE", "SOURCE"],
+                 [[s.name, v["value"] if v["value"] is not None else "-", v["source"]]
+                  for s, v in zip(ctx.config.settings(), ctx.config.to_dict().values())], indent="  ")
+    if ctx.config.config_file:
+        ctx.ui.print(f"  (config file: {ctx.config.config_file})")
+    doc: dict[str, Any] = {"config": ctx.config.to_dict()}
+    account = None
+    try:
+        account = ctx.account_address()
+    except CommandError as exc:
+        doc["account_error"] = str(exc)
+    w3 = ctx.w3()
+    block = w3.eth.get_block("latest")
+    chain = {"rpc": ctx.rpc_label, "chain_id": int(w3.eth.chain_id), "block": int(block["number"]),
+             "timestamp": int(block["timestamp"])}
+    doc["chain"] = chain
+    ctx.ui.print()
+    ctx.ui.pairs([("chain id", chain["chain_id"]), ("block", f"{chain['block']} at {_utc(chain['timestamp'])}")])
+    if account is None:
+        ctx.ui.print(f"account     - ({doc['account_error']})")
+        return EXIT_OK, doc
+    with ctx.ui.progress("reading the account"):
+        delegation = parse_delegation(bytes(w3.eth.get_code(account)))
+        implementation = implementation_address()
+        is_smartkeys = delegation == implementation
+        epoch = int(account_contract(w3, account).functions.sessionEpoch().call()) if is_smartkeys else None
+        reports = _reports(w3, account) if is_smartkeys else []
+        balance = int(w3.eth.get_balance(account))
+    delegation_text = ("none" if delegation is None else
+                       f"smartkeys {delegation}" if is_smartkeys else f"{delegation} (not smartkeys)")
+    ctx.ui.pairs([("account", account), ("balance", f"{Decimal(balance) / Decimal(10**18)} ether"),
+                  ("delegation", delegation_text), ("session epoch", "-" if epoch is None else epoch)])
+    doc["account"] = {"address": account, "balance_wei": balance, "delegation": delegation,
+                      "is_smartkeys": is_smartkeys, "implementation": implementation, "session_epoch": epoch}
+    doc["sessions"] = [_report_doc(r) for r in reports]
+    live = sum(1 for r in reports if _state_text(r) == "live")
+    ctx.ui.print()
+    ctx.ui.print(f"sessions: {len(reports)} granted, {live} usable now")
+    if reports:
+        rows = []
+        for r in reports:
+            rows.append([_hex(r.session_id)[:18] + "…", r.key, _state_text(r), _utc(r.valid_until),
+                         f"{r.uses}/{r.max_uses or '∞'}", _budget_text(r)])
+        ctx.ui.table(["SESSION", "KEY", "STATE", "VALID UNTIL", "USES", "SPENT / CAP"], rows, indent="  ")
+    return EXIT_OK, doc
+
+
+def _budget_text(r) -> str:
+    parts = []
+    for a in r.assets:
+        if a.cap == 0 and a.spent == 0:
+            continue
+        name = a.asset if a.asset in ("native", "gas") else a.asset[:8] + "…"
+        parts.append(f"{name} {a.spent}/{a.cap}")
+    return ", ".join(parts) or "-"
+
+
+# --------------------------------------------------------------------------- agent: call / send
+
+
+def _parse_native(text: str, field: str) -> int:
+    from smartkeys.policy import parse_amount
+
+    text = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        text += " ether"
+    return parse_amount(text, field=field)
+
+
+def _scale_token(text: str, decimals: int, symbol: str | None, field: str) -> int:
+    parts = text.split()
+    if len(parts) == 2:
+        number, unit = parts
+        if symbol is not None and unit != symbol:
+            raise InvalidInputError(field, text, f"an amount of {symbol}", f"write '{number}' or '{number} {symbol}'")
+    elif len(parts) == 1:
+        number = parts[0]
+    else:
+        raise InvalidInputError(field, text, "a decimal amount like '2.5'", "write one number (and optionally the unit)")
+    if not re.fullmatch(r"\d+(\.\d+)?", number):
+        raise InvalidInputError(field, text, "a non-negative decimal number like '2.5'", "write a plain number")
+    try:
+        scaled = Decimal(number).scaleb(decimals)
+    except InvalidOperation:  # pragma: no cover - regex above
+        raise InvalidInputError(field, text, "a decimal number", "write a plain number") from None
+    if scaled != scaled.to_integral_value():
+        raise InvalidInputError(field, text, f"at most {decimals} decimal places", f"round to {decimals} decimals")
+    return int(scaled)
+
+
+def _encode_arg(typ: str, raw: str, field: str) -> Any:
+    from smartkeys.encoding import checked_address
+
+    if typ.endswith("]") or typ.startswith("("):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise InvalidInputError(field, raw, f"a JSON value for {typ}", 'write e.g. ["0x…", "0x…"]') from None
+    if typ == "address":
+        return checked_address(raw, field)
+    if typ.startswith(("uint", "int")):
+        try:
+            return int(raw, 0)
+        except ValueError:
+            raise InvalidInputError(field, raw, f"an integer for {typ} (base units)", "write e.g. 1000000 or 0xf4240") from None
+    if typ == "bool":
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise InvalidInputError(field, raw, "true or false", "write true or false")
+        return raw.lower() in ("true", "1")
+    if typ.startswith("bytes"):
+        try:
+            return bytes.fromhex(raw.removeprefix("0x"))
+        except ValueError:
+            raise InvalidInputError(field, raw, f"0x-hex for {typ}", "write e.g. 0x1234") from None
+    return raw
+
+
+def _split_types(inner: str) -> list[str]:
+    types, depth, current = [], 0, ""
+    for ch in inner:
+        if ch == "," and depth == 0:
+            types.append(current.strip())
+            current = ""
+            continue
+        depth += ch == "("
+        depth -= ch == ")"
+        current += ch
+    if current.strip():
+        types.append(current.strip())
+    return types
+
+
+def encode_call(signature: str, args: list[str]) -> bytes:
+    """Calldata for ``signature`` (``transfer(address,uint256)``) and text arguments."""
+    from eth_abi import encode as abi_encode
+    from eth_utils import keccak
+
+    match = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\((.*)\)\s*", signature)
+    if not match:
+        raise InvalidInputError("function", signature, "a signature like 'transfer(address,uint256)'",
+                                "write the name and the argument types without spaces or names")
+    name, inner = match.groups()
+    types = _split_types(inner.replace(" ", ""))
+    if len(types) != len(args):
+        raise InvalidInputError("args", args, f"{len(types)} argument(s) for {name}({','.join(types)})",
+                                "pass one value per parameter")
+    values = [_encode_arg(t, a, f"args[{i}] ({t})") for i, (t, a) in enumerate(zip(types, args))]
+    canonical = f"{name}({','.join(types)})"
+    try:
+        return keccak(text=canonical)[:4] + abi_encode(types, values)
+    except Exception as exc:  # noqa: BLE001 - eth_abi's errors name the type and value
+        raise InvalidInputError("args", args, f"values that encode as {canonical}", str(exc)[:200]) from None
+
+
+def _session_key(ctx: Context):
+    from smartkeys.keystore import load_key_from_env, load_keystore
+
+    if ctx.args.key:
+        path = ctx.find_keystore(ctx.args.key, "session key")
+        password = ctx.password(f"session keystore {path.name}")
+        with ctx.ui.progress("decrypting the session keystore"):
+            return load_keystore(path, password)
+    if ctx.env.get(SESSION_KEY_ENV):
+        return load_key_from_env(SESSION_KEY_ENV, environ=ctx.env)
+    raise CommandError("no session key", hint=f"pass --key KEYSTORE (path or label), or set {SESSION_KEY_ENV}")
+
+
+def _pick_session(ctx: Context, w3: Web3, account: str, key_address: str, model):
+    from smartkeys.policy import policy_from_chain
+
+    if ctx.args.session:
+        if not _SESSION_ID_RE.match(ctx.args.session):
+            raise InvalidInputError("--session", ctx.args.session, "a session id (0x + 64 hex)",
+                                    "copy it from `smartkeys grant` or `smartkeys status`")
+        policy = policy_from_chain(w3, account, ctx.args.session)
+        if policy.key != key_address:
+            raise CommandError(f"session {ctx.args.session} belongs to key {policy.key}, not to {key_address}",
+                               hint="use the keystore of that session's key")
+        return policy
+    if model is not None and model.key != key_address:
+        raise CommandError(f"the policy file is for key {model.key}, but the session key is {key_address}",
+                           hint="use the policy file of this key, or the right --key")
+    reports = [r for r in _reports(w3, account, key_address) if r.live]
+    if not reports:
+        raise CommandError(f"no live session for key {key_address} at {account}",
+                           hint="ask the owner to run `smartkeys grant --policy FILE`, or pass --session ID")
+    sid = reports[-1].session_id  # the newest grant
+    return policy_from_chain(w3, account, sid)
+
+
+def _agent_prepare(ctx: Context):
+    """Everything validated locally first (account, policy file, key), then the chain is read."""
+    from smartkeys.policy import load_policy
+
+    if ctx.args.session and ctx.args.policy:
+        raise InvalidInputError("--session", ctx.args.session, "--session or --policy, not both", "drop one")
+    account = ctx.account_address()
+    model = load_policy(ctx.path(ctx.args.policy)) if ctx.args.policy else None
+    via = ctx.args.via or ("user-op" if ctx.config.bundler_url.value else "direct")
+    key = _session_key(ctx)
+    w3 = ctx.w3()
+    return account, model, via, key, w3
+
+
+def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, model) -> Result:
+    from smartkeys.account import SessionAgent
+
+    import inspect
+
+    extra = {"journal": journal_for(ctx)} if "journal" in inspect.signature(SessionAgent).parameters else {}
+    agent = SessionAgent(w3, account, key, policy, chain_id=ctx.config.chain_id.value, **extra)
+    bundler: Any = None
+    if via == "user-op":
+        if ctx.config.bundler_url.value:
+            from smartkeys.bundler import BundlerClient
+
+            bundler = BundlerClient(ctx.config.bundler_url.value, expected_chain_id=agent.chain_id)
+        else:
+            bundler = key.account  # self-bundled: the session key submits handleOps and is refunded by the EntryPoint
+    with ctx.ui.progress("preflight, sign and submit"):
+        receipt = agent.batch(calls, via="user_op" if via == "user-op" else "direct", bundler=bundler)
+    charges = receipt.charges
+    doc = {
+        "account": account, "session_id": _hex(policy.session_id), "key": key.address, "path": receipt.path,
+        "success": receipt.success, "transaction_hash": _hex(receipt.transaction_hash),
+        "user_op_hash": _hex(receipt.user_op_hash), "gas_used": receipt.gas_used,
+        "charges": {"native": charges.native, "tokens": dict(charges.tokens), "gas": charges.gas, "uses": charges.uses},
+    }
+    ctx.ui.print(f"{'succeeded' if receipt.success else 'FAILED'} via {receipt.path.replace('_', ' ')}")
+    ctx.ui.pairs([(k, v) for k, v in (
+        ("transaction", doc["transaction_hash"]), ("user operation", doc["user_op_hash"]),
+        ("gas used", receipt.gas_used), ("session", doc["session_id"]),
+        ("charged", ", ".join(f"{k} {v}" for k, v in (("native", charges.native), ("gas", charges.gas),
+                                                       *charges.tokens.items())) or "nothing"),
+    ) if v is not None], indent="  ")
+    return (EXIT_OK if receipt.success else 3), doc
+
+
+def journal_for(ctx: Context):
+    """The refusal journal in the configured home (``<home>/refusals.jsonl``)."""
+    from pathlib import Path
+
+    from smartkeys.journal import RefusalJournal
+
+    return RefusalJournal(Path(ctx.config.home.value) / "refusals.jsonl")
+
+
+def cmd_call(ctx: Context) -> Result:
+    from smartkeys.account import Call
+
+    target = _address_arg(ctx.args.target, "target")
+    if ctx.args.data is not None and ctx.args.function:
+        raise InvalidInputError("--data", ctx.args.data, "either FUNCTION ARGS… or --data, not both", "drop one")
+    if ctx.args.data is not None:
+        try:
+            data = bytes.fromhex(ctx.args.data.removeprefix("0x"))
+        except ValueError:
+            raise InvalidInputError("--data", ctx.args.data, "0x-prefixed hex calldata", "check the hex") from None
+    elif ctx.args.function:
+        data = encode_call(ctx.args.function, list(ctx.args.args))
+    else:
+        if ctx.args.args:
+            raise InvalidInputError("function", None, "a function signature before its arguments", "e.g. 'transfer(address,uint256)'")
+        data = b""
+    value = _parse_native(ctx.args.value, "--value") if ctx.args.value else 0
+    account, model, via, key, w3 = _agent_prepare(ctx)
+    policy = _pick_session(ctx, w3, account, key.address, model)
+    return _submit(ctx, account, key, w3, policy, [Call(target, value, data)], via, model)
+
+
+def cmd_send(ctx: Context) -> Result:
+    from eth_abi import encode as abi_encode
+
+    from smartkeys.account import Call
+
+    to = _address_arg(ctx.args.to, "to")
+    token_ref = ctx.args.token
+    if token_ref is None:
+        amount = _parse_native(ctx.args.amount, "amount")
+    elif not _ADDRESS_RE.match(token_ref) and not ctx.args.policy:
+        raise InvalidInputError("--token", token_ref, "a token address, or a token name with --policy FILE",
+                                "pass the token's address, or the policy file whose tokens table names it")
+    account, model, via, key, w3 = _agent_prepare(ctx)
+    if token_ref is None:
+        calls = [Call(to, amount, b"")]
+        unit = "wei"
+    else:
+        symbol = None
+        if _ADDRESS_RE.match(token_ref):
+            token = _address_arg(token_ref, "--token")
+            decimals, symbol = _token_info(w3, token)
+        else:
+            entry = model.tokens.get(token_ref) if model is not None else None
+            if entry is None:
+                known = ", ".join(model.tokens) if model is not None and model.tokens else "none"
+                raise InvalidInputError("--token", token_ref, f"a token of the policy's tokens table ({known})",
+                                        "use its name exactly, or pass the token's address")
+            token, decimals, symbol = entry.address, entry.decimals, token_ref
+        amount = _scale_token(ctx.args.amount, decimals, symbol, "amount")
+        calls = [Call(token, 0, bytes.fromhex("a9059cbb") + abi_encode(["address", "uint256"], [to, amount]))]
+        unit = f"base units of {symbol or token}"
+    policy = _pick_session(ctx, w3, account, key.address, model)
+    ctx.ui.info(f"sending {amount} {unit} to {to}")
+    code, doc = _submit(ctx, account, key, w3, policy, calls, via, model)
+    doc["amount"] = amount
+    doc["to"] = to
+    doc["token"] = None if token_ref is None else calls[0].target
+    return code, doc
+
+
+def _token_info(w3: Web3, token: str) -> tuple[int, str | None]:
+    abi = [{"type": "function", "name": "decimals", "inputs": [], "outputs": [{"type": "uint8"}], "stateMutability": "view"},
+           {"type": "function", "name": "symbol", "inputs": [], "outputs": [{"type": "string"}], "stateMutability": "view"}]
+    contract = w3.eth.contract(address=token, abi=abi)
+    if not w3.eth.get_code(token):
+        raise InvalidInputError("--token", token, "the address of an ERC-20 contract", "this address has no code on this chain")
+    try:
+        decimals = int(contract.functions.decimals().call())
+    except Exception:  # noqa: BLE001
+        raise InvalidInputError("--token", token, "an ERC-20 with decimals()",
+                                "name the token in a policy file's tokens table and pass --policy") from None
+    try:
+        symbol = str(contract.functions.symbol().call())
+    except Exception:  # noqa: BLE001
+        symbol = None
+    return decimals, symbol
+
+
+# --------------------------------------------------------------------------- audit / watch
+
+
+def _thresholds(ctx: Context):
+    from dataclasses import replace
+
+    from smartkeys.audit import AuditThresholds
+
+    a = ctx.args
+    checks = {
+        "budget_nearly_used": (a.budget_warn, "--budget-warn", lambda v: 0 < v <= 1, "a fraction in (0, 1], e.g. 0.8"),
+        "expiry_soon_s": (a.expiry_warn, "--expiry-warn", None, None),
+        "burst_factor": (a.burst_factor, "--burst-factor", lambda v: v > 1, "a factor above 1, e.g. 5"),
+        "burst_min_uses": (a.burst_min_uses, "--burst-min-uses", lambda v: v >= 1, "a whole number >= 1"),
+        "edge_fraction": (a.edge_fraction, "--edge-fraction", lambda v: 0 < v <= 1, "a fraction in (0, 1], e.g. 0.9"),
+    }
+    values = {}
+    for name, (value, flag, ok, expected) in checks.items():
+        if value is None:
+            continue
+        if name == "expiry_soon_s":
+            from smartkeys.policy import parse_duration
+
+            value = parse_duration(value, flag)
+        elif not ok(value):
+            raise InvalidInputError(flag, value, expected, f"e.g. {flag} {expected.split('e.g. ')[-1]}")
+        values[name] = value
+    return replace(AuditThresholds(), **values)
+
+
+def cmd_audit(ctx: Context) -> Result:
+    from smartkeys.audit import build_audit
+
+    thresholds = _thresholds(ctx)
+    to_block: Any = ctx.args.to_block
+    if to_block != "latest":
+        try:
+            to_block = int(to_block)
+        except ValueError:
+            raise InvalidInputError("--to-block", to_block, "a block number or 'latest'", "e.g. --to-block 1200") from None
+    if ctx.args.from_block < 0:
+        raise InvalidInputError("--from-block", ctx.args.from_block, "a block number >= 0", "e.g. --from-block 0")
+    if ctx.args.plot and not ctx.args.plot.lower().endswith(".png"):
+        raise InvalidInputError("--plot", ctx.args.plot, "a .png file name", "e.g. --plot audit.png")
+    account = ctx.account_address()
+    w3 = ctx.w3()
+    with ctx.ui.progress("reading the account's logs"):
+        report = build_audit(w3, account, from_block=ctx.args.from_block, to_block=to_block,
+                             journal=journal_for(ctx), thresholds=thresholds)
+    files: dict[str, str] = {}
+    if ctx.args.csv:
+        path = ctx.path(ctx.args.csv)
+        with open(path, "w", newline="", encoding="utf-8") as fp:
+            report.write_csv(fp)
+        files["csv"] = str(path)
+    if ctx.args.plot:
+        path = ctx.path(ctx.args.plot)
+        with ctx.ui.progress("plotting"):
+            report.plot(str(path))
+        files["plot"] = str(path)
+    _print_audit(ctx, report)
+    for kind, path in files.items():
+        ctx.ui.info(f"wrote {kind} to {path}")
+    doc = report.to_dict()
+    doc["files"] = files
+    return EXIT_OK, doc
+
+
+def _print_audit(ctx: Context, report) -> None:
+    ui = ctx.ui
+    ui.print(f"audit of {report.account} on chain {report.chain_id}, blocks {report.from_block}..{report.to_block} "
+             f"(epoch {report.epoch})")
+    if not report.sessions:
+        ui.print("no sessions granted in this range")
+        return
+    rows = []
+    for s in report.sessions:
+        spent = "; ".join(f"{report.format_amount(a.asset, a.spent)} of {report.format_amount(a.asset, a.cap)}"
+                          for a in s.assets if a.cap or a.spent) or "-"
+        rows.append([_hex(s.session_id)[:18] + "…", s.key, s.status, f"{s.uses}/{s.max_uses or '∞'}",
+                     len(s.refusals), spent])
+    ui.print()
+    ui.table(["SESSION", "KEY", "STATUS", "USES", "REFUSED", "SPENT"], rows)
+    flags = report.flags
+    ui.print()
+    if flags:
+        ui.print(f"{len(flags)} flag(s):")
+        ui.table(["FLAG", "SESSION", "MESSAGE"], [[f.code, _hex(f.session_id)[:18] + "…", f.message] for f in flags],
+                 indent="  ")
+    else:
+        ui.print("no flags")
+    ui.print()
+    ui.print("timeline:")
+    ui.table(["TIME", "BLOCK", "KIND", "SESSION", "WHAT"],
+             [[_utc(e.time), e.block_number if e.block_number is not None else "-", e.kind,
+               (_hex(e.session_id) or "")[:14], _entry_text(report, e)] for e in report.entries], indent="  ")
+
+
+def _entry_text(report, e) -> str:
+    parts = [c.label for c in e.calls]
+    parts += [report.format_amount(a, v) for a, v in e.charges.items() if v]
+    if e.note:
+        parts.append(e.note)
+    if e.flags:
+        parts.append("flags: " + ", ".join(f.code for f in e.flags))
+    return "; ".join(parts)
+
+
+def cmd_watch(ctx: Context) -> Result:
+    import threading
+
+    from smartkeys.audit import watch
+
+    thresholds = _thresholds(ctx)
+    if ctx.args.interval <= 0:
+        raise InvalidInputError("--interval", ctx.args.interval, "a positive number of seconds", "e.g. --interval 2")
+    account = ctx.account_address()
+    w3 = ctx.w3()
+    stop = getattr(ctx, "stop_event", None) or threading.Event()
+    ctx.ui.info(f"watching {account} (Ctrl-C to stop)")
+    count = 0
+    try:
+        for entry in watch(w3, account, from_block=ctx.args.from_block, poll_interval=ctx.args.interval, stop=stop,
+                           journal=journal_for(ctx), thresholds=thresholds):
+            count += 1
+            if ctx.ui.json_mode:
+                ctx.ui.emit_json_line(entry.to_dict())
+            else:
+                ctx.ui.print(f"{_utc(entry.time)}  block {entry.block_number if entry.block_number is not None else '-'}"
+                             f"  {entry.kind:<10} {(_hex(entry.session_id) or '')[:14]:<14}  "
+                             f"{_entry_text(_Fmt(), entry)}")
+                ctx.ui.out.flush()
+            if ctx.args.max_events and count >= ctx.args.max_events:
+                break
+    except KeyboardInterrupt:
+        ctx.ui.info(f"stopped after {count} event(s)")
+    return EXIT_OK, None  # type: ignore[return-value] - entries were streamed
+
+
+class _Fmt:
+    """Amounts without token metadata (watch streams entries, not a report)."""
+
+    @staticmethod
+    def format_amount(asset: str, amount: int) -> str:
+        return f"{asset if asset in ('native', 'gas') else asset[:10] + '…'} {amount}"
