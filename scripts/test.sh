@@ -2,7 +2,8 @@
 # The test command from README.md: sets everything up on a fresh machine, then runs the suite.
 #   - a virtual environment in .venv with smartkeys and its test extras
 #   - the pinned Solidity toolchain from package-lock.json (solcjs; used by the artifact check)
-#   - the shipped-artifacts check, then pytest on eth-tester, then the chain tests on anvil
+#   - the shipped-artifacts check, then pytest on eth-tester (with the Alto bundler and deploy e2e tests),
+#     then the chain tests on anvil, then the Ape project in its own venv (Ape pins web3 7.x)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,3 +31,6 @@ echo "== running the test suite on the embedded chain (eth-tester)"
 
 echo "== running the chain tests again on a real anvil node (npm @foundry-rs/anvil-linux-amd64)"
 .venv/bin/python -m pytest -q -p no:cacheprovider --chain anvil tests/contracts tests/property tests/integration "$@"
+
+echo "== Ape: compile with tools/solc via ape-solidity, ape test (EthTester + anvil), ape run deploy (own venv .venv-ape)"
+bash scripts/ape_test.sh

@@ -10,10 +10,13 @@ The public API, re-exported here:
   :class:`EntryPoint`, :class:`UserOpResult`
 - EIP-7702: :func:`sign_authorization`
 - local chain: :func:`start_local_chain`
+- audit: :func:`build_audit` (rebuilt from on-chain events), :class:`AuditReport`, :class:`AuditThresholds`,
+  :class:`RefusalJournal` (refusals the SDK saw)
 - errors: :class:`SmartKeysError` (root of every exception raised here)
 """
 
 from smartkeys.account import AgentReceipt, Call, DelegationError, Owner, SessionAgent, SessionReport
+from smartkeys.audit import AuditReport, AuditThresholds, build_audit
 from smartkeys.authorization import sign_authorization
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.entrypoint import EntryPoint, UserOpResult
@@ -25,6 +28,7 @@ from smartkeys.errors import (
     TransactionFailedError,
     UserOperationError,
 )
+from smartkeys.journal import RefusalJournal
 from smartkeys.localchain import start_local_chain
 from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap
 from smartkeys.userop import PackedUserOperation, sign_user_op, user_op_hash
@@ -33,6 +37,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AgentReceipt",
+    "AuditReport",
+    "AuditThresholds",
     "Call",
     "ChainMismatchError",
     "ContractRevertError",
@@ -44,6 +50,7 @@ __all__ = [
     "PackedUserOperation",
     "Permission",
     "PermissionMode",
+    "RefusalJournal",
     "SessionAgent",
     "SessionPolicy",
     "SessionReport",
@@ -53,6 +60,7 @@ __all__ = [
     "UserOpResult",
     "UserOperationError",
     "account_address",
+    "build_audit",
     "sign_authorization",
     "sign_user_op",
     "start_local_chain",
