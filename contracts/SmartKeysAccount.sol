@@ -98,8 +98,6 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
     /// @param usage packed: per call `target (20) | selector (4)` (selector 0 for calldata under 4 bytes),
     ///        then per charged token `token (20) | amount (14)`; `callCount` tells where the calls end.
     event SessionUsed(bytes32 indexed sessionId, uint256 value, uint8 callCount, bytes usage);
-    /// @notice A user operation's maximum gas cost was charged against the session's gas budget.
-    event SessionGasCharged(bytes32 indexed sessionId, uint256 amount);
     /// @notice A session was revoked by the owner.
     event SessionRevoked(bytes32 indexed sessionId);
     /// @notice Every session granted before `newEpoch` was revoked at once.
@@ -262,8 +260,8 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
             uint256 spent = (status >> GAS_SHIFT) & MASK96;
             uint256 budget = policy.gasBudget();
             if (cost > budget - spent) revert GasBudgetExceeded(spent, cost, budget);
+            // Charged here, where it is checked; `sessionStatus` reports the running total (gasSpent).
             $.status[id] = status + (cost << GAS_SHIFT);
-            emit SessionGasCharged(id, cost);
         }
         validationData =
             sigFailed | (uint256(policy.validUntil()) << 160) | (uint256(policy.validAfter()) << 208);
