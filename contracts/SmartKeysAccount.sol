@@ -321,8 +321,11 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         }
         if (value != 0) status = _chargeNative(policy, id, status, value);
         if (maxUses != 0 || value != 0) $.status[id] = status;
+        // The checked ledger words are kept: with nothing measured they are exactly what step 3 writes
+        // (the calls cannot change a ledger: session use is locked and owner functions refuse other callers).
+        uint256[] memory words = new uint256[](tokenCount);
         for (uint256 j; j < tokenCount; ++j) {
-            if (charged[j] != 0) _checkTokenCap(policy, t, j, id, charged[j]);
+            if (charged[j] != 0) (, words[j]) = _checkTokenCap(policy, t, j, id, charged[j]);
         }
 
         // 2. Run the calls. Calls that are not recognised ERC-20 outflows of a capped token are measured:
@@ -344,7 +347,10 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         // 3. Token caps, against what was declared and measured.
         for (uint256 j; j < tokenCount; ++j) {
             if (charged[j] != 0) {
-                address token = _chargeToken(policy, t, j, id, charged[j]);
+                address token = policy.tokenAt(t, j);
+                uint256 word = words[j];
+                if (measure) (, word) = _checkTokenCap(policy, t, j, id, charged[j]);
+                _sessions().ledger[id][token] = word;
                 usage = abi.encodePacked(usage, token, uint112(charged[j]));
             }
         }
@@ -472,15 +478,6 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
             word += amount << PERIOD_SHIFT;
         }
         word += amount;
-    }
-
-    function _chargeToken(bytes calldata policy, uint256 t, uint256 j, bytes32 id, uint256 amount)
-        private
-        returns (address token)
-    {
-        uint256 word;
-        (token, word) = _checkTokenCap(policy, t, j, id, amount);
-        _sessions().ledger[id][token] = word;
     }
 
     /// @dev Periodic native allowance (the cumulative native total lives in the status word).
