@@ -760,6 +760,16 @@ def test_session_used_event_carries_value_calls_and_per_token_amounts_matching_t
     assert used["calls"] == [(RECIPIENT, b"\x00" * 4), (token.address, TRANSFER), (router.address, PULL),
                              (token_b.address, BURN), (RECIPIENT, b"\x00" * 4)]
     assert used["tokens"] == {token.address: 500, token_b.address: 70}
+    # Byte-exact: the event's data is the standard ABI encoding, usage as abi.encodePacked would build it
+    # (the contract writes it in place), zero-padded to a whole word.
+    usage = b"".join(bytes.fromhex(a[2:]) + sel for a, sel in used["calls"])
+    usage += bytes.fromhex(token.address[2:]) + (500).to_bytes(14, "big")
+    usage += bytes.fromhex(token_b.address[2:]) + (70).to_bytes(14, "big")
+    assert len(usage) == 5 * 24 + 2 * 34
+    topic = keccak(text="SessionUsed(bytes32,uint256,uint8,bytes)")
+    (raw,) = [log for log in receipt["logs"] if bytes(log["topics"][0]) == topic]
+    assert [bytes(t) for t in raw["topics"]] == [topic, agent.session_id]
+    assert bytes(raw["data"]) == encode(["uint256", "uint8", "bytes"], [100, 5, usage])
     assert ledger(agent, token.address)[0] == 500
     assert ledger(agent, token_b.address)[0] == 70
     assert status(agent)["native_spent"] == 100
