@@ -328,8 +328,9 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         }
         if (value != 0) status = _chargeNative(policy, id, status, value);
         if (maxUses != 0 || value != 0) $.status[id] = status;
-        // The checked ledger words are kept: with nothing measured they are exactly what step 3 writes
-        // (the calls cannot change a ledger: session use is locked and owner functions refuse other callers).
+        // The checked ledger words are kept: with nothing measured step 3 writes them as they are. Session use
+        // is locked and grants are owner-only, so a ledger can change during the calls only through an op the
+        // owner signed (a re-grant resets it); writing the pre-call word then charges more, never less.
         uint256[] memory words = new uint256[](tokenCount);
         for (uint256 j; j < tokenCount; ++j) {
             if (charged[j] != 0) (, words[j]) = _checkTokenCap(policy, t, j, id, charged[j]);
