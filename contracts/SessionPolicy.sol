@@ -55,52 +55,62 @@ library SessionPolicy {
     /// @dev The first byte names a layout this contract does not know.
     error PolicyVersionUnsupported(uint8 version);
 
+    /// @dev The 32 bytes of `p` at offset `o`, read without a bounds check.
+    /// Every reader below assumes a well-formed policy: one that passed `checkLayout`, or one whose hash is a
+    /// granted (hence checked) session. Reads past the end of calldata give zeros, never memory or a revert,
+    /// so a reader used on an unchecked policy only yields values that the liveness check then rejects.
+    function word(bytes calldata p, uint256 o) internal pure returns (uint256 w) {
+        assembly ("memory-safe") {
+            w := calldataload(add(p.offset, o))
+        }
+    }
+
     function key(bytes calldata p) internal pure returns (address) {
-        return address(bytes20(p[1:21]));
+        return address(uint160(word(p, 1) >> 96));
     }
 
     function validAfter(bytes calldata p) internal pure returns (uint48) {
-        return uint48(bytes6(p[21:27]));
+        return uint48(word(p, 21) >> 208);
     }
 
     function validUntil(bytes calldata p) internal pure returns (uint48) {
-        return uint48(bytes6(p[27:33]));
+        return uint48(word(p, 27) >> 208);
     }
 
     function maxUses(bytes calldata p) internal pure returns (uint32) {
-        return uint32(bytes4(p[33:37]));
+        return uint32(word(p, 33) >> 224);
     }
 
     function nativePerCall(bytes calldata p) internal pure returns (uint256) {
-        return uint96(bytes12(p[37:49]));
+        return word(p, 37) >> 160;
     }
 
     function nativeTotal(bytes calldata p) internal pure returns (uint256) {
-        return uint96(bytes12(p[49:61]));
+        return word(p, 49) >> 160;
     }
 
     function nativePeriod(bytes calldata p) internal pure returns (uint32) {
-        return uint32(bytes4(p[61:65]));
+        return uint32(word(p, 61) >> 224);
     }
 
     function nativePerPeriod(bytes calldata p) internal pure returns (uint256) {
-        return uint96(bytes12(p[65:77]));
+        return word(p, 65) >> 160;
     }
 
     function gasBudget(bytes calldata p) internal pure returns (uint256) {
-        return uint96(bytes12(p[77:89]));
+        return word(p, 77) >> 160;
     }
 
     function permissionCount(bytes calldata p) internal pure returns (uint256) {
-        return uint8(p[93]);
+        return word(p, 93) >> 248;
     }
 
-    /// @dev Permission i as (target, selector, mode).
+    /// @dev Permission i as (target, selector, mode): one 32-byte read holds all 25 bytes.
     function permission(bytes calldata p, uint256 i) internal pure returns (address target, bytes4 selector, uint8 mode) {
-        uint256 o = HEADER + i * PERMISSION_SIZE;
-        target = address(bytes20(p[o:o + 20]));
-        selector = bytes4(p[o + 20:o + 24]);
-        mode = uint8(p[o + 24]);
+        uint256 w = word(p, HEADER + i * PERMISSION_SIZE);
+        target = address(uint160(w >> 96));
+        selector = bytes4(bytes32(w << 160));
+        mode = uint8(w >> 56);
     }
 
     /// @dev Offset of the token-cap count byte.
@@ -109,7 +119,7 @@ library SessionPolicy {
     }
 
     function tokenCount(bytes calldata p, uint256 t) internal pure returns (uint256) {
-        return uint8(p[t]);
+        return word(p, t) >> 248;
     }
 
     /// @dev Token cap j, given the token-cap count offset `t`.
@@ -119,30 +129,28 @@ library SessionPolicy {
         returns (address token, uint256 cap, uint32 period, uint256 perPeriod)
     {
         uint256 o = t + 1 + j * TOKEN_CAP_SIZE;
-        token = address(bytes20(p[o:o + 20]));
-        cap = uint112(bytes14(p[o + 20:o + 34]));
-        period = uint32(bytes4(p[o + 34:o + 38]));
-        perPeriod = uint112(bytes14(p[o + 38:o + 52]));
+        token = address(uint160(word(p, o) >> 96));
+        cap = word(p, o + 20) >> 144;
+        period = uint32(word(p, o + 34) >> 224);
+        perPeriod = word(p, o + 38) >> 144;
     }
 
     /// @dev Token address only (cheaper than the full cap when scanning).
     function tokenAt(bytes calldata p, uint256 t, uint256 j) internal pure returns (address) {
-        uint256 o = t + 1 + j * TOKEN_CAP_SIZE;
-        return address(bytes20(p[o:o + 20]));
+        return address(uint160(word(p, t + 1 + j * TOKEN_CAP_SIZE) >> 96));
     }
 
     /// @dev Offset of the paymaster count byte, given the token-cap count offset `t`.
     function paymastersOffset(bytes calldata p, uint256 t) internal pure returns (uint256) {
-        return t + 1 + uint8(p[t]) * TOKEN_CAP_SIZE;
+        return t + 1 + tokenCount(p, t) * TOKEN_CAP_SIZE;
     }
 
     /// @dev True if `paymaster` is in the policy's paymaster list.
     function allowsPaymaster(bytes calldata p, address paymaster) internal pure returns (bool) {
         uint256 o = paymastersOffset(p, tokensOffset(p));
-        uint256 k = uint8(p[o]);
+        uint256 k = word(p, o) >> 248;
         for (uint256 h; h < k; ++h) {
-            uint256 a = o + 1 + h * PAYMASTER_SIZE;
-            if (address(bytes20(p[a:a + 20])) == paymaster) return true;
+            if (address(uint160(word(p, o + 1 + h * PAYMASTER_SIZE) >> 96)) == paymaster) return true;
         }
         return false;
     }

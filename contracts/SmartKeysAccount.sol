@@ -98,8 +98,6 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
     /// @param usage packed: per call `target (20) | selector (4)` (selector 0 for calldata under 4 bytes),
     ///        then per charged token `token (20) | amount (14)`; `callCount` tells where the calls end.
     event SessionUsed(bytes32 indexed sessionId, uint256 value, uint8 callCount, bytes usage);
-    /// @notice A user operation's maximum gas cost was charged against the session's gas budget.
-    event SessionGasCharged(bytes32 indexed sessionId, uint256 amount);
     /// @notice A session was revoked by the owner.
     event SessionRevoked(bytes32 indexed sessionId);
     /// @notice Every session granted before `newEpoch` was revoked at once.
@@ -262,8 +260,8 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
             uint256 spent = (status >> GAS_SHIFT) & MASK96;
             uint256 budget = policy.gasBudget();
             if (cost > budget - spent) revert GasBudgetExceeded(spent, cost, budget);
+            // Charged here, where it is checked; `sessionStatus` reports the running total (gasSpent).
             $.status[id] = status + (cost << GAS_SHIFT);
-            emit SessionGasCharged(id, cost);
         }
         validationData =
             sigFailed | (uint256(policy.validUntil()) << 160) | (uint256(policy.validAfter()) << 208);
@@ -305,26 +303,37 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         uint256[] memory charged = new uint256[](tokenCount);
         bool measure;
         uint256 value;
-        bytes memory usage;
         uint256 n = calls.length;
+        // SessionUsed's data is written in place as the calls are checked and the tokens charged:
+        // value | callCount | offset 0x60 | usage length | usage (see the event), one allocation.
+        uint256 log = _allocate(128 + n * 24 + tokenCount * 34 + 32);
+        uint256 cursor = log + 128;
         for (uint256 i; i < n; ++i) {
             Call calldata c = calls[i];
-            bytes4 selector = _checkScope(policy, c.target, c.data);
+            address target = c.target;
+            bytes4 selector = _checkScope(policy, target, c.data);
             uint256 v = c.value;
             if (v != 0) {
                 uint256 perCall = policy.nativePerCall();
                 if (v > perCall) revert NativeValueAboveCallCap(v, perCall);
                 value += v;
             }
-            if (tokenCount != 0 && !_declareOutflow(policy, t, tokenCount, c.target, selector, c.data, charged)) {
+            if (tokenCount != 0 && !_declareOutflow(policy, t, tokenCount, target, selector, c.data, charged)) {
                 measure = true;
             }
-            usage = abi.encodePacked(usage, c.target, selector);
+            assembly ("memory-safe") {
+                mstore(cursor, or(shl(96, target), shr(160, selector)))
+            }
+            cursor += 24;
         }
         if (value != 0) status = _chargeNative(policy, id, status, value);
         if (maxUses != 0 || value != 0) $.status[id] = status;
+        // The checked ledger words are kept: with nothing measured step 3 writes them as they are. Session use
+        // is locked and grants are owner-only, so a ledger can change during the calls only through an op the
+        // owner signed (a re-grant resets it); writing the pre-call word then charges more, never less.
+        uint256[] memory words = new uint256[](tokenCount);
         for (uint256 j; j < tokenCount; ++j) {
-            if (charged[j] != 0) _checkTokenCap(policy, t, j, id, charged[j]);
+            if (charged[j] != 0) (, words[j]) = _checkTokenCap(policy, t, j, id, charged[j]);
         }
 
         // 2. Run the calls. Calls that are not recognised ERC-20 outflows of a capped token are measured:
@@ -346,11 +355,19 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         // 3. Token caps, against what was declared and measured.
         for (uint256 j; j < tokenCount; ++j) {
             if (charged[j] != 0) {
-                address token = _chargeToken(policy, t, j, id, charged[j]);
-                usage = abi.encodePacked(usage, token, uint112(charged[j]));
+                address token = policy.tokenAt(t, j);
+                uint256 word = words[j];
+                if (measure) (, word) = _checkTokenCap(policy, t, j, id, charged[j]);
+                _sessions().ledger[id][token] = word;
+                uint256 amount = uint112(charged[j]);
+                assembly ("memory-safe") {
+                    mstore(cursor, or(shl(96, token), shr(16, amount)))
+                    mstore(add(cursor, 32), shl(240, amount))
+                }
+                cursor += 34;
             }
         }
-        emit SessionUsed(id, value, uint8(n), usage);
+        _emitSessionUsed(id, log, cursor, value, n);
         _unlockSession();
     }
 
@@ -408,6 +425,29 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
             if (policy.tokenAt(t, j) == target) return _amountOffset(bytes4(data[:4]), data.length) != 0;
         }
         return false;
+    }
+
+    /// @dev Reserves `size` bytes of memory (past the free pointer, so later allocations keep off it).
+    function _allocate(uint256 size) private pure returns (uint256 ptr) {
+        assembly ("memory-safe") {
+            ptr := mload(0x40)
+            mstore(0x40, add(ptr, size))
+        }
+    }
+
+    /// @dev Emits SessionUsed(id, value, uint8(n), usage) from the buffer at `log` whose usage ends at `end`;
+    /// ABI-encoded exactly as `emit` would (zero padding to a whole word).
+    function _emitSessionUsed(bytes32 id, uint256 log, uint256 end, uint256 value, uint256 n) private {
+        bytes32 topic = SessionUsed.selector;
+        assembly ("memory-safe") {
+            let len := sub(end, add(log, 128))
+            mstore(end, 0)
+            mstore(log, value)
+            mstore(add(log, 32), and(n, 0xff))
+            mstore(add(log, 64), 0x60)
+            mstore(add(log, 96), len)
+            log2(log, add(128, and(add(len, 31), not(31))), topic, id)
+        }
     }
 
     /// @dev Sums that saturate at 2^256-1: an absurd declared amount must meet the cap check, not an overflow panic.
@@ -474,15 +514,6 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
             word += amount << PERIOD_SHIFT;
         }
         word += amount;
-    }
-
-    function _chargeToken(bytes calldata policy, uint256 t, uint256 j, bytes32 id, uint256 amount)
-        private
-        returns (address token)
-    {
-        uint256 word;
-        (token, word) = _checkTokenCap(policy, t, j, id, amount);
-        _sessions().ledger[id][token] = word;
     }
 
     /// @dev Periodic native allowance (the cumulative native total lives in the status word).

@@ -27,6 +27,8 @@ from smartkeys.entrypoint import EntryPoint
 from smartkeys.errors import get_error_class
 from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
 from smartkeys.userop import PackedUserOperation, sign_user_op
+from smartkeys.tx import send_transaction
+from eth_utils import keccak
 
 DIRECT = "direct"
 USER_OP = "user_op"
@@ -598,3 +600,41 @@ def test_signed_session_op_with_one_policy_byte_changed_in_call_data_is_refused(
     assert info.value.code == "AA23"
     assert isinstance(info.value.inner, err("SessionNotActive"))
     assert token.functions.balanceOf(recipient).call() == start
+
+
+@pytest.mark.parametrize("cut", ["last_byte_dropped", "trailing_zero", "key_only", "empty"])
+@pytest.mark.parametrize("path", PATHS)
+def test_truncated_or_extended_policy_bytes_are_refused_with_session_not_active_on_both_paths(
+    chain, owner, bundler, key, grant, token, recipient, cut, path
+):
+    """The contract reads policy fields without bounds checks once the policy's hash is a granted session:
+    a policy cut short (fields read past its end give zeros) or padded is another hash, so it is refused
+    before any field could matter, on both paths, and nothing moves."""
+    agent = grant(key, permissions=(Permission(token.address, TRANSFER),), token_caps=(TokenCap(token.address, 100),))
+    good = agent.policy.encode()
+    policy = {"last_byte_dropped": good[:-1], "trailing_zero": good + b"\x00",
+              "key_only": good[:21], "empty": b""}[cut]
+    calls = [transfer(token, recipient, 10)]
+    data = agent.contract.encode_abi("executeAsSession", [policy, [(c.target, c.value, c.data) for c in calls]])
+    start = token.functions.balanceOf(recipient).call()
+
+    if path == DIRECT:
+        with pytest.raises(err("SessionNotActive")) as info:
+            send_transaction(chain.w3, key, {"to": agent.account, "data": data})
+        refusal = info.value
+    else:
+        op = dataclasses.replace(agent.build_user_op(calls, call_gas_limit=CALL_GAS), call_data=data)
+        with pytest.raises(err("FailedOp")) as failed:
+            agent.entry_point.handle_ops([agent.sign_user_op(op)], bundler)
+        assert failed.value.code == "AA23"
+        refusal = failed.value.inner
+        if cut == "empty":  # no key in the policy at all: the nonce lane (the key's address) cannot match
+            assert isinstance(refusal, err("SessionNonceLaneMismatch"))
+            refusal = None
+        else:
+            assert isinstance(refusal, err("SessionNotActive"))
+
+    if refusal is not None:
+        assert bytes(refusal.sessionId) == keccak(policy)
+    assert token.functions.balanceOf(recipient).call() == start
+    assert owner.contract.functions.sessionLedger(agent.session_id, token.address).call()[0] == 0
