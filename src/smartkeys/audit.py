@@ -1,7 +1,7 @@
 """The owner's audit trail: what every session key of an account did, rebuilt from on-chain events.
 
-:func:`build_audit` reads the account's logs (``SessionGranted``, ``SessionUsed``, ``SessionGasCharged`` when
-the contract has it, ``SessionRevoked``, ``AllSessionsRevoked``) with ``eth_getLogs`` in block chunks, adds
+:func:`build_audit` reads the account's logs (``SessionGranted``, ``SessionUsed``, ``SessionRevoked``,
+``AllSessionsRevoked``) with ``eth_getLogs`` in block chunks, adds
 the refusals an SDK recorded in a :class:`~smartkeys.journal.RefusalJournal` (refused uses leave nothing on
 chain), and returns an :class:`AuditReport`:
 
@@ -18,8 +18,9 @@ range starts at or before the session's last grant. Known limits of an events-on
   ``edge_of_policy`` applies to single-call uses only.
 - The status word counts uses only when the policy limits them (``max_uses != 0``); the audit counts every
   use, and compares with the contract only for limited sessions.
-- Gas charged to a session is tracked only while the contract emits ``SessionGasCharged``
-  (:data:`GAS_TRACKED`); otherwise the ``gas`` asset is left out.
+- Gas charged to a session has no event (logging it cost 1.4k gas per user operation): the ``gas`` asset of a
+  session is read from the contract's status word (``sessionStatus``) at ``to_block``, so it has a total
+  but no per-use history. Revoking one session deletes its status word, so its gas is unknown (0).
 
 Flags (:class:`AuditFlag`, thresholds in :class:`AuditThresholds`):
 
@@ -57,7 +58,6 @@ from smartkeys.policy import _COMMON_SIGNATURES, format_amount
 from smartkeys.policy_codec import PermissionMode, SessionPolicy, selector_of
 
 __all__ = [
-    "GAS_TRACKED",
     "AssetAudit",
     "AuditEntry",
     "AuditFlag",
@@ -73,12 +73,9 @@ __all__ = [
 _ACCOUNT_ABI = artifacts.load("SmartKeysAccount")["abi"]
 _EVENT_NAMES = {e["name"] for e in _ACCOUNT_ABI if e.get("type") == "event"}
 
-#: True when the account contract emits ``SessionGasCharged`` (then the ``gas`` asset is audited).
-GAS_TRACKED = "SessionGasCharged" in _EVENT_NAMES
 
 _T_GRANTED = keccak(text="SessionGranted(bytes32,address,uint32,bytes)")
 _T_USED = keccak(text="SessionUsed(bytes32,uint256,uint8,bytes)")
-_T_GAS = keccak(text="SessionGasCharged(bytes32,uint256)")
 _T_REVOKED = keccak(text="SessionRevoked(bytes32)")
 _T_ALL_REVOKED = keccak(text="AllSessionsRevoked(uint32)")
 
@@ -176,7 +173,7 @@ class CallInfo:
 class AuditEntry:
     """One event of the account's history (chain order), or a refusal from the journal.
 
-    ``kind``: ``grant``, ``use``, ``gas`` (a user operation's gas charge), ``refusal``, ``revoke`` (one
+    ``kind``: ``grant``, ``use``, ``refusal``, ``revoke`` (one
     session) or ``revoke_all`` (every session granted before ``epoch``; ``revoked_sessions`` lists them).
     ``charges`` is what the event charged per asset; ``spent_after`` / ``remaining_after`` the session's
     cumulative counters after it, ``period_spent_after`` the current period's spend of periodic assets.
@@ -674,8 +671,6 @@ class _Auditor:
             entry = self._grant(log, when)
         elif topic == _T_USED:
             entry = self._use(log, when)
-        elif topic == _T_GAS:
-            entry = self._gas(log, when) if GAS_TRACKED else None
         elif topic == _T_REVOKED:
             entry = self._revoke(log, when)
         elif topic == _T_ALL_REVOKED:
@@ -715,8 +710,7 @@ class _Auditor:
             self._meta(c.token)
         assets = [AssetAudit(NATIVE, policy.native_total, period=policy.native_period,
                              period_cap=policy.native_per_period)]
-        if GAS_TRACKED:
-            assets.append(AssetAudit(GAS, policy.gas_budget))
+        assets.append(AssetAudit(GAS, policy.gas_budget))
         assets += [AssetAudit(c.token, c.cap, period=c.period, period_cap=c.per_period) for c in policy.token_caps]
         for a in assets:
             a.ledger_period_index = when // a.period if a.period else 0
@@ -791,22 +785,6 @@ class _Auditor:
         period_after = {a.asset: a.periods.get(when // a.period, 0) for a in s.assets if a.period}
         entry = AuditEntry("use", when, log.block_number, log.tx_hash, log.log_index, sid, s.key, tuple(calls),
                            charges, self._spent(s), self._remaining(s), period_after, s.uses, tuple(flags))
-        s.entries.append(entry)
-        return entry
-
-    def _gas(self, log: _Log, when: int) -> AuditEntry | None:
-        sid = log.topics[1]
-        (amount,) = abi_decode(["uint256"], log.data)
-        s = self.sessions.get(sid)
-        charges = {GAS: int(amount)}
-        if s is None:
-            return AuditEntry("gas", when, log.block_number, log.tx_hash, log.log_index, sid, None, charges=charges)
-        self._charge(s, GAS, int(amount), when)
-        ref = dict(session_id=sid, block_number=log.block_number, tx_hash=log.tx_hash)
-        flags = self._nearly_used_flags(s, charges, ref)
-        entry = AuditEntry("gas", when, log.block_number, log.tx_hash, log.log_index, sid, s.key, charges=charges,
-                           spent_after=self._spent(s), remaining_after=self._remaining(s), uses_after=s.uses,
-                           flags=tuple(flags))
         s.entries.append(entry)
         return entry
 
@@ -903,6 +881,19 @@ class _Auditor:
 
     # -- result -----------------------------------------------------------------------------
 
+    def read_gas_spent(self, block: int) -> None:
+        """Set each session's ``gas`` spent from ``sessionStatus`` at ``block`` (gas has no event)."""
+        contract = self.w3.eth.contract(address=self.account, abi=_ACCOUNT_ABI)
+        for s in self.sessions.values():
+            if s.revocation is not None and s.revocation.kind == "single":
+                continue  # revoking one session deletes its status word
+            _live, _uses, _native, gas_spent, epoch = contract.functions.sessionStatus(s.session_id).call(
+                block_identifier=block)
+            if gas_spent and epoch == s.granted_epoch:
+                asset = s.asset(GAS)
+                asset.spent = int(gas_spent)
+                asset.history.append((self.block_time(block), asset.spent))
+
     def report(self, chain_id: int, from_block: int, to_block: int, now: int) -> AuditReport:
         for s in self.sessions.values():
             p = s.policy
@@ -973,6 +964,7 @@ def build_audit(
             auditor.apply_refusal(item)
         else:
             auditor.apply_log(item)
+    auditor.read_gas_spent(end)
     if now is None:
         now = auditor.block_time(end)
     return auditor.report(chain_id, from_block, end, int(now))
