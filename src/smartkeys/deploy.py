@@ -575,7 +575,7 @@ def deploy(
 # --------------------------------------------------------------------------------------------
 
 KEY_ENV_VAR = "SMARTKEYS_DEPLOYER_KEY"
-PASSWORD_ENV_VAR = "SMARTKEYS_KEYSTORE_PASSWORD"
+PASSWORD_ENV_VAR = "SMARTKEYS_PASSWORD"  # the same variable as the smartkeys command
 
 #: Exit codes of :func:`main`.
 EXIT_OK = 0
@@ -595,7 +595,7 @@ def load_deployer_key(
     environ: Mapping[str, str] | None = None,
     prompt: Callable[[str], str] | None = None,
 ) -> LocalAccount:
-    """The deployer account: from an encrypted ``keystore`` (password from ``$SMARTKEYS_KEYSTORE_PASSWORD``
+    """The deployer account: from an encrypted ``keystore`` (password from ``$SMARTKEYS_PASSWORD``
     or ``prompt``, getpass by default, which never echoes) or else from ``$SMARTKEYS_DEPLOYER_KEY``.
 
     Raises :class:`~smartkeys.keystore.KeystoreError` (or a subclass) with a message that never shows the key.

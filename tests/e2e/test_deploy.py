@@ -173,7 +173,7 @@ def test_keystore_with_password_from_env_deploys(anvil, tmp_path):
     keystore = save_keystore(Account.from_key(DEPLOYER_KEY), tmp_path / "deployer.json", "correct horse", scrypt_n=2**14)
     result = run_deploy(
         "--rpc-url", url, "--chain-id", str(CHAIN_ID), "--keystore", str(keystore), "--out-dir", str(tmp_path / "out"),
-        key=None, env={"SMARTKEYS_KEYSTORE_PASSWORD": "correct horse"},
+        key=None, env={"SMARTKEYS_PASSWORD": "correct horse"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"deployer {DEPLOYER}" in result.stderr
@@ -186,7 +186,7 @@ def test_bad_keystore_password_is_a_clear_error_and_sends_nothing(anvil, tmp_pat
     keystore = save_keystore(Account.from_key(DEPLOYER_KEY), tmp_path / "deployer.json", "correct horse", scrypt_n=2**14)
     result = run_deploy(
         "--rpc-url", url, "--chain-id", str(CHAIN_ID), "--keystore", str(keystore), "--out-dir", str(tmp_path / "out"),
-        key=None, env={"SMARTKEYS_KEYSTORE_PASSWORD": "wrong"},
+        key=None, env={"SMARTKEYS_PASSWORD": "wrong"},
     )
     assert result.returncode == EXIT_KEY
     assert f"wrong password for keystore {keystore}" in result.stderr
@@ -199,7 +199,7 @@ def test_keystore_without_password_and_without_terminal_asks_for_the_env_var(anv
     keystore = save_keystore(Account.from_key(DEPLOYER_KEY), tmp_path / "deployer.json", "pw", scrypt_n=2**14)
     result = run_deploy("--rpc-url", url, "--chain-id", str(CHAIN_ID), "--keystore", str(keystore), key=None)
     assert result.returncode == EXIT_KEY
-    assert "SMARTKEYS_KEYSTORE_PASSWORD" in result.stderr
+    assert "SMARTKEYS_PASSWORD" in result.stderr
 
 
 def test_missing_key_is_refused_with_the_two_ways_to_give_one(anvil, tmp_path):

@@ -1,6 +1,7 @@
 """The README's "For owners" and "For agent developers" examples run as written against a local chain.
 
-The ```python blocks (and the ```toml policy file) under those two headings are extracted from README.md and
+The ```python blocks (and the ```toml policy file) under those two headings (and then "Auditing what the
+keys did") are extracted from README.md and
 executed in order. The prelude gives them what the README says they have on a local chain: ``chain``,
 ``w3``, ``owner_eoa`` (accounts[1]), ``bundler`` (accounts[0]) and ``usdc`` (a test token the account holds);
 ``agent-policy.toml`` is the README's file with the agent's key and ``usdc`` filled in, in a temporary
@@ -55,6 +56,7 @@ def prelude(chain, token, tmp_path, monkeypatch):
 def test_readme_sections_have_python_examples():
     assert len(blocks("For owners", "python")) == 2
     assert len(blocks("For agent developers", "python")) == 2
+    assert len(blocks("Auditing what the keys did", "python")) == 1
 
 
 def test_for_owners_examples_run(prelude, token, capsys):
@@ -95,3 +97,12 @@ def test_for_agent_developers_examples_run(prelude, token, key_source, monkeypat
     assert "refused before signing: 5000000 1000000000 100000000" in out
     report = namespace["owner"].session_report(namespace["policy"])
     assert report.uses == 2 and report.asset(namespace["usdc"]).spent == 7_500_000
+
+    # "Auditing what the keys did" runs after the agent's work: the audit sees both transfers.
+    (audit_block,) = blocks("Auditing what the keys did", "python")
+    exec(compile(audit_block, "README.md[Auditing what the keys did]", "exec"), namespace)
+    (audited,) = namespace["report"].sessions
+    assert audited.key == agent_key.address and audited.uses == 2
+    assert audited.asset(namespace["usdc"]).spent == 7_500_000
+    assert Path("spend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(Path("audit.csv").read_text().splitlines()) == 1 + 3  # header, the grant, two uses
