@@ -34,11 +34,16 @@ ln -sfn "$ROOT/tools/solc" "$SOLCX_BINARY_PATH/solc-v0.8.30"
 export PATH="$ROOT/node_modules/@foundry-rs/anvil-linux-amd64/bin:$PATH"
 
 cd ape
+# Every step starts from a clean state: with a cached manifest (.build) and dependency sources
+# (contracts/.cache, which lands in the repository's contracts/ through the symlink), Ape 0.8.51 fails
+# on a later run to find the contracts of contracts/test (MockTarget, ...). The trap leaves nothing behind.
+clean() { rm -rf .build contracts/.cache; }
+trap clean EXIT
 echo "== ape compile (ape-solidity -> tools/solc -> solcjs)"
-"$VENV/bin/ape" compile --force
+clean && "$VENV/bin/ape" compile --force
 echo "== ape test on ape-test (EthTester)"
-"$VENV/bin/ape" test -p no:cacheprovider "$@"
+clean && "$VENV/bin/ape" test -p no:cacheprovider "$@"
 echo "== ape test on ape-foundry (anvil)"
-"$VENV/bin/ape" test -p no:cacheprovider --network ethereum:local:foundry "$@"
+clean && "$VENV/bin/ape" test -p no:cacheprovider --network ethereum:local:foundry "$@"
 echo "== ape run deploy on ape-foundry (anvil)"
-"$VENV/bin/ape" run deploy --network ethereum:local:foundry
+clean && "$VENV/bin/ape" run deploy --network ethereum:local:foundry

@@ -166,7 +166,9 @@ def compiler_version() -> str:
 
 
 def _sources(contracts_dir: Path) -> dict[str, dict[str, str]]:
-    files = sorted(p for p in contracts_dir.rglob("*.sol") if p.is_file())
+    # Hidden folders are tools' caches (Ape puts dependency sources in contracts/.cache), not our sources.
+    files = sorted(p for p in contracts_dir.rglob("*.sol")
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(contracts_dir).parts))
     return {
         SOURCE_PREFIX + p.relative_to(contracts_dir).as_posix(): {
             "content": p.read_bytes().decode("utf-8")
