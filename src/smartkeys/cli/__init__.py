@@ -53,7 +53,7 @@ exit codes:
   0  ok
   1  unexpected error (run again with --debug for the traceback)
   2  bad input or usage: bad flag, file, address, amount or policy (the message names the field and
-     the fix), missing configuration, wrong password, chain id mismatch
+     the fix), missing configuration, wrong password, chain id mismatch, a sender without ETH for gas
   3  refused by policy: the session's rules or the contract refused it (nothing was sent, or the
      mined operation reverted)
   4  network or RPC failure: cannot connect, timeout, node or bundler error
@@ -161,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "are never printed.")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", parser_class=_Parser, required=True)
 
-    def keys_command(name: str, func: Any, help: str) -> argparse.ArgumentParser:
-        sub = keys_sub.add_parser(name, help=help, description=help)
+    def keys_command(name: str, func: Any, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        sub = keys_sub.add_parser(name, help=help, description=description or help)
         _add_common(sub, top=False)
         sub.set_defaults(func=func)
         return sub
@@ -171,9 +171,24 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--label", help="file name in the keys directory (default key-<address prefix>)")
     new.add_argument("--light-kdf", action="store_true",
                      help="weaker, faster scrypt (n=2**14) for throwaway test keys")
+    imp = keys_command(
+        "import", c.cmd_keys_import,
+        "encrypt an existing private key into a new keystore (e.g. a local node's dev account)",
+        "Read a hex private key (64 hex digits, 0x optional) and write it to an encrypted keystore, as "
+        "`keys new` does. The key is read from a prompt that does not echo, or with --stdin from standard "
+        "input, or with --from-env VAR from an environment variable; it is never printed. Refuses a label or an "
+        "address that already has a keystore.")
+    imp.add_argument("--label", help="file name in the keys directory (default key-<address prefix>)")
+    imp.add_argument("--light-kdf", action="store_true",
+                     help="weaker, faster scrypt (n=2**14) for throwaway test keys")
+    source = imp.add_mutually_exclusive_group()
+    source.add_argument("--stdin", action="store_true", help="read the key from standard input (first line)")
+    source.add_argument("--from-env", metavar="VAR", help="read the key from environment variable VAR")
     keys_command("list", c.cmd_keys_list, "list keystores: label, address, file")
     show = keys_command("show", c.cmd_keys_show, "show a keystore's address and public details (never the key)")
     show.add_argument("key", metavar="KEY", help="label, path or address")
+    show.add_argument("--address", action="store_true",
+                      help="print only the address (for scripts: AGENT=$(smartkeys keys show agent --address))")
 
     command("delegate", c.cmd_delegate, "delegate the owner EOA to the smartkeys account (EIP-7702)",
             "Send the EIP-7702 set-code transaction (self-sponsored). Re-delegating revokes sessions granted "

@@ -3,6 +3,7 @@ written as it goes (``ctx.ui.print``), the JSON document is printed by :func:`sm
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import io
 import json
@@ -66,35 +67,128 @@ def cmd_node(ctx: Context) -> Result:
         from smartkeys.node import run_node
     except ImportError as exc:  # pragma: no cover - smartkeys.node ships with the package
         raise CommandError(f"the local node is not available in this installation ({exc})", exit_code=1) from None
-    code = run_node(host=ctx.args.host, port=ctx.args.port, bundler=ctx.args.bundler,
-                    bundler_port=ctx.args.bundler_port, out=ctx.ui.out, json_output=ctx.ui.json_mode)
+    import signal
+    import threading
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # `kill PID` stops anvil and the bundler as Ctrl-C does, leaving no orphans
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        code = run_node(host=ctx.args.host, port=ctx.args.port, bundler=ctx.args.bundler,
+                        bundler_port=ctx.args.bundler_port, out=ctx.ui.out, json_output=ctx.ui.json_mode)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(code or 0), None  # type: ignore[return-value] - run_node writes its own output
 
 
 # --------------------------------------------------------------------------- keys
 
 
-def cmd_keys_new(ctx: Context) -> Result:
-    from smartkeys.keystore import DEFAULT_SCRYPT_N, generate_key, save_keystore
-
+def _new_label(ctx: Context) -> str | None:
+    """``--label``, checked, and not yet taken in the keys directory (exit 2 naming the file)."""
     label = ctx.args.label
     if label is not None and not _LABEL_RE.match(label):
         raise InvalidInputError("--label", label, "1-64 letters, digits, '_', '.' or '-' (starting with a letter or digit)",
                                 "pick a simple name such as 'agent-1'")
+    if label is not None and (ctx.keys_dir / f"{label}.json").exists():
+        raise CommandError(f"a keystore labelled {label!r} already exists: {ctx.keys_dir / f'{label}.json'}",
+                           hint="pick another --label")
+    return label
+
+
+def _write_keystore(ctx: Context, key, label: str | None, password: str, verb: str) -> Result:
+    from smartkeys.keystore import DEFAULT_SCRYPT_N, save_keystore
+
     keys_dir = ctx.keys_dir
-    if label is not None and (keys_dir / f"{label}.json").exists():
-        raise CommandError(f"a keystore labelled {label!r} already exists in {keys_dir}", hint="pick another --label")
-    password = ctx.password("the new keystore", twice=True)
     keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = generate_key()
     label = label or f"key-{key.address[2:10].lower()}"
     with ctx.ui.progress("encrypting the key (scrypt)"):
         path = save_keystore(key, keys_dir / f"{label}.json", password,
                              scrypt_n=_LIGHT_SCRYPT_N if ctx.args.light_kdf else DEFAULT_SCRYPT_N)
-    ctx.ui.print(f"new key {key.address}")
+    ctx.ui.print(f"{verb} key {key.address}")
     ctx.ui.pairs([("label", label), ("file", str(path)), ("address", key.address)], indent="  ")
-    ctx.ui.print("Put the address in a policy file (key = \"…\") and grant it with `smartkeys grant --policy FILE`.")
     return EXIT_OK, {"address": key.address, "label": label, "file": str(path)}
+
+
+def cmd_keys_new(ctx: Context) -> Result:
+    from smartkeys.keystore import generate_key
+
+    label = _new_label(ctx)
+    password = ctx.password("the new keystore", twice=True)
+    code, doc = _write_keystore(ctx, generate_key(), label, password, "new")
+    ctx.ui.print("Put the address in a policy file (key = \"…\") and grant it with `smartkeys grant --policy FILE`.")
+    return code, doc
+
+
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEX_KEY_RE = re.compile(r"^(0[xX])?[0-9a-fA-F]{64}$")
+_KEY_EXPECTED = "a private key: 64 hex digits (32 bytes), 0x optional"
+
+
+def _read_private_key(ctx: Context):
+    """The key to import, from --from-env VAR, --stdin or a prompt without echo; never shown in any message."""
+    from eth_account import Account
+
+    from smartkeys.keystore import SessionKey
+
+    if ctx.args.from_env:
+        var = ctx.args.from_env
+        if not _ENV_NAME_RE.match(var):
+            raise InvalidInputError("--from-env", var, "the name of an environment variable (not its value)",
+                                    "e.g. --from-env OWNER_KEY, with OWNER_KEY=0x… in the environment")
+        text, source = ctx.env.get(var), f"environment variable {var}"
+        if not text or not text.strip():
+            raise CommandError(f"{source} is not set or empty", hint=f"export {var}=0x… (the 64 hex digit key), or drop --from-env")
+    elif ctx.args.stdin:
+        text, source = ctx.ui.stdin.readline(), "standard input"
+        if not text.strip():
+            raise CommandError("no private key on standard input", hint="pipe the key in: … | smartkeys keys import --stdin")
+    elif ctx.ui.interactive:
+        text, source = ctx.ui.password("Private key (hex, not echoed): "), "the prompt"
+    else:
+        raise CommandError("no private key to import: stdin is not a terminal, so it cannot be asked for",
+                           hint="pipe it with --stdin, or name an environment variable holding it with --from-env VAR")
+    text = text.strip()
+    if not _HEX_KEY_RE.match(text):
+        digits = text.removeprefix("0x").removeprefix("0X")
+        if re.fullmatch(r"[0-9a-fA-F]{40}", digits):
+            hint = "that is an address (40 hex digits); import the account's private key instead"
+        elif len(text.split()) >= 12:
+            hint = "that looks like a mnemonic phrase; derive the account's private key from it first"
+        elif text.lstrip().startswith("{"):
+            hint = "that looks like a keystore file; it is already encrypted: use it with --keystore FILE"
+        elif len(digits) == 64:
+            hint = "it holds characters other than 0-9 and a-f (quotes, spaces?); copy the key alone"
+        else:
+            hint = (f"got {len(digits)} characters from {source}; copy the whole key, e.g. the 0x… key "
+                    "`smartkeys node` prints next to a dev account")
+        raise InvalidInputError("private key", "<not shown>", _KEY_EXPECTED, hint, secret=True)
+    try:
+        account = Account.from_key(bytes.fromhex(text[2:] if text[:2] in ("0x", "0X") else text))
+    except Exception:  # noqa: BLE001 - its message could quote the key
+        account = None
+    del text
+    if account is None:
+        raise InvalidInputError("private key", "<not shown>", "a valid secp256k1 private key (not zero, below the curve order)",
+                                "check that the key was copied whole", secret=True)
+    return SessionKey(account)
+
+
+def cmd_keys_import(ctx: Context) -> Result:
+    label = _new_label(ctx)
+    key = _read_private_key(ctx)
+    for entry in keystore_entries(ctx.keys_dir):
+        if entry["address"] and entry["address"].lower() == key.address.lower():
+            raise CommandError(f"{key.address} already has a keystore: {entry['file']}",
+                               hint=f"use it as it is (--keystore {entry['label']}), or move that file away first")
+    password = ctx.password("the new keystore", twice=True)
+    code, doc = _write_keystore(ctx, key, label, password, "imported")
+    ctx.ui.print(f"Use it as the owner with --keystore {doc['label']} (or SMARTKEYS_KEYSTORE={doc['label']}).")
+    return code, doc
 
 
 def cmd_keys_list(ctx: Context) -> Result:
@@ -134,7 +228,10 @@ def cmd_keys_show(ctx: Context) -> Result:
         "kdf": crypto.get("kdf"),
         "kdf_work": kdfparams.get("n") or kdfparams.get("c"),
     }
-    ctx.ui.pairs([(k, v) for k, v in info.items() if v is not None])
+    if ctx.args.address:
+        ctx.ui.print(info["address"] or "")
+    else:
+        ctx.ui.pairs([(k, v) for k, v in info.items() if v is not None])
     if not info["secure"]:
         ctx.ui.info(f"warning: {path} may be read by others; fix: chmod 600 {path}")
     return EXIT_OK, info
@@ -149,6 +246,11 @@ def _owner(ctx: Context):
     key = ctx.owner_key()  # decrypt before connecting: a wrong password fails fast, nothing sent
     w3 = ctx.w3()
     return Owner(w3, key, chain_id=ctx.config.chain_id.value)
+
+
+def _owner_pays(ctx: Context, owner):
+    return ctx.gas_payer(owner.address, "the owner", alternative=(
+        " (on a local node, make a funded dev account the owner: `smartkeys keys import`)"))
 
 
 def _require_delegated(owner) -> None:
@@ -168,7 +270,7 @@ def cmd_delegate(ctx: Context) -> Result:
         return EXIT_OK, {**doc, "changed": False, "transaction_hash": None}
     if before is not None:
         ctx.ui.info(f"note: {owner.address} currently delegates to {before}; re-delegating to smartkeys")
-    with ctx.ui.progress("sending the EIP-7702 set-code transaction"):
+    with _owner_pays(ctx, owner), ctx.ui.progress("sending the EIP-7702 set-code transaction"):
         receipt = owner.delegate(keep_sessions=ctx.args.keep_sessions)
     tx = _hex(receipt["transactionHash"])
     ctx.ui.print(f"delegated {owner.address} to smartkeys {owner.implementation}")
@@ -186,7 +288,7 @@ def cmd_undelegate(ctx: Context) -> Result:
     ctx.ui.confirm(
         f"Clear the code of {owner.address} (now delegating to {before})? Session keys stop working until "
         "you delegate again.", assume_yes=ctx.args.yes)
-    with ctx.ui.progress("sending the EIP-7702 set-code transaction"):
+    with _owner_pays(ctx, owner), ctx.ui.progress("sending the EIP-7702 set-code transaction"):
         receipt = owner.undelegate()
     tx = _hex(receipt["transactionHash"])
     ctx.ui.print(f"undelegated {owner.address} (was {before}); transaction {tx}")
@@ -208,7 +310,7 @@ def cmd_grant(ctx: Context) -> Result:
     _require_delegated(owner)
     now = int(owner.w3.eth.get_block("latest")["timestamp"])
     policy = model.compile(now)
-    with ctx.ui.progress("granting the session"):
+    with _owner_pays(ctx, owner), ctx.ui.progress("granting the session"):
         session_id = owner.grant(policy)
     ctx.ui.print(model.describe(now))
     ctx.ui.print(f"granted session {_hex(session_id)}")
@@ -252,7 +354,7 @@ def cmd_revoke(ctx: Context) -> Result:
     if ctx.args.all:
         ctx.ui.confirm(f"Revoke ALL sessions of {owner.address} ({len(live)} live)? Every session key stops "
                        "working at once.", assume_yes=ctx.args.yes)
-        with ctx.ui.progress("revoking every session"):
+        with _owner_pays(ctx, owner), ctx.ui.progress("revoking every session"):
             receipt = owner.revoke_all()
         ctx.ui.print(f"revoked all sessions of {owner.address} ({len(live)} were live)")
         return EXIT_OK, {"account": owner.address, "all": True, "revoked": [_hex(r.session_id) for r in live],
@@ -271,7 +373,7 @@ def cmd_revoke(ctx: Context) -> Result:
     todo = [r for r in matches if r.live]
     hashes = []
     for report in todo:
-        with ctx.ui.progress(f"revoking {_hex(report.session_id)[:14]}…"):
+        with _owner_pays(ctx, owner), ctx.ui.progress(f"revoking {_hex(report.session_id)[:14]}…"):
             receipt = owner.revoke(report.session_id)
         hashes.append(_hex(receipt["transactionHash"]))
         ctx.ui.print(f"revoked session {_hex(report.session_id)} (key {report.key})")
@@ -371,6 +473,9 @@ def cmd_status(ctx: Context) -> Result:
                        f"smartkeys {delegation}" if is_smartkeys else f"{delegation} (not smartkeys)")
     ctx.ui.pairs([("account", account), ("balance", f"{Decimal(balance) / Decimal(10**18)} ether"),
                   ("delegation", delegation_text), ("session epoch", "-" if epoch is None else epoch)])
+    if balance == 0:
+        ctx.ui.print(f"note: the account has no ETH, and its owner pays the gas of delegate, grant and revoke; "
+                     f"fund {account} with ETH first")
     doc["account"] = {"address": account, "balance_wei": balance, "delegation": delegation,
                       "is_smartkeys": is_smartkeys, "implementation": implementation, "session_epoch": epoch}
     doc["sessions"] = [_report_doc(r) for r in reports]
@@ -558,7 +663,13 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
             bundler = BundlerClient(ctx.config.bundler_url.value, expected_chain_id=agent.chain_id)
         else:
             bundler = key.account  # self-bundled: the session key submits handleOps and is refunded by the EntryPoint
-    with ctx.ui.progress("preflight, sign and submit"):
+    if bundler is None or bundler is key.account:  # the session key sends the transaction and pays its gas
+        payer = ctx.gas_payer(key.address, "the session key", alternative=(
+            "; or send as a user operation through a bundler (--bundler-url), where the account pays the gas "
+            "within the policy's gas_budget"))
+    else:
+        payer = contextlib.nullcontext()
+    with payer, ctx.ui.progress("preflight, sign and submit"):
         receipt = agent.batch(calls, via="user_op" if via == "user-op" else "direct", bundler=bundler)
     charges = receipt.charges
     doc = {
@@ -613,6 +724,7 @@ def cmd_send(ctx: Context) -> Result:
     from eth_abi import encode as abi_encode
 
     from smartkeys.account import Call
+    from smartkeys.policy import format_amount
 
     to = _address_arg(ctx.args.to, "to")
     token_ref = ctx.args.token
@@ -624,7 +736,7 @@ def cmd_send(ctx: Context) -> Result:
     account, model, via, key, w3 = _agent_prepare(ctx)
     if token_ref is None:
         calls = [Call(to, amount, b"")]
-        unit = "wei"
+        shown = f"{format_amount(amount, 18, 'ether')} ({amount} wei)"
     else:
         symbol = None
         if _ADDRESS_RE.match(token_ref):
@@ -639,9 +751,10 @@ def cmd_send(ctx: Context) -> Result:
             token, decimals, symbol = entry.address, entry.decimals, token_ref
         amount = _scale_token(ctx.args.amount, decimals, symbol, "amount")
         calls = [Call(token, 0, bytes.fromhex("a9059cbb") + abi_encode(["address", "uint256"], [to, amount]))]
-        unit = f"base units of {symbol or token}"
+        shown = f"{format_amount(amount, decimals, symbol)} ({amount} base units)" if symbol else \
+            f"{amount} base units of {token}"
     policy = _pick_session(ctx, w3, account, key.address, model)
-    ctx.ui.info(f"sending {amount} {unit} to {to}")
+    ctx.ui.info(f"sending {shown} to {to}")
     code, doc = _submit(ctx, account, key, w3, policy, calls, via, model)
     doc["amount"] = amount
     doc["to"] = to

@@ -7,7 +7,9 @@ import json
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ __all__ = [
     "Context",
     "NetworkError",
     "exit_code_for",
+    "is_insufficient_funds",
 ]
 
 EXIT_OK = 0
@@ -66,6 +69,27 @@ def _network_exceptions() -> tuple[type[BaseException], ...]:
     found = tuple(getattr(w3e, n) for n in names if hasattr(w3e, n))
     return (NetworkError, requests.RequestException, ConnectionError, TimeoutError, BundlerConnectionError,
             BundlerRPCError, *found)
+
+
+#: How nodes say "the sender cannot pay": geth/anvil send ("insufficient funds for gas * price + value"),
+#: eth-tester ("Sender … cannot afford txn gas"); anvil's estimate for an empty sender says
+#: "gas required exceeds allowance: 0" (the allowance is what the balance buys).
+_NO_FUNDS = re.compile(r"insufficient funds|cannot afford txn", re.IGNORECASE)
+_NO_ALLOWANCE = re.compile(r"gas required exceeds allowance", re.IGNORECASE)
+_LOW_BALANCE_WEI = 10**16  # below 0.01 ETH, "exceeds allowance" is the balance's doing, not the block gas limit's
+
+
+def is_insufficient_funds(exc: BaseException, balance: int | None = None) -> bool:
+    """Whether ``exc`` (a node's refusal of a transaction) means its sender has too little ETH (``balance``
+    wei, when known)."""
+    from smartkeys.errors import RevertError
+
+    if isinstance(exc, (RevertError, CommandError)):
+        return False
+    text = str(exc)
+    if _NO_FUNDS.search(text):
+        return True
+    return bool(_NO_ALLOWANCE.search(text)) and balance is not None and balance < _LOW_BALANCE_WEI
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -134,6 +158,27 @@ class Context:
     @property
     def chain_id(self) -> int:
         return int(self.w3().eth.chain_id)
+
+    @contextmanager
+    def gas_payer(self, address: str, role: str, *, alternative: str = "") -> Iterator[None]:
+        """Turn a node's "insufficient funds" refusal of what the block sends into an exit-2 error that names
+        ``address`` (the ``role`` that pays the gas: the owner, the session key) and the fix: fund it."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is the funds refusal
+            if isinstance(exc, SmartKeysError) and not isinstance(exc, NetworkError):
+                raise
+            try:
+                wei: int | None = int(self.w3().eth.get_balance(address))
+            except Exception:  # noqa: BLE001 - diagnostics only
+                wei = None
+            if not is_insufficient_funds(exc, wei):
+                raise
+            balance = "unknown" if wei is None else f"{Decimal(wei) / Decimal(10**18)} ETH"
+            raise CommandError(
+                f"{role} {address} cannot pay for gas (balance {balance}); nothing was sent",
+                hint=f"fund {address} with ETH, then run the command again{alternative}",
+            ) from None
 
     # -- files and keys ----------------------------------------------------------------
 
