@@ -47,6 +47,7 @@ import threading
 import time as _time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import IO, Any
 
 from eth_abi import decode as abi_decode
@@ -54,7 +55,7 @@ from eth_utils import keccak, to_checksum_address
 
 from smartkeys import artifacts
 from smartkeys.journal import Refusal, RefusalJournal
-from smartkeys.policy import _COMMON_SIGNATURES, format_amount
+from smartkeys.policy import _COMMON_SIGNATURES
 from smartkeys.policy_codec import PermissionMode, SessionPolicy, selector_of
 
 __all__ = [
@@ -67,6 +68,8 @@ __all__ = [
     "Revocation",
     "SessionAudit",
     "build_audit",
+    "format_asset",
+    "token_meta",
     "watch",
 ]
 
@@ -525,28 +528,53 @@ def _amounts(values: Mapping[str, int]) -> dict[str, str]:
     return {k: str(v) for k, v in values.items()}
 
 
-def _native_text(wei: int) -> str:
-    if wei == 0 or wei >= 10**15:
-        return format_amount(wei, 18, "ether")
-    if wei >= 10**6:
-        return format_amount(wei, 9, "gwei")
-    return format_amount(wei, 0, "wei")
+HUMAN_PLACES = 6
+"""Fraction digits :func:`format_asset` shows (more when needed to keep 3 significant digits)."""
 
 
-def _format(asset: str, amount: int, tokens: Mapping[str, tuple[str, int]]) -> str:
+def _human_number(value: int, decimals: int) -> str:
+    """``value / 10**decimals`` as plain decimal text, cut (never rounded up) to :data:`HUMAN_PLACES`
+    fraction digits, or to 3 significant digits if that needs more.
+
+    >>> _human_number(323_423_835_557_320, 18), _human_number(10**16, 18), _human_number(21_000, 18)
+    ('0.000323', '0.01', '0.000000000000021')
+    """
+    with localcontext() as ctx:
+        ctx.prec = 400
+        exact = Decimal(value).scaleb(-decimals)
+        places = max(HUMAN_PLACES, 2 - exact.adjusted()) if exact else 0
+        if -exact.as_tuple().exponent > places:
+            exact = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+        text = format(exact, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def format_asset(asset: str, amount: int, tokens: Mapping[str, tuple[str, int]] | None = None) -> str:
+    """Human text of ``amount`` base units of ``asset`` (``"native"``, ``"gas"`` or a token address): ETH for
+    native value and gas, a token's symbol and decimals from ``tokens`` (address -> (symbol, decimals)), or
+    base units when the token did not say. Human output only: JSON keeps exact base-unit strings.
+
+    >>> format_asset("gas", 323_423_835_557_320), format_asset("0xA0b8", 3_000_000, {"0xA0b8": ("USDC", 6)})
+    ('0.000323 ETH', '3 USDC')
+    """
     if asset in (NATIVE, GAS):
-        return _native_text(amount)
+        return f"{_human_number(amount, 18)} ETH"
     if asset == USES:
         return f"{amount} uses"
-    if asset in tokens:
+    if tokens and asset in tokens:
         symbol, decimals = tokens[asset]
-        return format_amount(amount, decimals, symbol)
+        return f"{_human_number(amount, decimals)} {symbol}"
     return f"{amount} units of {asset}"
+
+
+_format = format_asset
 
 
 def _unit_of(asset: str, tokens: Mapping[str, tuple[str, int]]) -> tuple[int, str]:
     if asset in (NATIVE, GAS):
-        return 10**18, "ether"
+        return 10**18, "ETH"
     if asset in tokens:
         return 10 ** tokens[asset][1], tokens[asset][0]
     return 1, "base units"
@@ -584,7 +612,8 @@ def _policy_text(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]]) -
         return json.dumps(_policy_dict(policy))
 
 
-def _token_meta(w3: Any, token: str) -> tuple[str, int] | None:
+def token_meta(w3: Any, token: str) -> tuple[str, int] | None:
+    """The ERC-20 ``(symbol, decimals)`` of ``token``, or None if it does not answer both."""
     try:
         c = w3.eth.contract(address=token, abi=_ERC20_META_ABI)
         return str(c.functions.symbol().call()), int(c.functions.decimals().call())
@@ -698,7 +727,7 @@ class _Auditor:
     def _meta(self, token: str) -> None:
         if token not in self._token_checked:
             self._token_checked.add(token)
-            meta = _token_meta(self.w3, token)
+            meta = token_meta(self.w3, token)
             if meta is not None:
                 self.tokens[token] = meta
 

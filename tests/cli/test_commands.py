@@ -386,6 +386,66 @@ def test_watch_streams_json_lines(cli, granted):
     assert json.loads(line)["kind"] == "grant"
 
 
+def _session_lines(out: str, session_id: str) -> list[str]:
+    """The table lines of one session: its first line and the continuation lines (blank session cell)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if session_id[:18] in line)
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    block = [lines[start]]
+    for line in lines[start + 1:]:
+        if not line.strip() or not line[indent:indent + 1].isspace():
+            break
+        block.append(line)
+    return block
+
+
+def test_status_shows_spend_and_caps_in_human_units(cli, chain, granted, delegated, usdc):
+    assert cli("send", chain.accounts[5].address, "3", "--token", usdc.address, "--key", "agent",
+               env=_agent_env(delegated)).code == 0
+    result = cli("status")
+    assert result.code == 0, result.err
+    assert "STATUS" in result.out and "SPENT" in result.out and "CAP" in result.out
+    first, *more = _session_lines(result.out, granted)
+    assert " live " in first and " 1/5 " in first
+    block = "\n".join([first, *more])
+    assert "gas    0 ETH   0.05 ETH" in block and "USDC   3 USDC  100 USDC" in block
+    assert "50000000000000000" not in block and "3000000" not in block  # no raw base units
+    (session,) = cli("--json", "status").json["sessions"]
+    assets = {a["asset"]: a for a in session["assets"]}
+    assert assets[usdc.address]["spent"] == 3_000_000 and assets["gas"]["cap"] == 5 * 10**16
+
+
+def test_status_shows_a_revoked_session_as_revoked_with_its_spend_from_events(cli, chain, granted, delegated, usdc):
+    assert cli("send", chain.accounts[5].address, "3", "--token", usdc.address, "--key", "agent",
+               env=_agent_env(delegated)).code == 0
+    assert cli("revoke", granted).code == 0
+    result = cli("status")
+    assert result.code == 0, result.err
+    first, *more = _session_lines(result.out, granted)
+    block = "\n".join([first, *more])
+    assert " revoked " in first and " 1/5 " in first and " 0/5 " not in block
+    assert "USDC   3 USDC  100 USDC" in block
+    assert "gas    —       0.05 ETH" in block  # its counter was deleted with the session: unknown, not 0
+    assert "revoking deletes a session's counters" in result.out
+
+
+def test_audit_and_watch_show_amounts_in_one_unit_per_asset(cli, chain, granted, delegated, usdc):
+    assert cli("send", chain.accounts[5].address, "3", "--token", usdc.address, "--key", "agent",
+               env=_agent_env(delegated)).code == 0
+    assert cli("revoke", granted).code == 0
+    human = cli("audit")
+    assert human.code == 0, human.err
+    first, *more = _session_lines(human.out, granted)
+    block = "\n".join([first, *more])
+    assert " revoked " in first and " 1/5 " in first
+    assert "USDC   3 USDC  100 USDC" in block and "gas    —       0.05 ETH" in block
+    assert "transfer; 3 USDC" in human.out
+    assert "gwei" not in human.out and "ether" not in human.out and " wei" not in human.out
+    watched = cli("watch", "--from-block", "0", "--max-events", "2", "--interval", "0.01")
+    assert watched.code == 0, watched.err
+    assert "transfer; 3 USDC" in watched.out.splitlines()[1]
+
+
 # --------------------------------------------------------------------------- failures in general
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from smartkeys.cli._ui import UI, format_table
 
 
@@ -15,6 +17,27 @@ class _TTY(io.StringIO):
 def test_table_aligns_columns_and_right_aligns_numbers():
     text = format_table(["NAME", "USES"], [["alpha", 3], ["b", 120]])
     assert text.splitlines() == ["NAME   USES", "-----  ----", "alpha     3", "b       120"]
+
+
+def test_table_blank_cells_keep_a_number_column_right_aligned():
+    text = format_table(["S", "N", "X"], [["a", 12, "p"], [None, None, "q"]])
+    assert text.splitlines() == ["S   N  X", "-  --  -", "a  12  p", "       q"]
+
+
+@pytest.mark.parametrize(("asset", "amount", "text"), [
+    ("gas", 323_423_835_557_320, "0.000323 ETH"),  # was "323423.83555732 gwei"
+    ("gas", 10**16, "0.01 ETH"),
+    ("native", 25 * 10**16, "0.25 ETH"),
+    ("native", 0, "0 ETH"),
+    ("native", 21_000, "0.000000000000021 ETH"),  # tiny amounts keep 3 significant digits, never "0"
+    ("native", 999_999_999_999_999_999, "0.999999 ETH"),  # cut, never rounded up to the cap
+    ("0x00000000000000000000000000000000000000aa", 3_140_000, "3.14 USDC"),
+    ("0x00000000000000000000000000000000000000bb", 7, "7 units of 0x00000000000000000000000000000000000000bb"),
+])
+def test_format_asset_uses_one_readable_unit_per_asset(asset, amount, text):
+    from smartkeys.audit import format_asset
+
+    assert format_asset(asset, amount, {"0x00000000000000000000000000000000000000aa": ("USDC", 6)}) == text
 
 
 def test_progress_is_silent_unless_stderr_is_a_terminal():

@@ -437,6 +437,7 @@ def _state_text(r) -> str:
 
 def cmd_status(ctx: Context) -> Result:
     from smartkeys.account import account_contract
+    from smartkeys.audit import format_asset
     from smartkeys.deployments import account_address as implementation_address
     from smartkeys.encoding import parse_delegation
 
@@ -471,7 +472,7 @@ def cmd_status(ctx: Context) -> Result:
         balance = int(w3.eth.get_balance(account))
     delegation_text = ("none" if delegation is None else
                        f"smartkeys {delegation}" if is_smartkeys else f"{delegation} (not smartkeys)")
-    ctx.ui.pairs([("account", account), ("balance", f"{Decimal(balance) / Decimal(10**18)} ether"),
+    ctx.ui.pairs([("account", account), ("balance", format_asset("native", balance)),
                   ("delegation", delegation_text), ("session epoch", "-" if epoch is None else epoch)])
     if balance == 0:
         ctx.ui.print(f"note: the account has no ETH, and its owner pays the gas of delegate, grant and revoke; "
@@ -483,22 +484,82 @@ def cmd_status(ctx: Context) -> Result:
     ctx.ui.print()
     ctx.ui.print(f"sessions: {len(reports)} granted, {live} usable now")
     if reports:
+        with ctx.ui.progress("reading token names and the revoked sessions' history"):
+            tokens = _token_names(w3, [a.asset for r in reports for a in r.assets])
+            audited = _revoked_spend(w3, account, reports)
         rows = []
         for r in reports:
-            rows.append([_hex(r.session_id)[:18] + "…", r.key, _state_text(r), _utc(r.valid_until),
-                         f"{r.uses}/{r.max_uses or '∞'}", _budget_text(r)])
-        ctx.ui.table(["SESSION", "KEY", "STATE", "VALID UNTIL", "USES", "SPENT / CAP"], rows, indent="  ")
+            if r.live:
+                uses, assets, unknown = r.uses, r.assets, set()
+            else:
+                uses, assets, unknown = audited.get(r.session_id, (None, r.assets, {a.asset for a in r.assets}))
+            head = [_hex(r.session_id)[:18] + "…", r.key, _state_text(r), _utc(r.valid_until),
+                    _uses_text(uses, r.max_uses)]
+            rows += _session_rows(head, assets, tokens, unknown)
+        ctx.ui.table(["SESSION", "KEY", "STATUS", "VALID UNTIL", "USES", "ASSET", "SPENT", "CAP"], rows, indent="  ")
+        if any(not r.live for r in reports):
+            ctx.ui.print(f"  (revoking deletes a session's counters: a revoked session's uses and spend come from its "
+                         f"events; {_UNKNOWN} where they tell nothing, such as the gas of a session revoked alone)")
     return EXIT_OK, doc
 
 
-def _budget_text(r) -> str:
-    parts = []
-    for a in r.assets:
-        if a.cap == 0 and a.spent == 0:
+def _revoked_spend(w3: Web3, account: str, reports) -> dict[bytes, tuple[int, list, set[str]]]:
+    """``session id -> (uses, assets, assets whose spend is unknown)`` of the revoked sessions, from the audit.
+
+    The contract deletes a revoked session's status word (uses, native and gas spent); its events still
+    tell the uses and the native and token spend. Gas has no event: unknown after a single revocation.
+    """
+    from smartkeys.audit import GAS, build_audit
+
+    if all(r.live for r in reports):
+        return {}
+    out = {}
+    latest = int(w3.eth.block_number)  # one eth_getLogs over the whole chain, as _granted_policies does
+    for s in build_audit(w3, account, to_block=latest, chunk_size=latest + 1).sessions:
+        if s.status != "revoked":
             continue
-        name = a.asset if a.asset in ("native", "gas") else a.asset[:8] + "…"
-        parts.append(f"{name} {a.spent}/{a.cap}")
-    return ", ".join(parts) or "-"
+        unknown = {GAS} if s.revocation is not None and s.revocation.kind == "single" else set()
+        out[s.session_id] = (s.uses, s.assets, unknown)
+    return out
+
+
+_UNKNOWN = "—"
+
+
+def _uses_text(uses: int | None, max_uses: int) -> str:
+    return f"{_UNKNOWN if uses is None else uses}/{max_uses or '∞'}"
+
+
+def _token_names(w3: Web3, assets, cache: dict[str, tuple[str, int]] | None = None) -> dict[str, tuple[str, int]]:
+    """``token address -> (symbol, decimals)`` for the token ``assets`` that answer ``symbol()`` and
+    ``decimals()`` (``"native"``/``"gas"`` skipped); ``cache`` (updated) spares repeated calls."""
+    from smartkeys.audit import token_meta
+
+    cache = {} if cache is None else cache
+    for asset in assets:
+        if asset not in ("native", "gas") and asset not in cache:
+            cache[asset] = token_meta(w3, asset)  # type: ignore[assignment] - None: it did not say
+    return {a: m for a, m in cache.items() if m is not None}
+
+
+def _asset_label(asset: str, tokens) -> str:
+    if asset in ("native", "gas"):
+        return asset
+    return tokens[asset][0] if asset in tokens else asset[:10] + "…"
+
+
+def _session_rows(head: list, assets, tokens, unknown=frozenset()) -> list[list]:
+    """Table rows of one session: its ``head`` cells then one ``ASSET, SPENT, CAP`` line per budget (those
+    with a cap or a spend), the head cells blank on the lines after the first. Amounts in human units
+    (:func:`smartkeys.audit.format_asset`); the spend of an asset in ``unknown`` is shown as —."""
+    from smartkeys.audit import format_asset
+
+    budgets = [[_asset_label(a.asset, tokens),
+                _UNKNOWN if a.asset in unknown else format_asset(a.asset, a.spent, tokens),
+                format_asset(a.asset, a.cap, tokens)]
+               for a in assets if a.cap or a.spent]
+    budgets = budgets or [["-", "", ""]]
+    return [(head if i == 0 else [None] * len(head)) + b for i, b in enumerate(budgets)]
 
 
 # --------------------------------------------------------------------------- agent: call / send
@@ -855,14 +916,17 @@ def _print_audit(ctx: Context, report) -> None:
     if not report.sessions:
         ui.print("no sessions granted in this range")
         return
+    from smartkeys.audit import GAS
+
     rows = []
     for s in report.sessions:
-        spent = "; ".join(f"{report.format_amount(a.asset, a.spent)} of {report.format_amount(a.asset, a.cap)}"
-                          for a in s.assets if a.cap or a.spent) or "-"
-        rows.append([_hex(s.session_id)[:18] + "…", s.key, s.status, f"{s.uses}/{s.max_uses or '∞'}",
-                     len(s.refusals), spent])
+        unknown = {GAS} if s.revocation is not None and s.revocation.kind == "single" else set()
+        rows += _session_rows([_hex(s.session_id)[:18] + "…", s.key, s.status, _uses_text(s.uses, s.max_uses),
+                               len(s.refusals)], s.assets, report.tokens, unknown)
     ui.print()
-    ui.table(["SESSION", "KEY", "STATUS", "USES", "REFUSED", "SPENT"], rows)
+    ui.table(["SESSION", "KEY", "STATUS", "USES", "REFUSED", "ASSET", "SPENT", "CAP"], rows)
+    if any(s.revocation is not None and s.revocation.kind == "single" for s in report.sessions):
+        ui.print(f"(gas has no event, and revoking a session deletes its counter: {_UNKNOWN} is unknown)")
     flags = report.flags
     ui.print()
     if flags:
@@ -901,6 +965,7 @@ def cmd_watch(ctx: Context) -> Result:
     stop = getattr(ctx, "stop_event", None) or threading.Event()
     ctx.ui.info(f"watching {account} (Ctrl-C to stop)")
     count = 0
+    names = _Names(w3)
     try:
         for entry in watch(w3, account, from_block=ctx.args.from_block, poll_interval=ctx.args.interval, stop=stop,
                            journal=journal_for(ctx), thresholds=thresholds):
@@ -910,7 +975,7 @@ def cmd_watch(ctx: Context) -> Result:
             else:
                 ctx.ui.print(f"{_utc(entry.time)}  block {entry.block_number if entry.block_number is not None else '-'}"
                              f"  {entry.kind:<10} {(_hex(entry.session_id) or '')[:14]:<14}  "
-                             f"{_entry_text(_Fmt(), entry)}")
+                             f"{_entry_text(names.seeing(entry.charges), entry)}")
                 ctx.ui.out.flush()
             if ctx.args.max_events and count >= ctx.args.max_events:
                 break
@@ -919,9 +984,19 @@ def cmd_watch(ctx: Context) -> Result:
     return EXIT_OK, None  # type: ignore[return-value] - entries were streamed
 
 
-class _Fmt:
-    """Amounts without token metadata (watch streams entries, not a report)."""
+class _Names:
+    """Amounts of the watched entries in human units, with token names looked up once each."""
 
-    @staticmethod
-    def format_amount(asset: str, amount: int) -> str:
-        return f"{asset if asset in ('native', 'gas') else asset[:10] + '…'} {amount}"
+    def __init__(self, w3: Web3) -> None:
+        self.w3 = w3
+        self.cache: dict[str, tuple[str, int]] = {}
+        self.tokens: dict[str, tuple[str, int]] = {}
+
+    def seeing(self, assets) -> _Names:
+        self.tokens = _token_names(self.w3, assets, self.cache)
+        return self
+
+    def format_amount(self, asset: str, amount: int) -> str:
+        from smartkeys.audit import format_asset
+
+        return format_asset(asset, amount, self.tokens)

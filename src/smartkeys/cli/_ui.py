@@ -39,13 +39,17 @@ def to_jsonable(value: Any) -> Any:
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, indent: str = "") -> str:
-    """Columns aligned on the widest cell; numbers right-aligned."""
+    """Columns aligned on the widest cell; numbers right-aligned; ``None`` is a blank cell."""
     cells = [[("" if c is None else str(c)) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         for i, c in enumerate(row):
             widths[i] = max(widths[i], len(c))
-    numeric = [bool(rows) and all(isinstance(r[i], int) and not isinstance(r[i], bool) for r in rows)
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    # a column of numbers (None: a blank cell, as on the continuation lines of a row) is right-aligned
+    numeric = [any(is_int(r[i]) for r in rows) and all(is_int(r[i]) or r[i] is None for r in rows)
                for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
