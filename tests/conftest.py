@@ -14,6 +14,7 @@ latest + 1 whatever was set. To have both at exactly ``ts``, mine a block at ``t
 from __future__ import annotations
 
 import os
+import threading
 import sys
 from pathlib import Path
 
@@ -149,3 +150,26 @@ def grant(chain, owner):
         return SessionAgent(chain.w3, owner.address, key, policy)
 
     return _grant
+
+
+@pytest.fixture
+def serialized_rpc(chain, chain_backend):
+    """Serialize RPC requests on eth-tester (py-evm is not thread-safe); a no-op on anvil."""
+    if chain_backend != "eth-tester":
+        yield
+        return
+    provider = chain.w3.provider
+    original = provider.make_request
+    lock = threading.RLock()
+
+    def locked(method, params):
+        with lock:
+            return original(method, params)
+
+    provider.make_request = locked
+    provider._request_func_cache = (None, None)
+    try:
+        yield
+    finally:
+        del provider.make_request
+        provider._request_func_cache = (None, None)

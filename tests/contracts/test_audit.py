@@ -46,29 +46,6 @@ def transfer(token, amount):
     return Call(token.address, 0, token.encode_abi("transfer", [RECIPIENT, amount]))
 
 
-@pytest.fixture
-def serialized_rpc(chain, chain_backend):
-    """Serialize RPC requests on eth-tester (py-evm is not thread-safe); a no-op on anvil."""
-    if chain_backend != "eth-tester":
-        yield
-        return
-    provider = chain.w3.provider
-    original = provider.make_request
-    lock = threading.RLock()
-
-    def locked(method, params):
-        with lock:
-            return original(method, params)
-
-    provider.make_request = locked
-    provider._request_func_cache = (None, None)
-    try:
-        yield
-    finally:
-        del provider.make_request
-        provider._request_func_cache = (None, None)
-
-
 class History:
     """The scripted history; attributes hold the agents, times and expected values."""
 

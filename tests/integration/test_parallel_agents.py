@@ -31,29 +31,6 @@ SHARED_KEY = 4  # the key used by two threads
 THREADS = [0, 1, 2, 3, SHARED_KEY, SHARED_KEY]  # key index of each thread
 
 
-@pytest.fixture
-def serialized_rpc(chain, chain_backend):
-    """Serialize RPC requests on eth-tester (py-evm is not thread-safe); a no-op on anvil."""
-    if chain_backend != "eth-tester":
-        yield
-        return
-    provider = chain.w3.provider
-    original = provider.make_request
-    lock = threading.RLock()
-
-    def locked(method, params):
-        with lock:
-            return original(method, params)
-
-    provider.make_request = locked
-    provider._request_func_cache = (None, None)
-    try:
-        yield
-    finally:
-        del provider.make_request
-        provider._request_func_cache = (None, None)
-
-
 def test_parallel_agents_on_one_account_lose_and_duplicate_no_operation(
     chain, owner, token, grant, bundler, serialized_rpc
 ):
