@@ -393,18 +393,9 @@ class Owner:
 
     def granted_policies(self) -> list[SessionPolicy]:
         """Every policy this account ever granted (from its ``SessionGranted`` logs), oldest first, once each."""
-        event = self.contract.events.SessionGranted()
-        logs = self.w3.eth.get_logs(
-            {"address": self.address, "fromBlock": 0, "toBlock": "latest", "topics": [event.topic]}
-        )
-        seen: set[bytes] = set()
-        out = []
-        for log in logs:
-            policy = SessionPolicy.decode(bytes(event.process_log(log)["args"]["policy"]))
-            if policy.session_id not in seen:
-                seen.add(policy.session_id)
-                out.append(policy)
-        return out
+        from smartkeys.policy import granted_policies
+
+        return granted_policies(self.w3, self.address)
 
     def sessions(self) -> list[SessionReport]:
         """A :class:`SessionReport` for every session this account ever granted (revoked ones have live=False)."""

@@ -55,7 +55,7 @@ from eth_utils import keccak, to_checksum_address
 
 from smartkeys import artifacts
 from smartkeys.journal import Refusal, RefusalJournal
-from smartkeys.policy import _COMMON_SIGNATURES
+from smartkeys.policy import _COMMON_SIGNATURES, SESSION_GRANTED_TOPIC
 from smartkeys.policy_codec import PermissionMode, SessionPolicy, selector_of
 
 __all__ = [
@@ -77,7 +77,7 @@ _ACCOUNT_ABI = artifacts.load("SmartKeysAccount")["abi"]
 _EVENT_NAMES = {e["name"] for e in _ACCOUNT_ABI if e.get("type") == "event"}
 
 
-_T_GRANTED = keccak(text="SessionGranted(bytes32,address,uint32,bytes)")
+_T_GRANTED = SESSION_GRANTED_TOPIC
 _T_USED = keccak(text="SessionUsed(bytes32,uint256,uint8,bytes)")
 _T_REVOKED = keccak(text="SessionRevoked(bytes32)")
 _T_ALL_REVOKED = keccak(text="AllSessionsRevoked(uint32)")

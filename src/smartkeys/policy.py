@@ -86,6 +86,7 @@ __all__ = [
     "PolicyModel",
     "PolicyNotFoundError",
     "SESSION_GRANTED_TOPIC",
+    "granted_policies",
     "Token",
     "TokenLimit",
     "decompile",
@@ -1413,6 +1414,25 @@ def policy_from_chain(w3: Any, account: str, session_id: bytes | str, *, from_bl
     if topics[2][-20:] != bytes.fromhex(policy.key[2:]):
         raise PolicyIntegrityError(f"the log's indexed key does not match the policy key {policy.key}")
     return policy
+
+
+def granted_policies(w3: Any, account: str, *, key: str | None = None) -> list[SessionPolicy]:
+    """Every policy ``account`` ever granted (to ``key`` only, if given), from its ``SessionGranted`` logs:
+    oldest first, each session once (a re-grant of the same policy is the same session)."""
+    account = checked_address(account, "account")
+    topics: list[Any] = ["0x" + SESSION_GRANTED_TOPIC.hex()]
+    if key is not None:
+        topics += [None, "0x" + "00" * 12 + checked_address(key, "key")[2:].lower()]
+    logs = w3.eth.get_logs({"address": account, "fromBlock": 0, "toBlock": "latest", "topics": topics})
+    seen: set[bytes] = set()
+    out = []
+    for log in logs:
+        _epoch, packed = abi_decode(["uint32", "bytes"], bytes(log["data"]))
+        policy = SessionPolicy.decode(bytes(packed))
+        if policy.session_id not in seen:
+            seen.add(policy.session_id)
+            out.append(policy)
+    return out
 
 
 def decompile(

@@ -231,6 +231,21 @@ def test_send_token_by_name_as_a_self_bundled_user_op(cli, chain, granted, deleg
     assert usdc.functions.balanceOf(to).call() == 10**6
 
 
+@pytest.mark.parametrize("amount, fix", [
+    ("2 gwei", "write '2' or '2 USDC'"),            # a native unit is never read as a token amount
+    ("1.0000001", "round to 6 decimal places"),     # finer than the token's decimals
+    ("-1", "amounts cannot be negative"),
+])
+def test_send_token_with_a_bad_amount_exits_2_and_sends_nothing(cli, chain, granted, delegated, agent, usdc,
+                                                                 amount, fix):
+    before = _chain_state(chain, delegated, agent.address)
+    result = cli("send", chain.accounts[5].address, amount, "--token", usdc.address, "--key", "agent",
+                 "--via", "direct", env=_agent_env(delegated))
+    assert result.code == 2, result.err
+    assert "'amount'" in result.err and fix in result.err
+    assert _chain_state(chain, delegated, agent.address) == before
+
+
 def test_call_with_a_signature_and_arguments(cli, chain, granted, delegated, agent, usdc):
     to = chain.accounts[5].address
     result = cli("--json", "call", usdc.address, "transfer(address,uint256)", to, "1000", "--key", "agent",

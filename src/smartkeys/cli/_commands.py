@@ -8,7 +8,6 @@ import datetime as _dt
 import io
 import json
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from web3 import Web3
@@ -386,31 +385,13 @@ def cmd_revoke(ctx: Context) -> Result:
 # --------------------------------------------------------------------------- status
 
 
-def _granted_policies(w3: Web3, account: str, key: str | None = None):
-    from smartkeys.policy import SESSION_GRANTED_TOPIC
-    from smartkeys.policy_codec import SessionPolicy
-    from eth_abi import decode as abi_decode
-
-    topics: list[Any] = ["0x" + SESSION_GRANTED_TOPIC.hex()]
-    if key is not None:
-        topics += [None, "0x" + "00" * 12 + key[2:].lower()]
-    logs = w3.eth.get_logs({"address": account, "fromBlock": 0, "toBlock": "latest", "topics": topics})
-    seen, out = set(), []
-    for log in logs:
-        _epoch, packed = abi_decode(["uint32", "bytes"], bytes(log["data"]))
-        policy = SessionPolicy.decode(packed)
-        if policy.session_id not in seen:
-            seen.add(policy.session_id)
-            out.append(policy)
-    return out
-
-
 def _reports(w3: Web3, account: str, key: str | None = None):
     from smartkeys.account import build_session_report
+    from smartkeys.policy import granted_policies
     from smartkeys.preflight import read_session_state
 
     now = int(w3.eth.get_block("latest")["timestamp"])
-    return [build_session_report(p, read_session_state(w3, account, p), now) for p in _granted_policies(w3, account, key)]
+    return [build_session_report(p, read_session_state(w3, account, p), now) for p in granted_policies(w3, account, key=key)]
 
 
 def _report_doc(r) -> dict[str, Any]:
@@ -514,7 +495,7 @@ def _revoked_spend(w3: Web3, account: str, reports) -> dict[bytes, tuple[int, li
     if all(r.live for r in reports):
         return {}
     out = {}
-    latest = int(w3.eth.block_number)  # one eth_getLogs over the whole chain, as _granted_policies does
+    latest = int(w3.eth.block_number)  # one eth_getLogs over the whole chain, as granted_policies does
     for s in build_audit(w3, account, to_block=latest, chunk_size=latest + 1).sessions:
         if s.status != "revoked":
             continue
@@ -574,25 +555,18 @@ def _parse_native(text: str, field: str) -> int:
     return parse_amount(text, field=field)
 
 
-def _scale_token(text: str, decimals: int, symbol: str | None, field: str) -> int:
+def _scale_token(text: str, token: str, decimals: int, symbol: str | None, field: str) -> int:
+    """Base units of ``text`` (``'2.5'`` or ``'2.5 USDC'``) of an ERC-20 with ``decimals``: the policy files'
+    amount parser, with the token as its only unit (so ``'2 gwei'`` cannot be read as a native amount)."""
+    from smartkeys.policy import Token, parse_amount
+
+    unit = symbol if symbol and " " not in symbol else "units"
     parts = text.split()
-    if len(parts) == 2:
-        number, unit = parts
-        if symbol is not None and unit != symbol:
-            raise InvalidInputError(field, text, f"an amount of {symbol}", f"write '{number}' or '{number} {symbol}'")
-    elif len(parts) == 1:
-        number = parts[0]
-    else:
-        raise InvalidInputError(field, text, "a decimal amount like '2.5'", "write one number (and optionally the unit)")
-    if not re.fullmatch(r"\d+(\.\d+)?", number):
-        raise InvalidInputError(field, text, "a non-negative decimal number like '2.5'", "write a plain number")
-    try:
-        scaled = Decimal(number).scaleb(decimals)
-    except InvalidOperation:  # pragma: no cover - regex above
-        raise InvalidInputError(field, text, "a decimal number", "write a plain number") from None
-    if scaled != scaled.to_integral_value():
-        raise InvalidInputError(field, text, f"at most {decimals} decimal places", f"round to {decimals} decimals")
-    return int(scaled)
+    if len(parts) == 2 and parts[1] != unit:
+        raise InvalidInputError(field, text, f"an amount of {unit}", f"write '{parts[0]}' or '{parts[0]} {unit}'")
+    if len(parts) == 1:
+        text = f"{parts[0]} {unit}"
+    return parse_amount(text, tokens={unit: Token(token, decimals)}, field=field)
 
 
 def _encode_arg(typ: str, raw: str, field: str) -> Any:
@@ -810,7 +784,7 @@ def cmd_send(ctx: Context) -> Result:
                 raise InvalidInputError("--token", token_ref, f"a token of the policy's tokens table ({known})",
                                         "use its name exactly, or pass the token's address")
             token, decimals, symbol = entry.address, entry.decimals, token_ref
-        amount = _scale_token(ctx.args.amount, decimals, symbol, "amount")
+        amount = _scale_token(ctx.args.amount, token, decimals, symbol, "amount")
         calls = [Call(token, 0, bytes.fromhex("a9059cbb") + abi_encode(["address", "uint256"], [to, amount]))]
         shown = f"{format_amount(amount, decimals, symbol)} ({amount} base units)" if symbol else \
             f"{amount} base units of {token}"
