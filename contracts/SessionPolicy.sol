@@ -8,11 +8,11 @@ pragma solidity 0.8.30;
 /// id) plus spend counters. Granting logs the full policy (so anyone can rebuild it from logs) and every use
 /// sends it again, which is far cheaper than reading it back from storage.
 ///
-/// Encoding, version 1 (all integers big-endian, no padding):
+/// Encoding, version 2 (all integers big-endian, no padding):
 ///
 /// | offset        | size | field            | meaning                                                     |
 /// |---------------|------|------------------|-------------------------------------------------------------|
-/// | 0             | 1    | version          | 0x01                                                        |
+/// | 0             | 1    | version          | 0x02                                                        |
 /// | 1             | 20   | key              | session signer address                                      |
 /// | 21            | 6    | validAfter       | uint48, exclusive (as EntryPoint v0.8)                      |
 /// | 27            | 6    | validUntil       | uint48, inclusive                                           |
@@ -23,11 +23,12 @@ pragma solidity 0.8.30;
 /// | 65            | 12   | nativePerPeriod  | uint96, cap on call values within one period                |
 /// | 77            | 12   | gasBudget        | uint96 wei, cumulative cap on what user ops may cost        |
 /// | 89            | 4    | salt             | uint32, lets an owner grant otherwise identical policies    |
-/// | 93            | 1    | n                | number of permissions, 1..32                                |
-/// | 94 + 25i      | 20   | target           | permission i: contract that may be called                   |
+/// | 93            | 1    | flags            | bit 0: ALLOW_UNCAPPED_ASSETS (see below); other bits zero   |
+/// | 94            | 1    | n                | number of permissions, 1..32                                |
+/// | 95 + 25i      | 20   | target           | permission i: contract that may be called                   |
 /// |               | 4    | selector         | function selector (0 when mode is ANY or EMPTY)             |
 /// |               | 1    | mode             | 0 = exact selector, 1 = any selector, 2 = empty calldata    |
-/// | T = 94 + 25n  | 1    | m                | number of ERC-20 caps, 0..16                                |
+/// | T = 95 + 25n  | 1    | m                | number of ERC-20 caps, 0..16                                |
 /// | T + 1 + 52j   | 20   | token            | cap j: ERC-20 token                                         |
 /// |               | 14   | cap              | uint112, cumulative cap                                     |
 /// |               | 4    | period           | uint32 seconds, 0 = no periodic allowance                   |
@@ -36,9 +37,13 @@ pragma solidity 0.8.30;
 /// | P + 1 + 20h   | 20   | paymaster        | paymaster h                                                 |
 ///
 /// The total length must be exactly P + 1 + 20k. Periods are fixed windows: `block.timestamp / period`.
+///
+/// Flags. ALLOW_UNCAPPED_ASSETS (bit 0) is the owner's explicit, named choice to let the key reach assets that the
+/// policy does not cap (a token without a token cap, an NFT collection). Without it the account refuses such a
+/// grant (default deny). Unknown flag bits are refused so that a later layout cannot be misread.
 library SessionPolicy {
-    uint8 internal constant VERSION = 1;
-    uint256 internal constant HEADER = 94;
+    uint8 internal constant VERSION = 2;
+    uint256 internal constant HEADER = 95;
     uint256 internal constant PERMISSION_SIZE = 25;
     uint256 internal constant TOKEN_CAP_SIZE = 52;
     uint256 internal constant PAYMASTER_SIZE = 20;
@@ -49,6 +54,9 @@ library SessionPolicy {
     uint8 internal constant MODE_EXACT = 0;
     uint8 internal constant MODE_ANY_SELECTOR = 1;
     uint8 internal constant MODE_EMPTY_CALLDATA = 2;
+
+    uint8 internal constant FLAG_ALLOW_UNCAPPED_ASSETS = 1;
+    uint8 internal constant KNOWN_FLAGS = FLAG_ALLOW_UNCAPPED_ASSETS;
 
     /// @dev The policy bytes do not follow the layout above; `offset` is where decoding failed.
     error PolicyMalformed(uint256 offset);
@@ -101,8 +109,12 @@ library SessionPolicy {
         return word(p, 77) >> 160;
     }
 
+    function flags(bytes calldata p) internal pure returns (uint8) {
+        return uint8(word(p, 93) >> 248);
+    }
+
     function permissionCount(bytes calldata p) internal pure returns (uint256) {
-        return word(p, 93) >> 248;
+        return word(p, 94) >> 248;
     }
 
     /// @dev Permission i as (target, selector, mode): one 32-byte read holds all 25 bytes.
@@ -160,8 +172,9 @@ library SessionPolicy {
     function checkLayout(bytes calldata p) internal pure {
         if (p.length < HEADER) revert PolicyMalformed(p.length);
         if (uint8(p[0]) != VERSION) revert PolicyVersionUnsupported(uint8(p[0]));
+        if (flags(p) & ~KNOWN_FLAGS != 0) revert PolicyMalformed(93);
         uint256 n = permissionCount(p);
-        if (n > MAX_PERMISSIONS) revert PolicyMalformed(93);
+        if (n > MAX_PERMISSIONS) revert PolicyMalformed(94);
         uint256 t = HEADER + n * PERMISSION_SIZE;
         if (p.length <= t) revert PolicyMalformed(t);
         uint256 m = uint8(p[t]);

@@ -8,9 +8,15 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {ERC721Holder} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Holder.sol";
 import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155Holder.sol";
 import {SessionPolicy} from "./SessionPolicy.sol";
+import {TokenRules} from "./TokenRules.sol";
 
-interface IERC20Balance {
-    function balanceOf(address account) external view returns (uint256);
+/// @notice ERC-7779 (interoperable delegated accounts): lets a wallet that is about to re-delegate this EOA find
+/// its storage and ask it to clean up.
+interface IERC7779 {
+    /// @notice The ERC-7201 storage bases this account uses.
+    function accountStorageBases() external view returns (bytes32[] memory);
+    /// @notice Called (by the account itself) before the EOA delegates elsewhere; returns true when done.
+    function onRedelegation() external returns (bool);
 }
 
 /// @title SmartKeysAccount
@@ -29,7 +35,12 @@ interface IERC20Balance {
 /// - Validation reads no block data and touches only this account's storage (ERC-7562).
 /// - A delegated EOA keeps its storage across re-delegations: everything lives in one ERC-7201 namespace, no
 ///   constructor or initializer sets state, and `revokeAllSessions` moves an epoch that invalidates every key.
-contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
+///   ERC-7779's `onRedelegation` does the same for wallets that call it before re-delegating.
+/// - What a use is charged is at least what left the account: every capped token balance is read before and
+///   after each call and the use is charged max(declared amount, observed decrease) per call, never netting an
+///   inflow against an outflow (see `TokenRules`). A user operation's maximum cost counts against the gas budget
+///   whoever pays it first (the account's deposit, or a paymaster that may charge the account afterwards).
+contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155Holder {
     using SessionPolicy for bytes;
 
     /*//////////////////////////////////////////////////////////////
@@ -64,12 +75,17 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
 
     uint256 private constant SIG_VALIDATION_FAILED = 1;
 
-    // Status word: uses (bits 0-31) | nativeSpent (32-127) | gasSpent (128-223) | epoch + 1 (224-255).
-    // Zero means "never granted or revoked"; the epoch field is stored plus one so a live word is never zero.
+    // Status word: uses (bits 0-31) | nativeSpent (32-127) | gasSpent (128-223) | epoch + 1 (224-254) | revoked (255).
+    // Zero means "never granted"; the epoch field is stored plus one so a granted word is never zero. A revoke sets
+    // the top bit and keeps the counters (for the audit), so a session id is granted at most once, ever.
     uint256 private constant USES_MASK = 0xffffffff;
     uint256 private constant NATIVE_SHIFT = 32;
     uint256 private constant GAS_SHIFT = 128;
     uint256 private constant EPOCH_SHIFT = 224;
+    uint256 private constant EPOCH_MASK = 0x7fffffff;
+    uint256 private constant REVOKED_BIT = 1 << 255;
+    /// @dev The epoch field holds epoch + 1 in 31 bits.
+    uint32 private constant MAX_EPOCH = 0x7ffffffe;
     uint256 private constant MASK96 = (1 << 96) - 1;
 
     // Ledger word: totalSpent (bits 0-111) | periodSpent (112-223) | period index + 1 (224-255).
@@ -78,12 +94,6 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
     uint256 private constant PERIOD_SHIFT = 112;
     uint256 private constant INDEX_SHIFT = 224;
 
-    // ERC-20 functions whose outflow is read from their arguments; any other call is measured.
-    bytes4 private constant ERC20_TRANSFER = 0xa9059cbb; // transfer(address,uint256)
-    bytes4 private constant ERC20_APPROVE = 0x095ea7b3; // approve(address,uint256)
-    bytes4 private constant ERC20_TRANSFER_FROM = 0x23b872dd; // transferFrom(address,address,uint256)
-    bytes4 private constant ERC20_INCREASE_ALLOWANCE = 0x39509351; // increaseAllowance(address,uint256)
-
     /// @dev Transient reentrancy flag for session execution (a nested use would read stale budgets).
     bytes32 private constant SESSION_LOCK_SLOT = keccak256("smartkeys.account.session-lock");
 
@@ -91,7 +101,7 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
                                  EVENTS
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice A session was granted (or re-granted with fresh budgets). `policy` is the full packed policy.
+    /// @notice A session was granted. `policy` is the full packed policy. A session id is granted at most once.
     event SessionGranted(bytes32 indexed sessionId, address indexed key, uint32 epoch, bytes policy);
     /// @notice A session key used its session.
     /// @param value total native value sent by the calls
@@ -170,6 +180,21 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
     error SessionReentered();
     /// @dev Revoke-all cannot move the epoch further.
     error EpochExhausted();
+    /// @dev A session use must run at least one call (an empty batch would only burn a use and gas).
+    error EmptyBatch();
+    /// @dev Grant refused: this session id was granted before (live, revoked or from an older epoch). Every grant
+    /// has its own identity so that its counters are never reset and nothing signed for it is valid for another:
+    /// change the policy's salt to grant the same powers again.
+    error SessionAlreadyGranted(bytes32 sessionId);
+    /// @dev This function of a capped token cannot be accounted exactly (see `TokenRules`), so it is refused.
+    error TokenFunctionNotAccountable(address token, bytes4 selector);
+    /// @dev An ERC-20 function returned `false` (or a non-boolean): the use fails and nothing is charged.
+    error TokenCallReturnedFalse(address token, bytes4 selector);
+    /// @dev A capped token did not answer `balanceOf(account)`; its outflow cannot be measured.
+    error TokenBalanceUnreadable(address token);
+    /// @dev Grant refused (default deny): the permission can move an asset the policy does not cap. Cap the token,
+    /// or set the policy flag ALLOW_UNCAPPED_ASSETS to say so explicitly.
+    error UncappedAsset(address target, bytes4 selector);
 
     /*//////////////////////////////////////////////////////////////
                                MODIFIERS
@@ -235,6 +260,8 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         returns (uint256 validationData)
     {
         bytes calldata policy = _policyFromCallData(userOp.callData);
+        // An empty batch is refused here too, so it cannot spend the gas budget.
+        if (_callCountFromCallData(userOp.callData) == 0) revert EmptyBatch();
         // Keep going on a bad signature so gas estimation with a dummy signature measures the real path;
         // the EntryPoint rejects the operation (and undoes every write) when sigFailed is set.
         uint256 sigFailed = _recover(userOpHash, userOp.signature) == policy.key() ? 0 : SIG_VALIDATION_FAILED;
@@ -248,21 +275,25 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         uint256 status = $.status[id];
         _requireLive(id, status, $.epoch);
 
+        // What the account can be made to pay for this operation: EntryPoint v0.8's required prefund, i.e. every
+        // gas limit (the paymaster's too) times maxFeePerGas. With a paymaster the EntryPoint takes it from the
+        // paymaster's deposit, but a token paymaster charges the account for it afterwards (in postOp, outside
+        // any session check), so it counts against the gas budget whoever pays first.
+        bytes32 limits = userOp.accountGasLimits;
+        uint256 gas = (uint256(limits) >> 128) + uint128(uint256(limits)) + userOp.preVerificationGas;
         bytes calldata pmd = userOp.paymasterAndData;
-        if (pmd.length >= 20) {
+        if (pmd.length != 0) {
+            // The EntryPoint refuses paymasterAndData shorter than 52 bytes (AA93) before calling the account.
             address paymaster = address(bytes20(pmd[:20]));
             if (!policy.allowsPaymaster(paymaster)) revert PaymasterNotAllowed(paymaster);
-        } else {
-            // What the account can be made to pay: EntryPoint v0.8's required prefund (no paymaster fields).
-            bytes32 limits = userOp.accountGasLimits;
-            uint256 cost = ((uint256(limits) >> 128) + uint128(uint256(limits)) + userOp.preVerificationGas)
-                * uint128(uint256(userOp.gasFees));
-            uint256 spent = (status >> GAS_SHIFT) & MASK96;
-            uint256 budget = policy.gasBudget();
-            if (cost > budget - spent) revert GasBudgetExceeded(spent, cost, budget);
-            // Charged here, where it is checked; `sessionStatus` reports the running total (gasSpent).
-            $.status[id] = status + (cost << GAS_SHIFT);
+            gas += uint128(bytes16(pmd[20:36])) + uint128(bytes16(pmd[36:52]));
         }
+        uint256 cost = gas * uint128(uint256(userOp.gasFees));
+        uint256 spent = (status >> GAS_SHIFT) & MASK96;
+        uint256 budget = policy.gasBudget();
+        if (cost > budget - spent) revert GasBudgetExceeded(spent, cost, budget);
+        // Charged here, where it is checked; `sessionStatus` reports the running total (gasSpent).
+        $.status[id] = status + (cost << GAS_SHIFT);
         validationData =
             sigFailed | (uint256(policy.validUntil()) << 160) | (uint256(policy.validAfter()) << 208);
     }
@@ -281,6 +312,8 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         _requireLive(id, status, $.epoch);
         bool viaEntryPoint = msg.sender == ENTRY_POINT;
         if (!viaEntryPoint && msg.sender != policy.key()) revert NotSessionKey(msg.sender, policy.key());
+        uint256 n = calls.length;
+        if (n == 0) revert EmptyBatch();
         _lockSession();
 
         if (!viaEntryPoint) {
@@ -296,14 +329,13 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
             status += 1;
         }
 
-        // 1. Scope, native value and declared token outflows: all checked before any call runs
-        //    (measured outflows can only be known, and checked, after the calls).
+        // 1. Scope (including which functions of a capped token may be called) and native value: all checked
+        //    before any call runs. Token amounts are charged as the calls run (2.) and checked after them (3.):
+        //    a use over a token cap reverts whole, and checking declared amounts twice cost ~1.1k gas a use.
         uint256 t = policy.tokensOffset();
         uint256 tokenCount = policy.tokenCount(t);
         uint256[] memory charged = new uint256[](tokenCount);
-        bool measure;
         uint256 value;
-        uint256 n = calls.length;
         // SessionUsed's data is written in place as the calls are checked and the tokens charged:
         // value | callCount | offset 0x60 | usage length | usage (see the event), one allocation.
         uint256 log = _allocate(128 + n * 24 + tokenCount * 34 + 32);
@@ -312,14 +344,19 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
             Call calldata c = calls[i];
             address target = c.target;
             bytes4 selector = _checkScope(policy, target, c.data);
+            if (tokenCount != 0) {
+                uint256 j = _tokenIndex(policy, t, tokenCount, target);
+                if (j < tokenCount) {
+                    if (c.data.length < 4 || !TokenRules.isAccountable(selector)) {
+                        revert TokenFunctionNotAccountable(target, selector);
+                    }
+                }
+            }
             uint256 v = c.value;
             if (v != 0) {
                 uint256 perCall = policy.nativePerCall();
                 if (v > perCall) revert NativeValueAboveCallCap(v, perCall);
                 value += v;
-            }
-            if (tokenCount != 0 && !_declareOutflow(policy, t, tokenCount, target, selector, c.data, charged)) {
-                measure = true;
             }
             assembly ("memory-safe") {
                 mstore(cursor, or(shl(96, target), shr(160, selector)))
@@ -328,43 +365,44 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         }
         if (value != 0) status = _chargeNative(policy, id, status, value);
         if (maxUses != 0 || value != 0) $.status[id] = status;
-        // The checked ledger words are kept: with nothing measured step 3 writes them as they are. Session use
-        // is locked and grants are owner-only, so a ledger can change during the calls only through an op the
-        // owner signed (a re-grant resets it); writing the pre-call word then charges more, never less.
-        uint256[] memory words = new uint256[](tokenCount);
-        for (uint256 j; j < tokenCount; ++j) {
-            if (charged[j] != 0) (, words[j]) = _checkTokenCap(policy, t, j, id, charged[j]);
-        }
 
-        // 2. Run the calls. Calls that are not recognised ERC-20 outflows of a capped token are measured:
-        //    every decrease of a capped token balance across such a call is charged (inflows never net).
-        for (uint256 i; i < n; ++i) {
-            Call calldata c = calls[i];
-            if (measure && !_isDeclared(policy, t, tokenCount, c.target, c.data)) {
-                uint256[] memory before = _balances(policy, t, tokenCount);
-                _call(c.target, c.value, c.data);
-                uint256[] memory afterwards = _balances(policy, t, tokenCount);
-                for (uint256 j; j < tokenCount; ++j) {
-                    if (afterwards[j] < before[j]) charged[j] = _saturatingAdd(charged[j], before[j] - afterwards[j]);
-                }
-            } else {
-                _call(c.target, c.value, c.data);
+        if (tokenCount == 0) {
+            for (uint256 i; i < n; ++i) {
+                _sessionCall(calls[i]);
             }
-        }
-
-        // 3. Token caps, against what was declared and measured.
-        for (uint256 j; j < tokenCount; ++j) {
-            if (charged[j] != 0) {
-                address token = policy.tokenAt(t, j);
-                uint256 word = words[j];
-                if (measure) (, word) = _checkTokenCap(policy, t, j, id, charged[j]);
-                _sessions().ledger[id][token] = word;
-                uint256 amount = uint112(charged[j]);
-                assembly ("memory-safe") {
-                    mstore(cursor, or(shl(96, token), shr(16, amount)))
-                    mstore(add(cursor, 32), shl(240, amount))
+        } else {
+            // 2. Run the calls, reading every capped balance before and after each one. Each call is charged, per
+            //    token, max(declared amount, observed decrease): an inflow never offsets an outflow, and a
+            //    fee-on-transfer token is charged what actually left. (The balance after call i is the balance
+            //    before call i+1: nothing runs in between.)
+            uint256[] memory balances = _balances(policy, t, tokenCount);
+            for (uint256 i; i < n; ++i) {
+                Call calldata c = calls[i];
+                uint256 declaredIn = _tokenIndex(policy, t, tokenCount, c.target);
+                uint256 declared = declaredIn < tokenCount ? TokenRules.declaredAmount(c.data) : 0;
+                _sessionCall(c);
+                for (uint256 j; j < tokenCount; ++j) {
+                    uint256 balance = _balanceOf(policy.tokenAt(t, j));
+                    uint256 outflow = balances[j] > balance ? balances[j] - balance : 0;
+                    if (j == declaredIn && declared > outflow) outflow = declared;
+                    if (outflow != 0) charged[j] = _saturatingAdd(charged[j], outflow);
+                    balances[j] = balance;
                 }
-                cursor += 34;
+            }
+
+            // 3. Token caps, against what was charged, where it is checked.
+            for (uint256 j; j < tokenCount; ++j) {
+                if (charged[j] != 0) {
+                    address token = policy.tokenAt(t, j);
+                    (, uint256 word) = _checkTokenCap(policy, t, j, id, charged[j]);
+                    _sessions().ledger[id][token] = word;
+                    uint256 amount = uint112(charged[j]);
+                    assembly ("memory-safe") {
+                        mstore(cursor, or(shl(96, token), shr(16, amount)))
+                        mstore(add(cursor, 32), shl(240, amount))
+                    }
+                    cursor += 34;
+                }
             }
         }
         _emitSessionUsed(id, log, cursor, value, n);
@@ -392,39 +430,35 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         revert CallNotAllowed(target, selector);
     }
 
-    /// @dev Adds a recognised ERC-20 outflow to `charged`; returns false if the call must be measured instead.
-    /// transfer/approve/increaseAllowance/transferFrom on a capped token count their full amount (an approval
-    /// counts when given, whatever is later pulled with it). Calls to anything else are measured.
-    function _declareOutflow(
-        bytes calldata policy,
-        uint256 t,
-        uint256 tokenCount,
-        address target,
-        bytes4 selector,
-        bytes calldata data,
-        uint256[] memory charged
-    ) private pure returns (bool) {
-        for (uint256 j; j < tokenCount; ++j) {
-            if (policy.tokenAt(t, j) != target) continue;
-            uint256 amountAt = _amountOffset(selector, data.length);
-            if (amountAt == 0) return false;
-            charged[j] = _saturatingAdd(charged[j], uint256(bytes32(data[amountAt:amountAt + 32])));
-            return true;
-        }
-        return false;
-    }
-
-    /// @dev True if the call was accounted by `_declareOutflow` (same rule, no side effects).
-    function _isDeclared(bytes calldata policy, uint256 t, uint256 tokenCount, address target, bytes calldata data)
+    /// @dev Index of `target` among the policy's capped tokens, or `tokenCount` if it is not one.
+    function _tokenIndex(bytes calldata policy, uint256 t, uint256 tokenCount, address target)
         private
         pure
-        returns (bool)
+        returns (uint256 j)
     {
-        if (data.length < 4) return false;
-        for (uint256 j; j < tokenCount; ++j) {
-            if (policy.tokenAt(t, j) == target) return _amountOffset(bytes4(data[:4]), data.length) != 0;
+        for (; j < tokenCount; ++j) {
+            if (policy.tokenAt(t, j) == target) return j;
         }
-        return false;
+    }
+
+    /// @dev One session call. Reverts bubble up unchanged; an ERC-20 bool function that did not return `true`
+    /// fails the use (`TokenCallReturnedFalse`), whatever the target, so a silent no-op is never charged or
+    /// reported as done.
+    function _sessionCall(Call calldata c) private {
+        address target = c.target;
+        bytes calldata data = c.data;
+        (bool ok, bytes memory result) = target.call{value: c.value}(data);
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(result, 0x20), mload(result))
+            }
+        }
+        if (data.length >= 4) {
+            bytes4 selector = bytes4(data[:4]);
+            if (TokenRules.returnsBool(selector) && !TokenRules.isSuccessResult(target, result)) {
+                revert TokenCallReturnedFalse(target, selector);
+            }
+        }
     }
 
     /// @dev Reserves `size` bytes of memory (past the free pointer, so later allocations keep off it).
@@ -458,16 +492,6 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         }
     }
 
-    /// @dev Offset of the amount argument of a recognised ERC-20 outflow, or 0.
-    function _amountOffset(bytes4 selector, uint256 length) private pure returns (uint256 offset) {
-        if (selector == ERC20_TRANSFER || selector == ERC20_APPROVE || selector == ERC20_INCREASE_ALLOWANCE) {
-            offset = 36;
-        } else if (selector == ERC20_TRANSFER_FROM) {
-            offset = 68;
-        }
-        if (length < offset + 32) offset = 0;
-    }
-
     function _balances(bytes calldata policy, uint256 t, uint256 tokenCount)
         private
         view
@@ -475,8 +499,21 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
     {
         balances = new uint256[](tokenCount);
         for (uint256 j; j < tokenCount; ++j) {
-            balances[j] = IERC20Balance(policy.tokenAt(t, j)).balanceOf(address(this));
+            balances[j] = _balanceOf(policy.tokenAt(t, j));
         }
+    }
+
+    /// @dev `token.balanceOf(this)`; a token that does not answer with a word fails the use.
+    function _balanceOf(address token) private view returns (uint256 amount) {
+        bool ok;
+        assembly ("memory-safe") {
+            mstore(0x00, 0x70a08231) // balanceOf(address)
+            mstore(0x20, address())
+            // Arguments are evaluated right to left: the call runs before returndatasize is read.
+            ok := and(gt(returndatasize(), 31), staticcall(gas(), token, 0x1c, 0x24, 0x00, 0x20))
+            amount := mload(0x00)
+        }
+        if (!ok) revert TokenBalanceUnreadable(token);
     }
 
     function _chargeNative(bytes calldata policy, bytes32 id, uint256 status, uint256 value)
@@ -535,7 +572,10 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
                           SESSION MANAGEMENT
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice Grant (or re-grant, with fresh budgets) the session described by the packed `policy`.
+    /// @notice Grant the session described by the packed `policy`. Each session id is granted at most once: to grant
+    /// the same powers again (after a revoke, or beside a live session), change the policy's salt.
+    /// @dev Refuses (default deny) any permission that can move an asset the policy does not cap, unless the
+    /// policy sets ALLOW_UNCAPPED_ASSETS; and any function of a capped token that cannot be accounted exactly.
     /// @return sessionId keccak256(policy)
     function grantSession(bytes calldata policy) external onlyOwner returns (bytes32 sessionId) {
         policy.checkLayout();
@@ -545,15 +585,16 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         uint48 validUntil = policy.validUntil();
         if (validUntil <= validAfter) revert InvalidWindow(validAfter, validUntil);
         if (validUntil < block.timestamp) revert WindowAlreadyEnded(validUntil, block.timestamp);
-        _checkPermissions(policy);
+        uint256 t = policy.tokensOffset();
+        _checkPermissions(policy, t);
 
         SessionStorage storage $ = _sessions();
         sessionId = keccak256(policy);
+        if ($.status[sessionId] != 0) revert SessionAlreadyGranted(sessionId);
         uint32 nativePeriod = policy.nativePeriod();
         _checkPeriod(address(0), nativePeriod, policy.nativePerPeriod());
         if (nativePeriod != 0) $.ledger[sessionId][address(0)] = _freshLedger(nativePeriod);
 
-        uint256 t = policy.tokensOffset();
         _initTokenLedgers(policy, t, sessionId);
         _checkPaymasters(policy, policy.paymastersOffset(t));
 
@@ -562,19 +603,38 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         emit SessionGranted(sessionId, key, epoch, policy);
     }
 
-    /// @notice Revoke one session at once; its key can no longer act, on any path.
+    /// @notice Revoke one session at once; its key can no longer act, on any path. Its counters stay readable.
     function revokeSession(bytes32 sessionId) external onlyOwner {
         SessionStorage storage $ = _sessions();
-        if ($.status[sessionId] == 0) revert SessionNotActive(sessionId);
-        delete $.status[sessionId];
+        uint256 status = $.status[sessionId];
+        if (status == 0 || status & REVOKED_BIT != 0) revert SessionNotActive(sessionId);
+        $.status[sessionId] = status | REVOKED_BIT;
         emit SessionRevoked(sessionId);
     }
 
     /// @notice Revoke every session granted so far, in one write.
     function revokeAllSessions() external onlyOwner {
+        _revokeAll();
+    }
+
+    /// @inheritdoc IERC7779
+    /// @dev Revokes every session (as `revokeAllSessions`), so that a later delegation back to this code does
+    /// not revive keys granted before the EOA delegated elsewhere. Owner only (the EOA itself or its user op).
+    function onRedelegation() external onlyOwner returns (bool) {
+        _revokeAll();
+        return true;
+    }
+
+    /// @inheritdoc IERC7779
+    function accountStorageBases() external pure returns (bytes32[] memory bases) {
+        bases = new bytes32[](1);
+        bases[0] = SESSION_STORAGE_SLOT;
+    }
+
+    function _revokeAll() private {
         SessionStorage storage $ = _sessions();
         uint32 epoch = $.epoch;
-        if (epoch == type(uint32).max - 1) revert EpochExhausted();
+        if (epoch >= MAX_EPOCH) revert EpochExhausted();
         $.epoch = epoch + 1;
         emit AllSessionsRevoked(epoch + 1);
     }
@@ -589,7 +649,7 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
     }
 
     /// @notice A session's live state. `live` is false if it was never granted, was revoked, or predates the
-    /// current epoch.
+    /// current epoch. A revoked session keeps its counters (uses, nativeSpent, gasSpent) and its grantedEpoch.
     function sessionStatus(bytes32 sessionId)
         external
         view
@@ -597,8 +657,8 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
     {
         SessionStorage storage $ = _sessions();
         uint256 status = $.status[sessionId];
-        uint256 epochPlusOne = status >> EPOCH_SHIFT;
-        live = epochPlusOne != 0 && epochPlusOne == uint256($.epoch) + 1;
+        uint256 epochPlusOne = (status >> EPOCH_SHIFT) & EPOCH_MASK;
+        live = status >> EPOCH_SHIFT == uint256($.epoch) + 1;
         uses = uint32(status & USES_MASK);
         nativeSpent = (status >> NATIVE_SHIFT) & MASK96;
         gasSpent = (status >> GAS_SHIFT) & MASK96;
@@ -640,10 +700,12 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         }
     }
 
+    /// @dev Live = granted in the current epoch and not revoked (the revoked bit makes the comparison fail).
     function _requireLive(bytes32 id, uint256 status, uint32 epoch) private pure {
-        uint256 epochPlusOne = status >> EPOCH_SHIFT;
-        if (epochPlusOne == 0) revert SessionNotActive(id);
-        if (epochPlusOne != uint256(epoch) + 1) revert SessionEpochRevoked(id, uint32(epochPlusOne - 1), epoch);
+        if (status >> EPOCH_SHIFT != uint256(epoch) + 1) {
+            if (status == 0 || status & REVOKED_BIT != 0) revert SessionNotActive(id);
+            revert SessionEpochRevoked(id, uint32((status >> EPOCH_SHIFT) - 1), epoch);
+        }
     }
 
     /// @dev Low-s, non-zero ECDSA recovery of a raw hash; returns address(0) on any malformed signature.
@@ -665,6 +727,13 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         policy = callData[start + 32:start + 32 + length];
     }
 
+    /// @dev The length of the `calls` array inside `executeAsSession(bytes policy, Call[] calls)` callData.
+    function _callCountFromCallData(bytes calldata callData) private pure returns (uint256) {
+        uint256 offset = uint256(bytes32(callData[36:68])); // callData.length >= 68: checked by _policyFromCallData
+        if (offset > callData.length || 4 + offset + 32 > callData.length) revert SessionCallDataMalformed();
+        return uint256(bytes32(callData[4 + offset:4 + offset + 32]));
+    }
+
     function _call(address target, uint256 value, bytes calldata data) private {
         (bool ok, bytes memory result) = target.call{value: value}(data);
         if (!ok) {
@@ -674,16 +743,37 @@ contract SmartKeysAccount is IAccount, IERC1271, ERC721Holder, ERC1155Holder {
         }
     }
 
-    function _checkPermissions(bytes calldata policy) private view {
+    /// @dev Scope rules at grant: forbidden targets, valid modes, no multicalls or duplicates, and the asset rules
+    /// (default deny for uncapped assets, accountable functions only on capped tokens).
+    function _checkPermissions(bytes calldata policy, uint256 t) private view {
         uint256 n = policy.permissionCount();
         if (n == 0) revert EmptyScope();
+        uint256 tokenCount = policy.tokenCount(t);
+        bool uncappedAllowed = policy.flags() & SessionPolicy.FLAG_ALLOW_UNCAPPED_ASSETS != 0;
         for (uint256 i; i < n; ++i) {
             (address target, bytes4 selector, uint8 mode) = policy.permission(i);
-            if (target == address(this) || target == ENTRY_POINT || target == address(0)) {
+            if (target == address(this) || target == ENTRY_POINT || target == address(0) || target == TokenRules.PERMIT2)
+            {
                 revert ForbiddenTarget(target);
             }
             if (mode > SessionPolicy.MODE_EMPTY_CALLDATA || (mode != SessionPolicy.MODE_EXACT && selector != 0)) {
                 revert InvalidPermission(target, selector, mode);
+            }
+            if (_tokenIndex(policy, t, tokenCount, target) < tokenCount) {
+                // A capped token: only functions whose effect can be accounted exactly (any-selector permissions
+                // are checked call by call at use; a plain transfer reaches a fallback nobody can account for).
+                if (
+                    mode == SessionPolicy.MODE_EMPTY_CALLDATA
+                        || (mode == SessionPolicy.MODE_EXACT && !TokenRules.isAccountable(selector))
+                ) revert TokenFunctionNotAccountable(target, selector);
+            } else if (
+                !uncappedAllowed
+                    && (
+                        (mode == SessionPolicy.MODE_EXACT && TokenRules.movesAssets(selector))
+                            || TokenRules.looksLikeAsset(target)
+                    )
+            ) {
+                revert UncappedAsset(target, selector);
             }
             if (mode == SessionPolicy.MODE_EXACT && _isMulticall(selector)) revert MulticallNotAllowed(target, selector);
             for (uint256 k; k < i; ++k) {

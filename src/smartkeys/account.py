@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
@@ -30,6 +31,7 @@ from smartkeys.errors import (
     TransactionFailedError,
     UserOperationError,
     decode_revert,
+    get_error_class,
     register_contract_errors,
 )
 from smartkeys.policy_codec import SessionPolicy
@@ -55,7 +57,20 @@ __all__ = [
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _ACCOUNT_ABI = artifacts.load("SmartKeysAccount")["abi"]
-register_contract_errors(_ACCOUNT_ABI)
+#: What to do about the refusals that come from the rules against bypasses (security.md, "caps are what leaves").
+ACCOUNT_ERROR_HINTS = {
+    "SessionAlreadyGranted": "a session id is used once: grant the policy again with another salt "
+                             "(dataclasses.replace(policy, salt=owner.next_free_salt(policy)))",
+    "TokenFunctionNotAccountable": "on a capped token a session may call only transfer, transferFrom, approve, "
+                                   "increaseAllowance, decreaseAllowance, burn, deposit and withdraw",
+    "TokenCallReturnedFalse": "the token refused the call without reverting; nothing was charged: check the "
+                              "balance, allowance or pause state of the token",
+    "UncappedAsset": "add a token cap for this asset, or set allow_uncapped_assets=True if the key may move it "
+                     "without limit",
+    "EmptyBatch": "give at least one call",
+    "TokenBalanceUnreadable": "a capped token must answer balanceOf(address): remove the cap or the token",
+}
+register_contract_errors(_ACCOUNT_ABI, hints=ACCOUNT_ERROR_HINTS)
 
 #: Local defaults for self-bundled operations (a bundler's estimate replaces them when one is used).
 DEFAULT_VERIFICATION_GAS = 150_000
@@ -140,6 +155,8 @@ class SessionReport:
     max_uses: int
     assets: tuple[AssetReport, ...]
     as_of: int
+    #: The policy's ALLOW_UNCAPPED_ASSETS flag: the key may move assets that no cap limits. Reports say so loudly.
+    allow_uncapped_assets: bool = False
 
     @property
     def in_window(self) -> bool:
@@ -186,7 +203,7 @@ def build_session_report(policy: SessionPolicy, state: SessionState, now: int) -
         assets.append(_asset(cap.token, spent, cap.cap, cap.period, cap.per_period, ledger, now))
     return SessionReport(
         policy.session_id, policy.key, state.live, policy.valid_after, policy.valid_until, state.uses,
-        policy.max_uses, tuple(assets), now,
+        policy.max_uses, tuple(assets), now, policy.allow_uncapped_assets,
     )
 
 
@@ -310,8 +327,16 @@ class Owner:
             )
         return receipt
 
-    def undelegate(self, *, sponsor: LocalAccount | None = None):
-        """Clear the EOA's code (delegate to the zero address). Storage, and so sessions, remain."""
+    def undelegate(self, *, sponsor: LocalAccount | None = None, keep_sessions: bool = False):
+        """Clear the EOA's code (delegate to the zero address).
+
+        Storage outlives the code, so sessions would come back to life with a later delegation to smartkeys.
+        Unless ``keep_sessions`` is True, every session is revoked first, through the account's ERC-7779
+        ``onRedelegation`` hook, in its own owner transaction (a call in the set-code transaction itself would
+        run after the code is gone). Raises :class:`DelegationError` if the authorization was skipped.
+        """
+        if not keep_sessions and self.delegation() == self.implementation and self._had_sessions():
+            self._self_call(self.contract.encode_abi("onRedelegation", []))
         receipt = self._set_code(ZERO_ADDRESS, sponsor, b"")
         if self.delegation() is not None:
             raise DelegationError(f"authorization skipped: {self.address} still delegates to {self.delegation()}")
@@ -364,9 +389,37 @@ class Owner:
         return self._self_call(self.contract.encode_abi("executeBatch", [[c.as_tuple() for c in calls]]))
 
     def grant(self, policy: SessionPolicy) -> bytes:
-        """Grant ``policy`` on-chain; returns the session id (keccak256 of the packed policy)."""
+        """Grant ``policy`` on-chain; returns the session id (keccak256 of the packed policy).
+
+        Each session id is granted once: a policy whose id was ever granted on this account (live, revoked or
+        expired) is refused with the contract's ``SessionAlreadyGranted(sessionId)`` before anything is sent, so
+        re-granting can never reset what a session spent. Grant a changed policy or another ``salt``
+        (:meth:`next_free_salt`). The contract also refuses, with their custom errors, permissions that could
+        move an asset it does not cap (``UncappedAsset``) unless ``policy.allow_uncapped_assets`` is set, and
+        functions of a capped token it cannot account for (``TokenFunctionNotAccountable``).
+        """
+        from smartkeys.token_rules import check_permissions
+
+        check_permissions(policy)  # the asset rules that need no chain; the rest surface from the simulation
+        if self.session_id_used(policy.session_id):
+            raise get_error_class("SessionAlreadyGranted")(policy.session_id)
         self._self_call(self.contract.encode_abi("grantSession", [policy.encode()]))
         return policy.session_id
+
+    def session_id_used(self, session_id: bytes) -> bool:
+        """True if ``session_id`` was ever granted on this account (its status word is never cleared)."""
+        return _status_word(self.w3, self.address, session_id) != 0
+
+    def next_free_salt(self, policy: SessionPolicy, *, tries: int = 256) -> int:
+        """The smallest ``salt`` >= ``policy.salt`` whose session id was never granted on this account.
+
+        Raises :class:`InvalidInputError` if ``tries`` consecutive salts are all used.
+        """
+        for salt in range(policy.salt, min(policy.salt + tries, 2**32)):
+            if not self.session_id_used(dataclasses.replace(policy, salt=salt).session_id):
+                return salt
+        raise InvalidInputError("salt", policy.salt, f"one of {tries} salts from it unused on {self.address}",
+                                "pick a salt far from the ones used so far")
 
     def revoke(self, session_id: bytes):
         """Revoke one session immediately."""
@@ -742,6 +795,40 @@ class SessionAgent:
             raise receipt.revert() or SmartKeysError(f"user operation 0x{op_hash.hex()} failed without a reason")
         return AgentReceipt("user_op", receipt.transaction_hash or b"", receipt.user_op_hash, receipt.success,
                             receipt.actual_gas_used, charges)
+
+
+def delegation_change_since(w3: Web3, address: str, block: int, *, probes: int = 16) -> int | None:
+    """A block after ``block`` at which ``address`` delegated elsewhere than it does now, or None if none seen.
+
+    EIP-7702 code changes leave no log, and the account cannot tell that it was re-delegated (security.md,
+    "sessions and delegation"); a session granted before such a change survives it. This reads the code at
+    ``block``, at the latest block and at ``probes`` blocks evenly between (historical ``eth_getCode``), so it
+    sees a change that is still in place, or that lasted past a probe; a brief change in between can be missed.
+    Returns None, too, where the node keeps no state that old (a pruned node): the check is best effort.
+    """
+    latest = int(w3.eth.block_number)
+    if block >= latest:
+        return None
+    try:
+        now = bytes(w3.eth.get_code(address, block_identifier=latest))
+        step = max((latest - block) // (probes + 1), 1)
+        for b in range(block, latest, step):
+            if bytes(w3.eth.get_code(address, block_identifier=b)) != now:
+                return b
+    except Exception:  # noqa: BLE001 - history unavailable (pruned node, provider limit): nothing seen
+        return None
+    return None
+
+
+#: ERC-7201 namespace of the account's session storage (``SESSION_STORAGE_SLOT`` in SmartKeysAccount.sol):
+#: ``epoch`` at the slot, ``status`` mapping at slot + 1, ``ledger`` mapping at slot + 2.
+SESSION_STORAGE_SLOT = 0x85DECE25AB95DBA2DE628DD50D9C89670CE8C2BC2392E71AA090A7149BC2AE00
+
+
+def _status_word(w3: Web3, account: str, session_id: bytes) -> int:
+    """The raw status word of ``session_id`` (0 = never granted; revoking sets bit 255 and keeps the rest)."""
+    slot = Web3.keccak(bytes(session_id) + (SESSION_STORAGE_SLOT + 1).to_bytes(32, "big"))
+    return int.from_bytes(w3.eth.get_storage_at(account, slot), "big")
 
 
 def session_status(w3: Web3, account: str, session_id: bytes) -> dict[str, Any]:

@@ -20,10 +20,15 @@ range starts at or before the session's last grant. Known limits of an events-on
   use, and compares with the contract only for limited sessions.
 - Gas charged to a session has no event (logging it cost 1.4k gas per user operation): the ``gas`` asset of a
   session is read from the contract's status word (``sessionStatus``) at ``to_block``, so it has a total
-  but no per-use history. Revoking one session deletes its status word, so its gas is unknown (0).
+  but no per-use history. Revoking keeps the status word (only its revoked bit is set), so a revoked
+  session's gas is read the same way.
 
 Flags (:class:`AuditFlag`, thresholds in :class:`AuditThresholds`):
 
+- ``survived_redelegation``: a live session granted before a change of the account's EIP-7702 delegation that
+  the SDK can see (historical code, probed; :func:`smartkeys.account.delegation_change_since`);
+- ``uncapped_assets``: the policy sets ``allow_uncapped_assets`` (the key may move assets no cap limits; the
+  audit sees only what the caps measure);
 - ``budget_nearly_used``: a cumulative cap (native, token, gas) or the use limit is at least
   ``budget_nearly_used`` (0.8) used -- on the use that got it there, and on the session while it holds.
 - ``expiry_soon``: the window ends within ``expiry_soon_s`` of a use, or of ``now`` for a live session.
@@ -134,7 +139,7 @@ class AuditThresholds:
 class AuditFlag:
     """Something the owner should look at.
 
-    ``code`` is ``budget_nearly_used``, ``expiry_soon``, ``burst`` or ``edge_of_policy``; ``asset`` the
+    ``code`` is ``survived_redelegation``, ``uncapped_assets``, ``budget_nearly_used``, ``expiry_soon``, ``burst`` or ``edge_of_policy``; ``asset`` the
     asset concerned (``"native"``, ``"gas"``, ``"uses"``, a token address) or None; ``block_number`` /
     ``tx_hash`` the use it concerns (None for a flag on the session's present state).
     """
@@ -585,7 +590,7 @@ def _policy_dict(p: SessionPolicy) -> dict[str, Any]:
         "key": p.key, "valid_after": p.valid_after, "valid_until": p.valid_until, "max_uses": p.max_uses,
         "native_per_call": str(p.native_per_call), "native_total": str(p.native_total),
         "native_period": p.native_period, "native_per_period": str(p.native_per_period),
-        "gas_budget": str(p.gas_budget), "salt": p.salt,
+        "gas_budget": str(p.gas_budget), "salt": p.salt, "allow_uncapped_assets": p.allow_uncapped_assets,
         "permissions": [
             {"target": x.target, "selector": _hex(x.selector), "mode": x.mode.name.lower(),
              "function": FUNCTION_NAMES.get(x.selector) if x.mode is PermissionMode.EXACT else None}
@@ -914,8 +919,6 @@ class _Auditor:
         """Set each session's ``gas`` spent from ``sessionStatus`` at ``block`` (gas has no event)."""
         contract = self.w3.eth.contract(address=self.account, abi=_ACCOUNT_ABI)
         for s in self.sessions.values():
-            if s.revocation is not None and s.revocation.kind == "single":
-                continue  # revoking one session deletes its status word
             _live, _uses, _native, gas_spent, epoch = contract.functions.sessionStatus(s.session_id).call(
                 block_identifier=block)
             if gas_spent and epoch == s.granted_epoch:
@@ -945,6 +948,19 @@ class _Auditor:
                 present.append(AuditFlag(
                     "expiry_soon", f"the key expires in {p.valid_until - now} s (at {_iso(p.valid_until)})",
                     s.session_id))
+            if s.status == "active":
+                from smartkeys.account import delegation_change_since
+
+                changed = delegation_change_since(self.w3, self.account, s.granted_block)
+                if changed is not None:
+                    present.insert(0, AuditFlag(
+                        "survived_redelegation", f"granted at block {s.granted_block}, before the account's "
+                        f"delegation changed (seen at block {changed}); a session survives re-delegation: revoke "
+                        "it unless it was meant to be kept", s.session_id, block_number=changed))
+            if p.allow_uncapped_assets:
+                present.insert(0, AuditFlag(
+                    "uncapped_assets", "granted with allow_uncapped_assets: the key may move assets that no cap "
+                    "limits, and only capped assets are measured here", s.session_id))
             s.flags = present + historic
         return AuditReport(self.account, chain_id, from_block, to_block, now, self.epoch, self.t,
                            list(self.sessions.values()), list(self.entries), dict(self.tokens))

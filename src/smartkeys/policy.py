@@ -39,7 +39,8 @@ Amounts: ``"0.5 ether"``, ``"2 gwei"``, ``"1000 wei"`` for the native coin, ``"1
 a unit are refused.
 
 Safety checks beyond the contract's own: a token the key may call must have a cap in ``limits.tokens`` (or the
-key could move all of it), ``send_native_to`` needs ``limits.native``, multicall-style functions are refused.
+key could move all of it) unless ``allow_uncapped_assets = true`` says so explicitly (the contract enforces the
+same default deny at grant), ``send_native_to`` needs ``limits.native``, multicall-style functions are refused.
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ __all__ = [
 
 #: The explicit wildcard: ``functions: "*"`` allows any function of a contract.
 ANY_FUNCTION = "*"
+#: The line every report of a policy with the ALLOW_UNCAPPED_ASSETS flag starts with.
+UNCAPPED_WARNING = ("WARNING: allow_uncapped_assets is set: the key may move assets that no cap limits "
+                    "(up to the account's whole balance of them)")
+
 #: Longest session window accepted without ``allow_long_lifetime: true``.
 MAX_LIFETIME = 400 * 86_400
 #: Native units and their decimals (case-insensitive).
@@ -129,7 +134,7 @@ _COMMON_SIGNATURES = (
     "withdraw(uint256)",
 )
 
-_TOP_KEYS = ("allow", "allow_long_lifetime", "contracts", "key", "limits", "salt", "tokens",
+_TOP_KEYS = ("allow", "allow_long_lifetime", "allow_uncapped_assets", "contracts", "key", "limits", "salt", "tokens",
              "valid_for", "valid_from", "valid_until")
 _LIMIT_KEYS = ("gas_budget", "max_uses", "native", "paymasters", "tokens")
 _NATIVE_KEYS = ("per_call", "per_period", "period", "total")
@@ -649,6 +654,10 @@ class PolicyModel:
     limits: Limits = field(default_factory=Limits)
     allow_long_lifetime: bool = False
     salt: int = 0
+    #: The owner's explicit, named choice to let the key reach assets no cap covers (compiles to the
+    #: policy's ALLOW_UNCAPPED_ASSETS flag; without it the account refuses such a grant). Shown loudly by
+    #: :meth:`describe`, ``smartkeys status`` and ``smartkeys audit``.
+    allow_uncapped_assets: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", _address(self.key, "key"))
@@ -662,6 +671,9 @@ class PolicyModel:
     def _validate(self) -> None:
         if not isinstance(self.allow_long_lifetime, bool):
             raise InvalidInputError("allow_long_lifetime", self.allow_long_lifetime, "true or false", "write true or false")
+        if not isinstance(self.allow_uncapped_assets, bool):
+            raise InvalidInputError("allow_uncapped_assets", self.allow_uncapped_assets, "true or false",
+                                    "write true only if the key may move assets that no limit caps")
         _int_field(self.salt, "salt", _U32, "use a number from 0 to 4294967295")
         self._validate_names()
         self._normalise_addresses()
@@ -816,11 +828,13 @@ class PolicyModel:
         for path, perm in permissions:
             if perm.target == self.key:
                 raise InvalidInputError(path, perm.target, "a target other than the session key", "check the address")
-            if perm.target in token_names and perm.target not in capped and perm.mode is not PermissionMode.EMPTY_CALLDATA:
+            if (perm.target in token_names and perm.target not in capped
+                    and perm.mode is not PermissionMode.EMPTY_CALLDATA and not self.allow_uncapped_assets):
                 name = token_names[perm.target]
                 raise InvalidInputError(
                     path, name, f"a cap for token {name} in limits.tokens",
-                    f"without a cap the key could move all of it: add limits.tokens.{name}.total (e.g. '100 {name}')",
+                    f"without a cap the key could move all of it: add limits.tokens.{name}.total (e.g. '100 {name}'), "
+                    "or set allow_uncapped_assets = true if it really may",
                 )
             if perm.mode is PermissionMode.EMPTY_CALLDATA and self.limits.native is None:
                 raise InvalidInputError(
@@ -958,6 +972,7 @@ class PolicyModel:
             native_per_period=native.per_period if native else 0,
             gas_budget=self.limits.gas_budget,
             salt=self.salt,
+            allow_uncapped_assets=self.allow_uncapped_assets,
         )
 
     # -- output -------------------------------------------------------------------------------
@@ -971,6 +986,8 @@ class PolicyModel:
                 out[name] = str(value)
         if self.allow_long_lifetime:
             out["allow_long_lifetime"] = True
+        if self.allow_uncapped_assets:
+            out["allow_uncapped_assets"] = True
         if self.salt:
             out["salt"] = self.salt
         if self.contracts:
@@ -1023,6 +1040,8 @@ class PolicyModel:
     def describe(self, now: int | None = None) -> str:
         """A short human summary (with ``now``, the window in absolute UTC times too)."""
         lines = [f"Session key {self.key}"]
+        if self.allow_uncapped_assets:
+            lines.append(UNCAPPED_WARNING)
         if now is not None:
             start, end = self.window(now)
             lines.append(f"Valid after {Instant(start)} until {Instant(end)} (UTC)")
@@ -1221,10 +1240,11 @@ def parse_policy(data: Mapping[str, Any]) -> PolicyModel:
     allow = _parse_allow(data["allow"])
     limits = _parse_limits(data.get("limits") or {}, tokens)
     allow_long = data.get("allow_long_lifetime", False)
+    allow_uncapped = data.get("allow_uncapped_assets", False)
     salt = data.get("salt", 0)
     model = PolicyModel(
         key=key, allow=allow, valid_for=valid_for, contracts=contracts, tokens=tokens, limits=limits,
-        allow_long_lifetime=allow_long, salt=salt, **times,
+        allow_long_lifetime=allow_long, salt=salt, allow_uncapped_assets=allow_uncapped, **times,
     )
     model.check_sensible()
     return model
@@ -1508,4 +1528,5 @@ def decompile(
         ),
         allow_long_lifetime=policy.valid_until - policy.valid_after > MAX_LIFETIME,
         salt=policy.salt,
+        allow_uncapped_assets=policy.allow_uncapped_assets,
     )

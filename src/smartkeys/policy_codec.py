@@ -1,9 +1,9 @@
 """The packed session policy: exactly the bytes ``contracts/SessionPolicy.sol`` decodes.
 
 A policy is granted on-chain once (the account logs it in ``SessionGranted``) and presented again with
-every use; its ``keccak256`` is the session id. Layout, version 1 (big-endian, no padding)::
+every use; its ``keccak256`` is the session id. Layout, version 2 (big-endian, no padding)::
 
-    0    1   version (1)
+    0    1   version (2)
     1   20   key                session signer
     21   6   valid_after        exclusive
     27   6   valid_until        inclusive
@@ -14,7 +14,8 @@ every use; its ``keccak256`` is the session id. Layout, version 1 (big-endian, n
     65  12   native_per_period
     77  12   gas_budget         wei
     89   4   salt
-    93   1   n permissions, then n x [target 20 | selector 4 | mode 1]
+    93   1   flags              bit 0: ALLOW_UNCAPPED_ASSETS
+    94   1   n permissions, then n x [target 20 | selector 4 | mode 1]
          1   m token caps,  then m x [token 20 | cap 14 | period 4 | per_period 14]
          1   k paymasters,  then k x [paymaster 20]
 
@@ -23,7 +24,7 @@ This module is pure: no network, no clock. The friendly policy model (human unit
 >>> p = SessionPolicy(key="0x" + "11" * 20, valid_after=0, valid_until=2**32,
 ...                   permissions=(Permission("0x" + "22" * 20, "0xa9059cbb"),))
 >>> len(p.encode())
-122
+123
 >>> SessionPolicy.decode(p.encode()) == p
 True
 """
@@ -38,6 +39,7 @@ from eth_utils import is_address, keccak, to_checksum_address
 from smartkeys.errors import InvalidInputError
 
 __all__ = [
+    "FLAG_ALLOW_UNCAPPED_ASSETS",
     "MAX_PAYMASTERS",
     "MULTICALL_SELECTORS",
     "MAX_PERMISSIONS",
@@ -51,11 +53,13 @@ __all__ = [
     "selector_of",
 ]
 
-POLICY_VERSION = 1
+POLICY_VERSION = 2
 MAX_PERMISSIONS = 32
 MAX_TOKEN_CAPS = 16
 MAX_PAYMASTERS = 8
-_HEADER = 94
+_HEADER = 95
+#: Policy flag bit: the owner lets the key reach assets the policy does not cap (``SessionPolicy.sol``).
+FLAG_ALLOW_UNCAPPED_ASSETS = 1
 
 #: Functions that bundle inner calls a policy cannot see: a wildcard permission never reaches them and an
 #: exact permission for one is refused. Mirrors ``SmartKeysAccount._isMulticall`` (a test compares them).
@@ -190,7 +194,11 @@ class SessionPolicy:
     """Everything a session key may do, in on-chain units (wei, base units, unix seconds).
 
     Only the layout is checked here; the account refuses semantically bad grants (inverted window,
-    empty scope, duplicates, forbidden targets) with its own custom errors.
+    empty scope, duplicates, forbidden targets, uncapped assets) with its own custom errors.
+
+    ``allow_uncapped_assets`` is the owner's explicit choice to let the key reach assets that no
+    ``token_caps`` entry caps (a token without a cap, an NFT collection). Without it the contract refuses
+    such a grant (``UncappedAsset``): default deny.
     """
 
     key: str
@@ -206,6 +214,7 @@ class SessionPolicy:
     native_per_period: int = 0
     gas_budget: int = 0
     salt: int = 0
+    allow_uncapped_assets: bool = False
     version: int = field(default=POLICY_VERSION)
 
     def __post_init__(self) -> None:
@@ -217,6 +226,9 @@ class SessionPolicy:
             _uint(name, getattr(self, name), _U96)
         _uint("native_period", self.native_period, _U32)
         _uint("salt", self.salt, _U32)
+        if not isinstance(self.allow_uncapped_assets, bool):
+            raise InvalidInputError("allow_uncapped_assets", self.allow_uncapped_assets, "True or False",
+                                    "pass a bool: True only if the key may reach assets the policy does not cap")
         object.__setattr__(self, "permissions", tuple(self.permissions))
         object.__setattr__(self, "token_caps", tuple(self.token_caps))
         object.__setattr__(
@@ -244,6 +256,7 @@ class SessionPolicy:
         out += self.native_per_period.to_bytes(12, "big")
         out += self.gas_budget.to_bytes(12, "big")
         out += self.salt.to_bytes(4, "big")
+        out += bytes([FLAG_ALLOW_UNCAPPED_ASSETS if self.allow_uncapped_assets else 0])
         out += bytes([len(self.permissions)])
         for p in self.permissions:
             out += p.encode()
@@ -286,6 +299,10 @@ class SessionPolicy:
             native_total=num(12), native_period=num(4), native_per_period=num(12), gas_budget=num(12),
             salt=num(4),
         )
+        flags = num(1)
+        if flags & ~FLAG_ALLOW_UNCAPPED_ASSETS:
+            raise InvalidInputError("policy.flags", flags, f"only bit {FLAG_ALLOW_UNCAPPED_ASSETS}", "upgrade smartkeys to read this policy")
+        header["allow_uncapped_assets"] = bool(flags & FLAG_ALLOW_UNCAPPED_ASSETS)
         permissions = []
         for _ in range(num(1)):
             target = "0x" + take(20).hex()

@@ -10,15 +10,19 @@ Order of the checks (first failure wins, as on chain)::
 
     user-op path                         direct path
     ------------                         -----------
-    liveness (validateUserOp)            liveness
-    paymaster listed / gas budget        sender is the key         (only if ``sender`` is given)
+    empty batch (validateUserOp)         liveness
+    liveness                             sender is the key         (only if ``sender`` is given)
+    paymaster listed; gas budget         empty batch
     window: AA22 (EntryPoint)            window: SessionNotYetValid / SessionExpired
     ---- execution (both paths) ----------------------------------------------------------
     usage limit
     per call, in order: forbidden target, calldata 1-3 bytes, scope (multicall excluded for
-    wildcards), per-call native cap, declared ERC-20 outflow (sums saturate at 2**256-1, as on chain)
+    wildcards), on a capped token only accountable functions (TokenFunctionNotAccountable),
+    declared ERC-20 amount (sums saturate at 2**256-1, as on chain), per-call native cap
     cumulative native cap, periodic native cap
-    (the calls run here: measured outflows are known only on chain)
+    per capped token, in policy order, the declared sums: cumulative cap, periodic cap
+    (the calls run here: each is charged max(declared, measured decrease), known only on chain;
+    an ERC-20 call that returns false fails the use, TokenCallReturnedFalse, also only on chain)
     per capped token, in policy order: cumulative cap, periodic cap
 
 On the user-op path the EntryPoint reports validation-stage errors (liveness, paymaster, gas budget)
@@ -26,11 +30,12 @@ as ``FailedOpWithRevert("AA23 reverted", inner)``; preflight raises the inner cu
 A window miss on that path raises :class:`SessionWindowError`, a :class:`UserOperationError` with
 code ``AA22`` that names the window.
 
-What cannot be known offline: a call that is not a recognised ERC-20 outflow
-(``transfer``/``approve``/``increaseAllowance``/``transferFrom`` on a capped token) is *measured* by
-the contract (capped balances before and after the call). Pass ``expected_outflows`` to count what
-such calls will move; otherwise measured outflows are only checked on chain. Reverts of the called
-contracts themselves (insufficient balance, ``Boom``) are likewise only seen on chain.
+What cannot be known offline: every call is *measured* by the contract (each capped balance before
+and after it) and charged max(declared amount, measured decrease), so a fee-on-transfer token or a
+router that pulls through an allowance is charged what actually left. Pass ``expected_outflows`` to
+count what calls without a declared amount (``Charges.measured``) will move; otherwise those outflows,
+and fees on top of declared amounts, are only checked on chain. Reverts of the called contracts
+themselves (insufficient balance, ``Boom``) are likewise only seen on chain.
 
 Speed: the per-policy lookup tables are built once and cached on the (frozen) policy object;
 ``scripts/bench_preflight.py`` measures the checks per second.
@@ -55,6 +60,7 @@ from smartkeys.errors import (
     register_contract_errors,
 )
 from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
+from smartkeys.token_rules import ACCOUNTABLE_SELECTORS, DECLARED_AMOUNT_OFFSET
 
 __all__ = [
     "ACCOUNT_ERRORS",
@@ -76,13 +82,7 @@ ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _ZERO4 = b"\x00\x00\x00\x00"
 _U256 = 2**256
 
-#: ``_amountOffset``: where the amount sits in a recognised ERC-20 outflow's calldata.
-_AMOUNT_OFFSET: dict[bytes, int] = {
-    bytes.fromhex("a9059cbb"): 36,  # transfer(address,uint256)
-    bytes.fromhex("095ea7b3"): 36,  # approve(address,uint256)
-    bytes.fromhex("39509351"): 36,  # increaseAllowance(address,uint256)
-    bytes.fromhex("23b872dd"): 68,  # transferFrom(address,address,uint256)
-}
+_AMOUNT_OFFSET = DECLARED_AMOUNT_OFFSET
 
 # ERC-7201 namespace of the account's sessions (SmartKeysAccount.SESSION_STORAGE_SLOT): epoch at +0,
 # the status mapping at +1, the ledger mapping at +2.
@@ -98,7 +98,7 @@ class _Errors:
             "SessionExpired", "UsageLimitReached", "ForbiddenTarget", "CalldataTooShort",
             "CallNotAllowed", "NativeValueAboveCallCap", "NativeSpendCapExceeded",
             "NativePeriodCapExceeded", "TokenSpendCapExceeded", "TokenPeriodCapExceeded",
-            "GasBudgetExceeded", "PaymasterNotAllowed",
+            "GasBudgetExceeded", "PaymasterNotAllowed", "EmptyBatch", "TokenFunctionNotAccountable",
         ):
             setattr(self, name, ACCOUNT_ERRORS[name])
 
@@ -149,7 +149,7 @@ _EMPTY_LEDGER = Ledger()
 class SessionState:
     """A session's on-chain counters, as ``sessionStatus`` / ``sessionLedger`` / ``sessionEpoch`` report them.
 
-    ``granted`` is True when the status word is non-zero (granted and not individually revoked);
+    ``granted`` is True when the status word is non-zero and its revoked bit is clear;
     the session is :attr:`live` when, in addition, it was granted in the current ``epoch``.
     ``tokens`` maps each capped token (checksummed) to its :class:`Ledger`; ``native_ledger`` is the
     periodic native allowance. ``account`` is the smartkeys account (calls to it are forbidden).
@@ -230,24 +230,20 @@ def _status_slot(session_id: bytes) -> int:
 def read_session_state(w3: Any, account: str, policy: SessionPolicy) -> SessionState:
     """Read the session's counters from chain (``sessionStatus``, ``sessionLedger``, ``sessionEpoch``).
 
-    ``sessionStatus`` reports ``grantedEpoch = 0`` both for a session never granted (or revoked) and for
-    one granted in epoch 0 and then revoked-all; in that one ambiguous case the status word is read from
-    storage so that :func:`preflight` picks the contract's error (``SessionNotActive`` vs
-    ``SessionEpochRevoked``).
+    Whether the session was individually revoked is not in ``sessionStatus`` (a revoked session keeps its
+    counters, so it reports them); it is bit 255 of the status word, read from storage, so that
+    :func:`preflight` picks the contract's error (``SessionNotActive`` vs ``SessionEpochRevoked``).
     """
     account = checked_address(account, "account")
     contract = w3.eth.contract(address=account, abi=_ACCOUNT_ABI)
     sid = policy.session_id
     live, uses, native, gas, granted_epoch = contract.functions.sessionStatus(sid).call()
     epoch = int(contract.functions.sessionEpoch().call())
-    if live or granted_epoch != 0:
-        granted = True
-    elif epoch == 0:
-        granted = False  # a non-zero word from epoch 0 would be live
-    elif uses or native or gas:
+    if live:
         granted = True
     else:
-        granted = int.from_bytes(bytes(w3.eth.get_storage_at(account, _status_slot(sid))), "big") != 0
+        word = int.from_bytes(bytes(w3.eth.get_storage_at(account, _status_slot(sid))), "big")
+        granted = word != 0 and not word >> 255
     tokens = {}
     for cap in policy.token_caps:
         total, period_spent, index = contract.functions.sessionLedger(sid, cap.token).call()
@@ -361,6 +357,8 @@ def preflight(
     t = policy.__dict__.get(_CACHE_ATTR) or _tables(policy)
     sid = t.session_id
 
+    if via_user_op and not calls:
+        raise _E.EmptyBatch()  # _validateSessionOp refuses it before anything else
     # liveness (_requireLive)
     if not state.granted:
         raise _E.SessionNotActive(sessionId=sid)
@@ -369,28 +367,32 @@ def preflight(
 
     gas = 0
     if via_user_op:
-        # _validateSessionOp: paymaster listed, or the op's max cost within the gas budget
+        # _validateSessionOp: the paymaster, if any, must be listed; and whoever pays first, the op's whole
+        # possible cost (paymaster gas limits included: a token paymaster takes it back from the account in
+        # postOp) must fit the gas budget.
         if paymaster is not None:
             pm = checked_address(paymaster, "paymaster")
             if pm not in t.paymasters:
                 raise _E.PaymasterNotAllowed(paymaster=pm)
-        else:
-            if max_gas_cost is None:
-                raise InvalidInputError(
-                    "max_gas_cost", None, "the op's maximum gas cost (wei) on the user-op path without paymaster",
-                    "pass max_gas_cost=op.max_gas_cost() (the account's gas budget is charged with it)",
-                )
-            cost = checked_uint(max_gas_cost, "max_gas_cost")
-            spent = state.gas_spent
-            if spent + cost > t.gas_budget:
-                raise _E.GasBudgetExceeded(spent=spent, requested=cost, budget=t.gas_budget)
-            gas = cost
+        if max_gas_cost is None:
+            raise InvalidInputError(
+                "max_gas_cost", None, "the op's maximum gas cost (wei) on the user-op path",
+                "pass max_gas_cost=op.max_gas_cost() (the account's gas budget is charged with it, "
+                "paymaster or not)",
+            )
+        cost = checked_uint(max_gas_cost, "max_gas_cost")
+        spent = state.gas_spent
+        if spent + cost > t.gas_budget:
+            raise _E.GasBudgetExceeded(spent=spent, requested=cost, budget=t.gas_budget)
+        gas = cost
         # the EntryPoint's time check on validationData (v0.8: validAfter exclusive, validUntil inclusive)
         if not t.valid_after < now <= t.valid_until:
             raise SessionWindowError(t.valid_after, t.valid_until, now)
     else:
         if sender is not None and checked_address(sender, "sender") != t.key:
             raise _E.NotSessionKey(caller=checked_address(sender, "sender"), key=t.key)
+        if not calls:
+            raise _E.EmptyBatch()
         if now <= t.valid_after:
             raise _E.SessionNotYetValid(validAfter=t.valid_after, timestamp=now)
         if now > t.valid_until:
@@ -431,13 +433,12 @@ def preflight(
                 raise _E.CallNotAllowed(target=target, selector=sel)
         elif sel not in perm[0] and not (perm[1] and sel not in MULTICALL_SELECTORS):
             raise _E.CallNotAllowed(target=target, selector=sel)
-        if v:
-            if v > t.native_per_call:
-                raise _E.NativeValueAboveCallCap(value=v, cap=t.native_per_call)
-            value += v
         if caps:
-            cap = caps.get(target)
-            offset = _AMOUNT_OFFSET.get(sel) if cap is not None else None
+            offset = None
+            if target in caps:
+                if n == 0 or sel not in ACCOUNTABLE_SELECTORS:
+                    raise _E.TokenFunctionNotAccountable(token=target, selector=sel)
+                offset = _AMOUNT_OFFSET.get(sel)
             if offset is None or n < offset + 32:
                 if measured is None:
                     measured = []
@@ -448,6 +449,10 @@ def preflight(
                 # saturating, as the contract's _saturatingAdd
                 total = charged.get(target, 0) + int.from_bytes(data[offset : offset + 32], "big")
                 charged[target] = min(total, _U256 - 1)
+        if v:
+            if v > t.native_per_call:
+                raise _E.NativeValueAboveCallCap(value=v, cap=t.native_per_call)
+            value += v
 
     # cumulative and periodic native (_chargeNative)
     if value:
@@ -461,8 +466,13 @@ def preflight(
             if in_period + value > t.native_per_period:
                 raise _E.NativePeriodCapExceeded(spent=in_period, requested=value, cap=t.native_per_period)
 
+    # declared sums, checked before any call runs (so an over-cap transfer is refused as such)
+    if charged:
+        _check_token_caps(t, state, charged, now)
+
     # 2. the calls run here; measured calls add what the caller expects them to move
     if measured is not None and expected_outflows:
+        added = False
         for token, amount in expected_outflows.items():
             token = checked_address(token, "expected_outflows")
             amount = checked_uint(amount, f"expected_outflows[{token}]")
@@ -470,28 +480,34 @@ def preflight(
                 if charged is None:
                     charged = {}
                 charged[token] = min(charged.get(token, 0) + amount, _U256 - 1)
-
-    # 3. token caps, in policy order (_chargeToken)
+                added = True
+        # 3. token caps against what will be charged, in policy order (_checkTokenCap)
+        if added:
+            _check_token_caps(t, state, charged, now)
     if charged:
-        tokens = state.tokens
-        for token in t.cap_order:
-            amount = charged.get(token)
-            if not amount:
-                continue
-            _, cap_total, period, per_period = caps[token]
-            ledger = tokens.get(token, _EMPTY_LEDGER)
-            spent = ledger.total_spent
-            if spent + amount > cap_total:
-                raise _E.TokenSpendCapExceeded(token=token, spent=spent, requested=amount, cap=cap_total)
-            if period:
-                in_period = ledger.period_spent if ledger.period_index == now // period else 0
-                if in_period + amount > per_period:
-                    raise _E.TokenPeriodCapExceeded(token=token, spent=in_period, requested=amount, cap=per_period)
         charged = {k: v for k, v in charged.items() if v}
 
     return Charges(
         value, charged or {}, gas, 1 if max_uses else 0, tuple(measured) if measured is not None else ()
     )
+
+
+def _check_token_caps(t: _Tables, state: SessionState, charged: Mapping[str, int], now: int) -> None:
+    """Each capped token's cumulative, then periodic cap, in policy order, as ``_checkTokenCap``."""
+    tokens = state.tokens
+    for token in t.cap_order:
+        amount = charged.get(token)
+        if not amount:
+            continue
+        _, cap_total, period, per_period = t.caps[token]
+        ledger = tokens.get(token, _EMPTY_LEDGER)
+        spent = ledger.total_spent
+        if spent + amount > cap_total:
+            raise _E.TokenSpendCapExceeded(token=token, spent=spent, requested=amount, cap=cap_total)
+        if period:
+            in_period = ledger.period_spent if ledger.period_index == now // period else 0
+            if in_period + amount > per_period:
+                raise _E.TokenPeriodCapExceeded(token=token, spent=in_period, requested=amount, cap=per_period)
 
 
 def preflight_many(

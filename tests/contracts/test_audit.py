@@ -109,9 +109,11 @@ class History:
         C.journal = journal
         at(t1 + 100); C.batch([transfer(token, 2 * USDC)], **direct)
         at(t1 + 110)
-        D = grant(keys["D"], valid_until=t1 + 12 * 3_600, permissions=(Permission(token.address, TRANSFER),))
+        D = grant(keys["D"], valid_until=t1 + 12 * 3_600, permissions=(Permission(token.address, TRANSFER),),
+                  allow_uncapped_assets=True)
         at(t1 + 120)
-        E = grant(keys["E"], valid_until=t1 + 25 * 3_600, permissions=(Permission(token.address, TRANSFER),))
+        E = grant(keys["E"], valid_until=t1 + 25 * 3_600, permissions=(Permission(token.address, TRANSFER),),
+                  allow_uncapped_assets=True)
         at(t1 + 900); chain.mine()  # C's window ended at t1 + 800
         refused(C, [transfer(token, 1 * USDC)], "SessionExpired", **direct)
         self.C, self.D, self.E, self.t1 = C, D, E, t1
@@ -305,8 +307,9 @@ def test_each_flag_fires_on_its_case_and_not_on_the_near_misses(report, history,
     assert codes(a.flags) == ["burst", "edge_of_policy", "edge_of_policy"]
     assert codes(b.flags) == ["budget_nearly_used"] and b.flags[0].asset == token.address
     assert codes(c.flags) == []  # expired: no longer "expiring soon"
-    assert codes(d.flags) == ["expiry_soon"]
-    assert codes(e.flags) == []  # 25 h window: a near miss
+    # D and E move a token they do not cap, by the owner's explicit flag: said first, on every report
+    assert codes(d.flags) == ["expiry_soon", "uncapped_assets"]
+    assert codes(e.flags) == ["uncapped_assets"]  # 25 h window: a near miss for expiry_soon
 
     per_use = [codes(u.flags) for u in a.use_entries]
     assert per_use == [[], [], ["edge_of_policy"], [], [], ["burst"], ["edge_of_policy"]]
@@ -320,7 +323,7 @@ def test_thresholds_move_the_flags(local_chain, audited_owner, history):
     chain, owner = local_chain, audited_owner
     strict = AuditThresholds(budget_nearly_used=0.95, burst_min_uses=6, edge_fraction=0.99, expiry_soon_s=3_600)
     r = build_audit(chain.w3, owner.address, from_block=history.start_block, thresholds=strict)
-    assert all(not s.flags for s in r.sessions)
+    assert all(f.code == "uncapped_assets" for s in r.sessions for f in s.flags)  # not a threshold
 
 
 # ------------------------------------------------------------------ exports

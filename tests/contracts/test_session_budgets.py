@@ -383,12 +383,23 @@ def test_token_batch_of_two_transfers_summing_over_cap_reverts_with_combined_amo
     assert (e.spent, e.requested, e.cap) == (0, 1_001, 1_000)
 
 
-def test_declared_token_outflow_over_cap_is_refused_before_any_call_runs(run, agent_for, token, target):
-    """Had the calls run first, the batch would revert with MockTarget's Boom(7); declared amounts are checked
-    up front (measured outflows can only be checked after the calls)."""
+def test_declared_token_outflow_over_cap_reverts_the_whole_batch_and_the_preflight_names_the_cap(
+    run, agent_for, token, target, chain
+):
+    """Token amounts are checked after the calls run (each is charged max(declared, measured)), so in a batch
+    whose later call reverts on its own, the chain reports that call's error (Boom(7)) -- and nothing moves
+    either way. The SDK's preflight still refuses the batch before signing, naming the cap."""
+    from smartkeys.preflight import SessionState, preflight
+
     agent = token_agent(agent_for, token, [TRANSFER], extra=(Permission(target.address, FAIL),))
     calls = [tcall(token, "transfer", RECIPIENT, 1_001), Call(target.address, 0, target.encode_abi("fail", [7]))]
-    e = run.refused(agent, calls, "TokenSpendCapExceeded", {"recipient": balance_of(token, RECIPIENT)})
+    e = run.refused(agent, calls, "Boom", {"recipient": balance_of(token, RECIPIENT)})
+    assert e.args["code"] == 7
+    with pytest.raises(err("TokenSpendCapExceeded")) as info:
+        preflight(agent.policy, SessionState.fresh(agent.policy, agent.account, now=chain.time()), calls,
+                  now=chain.time() + 1, via_user_op=False)
+    assert (info.value.spent, info.value.requested, info.value.cap) == (0, 1_001, 1_000)
+    e = run.refused(agent, calls[:1], "TokenSpendCapExceeded", {"recipient": balance_of(token, RECIPIENT)})
     assert (e.spent, e.requested, e.cap) == (0, 1_001, 1_000)
 
 
@@ -537,9 +548,10 @@ def test_token_specific_outflow_burn_is_measured_charged_and_refused_over_cap(ru
 
 
 def test_uncapped_token_outflow_is_not_charged_to_a_capped_token(run, agent_for, token, token_b):
-    """Measurement watches the capped tokens only; moving another token does not touch their ledgers."""
+    """Measurement watches the capped tokens only; moving another token (which the owner allowed uncapped, by
+    the named flag) does not touch their ledgers."""
     agent = agent_for(permissions=(Permission(token_b.address, TRANSFER), Permission(token.address, TRANSFER)),
-                      token_caps=(TokenCap(token.address, 1_000),))
+                      token_caps=(TokenCap(token.address, 1_000),), allow_uncapped_assets=True)
     run(agent, [tcall(token_b, "transfer", RECIPIENT, 10**20), tcall(token, "transfer", RECIPIENT, 5)])
     assert ledger(agent, token.address)[0] == 5
 
@@ -563,17 +575,20 @@ def session_signed_permit(chain, token, agent, session_key, spender: str, value:
     return digest, sig, args
 
 
-def test_permit_signed_by_session_key_through_the_session_reverts_and_grants_no_allowance(
+def test_permit_through_the_session_on_a_capped_token_is_refused_before_it_runs(
     run, agent_for, chain, token, session_key
 ):
+    """``permit`` gives a third party power over the balance that no measurement sees: on a capped token it is
+    refused at use even under an any-function permission (and at grant as an exact permission)."""
     spender = chain.accounts[5].address
-    agent = token_agent(agent_for, token, [PERMIT])
+    agent = agent_for(permissions=(Permission(token.address, mode=PermissionMode.ANY_SELECTOR),),
+                      token_caps=(TokenCap(token.address, 1_000),))
     _, _, args = session_signed_permit(chain, token, agent, session_key, spender, 10**12)
-    e = run.refused(agent, [tcall(token, "permit", *args)], "ERC2612InvalidSigner", {
+    e = run.refused(agent, [tcall(token, "permit", *args)], "TokenFunctionNotAccountable", {
         "allowance": lambda: token.functions.allowance(agent.account, spender).call(),
         "nonce": lambda: token.functions.nonces(agent.account).call(),
     })
-    assert (e.signer, e.owner) == (session_key.address, agent.account)
+    assert (e.token, e.selector_) == (token.address, PERMIT)
 
 
 def test_permit_signed_by_session_key_submitted_directly_to_token_reverts(chain, agent_for, token, session_key):
@@ -687,17 +702,34 @@ def test_user_op_with_a_paymaster_the_policy_does_not_list_is_refused_with_payma
     assert target.functions.counter().call() == 0
 
 
-def test_user_op_with_a_listed_paymaster_runs_and_charges_no_gas_budget(chain, bundler, ping_agent, target, paymaster):
-    agent = ping_agent(gas_budget=0, paymasters=(paymaster.address,))
+def test_user_op_with_a_listed_paymaster_charges_its_max_cost_to_the_gas_budget(
+    chain, bundler, ping_agent, target, paymaster
+):
+    """A paymaster may take its cost back from the account later (a token paymaster does, in postOp), so a
+    sponsored op counts against the gas budget like any other, paymaster gas limits included."""
+    pm_fields = dict(paymaster=paymaster.address, paymaster_verification_gas_limit=60_000,
+                     paymaster_post_op_gas_limit=10_000)
+    cost = OP_COST + 70_000 * MAX_FEE
+    refused = ping_agent(gas_budget=cost - 1, paymasters=(paymaster.address,))
+    op = refused.sign_user_op(fixed_op(refused, ping(target, 2), **pm_fields))
+    assert op.max_gas_cost() == cost
+    deposit = refused.entry_point.balance_of(paymaster.address)
+    with pytest.raises(FailedOpWithRevert) as info:
+        refused.entry_point.handle_ops([op], bundler)
+    assert info.value.code == "AA23"
+    assert (info.value.inner.spent, info.value.inner.requested, info.value.inner.budget) == (0, cost, cost - 1)
+    assert status(refused)["gas_spent"] == 0
+    assert refused.entry_point.balance_of(paymaster.address) == deposit
+    assert target.functions.counter().call() == 0
+
+    agent = ping_agent(gas_budget=cost, paymasters=(paymaster.address,), salt=1)
     account_eth = chain.w3.eth.get_balance(agent.account)
-    deposit = agent.entry_point.balance_of(paymaster.address)
-    op = agent.sign_user_op(fixed_op(agent, ping(target, 2), paymaster=paymaster.address,
-                                     paymaster_verification_gas_limit=60_000, paymaster_post_op_gas_limit=10_000))
+    op = agent.sign_user_op(fixed_op(agent, ping(target, 2), **pm_fields))
     (result,) = agent.entry_point.handle_ops([op], bundler)
     result.raise_for_failure()
     assert target.functions.counter().call() == 2
-    assert status(agent)["gas_spent"] == 0
-    assert chain.w3.eth.get_balance(agent.account) == account_eth  # the account paid nothing
+    assert status(agent)["gas_spent"] == cost
+    assert chain.w3.eth.get_balance(agent.account) == account_eth  # the paymaster paid the EntryPoint
     assert agent.entry_point.balance_of(paymaster.address) == deposit - result.actual_gas_cost
 
 
@@ -714,7 +746,7 @@ def test_gas_charged_at_validation_stays_charged_when_execution_reverts(chain, b
 # =========================================================================== re-grant and events
 
 
-def test_regranting_the_same_policy_resets_every_budget(run, agent_for, owner, chain, token):
+def test_regranting_the_same_policy_is_refused_and_resets_nothing(run, agent_for, owner, chain, token):
     agent = agent_for(permissions=(native_to(), Permission(token.address, TRANSFER)),
                       token_caps=(TokenCap(token.address, 1_000, PERIOD, 1_000),),
                       native_per_call=100, native_total=100, native_period=PERIOD, native_per_period=100, max_uses=1)
@@ -723,17 +755,18 @@ def test_regranting_the_same_policy_resets_every_budget(run, agent_for, owner, c
     spent = status(agent)
     assert (spent["uses"], spent["native_spent"]) == (1, 100)
     assert ledger(agent, token.address)[:2] == (1_000, 1_000)
+
+    before = run.state(agent, {"recipient": balance_of(token, RECIPIENT)})
+    with pytest.raises(err("SessionAlreadyGranted")) as info:
+        owner.grant(agent.policy)
+    assert info.value.session_id == agent.session_id
+    # On the contract itself too (the SDK refuses before sending; a raw transaction reverts).
+    with pytest.raises(err("SessionAlreadyGranted")):
+        send_transaction(chain.w3, owner._account, {"to": owner.address, "data": owner.contract.encode_abi(
+            "grantSession", [agent.policy.encode()])})
+    assert run.state(agent, {"recipient": balance_of(token, RECIPIENT)}) == before
     e = run.refused(agent, calls, "UsageLimitReached", {"recipient": balance_of(token, RECIPIENT)})
     assert e.max_uses == 1
-
-    owner.grant(agent.policy)
-    fresh = status(agent)
-    assert (fresh["live"], fresh["uses"], fresh["native_spent"], fresh["gas_spent"]) == (True, 0, 0, 0)
-    assert ledger(agent, token.address)[:2] == (0, 0)
-    assert ledger(agent, ZERO)[:2] == (0, 0)
-    run(agent, calls)  # the full budget again
-    assert ledger(agent, token.address)[0] == 1_000
-    assert status(agent)["native_spent"] == 100
 
 
 def test_session_used_event_carries_value_calls_and_per_token_amounts_matching_the_ledgers(

@@ -6,12 +6,13 @@ import pytest
 
 from smartkeys.account import Call
 from smartkeys.errors import FailedOpWithRevert, get_error_class
-from smartkeys.policy_codec import Permission
+from smartkeys.policy_codec import Permission, TokenCap
 
 
 @pytest.fixture
 def agent(grant, session_key, token):
-    return grant(session_key, permissions=(Permission(token.address, "transfer(address,uint256)"),))
+    return grant(session_key, permissions=(Permission(token.address, "transfer(address,uint256)"),),
+                 token_caps=(TokenCap(token.address, 10**24),))
 
 
 def _transfer(token, to, amount=1):

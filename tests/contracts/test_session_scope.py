@@ -513,7 +513,7 @@ TARGET = to_checksum_address("0x" + "0b" * 20)
 TOKEN = to_checksum_address("0x" + "c0" * 20)
 PAYMASTER = to_checksum_address("0x" + "de" * 20)
 PING_SEL = keccak(text=PING)[:4]
-MODE_OFFSET = 94 + 24  # mode byte of permission 0
+MODE_OFFSET = 95 + 24  # mode byte of permission 0 (header 95 bytes, then target 20 + selector 4)
 
 
 def _policy(chain, key, **fields):
@@ -583,8 +583,12 @@ def _malformed(case, chain, owner, key):
             "paymaster": PAYMASTER}
     if case == "version_0":
         return _patch(good, 0, 0), "PolicyVersionUnsupported", {"version": 0}
-    if case == "version_2":
-        return _patch(good, 0, 2), "PolicyVersionUnsupported", {"version": 2}
+    if case == "version_1":  # the layout before the flags byte
+        return _patch(good, 0, 1), "PolicyVersionUnsupported", {"version": 1}
+    if case == "version_3":
+        return _patch(good, 0, 3), "PolicyVersionUnsupported", {"version": 3}
+    if case == "unknown_flag":
+        return _patch(good, 93, 2), "PolicyMalformed", {"offset": 93}
     if case == "truncated":
         return good[:-1], "PolicyMalformed", {}
     if case == "trailing_byte":
@@ -592,7 +596,7 @@ def _malformed(case, chain, owner, key):
     if case == "shorter_than_header":
         return good[:50], "PolicyMalformed", {"offset": 50}
     if case == "too_many_permissions":
-        return _patch(good, 93, 33), "PolicyMalformed", {"offset": 93}
+        return _patch(good, 94, 33), "PolicyMalformed", {"offset": 94}
     raise AssertionError(case)
 
 
@@ -601,7 +605,7 @@ MALFORMED = [
     "duplicate_permission", "empty_scope", "mode_3", "selector_with_any_mode", "selector_with_empty_mode",
     "duplicate_token", "zero_token", "token_is_account", "token_period_without_per_period",
     "token_per_period_without_period", "native_period_without_per_period", "zero_paymaster",
-    "duplicate_paymaster", "version_0", "version_2", "truncated", "trailing_byte", "shorter_than_header",
+    "duplicate_paymaster", "version_0", "version_1", "version_3", "unknown_flag", "truncated", "trailing_byte", "shorter_than_header",
     "too_many_permissions",
 ]
 

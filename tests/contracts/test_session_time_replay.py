@@ -230,7 +230,10 @@ def test_use_after_max_uses_is_refused_with_usage_limit_reached_on_both_paths(
 
 def _refuse_validation(agent, calls, bundler):
     """Submit a session op expected to fail validation; return the FailedOp(WithRevert)."""
-    op = signed_op(agent, calls)
+    return _refuse_validation_of(signed_op(agent, calls), agent, bundler)
+
+
+def _refuse_validation_of(op, agent, bundler):
     with pytest.raises(err("FailedOp")) as info:
         agent.entry_point.handle_ops([op], bundler)
     return info.value
@@ -267,7 +270,7 @@ def test_use_after_revoke_is_refused_on_both_paths(chain, owner, bundler, key, g
 
 @pytest.mark.parametrize("revoke", ["revoke", "revoke_all"])
 @pytest.mark.parametrize("path", PATHS)
-def test_regrant_after_revoke_gives_a_fresh_session_with_reset_budgets(
+def test_regrant_after_revoke_is_refused_and_a_new_salt_gives_a_new_session_with_its_own_budgets(
     chain, owner, bundler, key, grant, token, recipient, revoke, path
 ):
     agent = grant(
@@ -275,17 +278,32 @@ def test_regrant_after_revoke_gives_a_fresh_session_with_reset_budgets(
     )
     start = token.functions.balanceOf(recipient).call()
     use(path, agent, [transfer(token, recipient, 100)], bundler)  # the whole budget: one use, full cap
+    stale_op = signed_op(agent, [transfer(token, recipient, 100)])  # signed for the old grant, never sent
     owner.revoke(agent.session_id) if revoke == "revoke" else owner.revoke_all()
+    revoked = status(chain, agent)
 
-    owner.grant(agent.policy)  # the same policy again
+    with pytest.raises(err("SessionAlreadyGranted")) as info:
+        owner.grant(agent.policy)  # the same policy again: the id is used for good
+    assert info.value.sessionId == agent.session_id
+    assert status(chain, agent) == revoked
+    assert owner.contract.functions.sessionLedger(agent.session_id, token.address).call()[0] == 100
 
-    fresh = status(chain, agent)
+    salt = owner.next_free_salt(agent.policy)
+    assert salt == 1
+    fresh_policy = dataclasses.replace(agent.policy, salt=salt)
+    owner.grant(fresh_policy)
+    fresh_agent = SessionAgent(chain.w3, owner.address, key, fresh_policy)
+    fresh = status(chain, fresh_agent)
     assert (fresh["live"], fresh["uses"], fresh["native_spent"]) == (True, 0, 0)
-    assert fresh["granted_epoch"] == (0 if revoke == "revoke" else 1)
-    assert owner.contract.functions.sessionLedger(agent.session_id, token.address).call()[0] == 0
-    use(path, agent, [transfer(token, recipient, 100)], bundler)
+    assert fresh_agent.session_id != agent.session_id
+    # Nothing signed for the old grant is valid for the new one: the old op names the old (dead) policy.
+    failed = _refuse_validation_of(stale_op, agent, bundler)
+    assert failed.code == "AA23"
+    assert token.functions.balanceOf(recipient).call() == start + 100
+    use(path, fresh_agent, [transfer(token, recipient, 100)], bundler)
     assert token.functions.balanceOf(recipient).call() == start + 200
-    assert status(chain, agent)["uses"] == 1
+    assert status(chain, fresh_agent)["uses"] == 1
+    assert status(chain, agent) == revoked
 
 
 def _owner_op(owner, function, args):
@@ -361,7 +379,8 @@ def test_two_ops_in_one_bundle_with_one_unit_of_budget_left_exactly_one_succeeds
         )
         use(USER_OP, agent, [transfer(token, recipient, 99)], bundler)
     else:
-        agent = grant(key, permissions=(Permission(token.address, TRANSFER),), max_uses=2)
+        agent = grant(key, permissions=(Permission(token.address, TRANSFER),),
+                      token_caps=(TokenCap(token.address, 10**9),), max_uses=2)
         use(USER_OP, agent, [transfer(token, recipient, 99)], bundler)
     start = token.functions.balanceOf(recipient).call()
     nonce = agent.entry_point.get_nonce(owner.address, agent.nonce_key)
@@ -548,7 +567,7 @@ def test_good_session_op_validation_data_carries_the_window_in_the_entry_point_b
 def _tampered(agent, token):
     """The agent's policy with one byte changed: the token cap's top byte (cap becomes huge)."""
     data = bytearray(agent.policy.encode())
-    t = 94 + 25 * len(agent.policy.permissions)
+    t = 95 + 25 * len(agent.policy.permissions)
     cap_msb = t + 1 + 20
     assert data[t + 1 : t + 21] == bytes.fromhex(token.address[2:])
     data[cap_msb] = 0x01
@@ -588,7 +607,7 @@ def test_signed_session_op_with_one_policy_byte_changed_in_call_data_is_refused(
     op = signed_op(agent, [transfer(token, recipient, 1000)])
     policy = agent.policy.encode()
     at = op.call_data.index(policy)
-    t = 94 + 25 * len(agent.policy.permissions)
+    t = 95 + 25 * len(agent.policy.permissions)
     call_data = bytearray(op.call_data)
     call_data[at + t + 1 + 20] = 0x01  # the token cap's top byte
     tampered = dataclasses.replace(op, call_data=bytes(call_data))

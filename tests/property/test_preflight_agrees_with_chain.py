@@ -256,6 +256,8 @@ def test_preflight_allows_and_refuses_exactly_like_the_contract(
             permissions=tuple(perms), token_caps=caps, max_uses=spec["max_uses"],
             native_per_call=spec["native_per_call"], native_total=spec["native_total"],
             native_period=native_period, native_per_period=native_per_period, gas_budget=spec["gas_budget"],
+            # without a cap the token is reachable only by the owner's explicit choice (default deny)
+            allow_uncapped_assets=not caps,
         )
         chain.set_next_block_timestamp(grant_time)
         owner.grant(policy)

@@ -3,11 +3,18 @@
 A hypothesis ``RuleBasedStateMachine`` drives one embedded chain (started once for this module; every example
 starts from the same snapshot). Rules grant sessions with random caps, windows, periods, use limits and gas
 budgets, use them with random token transfers and native value via the direct path or a user operation, move
-time, revoke one session, revoke all, and re-grant. A Python model predicts the exact outcome of every step
-(success, or which custom error / EntryPoint code) and the session's status and ledgers.
+time, revoke one session, revoke all, and try to re-grant (always refused: a session id is granted once). A
+Python model predicts the exact outcome of every step (success, or which custom error / EntryPoint code) and
+the session's status and ledgers.
+
+Three capped tokens are in every policy: USDC (a plain OpenZeppelin ERC-20), a fee-on-transfer token (1 % taken
+from the sender on top) and a token whose ``transfer`` returns ``false``; and an ERC-20 token paymaster the
+owner approved (it takes USDC in postOp), allowlisted by every policy, used at a normal or an absurd max fee.
 
 Invariants after every step, for every session the run granted:
-- the token outflow and native outflow actually observed on chain since the (last) grant are within the caps;
+- the outflow actually observed on chain for every capped token, and of native value, is within its cap (the
+  fee-on-transfer token is charged what left, fee included; the false-returning token never moves or charges);
+- what the token paymaster took from the account is within what the gas budget allowed, at its rate;
 - uses never exceed ``max_uses``;
 - no use succeeded outside the window, after a revoke or after a revoke-all (checked where the use happens);
 - ``sessionStatus`` and ``sessionLedger`` (token and periodic native) equal the model.
@@ -21,7 +28,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -43,6 +50,10 @@ TRANSFER = selector_of("transfer(address,uint256)")
 TX_GAS = 3_000_000
 VGL, CGL, PVG, MAX_FEE, TIP = 150_000, 300_000, 50_000, 10 * 10**9, 10**9
 OP_COST = (VGL + CGL + PVG) * MAX_FEE
+PM_VGL, PM_POST = 100_000, 100_000  # the token paymaster's gas limits
+HUGE_FEE = 4_000 * 10**9  # the issue's example: a key that bundles its own op at 4,000 gwei
+PM_RATE = 3_000 * 10**6  # USDC base units the paymaster takes per ether of gas
+FEE_BPS = 100
 MAX_SESSIONS = 3
 WALL_CLOCK_LEAD = 3_600
 
@@ -52,6 +63,9 @@ class Context:
     chain: Any
     owner: Owner
     token: Any
+    fee_token: Any
+    odd_token: Any
+    paymaster: Any
     base: int
 
 
@@ -67,15 +81,27 @@ def _module_chain():
     owner.delegate()
     from smartkeys import artifacts
 
-    address = chain.deploy_create2("test/MockERC20", 1, ["USD Coin", "USDC", 6])
-    token = chain.w3.eth.contract(address=address, abi=artifacts.load("test/MockERC20")["abi"])
-    register_contract_errors(token.abi)
+    def deployed(name, salt, args):
+        address = chain.deploy_create2(name, salt, args)
+        contract = chain.w3.eth.contract(address=address, abi=artifacts.load(name)["abi"])
+        register_contract_errors(contract.abi)
+        return contract
+
     minter = chain.accounts[8]
-    chain.send({"to": address, "data": token.encode_abi("mint", [owner.address, 10**12])}, minter)
-    chain.send({"to": address, "data": token.encode_abi("mint", [RECIPIENT, 1])}, minter)
+    token = deployed("test/MockERC20", 1, ["USD Coin", "USDC", 6])
+    fee_token = deployed("test/FeeOnTransferToken", 2, [FEE_BPS])
+    odd_token = deployed("test/OddReturnToken", 3, [])
+    for t in (token, fee_token, odd_token):
+        chain.send({"to": t.address, "data": t.encode_abi("mint", [owner.address, 10**12])}, minter)
+        chain.send({"to": t.address, "data": t.encode_abi("mint", [RECIPIENT, 1])}, minter)
+    chain.send({"to": odd_token.address, "data": odd_token.encode_abi("setMode", [1])}, minter)  # returns false
+    paymaster = deployed("test/MockTokenPaymaster", 4, [token.address, PM_RATE])
+    chain.send({"to": paymaster.address, "value": 10**20, "data": paymaster.encode_abi("deposit", [])},
+               chain.accounts[6])
+    owner.execute(token.address, 0, token.encode_abi("approve", [paymaster.address, 10**12]))
     chain.send({"to": SESSION_KEY.address, "value": 10**19}, chain.accounts[7])
     chain.send({"to": RECIPIENT, "value": 1}, chain.accounts[7])
-    _CTX = Context(chain, owner, token, chain.snapshot())
+    _CTX = Context(chain, owner, token, fee_token, odd_token, paymaster, chain.snapshot())
     yield _CTX
     _CTX = None
     chain.close()
@@ -98,18 +124,19 @@ class Ledger:
 class Session:
     policy: SessionPolicy
     agent: SessionAgent
-    word_epoch_plus_one: int = 0  # 0: never granted or revoked
+    word_epoch_plus_one: int = 0  # 0: never granted; else the grant's epoch + 1 (kept after a revoke)
+    revoked: bool = False
     uses: int = 0
     native_spent: int = 0
     gas_spent: int = 0
-    token: Ledger = field(default_factory=Ledger)
+    tokens: dict[str, Ledger] = field(default_factory=dict)  # capped token -> ledger
     native: Ledger = field(default_factory=Ledger)
-    observed_token_out: int = 0  # measured on chain since the last grant
+    observed_out: dict[str, int] = field(default_factory=dict)  # capped token -> outflow seen on chain
     observed_native_out: int = 0
+    paymaster_gas: int = 0  # gas budget charged by ops that went through the token paymaster
 
-    @property
-    def cap(self) -> TokenCap:
-        return self.policy.token_caps[0]
+    def cap(self, token: str) -> TokenCap:
+        return next(c for c in self.policy.token_caps if c.token == token)
 
 
 def roll(ledger: Ledger, period: int, ts: int) -> Ledger:
@@ -139,10 +166,13 @@ class SessionMachine(RuleBasedStateMachine):
         self.w3 = ctx.chain.w3
         self.owner = ctx.owner
         self.token = ctx.token
+        self.tokens = {"usdc": ctx.token, "fee": ctx.fee_token, "odd": ctx.odd_token}
+        self.paymaster = ctx.paymaster
         self.chain.revert(ctx.base)
         self.epoch = 0
         self.salt = 0
         self.sessions: list[Session] = []
+        self.paymaster_taken = 0
         self.pending_ts: int | None = max(self.chain.time(), int(time.time())) + WALL_CLOCK_LEAD
 
     # -- time -----------------------------------------------------------------------
@@ -174,16 +204,15 @@ class SessionMachine(RuleBasedStateMachine):
     # -- owner actions --------------------------------------------------------------
 
     def _status_word_live(self, s: Session) -> bool:
-        return s.word_epoch_plus_one != 0 and s.word_epoch_plus_one == self.epoch + 1
+        return not s.revoked and s.word_epoch_plus_one != 0 and s.word_epoch_plus_one == self.epoch + 1
 
     def _apply_grant(self, s: Session, ts: int) -> None:
         s.word_epoch_plus_one = self.epoch + 1
-        s.uses = s.native_spent = s.gas_spent = 0
-        cap = s.cap
-        s.token = Ledger(0, 0, ts // cap.period + 1 if cap.period else 1)
+        for cap in s.policy.token_caps:
+            s.tokens[cap.token] = Ledger(0, 0, ts // cap.period + 1 if cap.period else 1)
+            s.observed_out[cap.token] = 0
         if s.policy.native_period:
             s.native = Ledger(0, 0, ts // s.policy.native_period + 1)
-        s.observed_token_out = s.observed_native_out = 0
 
     def _grant(self, s: Session) -> None:
         ts = self._stamp()
@@ -223,14 +252,15 @@ class SessionMachine(RuleBasedStateMachine):
         now = self.pending_ts if self.pending_ts is not None else self.chain.time() + 1
         valid_after = 0 if after is None else max(0, now + after)
         self.salt += 1
+        per_period = token_per_period if token_period else 0
         policy = SessionPolicy(
             key=SESSION_KEY.address,
             valid_after=valid_after,
             valid_until=max(valid_after, now) + duration,
-            permissions=(Permission(RECIPIENT, mode=PermissionMode.EMPTY_CALLDATA),
-                         Permission(self.token.address, TRANSFER)),
-            token_caps=(TokenCap(self.token.address, token_cap, token_period,
-                                 token_per_period if token_period else 0),),
+            permissions=(Permission(RECIPIENT, mode=PermissionMode.EMPTY_CALLDATA),)
+            + tuple(Permission(t.address, TRANSFER) for t in self.tokens.values()),
+            token_caps=tuple(TokenCap(t.address, token_cap, token_period, per_period) for t in self.tokens.values()),
+            paymasters=(self.paymaster.address,),
             max_uses=max_uses,
             native_per_call=per_call,
             native_total=native_total,
@@ -247,10 +277,12 @@ class SessionMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.sessions)
     @rule(pick=st.integers(min_value=0, max_value=MAX_SESSIONS - 1))
     def regrant(self, pick: int) -> None:
-        self._grant(self.sessions[pick % len(self.sessions)])
+        """A session id is granted once: re-granting (live, revoked or expired) is refused and resets nothing."""
+        s = self.sessions[pick % len(self.sessions)]
+        with pytest.raises(get_error_class("SessionAlreadyGranted")):
+            self.owner.grant(s.policy)
 
-    # Revocations end a session for good (until a re-grant): ``act`` makes them rarer than uses, so that runs
-    # reach the caps too.
+    # Revocations end a session for good: ``act`` makes them rarer than uses, so that runs reach the caps too.
     @precondition(lambda self: self.sessions)
     @rule(pick=st.integers(min_value=0, max_value=MAX_SESSIONS - 1), act=st.sampled_from([False, False, True]))
     def revoke(self, pick: int, act: bool) -> None:
@@ -258,12 +290,12 @@ class SessionMachine(RuleBasedStateMachine):
             return
         s = self.sessions[pick % len(self.sessions)]
         ts = self._stamp()
-        if s.word_epoch_plus_one == 0:
+        if s.revoked:
             with pytest.raises(get_error_class("SessionNotActive")):
                 self.owner.revoke(s.policy.session_id)
         else:
             self.owner.revoke(s.policy.session_id)
-            s.word_epoch_plus_one = s.uses = s.native_spent = s.gas_spent = 0
+            s.revoked = True  # counters stay, readable
         self._settle(ts)
 
     @rule(act=st.sampled_from([False, False, True]))
@@ -277,13 +309,19 @@ class SessionMachine(RuleBasedStateMachine):
 
     # -- session use ------------------------------------------------------------------
 
-    def _predict_execution(self, s: Session, ts: int, value: int, amount: int) -> dict[str, Any]:
+    def _liveness(self, s: Session, stage: str) -> Refused | None:
+        if s.revoked:
+            return Refused(stage, "SessionNotActive")
+        if s.word_epoch_plus_one != self.epoch + 1:
+            return Refused(stage, "SessionEpochRevoked")
+        return None
+
+    def _predict_execution(self, s: Session, ts: int, value: int, token: str, amount: int) -> dict[str, Any]:
         """What executeAsSession does (checks in contract order); returns the new model fields."""
         p = s.policy
-        if s.word_epoch_plus_one == 0:
-            raise Refused("exec", "SessionNotActive")
-        if s.word_epoch_plus_one != self.epoch + 1:
-            raise Refused("exec", "SessionEpochRevoked")
+        refused = self._liveness(s, "exec")
+        if refused:
+            raise refused
         uses = s.uses
         if p.max_uses:
             if uses >= p.max_uses:
@@ -301,50 +339,54 @@ class SessionMachine(RuleBasedStateMachine):
                 if native.period_spent + value > p.native_per_period:
                     raise Refused("exec", "NativePeriodCapExceeded")
                 native = Ledger(native.total, native.period_spent + value, native.index_plus_one)
-        token = s.token
-        if amount:
-            cap = s.cap
-            if token.total + amount > cap.cap:
+        # the calls run: a transfer that returns false fails the use
+        if token == self.tokens["odd"].address:
+            raise Refused("exec", "TokenCallReturnedFalse")
+        # charged: max(declared, measured decrease); the fee token takes 1 % on top of the amount
+        charge = amount + (amount * FEE_BPS // 10_000 if token == self.tokens["fee"].address else 0)
+        ledger = s.tokens[token]
+        if charge:
+            cap = s.cap(token)
+            if ledger.total + charge > cap.cap:
                 raise Refused("exec", "TokenSpendCapExceeded")
             if cap.period:
-                token = roll(token, cap.period, ts)
-                if token.period_spent + amount > cap.per_period:
+                ledger = roll(ledger, cap.period, ts)
+                if ledger.period_spent + charge > cap.per_period:
                     raise Refused("exec", "TokenPeriodCapExceeded")
-                token = Ledger(token.total, token.period_spent + amount, token.index_plus_one)
-            token = Ledger(token.total + amount, token.period_spent, token.index_plus_one)
-        return {"uses": uses, "native_spent": native_spent, "native": native, "token": token}
+                ledger = Ledger(ledger.total, ledger.period_spent + charge, ledger.index_plus_one)
+            ledger = Ledger(ledger.total + charge, ledger.period_spent, ledger.index_plus_one)
+        return {"uses": uses, "native_spent": native_spent, "native": native, "token": ledger, "charge": charge}
 
     def _in_window(self, s: Session, ts: int) -> bool:
         return s.policy.valid_after < ts <= s.policy.valid_until
 
-    def _predict(self, s: Session, path: str, ts: int, value: int, amount: int):
+    def _predict(self, s: Session, path: str, ts: int, value: int, token: str, amount: int, op_cost: int):
         """(validation gas charged, new fields or Refused)."""
         p = s.policy
         if path == "direct":
-            if s.word_epoch_plus_one == 0:
-                return 0, Refused("exec", "SessionNotActive")
-            if s.word_epoch_plus_one != self.epoch + 1:
-                return 0, Refused("exec", "SessionEpochRevoked")
+            refused = self._liveness(s, "exec")
+            if refused:
+                return 0, refused
             if ts <= p.valid_after:
                 return 0, Refused("exec", "SessionNotYetValid")
             if ts > p.valid_until:
                 return 0, Refused("exec", "SessionExpired")
         else:
-            if s.word_epoch_plus_one == 0:
-                return 0, Refused("validation", "SessionNotActive")
-            if s.word_epoch_plus_one != self.epoch + 1:
-                return 0, Refused("validation", "SessionEpochRevoked")
-            if s.gas_spent + OP_COST > p.gas_budget:
+            refused = self._liveness(s, "validation")
+            if refused:
+                return 0, refused
+            # paymaster or not, the op's whole possible cost counts against the gas budget
+            if s.gas_spent + op_cost > p.gas_budget:
                 return 0, Refused("validation", "GasBudgetExceeded")
             if not self._in_window(s, ts):
                 return 0, Refused("validation", "AA22")
-        gas = OP_COST if path == "user_op" else 0
+        gas = op_cost if path != "direct" else 0
         try:
-            return gas, self._predict_execution(s, ts, value, amount)
+            return gas, self._predict_execution(s, ts, value, token, amount)
         except Refused as refused:
             return gas, refused
 
-    def _send(self, s: Session, path: str, calls: list[Call], expect_ok: bool):
+    def _send(self, s: Session, path: str, calls: list[Call], expect_ok: bool, max_fee: int):
         """Run the calls; return None on success or the raised smartkeys error."""
         agent = s.agent
         try:
@@ -354,10 +396,12 @@ class SessionMachine(RuleBasedStateMachine):
                 agent.send_direct(calls, gas=TX_GAS if expect_ok else None)
                 return None
             op = agent.build_user_op(calls, call_gas_limit=CGL, verification_gas_limit=VGL,
-                                     pre_verification_gas=PVG).replace(max_fee_per_gas=MAX_FEE,
+                                     pre_verification_gas=PVG).replace(max_fee_per_gas=max_fee,
                                                                        max_priority_fee_per_gas=TIP)
+            if path == "paymaster":
+                op = op.replace(paymaster=self.paymaster.address, paymaster_verification_gas_limit=PM_VGL,
+                                paymaster_post_op_gas_limit=PM_POST)
             op = agent.sign_user_op(op)
-            assert op.max_gas_cost() == OP_COST
             (result,) = agent.entry_point.handle_ops([op], self.chain.accounts[0], gas=TX_GAS if expect_ok else None)
             result.raise_for_failure()
             return None
@@ -372,7 +416,8 @@ class SessionMachine(RuleBasedStateMachine):
     )
     TOKEN_ARGS = dict(
         pick=st.integers(min_value=0, max_value=MAX_SESSIONS - 1),
-        amount=st.one_of(st.sampled_from([100, 250, 400]), st.integers(min_value=1, max_value=600)),
+        amount=st.one_of(st.sampled_from([100, 250, 400, 495, 990]), st.integers(min_value=1, max_value=600)),
+        which=st.sampled_from(["usdc", "fee", "fee", "odd"]),
     )
 
     @precondition(lambda self: self.sessions)
@@ -387,50 +432,75 @@ class SessionMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.sessions)
     @rule(**TOKEN_ARGS)
-    def spend_token_direct(self, **args) -> None:
-        self.use(path="direct", value=0, native_first=False, **args)
+    def spend_token_direct(self, which, **args) -> None:
+        self.use(path="direct", value=0, native_first=False, which=which, **args)
 
     @precondition(lambda self: self.sessions)
     @rule(**TOKEN_ARGS)
-    def spend_token_user_op(self, **args) -> None:
-        self.use(path="user_op", value=0, native_first=False, **args)
+    def spend_token_user_op(self, which, **args) -> None:
+        self.use(path="user_op", value=0, native_first=False, which=which, **args)
 
-    def use(self, pick: int, path: str, amount: int, value: int, native_first: bool) -> None:
+    @precondition(lambda self: self.sessions)
+    @rule(pick=st.integers(min_value=0, max_value=MAX_SESSIONS - 1), amount=st.sampled_from([0, 100, 400]),
+          max_fee=st.sampled_from([MAX_FEE, MAX_FEE, HUGE_FEE]))
+    def use_token_paymaster(self, pick: int, amount: int, max_fee: int) -> None:
+        self.use(path="paymaster", pick=pick, amount=amount, value=0, native_first=False, max_fee=max_fee)
+
+    def use(self, pick: int, path: str, amount: int, value: int, native_first: bool, which: str = "usdc",
+            max_fee: int = MAX_FEE) -> None:
         s = self.sessions[pick % len(self.sessions)]
+        token = self.tokens[which]
         ts = self._stamp()
-        gas, verdict = self._predict(s, path, ts, value, amount)
+        gas_limit = VGL + CGL + PVG + (PM_VGL + PM_POST if path == "paymaster" else 0)
+        gas, verdict = self._predict(s, path, ts, value, token.address, amount, gas_limit * max_fee)
         ok = not isinstance(verdict, Refused)
+        event(f"{path} {which}: {'ok' if ok else verdict.error}")  # --hypothesis-show-statistics
         # user ops that pass validation are mined even if execution fails
-        mined_expected = ok or (path == "user_op" and verdict.stage == "exec")
+        mined_expected = ok or (path != "direct" and verdict.stage == "exec")
 
-        calls = [Call(self.token.address, 0, self.token.encode_abi("transfer", [RECIPIENT, amount]))]
+        calls = [Call(token.address, 0, token.encode_abi("transfer", [RECIPIENT, amount]))]
         if value:
             calls.insert(0 if native_first else 1, Call(RECIPIENT, value))
-        token_before = self.token.functions.balanceOf(self.owner.address).call()
+        before = {t.address: t.functions.balanceOf(self.owner.address).call() for t in self.tokens.values()}
+        pm_before = self.token.functions.balanceOf(self.paymaster.address).call()
         native_before = self.w3.eth.get_balance(RECIPIENT)
 
-        error = self._send(s, path, calls, expect_ok=mined_expected)
+        error = self._send(s, path, calls, expect_ok=mined_expected, max_fee=max_fee)
 
-        token_out = token_before - self.token.functions.balanceOf(self.owner.address).call()
+        taken = self.token.functions.balanceOf(self.paymaster.address).call() - pm_before
+        out = {a: b - self.tokens_by_address(a).functions.balanceOf(self.owner.address).call()
+               for a, b in before.items()}
+        out[self.token.address] -= taken  # the paymaster's take is gas, bounded by the gas budget (invariant)
         native_out = self.w3.eth.get_balance(RECIPIENT) - native_before
         self._settle(ts)
+        expected_out = {a: 0 for a in before}
         if error is None:
             # no use ever succeeds outside the window, after a revoke, or after a revoke-all
             assert self._status_word_live(s) and self._in_window(s, ts), "a use succeeded where none may"
             assert ok, f"expected {verdict.error} on the {path} path, but the use succeeded"
-            assert (token_out, native_out) == (amount, value)
+            expected_out[token.address] = verdict["charge"]
+            assert (out, native_out) == (expected_out, value)
         else:
             assert not ok, f"expected success on the {path} path, got {error!r}"
-            assert (token_out, native_out) == (0, 0), "a refused use moved funds"
+            assert (out, native_out) == (expected_out, 0), "a refused use moved funds"
             self._check_error(error, verdict)
         assert (self.chain.time() == ts) == mined_expected
+        if path != "paymaster":
+            assert taken == 0
 
         s.gas_spent += gas
-        s.observed_token_out += token_out
+        self.paymaster_taken += taken
+        if path == "paymaster":
+            s.paymaster_gas += gas
+        for a, amount_out in out.items():
+            s.observed_out[a] += amount_out
         s.observed_native_out += native_out
         if ok:
             s.uses, s.native_spent = verdict["uses"], verdict["native_spent"]
-            s.native, s.token = verdict["native"], verdict["token"]
+            s.native, s.tokens[token.address] = verdict["native"], verdict["token"]
+
+    def tokens_by_address(self, address: str):
+        return next(t for t in self.tokens.values() if t.address == address)
 
     def _check_error(self, error: Exception, verdict: Refused) -> None:
         if verdict.error == "AA22":
@@ -445,11 +515,15 @@ class SessionMachine(RuleBasedStateMachine):
 
     @invariant()
     def spend_within_caps_and_chain_matches_model(self) -> None:
+        # What the token paymaster took is gas the sessions' budgets allowed, at its own rate.
+        assert self.paymaster_taken <= sum(s.paymaster_gas for s in self.sessions) * PM_RATE // 10**18
         for s in self.sessions:
             p = s.policy
-            assert s.observed_token_out <= s.cap.cap
+            for cap in p.token_caps:
+                assert s.observed_out[cap.token] <= cap.cap
+                assert s.tokens[cap.token].total == s.observed_out[cap.token]
+            assert s.observed_out[self.tokens["odd"].address] == 0
             assert s.observed_native_out <= p.native_total
-            assert s.token.total == s.observed_token_out
             if p.max_uses:
                 assert s.uses <= p.max_uses
             status = session_status(self.w3, self.owner.address, p.session_id)
@@ -463,7 +537,8 @@ class SessionMachine(RuleBasedStateMachine):
             assert status == expected
             assert status["gas_spent"] <= p.gas_budget
             contract = s.agent.contract.functions
-            assert tuple(contract.sessionLedger(p.session_id, self.token.address).call()) == s.token.view()
+            for cap in p.token_caps:
+                assert tuple(contract.sessionLedger(p.session_id, cap.token).call()) == s.tokens[cap.token].view()
             assert tuple(contract.sessionLedger(p.session_id, ZERO).call()) == s.native.view()
 
 

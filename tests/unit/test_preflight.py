@@ -276,9 +276,13 @@ def test_gas_budget_at_the_exact_limit_and_paymasters_only_when_listed():
     with pytest.raises(err("GasBudgetExceeded")) as info:
         check(p, [transfer(1)], via_user_op=True, max_gas_cost=1_001)
     assert info.value.values == (0, 1_001, 1_000)
-    assert check(p, [transfer(1)], via_user_op=True, paymaster=PAYMASTER.lower()).gas == 0
+    # A listed paymaster pays the EntryPoint, but the op's whole cost still counts against the gas budget
+    # (a token paymaster takes it back from the account in postOp).
+    assert check(p, [transfer(1)], via_user_op=True, paymaster=PAYMASTER.lower(), max_gas_cost=1_000).gas == 1_000
+    with pytest.raises(err("GasBudgetExceeded")):
+        check(p, [transfer(1)], via_user_op=True, paymaster=PAYMASTER, max_gas_cost=1_001)
     with pytest.raises(err("PaymasterNotAllowed")) as pm:
-        check(p, [transfer(1)], via_user_op=True, paymaster=RECIPIENT)
+        check(p, [transfer(1)], via_user_op=True, paymaster=RECIPIENT, max_gas_cost=1)
     assert pm.value.values == (RECIPIENT,)
 
 

@@ -194,8 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Send the EIP-7702 set-code transaction (self-sponsored). Re-delegating revokes sessions granted "
             "during an earlier delegation unless --keep-sessions.").add_argument(
         "--keep-sessions", action="store_true", help="let sessions from an earlier delegation live again")
-    command("undelegate", c.cmd_undelegate, "clear the owner EOA's code (asks for confirmation)").add_argument(
-        "--yes", "-y", action="store_true", help="do not ask for confirmation")
+    undelegate = command("undelegate", c.cmd_undelegate, "clear the owner EOA's code (asks for confirmation)",
+                         "Revoke every session (ERC-7779 onRedelegation) unless --keep-sessions, then send the "
+                         "EIP-7702 set-code transaction to the zero address.")
+    undelegate.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    undelegate.add_argument("--keep-sessions", action="store_true",
+                            help="leave sessions granted so far in storage, to live again after a later delegation")
 
     command("status", c.cmd_status,
             "show the resolved configuration, chain, delegation, session epoch and sessions")

@@ -4,6 +4,7 @@ written as it goes (``ctx.ui.print``), the JSON document is printed by :func:`sm
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import io
 import json
@@ -278,20 +279,33 @@ def cmd_delegate(ctx: Context) -> Result:
                      "block": int(receipt["blockNumber"])}
 
 
+def _epoch_word(owner) -> int:
+    from smartkeys.account import SESSION_STORAGE_SLOT
+
+    return int.from_bytes(bytes(owner.w3.eth.get_storage_at(owner.address, SESSION_STORAGE_SLOT)), "big")
+
+
 def cmd_undelegate(ctx: Context) -> Result:
     owner = _owner(ctx)
     before = owner.delegation()
     if before is None:
         ctx.ui.print(f"{owner.address} has no delegation: nothing to do")
         return EXIT_OK, {"account": owner.address, "changed": False, "transaction_hash": None}
+    keep = bool(getattr(ctx.args, "keep_sessions", False))
+    epoch = _epoch_word(owner)
     ctx.ui.confirm(
-        f"Clear the code of {owner.address} (now delegating to {before})? Session keys stop working until "
-        "you delegate again.", assume_yes=ctx.args.yes)
+        f"Clear the code of {owner.address} (now delegating to {before})? "
+        + ("Sessions stay in storage and live again if you delegate with --keep-sessions."
+           if keep else "Every session granted so far is revoked first."), assume_yes=ctx.args.yes)
     with _owner_pays(ctx, owner), ctx.ui.progress("sending the EIP-7702 set-code transaction"):
-        receipt = owner.undelegate()
+        receipt = owner.undelegate(keep_sessions=keep)
     tx = _hex(receipt["transactionHash"])
+    revoked = _epoch_word(owner) != epoch  # read from storage: the code is gone now
+    if revoked:
+        ctx.ui.print(f"revoked every session of {owner.address} (ERC-7779 onRedelegation)")
     ctx.ui.print(f"undelegated {owner.address} (was {before}); transaction {tx}")
-    return EXIT_OK, {"account": owner.address, "changed": True, "previous": before, "transaction_hash": tx}
+    return EXIT_OK, {"account": owner.address, "changed": True, "previous": before, "transaction_hash": tx,
+                     "sessions_revoked": revoked}
 
 
 def cmd_grant(ctx: Context) -> Result:
@@ -309,6 +323,12 @@ def cmd_grant(ctx: Context) -> Result:
     _require_delegated(owner)
     now = int(owner.w3.eth.get_block("latest")["timestamp"])
     policy = model.compile(now)
+    salt = owner.next_free_salt(policy)
+    if salt != policy.salt:
+        # Each session id is granted once (a re-grant could otherwise reset what a revoked session spent):
+        # the same policy again gets the next unused salt, i.e. a new session with its own budgets.
+        ctx.ui.print(f"this policy was granted before on {owner.address}: granting it as a new session (salt {salt})")
+        policy = dataclasses.replace(policy, salt=salt)
     with _owner_pays(ctx, owner), ctx.ui.progress("granting the session"):
         session_id = owner.grant(policy)
     ctx.ui.print(model.describe(now))
@@ -324,6 +344,8 @@ def _policy_doc(policy) -> dict[str, Any]:
         "valid_until": policy.valid_until,
         "max_uses": policy.max_uses,
         "gas_budget": policy.gas_budget,
+        "salt": policy.salt,
+        "allow_uncapped_assets": policy.allow_uncapped_assets,
         "permissions": [{"target": p.target, "mode": p.mode.name, "selector": _hex(p.selector)}
                         for p in policy.permissions],
         "token_caps": [{"token": c.token, "cap": c.cap, "period": c.period, "per_period": c.per_period}
@@ -398,6 +420,7 @@ def _report_doc(r) -> dict[str, Any]:
     return {
         "session_id": _hex(r.session_id), "key": r.key, "live": r.live, "in_window": r.in_window,
         "valid_after": r.valid_after, "valid_until": r.valid_until, "uses": r.uses, "max_uses": r.max_uses,
+        "allow_uncapped_assets": r.allow_uncapped_assets,
         "assets": [{"asset": a.asset, "spent": a.spent, "cap": a.cap, "remaining": a.remaining,
                     "period": a.period, "period_spent": a.period_spent, "period_remaining": a.period_remaining}
                    for a in r.assets],
@@ -465,43 +488,41 @@ def cmd_status(ctx: Context) -> Result:
     ctx.ui.print()
     ctx.ui.print(f"sessions: {len(reports)} granted, {live} usable now")
     if reports:
-        with ctx.ui.progress("reading token names and the revoked sessions' history"):
+        with ctx.ui.progress("reading token names"):
             tokens = _token_names(w3, [a.asset for r in reports for a in r.assets])
-            audited = _revoked_spend(w3, account, reports)
         rows = []
         for r in reports:
-            if r.live:
-                uses, assets, unknown = r.uses, r.assets, set()
-            else:
-                uses, assets, unknown = audited.get(r.session_id, (None, r.assets, {a.asset for a in r.assets}))
+            # Revoking keeps a session's counters, so a revoked session shows what it did, as a live one does.
             head = [_hex(r.session_id)[:18] + "…", r.key, _state_text(r), _utc(r.valid_until),
-                    _uses_text(uses, r.max_uses)]
-            rows += _session_rows(head, assets, tokens, unknown)
+                    _uses_text(r.uses, r.max_uses)]
+            rows += _session_rows(head, r.assets, tokens)
         ctx.ui.table(["SESSION", "KEY", "STATUS", "VALID UNTIL", "USES", "ASSET", "SPENT", "CAP"], rows, indent="  ")
-        if any(not r.live for r in reports):
-            ctx.ui.print(f"  (revoking deletes a session's counters: a revoked session's uses and spend come from its "
-                         f"events; {_UNKNOWN} where they tell nothing, such as the gas of a session revoked alone)")
+        _warn_survivors(ctx, w3, account, [r for r in reports if r.live])
+        for r in reports:
+            if r.allow_uncapped_assets and r.live:
+                ctx.ui.print(f"  WARNING: session {_hex(r.session_id)[:18]}… has allow_uncapped_assets: its key may "
+                             "move assets that no cap limits (up to the account's whole balance of them)")
     return EXIT_OK, doc
 
 
-def _revoked_spend(w3: Web3, account: str, reports) -> dict[bytes, tuple[int, list, set[str]]]:
-    """``session id -> (uses, assets, assets whose spend is unknown)`` of the revoked sessions, from the audit.
+def _warn_survivors(ctx: Context, w3: Web3, account: str, live) -> None:
+    """Warn about live sessions granted before a change of delegation the SDK can see (they survived it)."""
+    from smartkeys.account import delegation_change_since
+    from smartkeys.policy import SESSION_GRANTED_TOPIC
 
-    The contract deletes a revoked session's status word (uses, native and gas spent); its events still
-    tell the uses and the native and token spend. Gas has no event: unknown after a single revocation.
-    """
-    from smartkeys.audit import GAS, build_audit
-
-    if all(r.live for r in reports):
-        return {}
-    out = {}
-    latest = int(w3.eth.block_number)  # one eth_getLogs over the whole chain, as granted_policies does
-    for s in build_audit(w3, account, to_block=latest, chunk_size=latest + 1).sessions:
-        if s.status != "revoked":
-            continue
-        unknown = {GAS} if s.revocation is not None and s.revocation.kind == "single" else set()
-        out[s.session_id] = (s.uses, s.assets, unknown)
-    return out
+    if not live:
+        return
+    ids = {r.session_id for r in live}
+    logs = w3.eth.get_logs({"address": account, "fromBlock": 0, "toBlock": "latest",
+                            "topics": ["0x" + SESSION_GRANTED_TOPIC.hex()]})
+    blocks = [int(log["blockNumber"]) for log in logs if bytes(log["topics"][1]) in ids]
+    if not blocks:
+        return
+    changed = delegation_change_since(w3, account, min(blocks))
+    if changed is not None:
+        ctx.ui.print(f"  WARNING: the account's delegation changed after some live sessions were granted (seen at "
+                     f"block {changed}); sessions survive re-delegation: revoke the ones you did not mean to keep "
+                     "(smartkeys revoke SESSION, or --all)")
 
 
 _UNKNOWN = "—"
@@ -890,17 +911,16 @@ def _print_audit(ctx: Context, report) -> None:
     if not report.sessions:
         ui.print("no sessions granted in this range")
         return
-    from smartkeys.audit import GAS
-
     rows = []
     for s in report.sessions:
-        unknown = {GAS} if s.revocation is not None and s.revocation.kind == "single" else set()
         rows += _session_rows([_hex(s.session_id)[:18] + "…", s.key, s.status, _uses_text(s.uses, s.max_uses),
-                               len(s.refusals)], s.assets, report.tokens, unknown)
+                               len(s.refusals)], s.assets, report.tokens)
     ui.print()
     ui.table(["SESSION", "KEY", "STATUS", "USES", "REFUSED", "ASSET", "SPENT", "CAP"], rows)
-    if any(s.revocation is not None and s.revocation.kind == "single" for s in report.sessions):
-        ui.print(f"(gas has no event, and revoking a session deletes its counter: {_UNKNOWN} is unknown)")
+    for s in report.sessions:
+        if s.policy.allow_uncapped_assets:
+            ui.print(f"WARNING: session {_hex(s.session_id)[:18]}… ({s.status}) has allow_uncapped_assets: its key "
+                     "could move assets that no cap limits, and this audit shows only what the caps measure")
     flags = report.flags
     ui.print()
     if flags:
