@@ -25,6 +25,7 @@ from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, par
 from smartkeys.entrypoint import EntryPoint, UserOpResult
 from smartkeys.errors import (
     InvalidInputError,
+    NotDelegatedError,
     RevertError,
     SmartKeysError,
     TransactionFailedError,
@@ -357,26 +358,47 @@ class Owner:
 
     def execute(self, target: str, value: int = 0, data: bytes = b""):
         """One call from the account, sent as a transaction from the EOA to itself."""
-        return self._self_call(self.contract.encode_abi("execute", [Web3.to_checksum_address(target), value, data]))
+        return self._self_call(self.contract.encode_abi("execute", [Web3.to_checksum_address(target), value, data]),
+                               "execute a call")
 
     def execute_batch(self, calls: Iterable[Call]):
         """Several calls in one transaction; any failure reverts them all."""
-        return self._self_call(self.contract.encode_abi("executeBatch", [[c.as_tuple() for c in calls]]))
+        return self._self_call(self.contract.encode_abi("executeBatch", [[c.as_tuple() for c in calls]]),
+                               "execute a batch")
 
     def grant(self, policy: SessionPolicy) -> bytes:
-        """Grant ``policy`` on-chain; returns the session id (keccak256 of the packed policy)."""
-        self._self_call(self.contract.encode_abi("grantSession", [policy.encode()]))
+        """Grant ``policy`` on-chain; returns the session id (keccak256 of the packed policy).
+
+        Raises :class:`~smartkeys.errors.NotDelegatedError` (nothing sent) if the account does not run smartkeys.
+        """
+        self._self_call(self.contract.encode_abi("grantSession", [policy.encode()]), "grant a session")
         return policy.session_id
 
     def revoke(self, session_id: bytes):
-        """Revoke one session immediately."""
-        return self._self_call(self.contract.encode_abi("revokeSession", [session_id]))
+        """Revoke one session immediately. :class:`~smartkeys.errors.NotDelegatedError` if not smartkeys."""
+        return self._self_call(self.contract.encode_abi("revokeSession", [session_id]), "revoke a session")
 
     def revoke_all(self):
-        """Revoke every session granted so far (moves the epoch)."""
-        return self._self_call(self.contract.encode_abi("revokeAllSessions", []))
+        """Revoke every session granted so far (moves the epoch). :class:`~smartkeys.errors.NotDelegatedError`
+        if the account does not run smartkeys (a call to an EOA without code would succeed and do nothing)."""
+        return self._self_call(self.contract.encode_abi("revokeAllSessions", []), "revoke all sessions")
 
-    def _self_call(self, data: bytes):
+    def require_smartkeys(self, action: str) -> str:
+        """The implementation this account runs; :class:`~smartkeys.errors.NotDelegatedError` naming ``action``
+        unless it is this owner's implementation or a known smartkeys deployment of the chain."""
+        from smartkeys.delegation import require_smartkeys
+
+        try:
+            return require_smartkeys(self.w3, self.address, action=action, implementation=self.implementation)
+        except NotDelegatedError as exc:
+            if exc.delegation is None:
+                raise
+            return require_smartkeys(self.w3, self.address, action=action)
+
+    def _self_call(self, data: bytes, action: str):
+        # A transaction from an EOA to itself succeeds whatever its data when the EOA has no code (or code that
+        # ignores it): check what the account runs first, so that nothing is reported done that was not.
+        self.require_smartkeys(action)
         return send_transaction(self.w3, self._account, {"to": self.address, "data": data})
 
     # -- reports ------------------------------------------------------------------------

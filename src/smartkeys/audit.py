@@ -54,6 +54,7 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
 from smartkeys import artifacts
+from smartkeys.delegation import require_smartkeys
 from smartkeys.journal import Refusal, RefusalJournal
 from smartkeys.policy import _COMMON_SIGNATURES, SESSION_GRANTED_TOPIC
 from smartkeys.policy_codec import PermissionMode, SessionPolicy, selector_of
@@ -979,6 +980,9 @@ def build_audit(
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     chain_id = int(w3.eth.chain_id)
+    # the gas spent is read from the account's code at ``end``: without smartkeys code there it would be an
+    # undecodable empty answer, so name the cause (and the fix) instead
+    require_smartkeys(w3, account, action="audit the account", block=end)
     auditor = _Auditor(w3, account, thresholds)
     logs = _fetch_logs(w3, account, from_block, end, chunk_size, progress)
     refusals: list[Refusal] = []

@@ -94,7 +94,14 @@ def is_insufficient_funds(exc: BaseException, balance: int | None = None) -> boo
 
 def exit_code_for(exc: BaseException) -> int:
     """The documented exit code for an exception (see ``smartkeys --help``)."""
-    from smartkeys.errors import ChainMismatchError, RevertError, TransactionFailedError, UserOperationError
+    from smartkeys.errors import (
+        ChainMismatchError,
+        NotDelegatedError,
+        RevertError,
+        TransactionFailedError,
+        UnknownImplementationError,
+        UserOperationError,
+    )
     from smartkeys.keystore import KeystoreError
     from smartkeys.policy import PolicyIntegrityError, PolicyNotFoundError
 
@@ -102,7 +109,8 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_ABORTED
     if isinstance(exc, CommandError):
         return exc.exit_code
-    if isinstance(exc, (InvalidInputError, KeystoreError, ChainMismatchError, PolicyNotFoundError,
+    if isinstance(exc, (InvalidInputError, KeystoreError, ChainMismatchError, PolicyNotFoundError, NotDelegatedError,
+                        UnknownImplementationError,
                         PolicyIntegrityError, FileNotFoundError, IsADirectoryError, PermissionError)):
         return EXIT_USAGE
     if isinstance(exc, (RevertError, UserOperationError, TransactionFailedError)):
