@@ -477,6 +477,7 @@ class Owner:
         (``eip7702Auth``, initCode marker ``0x7702``): the bundler's type-4 bundle delegates the account and
         runs the op in one transaction, paid from the account's own ether (its prefund).
         """
+        client.check_compatible(self.chain_id, ENTRY_POINT_V08)  # before anything is signed for it
         op = self.build_user_op(calls, call_gas_limit=0)
         if self.delegation() != self.implementation:
             nonce = self.w3.eth.get_transaction_count(self.address)
@@ -751,6 +752,7 @@ class SessionAgent:
                             result.actual_gas_used, charges)
 
     def _via_bundler(self, calls, client: BundlerClient, expected_outflows, raise_on_failure) -> AgentReceipt:
+        client.check_compatible(self.chain_id, ENTRY_POINT_V08)  # before anything is signed for it
         with _lock_for("lane", self.chain_id, self.account, self.nonce_key):
             nonce = self.entry_point.get_nonce(self.account, self.nonce_key)
             op, state, now = self._provisional_op(calls, nonce, expected_outflows)
