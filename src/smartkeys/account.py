@@ -24,6 +24,8 @@ from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, parse_delegation, parse_quantity
 from smartkeys.entrypoint import EntryPoint, UserOpResult
 from smartkeys.errors import (
+    AuthorizationSkippedError,
+    DelegationError,
     InvalidInputError,
     NotDelegatedError,
     RevertError,
@@ -63,13 +65,6 @@ DEFAULT_VERIFICATION_GAS = 150_000
 DEFAULT_PRE_VERIFICATION_GAS = 50_000
 _CALL_GAS_MARGIN = 25_000
 _SPONSORED_CALL_GAS = 100_000
-
-
-class DelegationError(SmartKeysError):
-    """The set-code transaction was mined but the account's code is not what was asked.
-
-    The chain skips an authorization silently when its nonce or chain id is wrong.
-    """
 
 
 @dataclass(frozen=True)
@@ -285,10 +280,15 @@ class Owner:
     def delegate(self, *, sponsor: LocalAccount | None = None, keep_sessions: bool = False):
         """Delegate this EOA to the smartkeys account with a set-code (type 4) transaction.
 
-        Self-sponsored by default (the authorization then carries nonce + 1, since the sender's own nonce
-        is bumped first); pass ``sponsor`` to have another account pay. Sessions granted during an earlier
-        delegation survive in storage: unless ``keep_sessions`` is True they are revoked (``revokeAllSessions``)
-        in the same transaction.
+        Self-sponsored by default (the authorization then carries the transaction's nonce + 1, since the
+        sender's own nonce is bumped first); pass ``sponsor`` to have another account pay. Nonces are read at
+        the ``pending`` block, so transactions of this EOA sent but not yet mined are counted. Sessions
+        granted during an earlier delegation survive in storage: unless ``keep_sessions`` is True they are
+        revoked (``revokeAllSessions``) in the same transaction.
+
+        Raises :class:`~smartkeys.errors.AuthorizationSkippedError` before sending when the authorization's
+        nonce would not match, and after mining when the chain skipped it anyway (the account's code is
+        then not the implementation: something else of this EOA was mined first).
         """
         if not self.w3.eth.get_code(self.implementation):
             raise DelegationError(
@@ -301,34 +301,58 @@ class Owner:
         if data and sponsor is not None:
             # The sponsor's transaction cannot call owner-only functions itself; an owner-signed user op
             # in the same type-4 bundle keeps delegation and revocation atomic.
-            receipt = self._delegate_and_call_sponsored(data, sponsor)
-        else:
-            receipt = self._set_code(self.implementation, sponsor, data)
-        if self.delegation() != self.implementation:
-            raise DelegationError(
-                f"authorization skipped: {self.address} still delegates to {self.delegation()}; "
-                "fix: check the chain id and the authority's nonce"
-            )
-        return receipt
+            return self._delegate_and_call_sponsored(data, sponsor)
+        return self._set_code(self.implementation, sponsor, data)
 
     def undelegate(self, *, sponsor: LocalAccount | None = None):
         """Clear the EOA's code (delegate to the zero address). Storage, and so sessions, remain."""
-        receipt = self._set_code(ZERO_ADDRESS, sponsor, b"")
-        if self.delegation() is not None:
-            raise DelegationError(f"authorization skipped: {self.address} still delegates to {self.delegation()}")
-        return receipt
+        return self._set_code(ZERO_ADDRESS, sponsor, b"")
+
+    def _pending_nonce(self) -> int:
+        """This EOA's next transaction nonce, counting its pending transactions (what a node will see)."""
+        return int(self.w3.eth.get_transaction_count(self.address, "pending"))
+
+    def _check_auth_nonce(self, auth, tx_nonce: int | None, delegate: str) -> None:
+        """Refuse to send an authorization the chain would skip: self-sponsored, it must carry the set-code
+        transaction's nonce + 1; sponsored (``tx_nonce`` None), the authority's pending nonce."""
+        expected = tx_nonce + 1 if tx_nonce is not None else self._pending_nonce()
+        if auth.nonce != expected:
+            raise AuthorizationSkippedError(self.address, delegate, auth_nonce=auth.nonce, expected_nonce=expected)
+
+    def _check_applied(self, auth, delegate: str, receipt, *, self_sponsored: bool) -> None:
+        """After mining: the account's code at that block must be ``delegate``; else a typed error saying why."""
+        block = int(receipt["blockNumber"])
+        current = parse_delegation(bytes(self.w3.eth.get_code(self.address, block)))
+        wanted = None if delegate == ZERO_ADDRESS else delegate
+        if current == wanted:
+            return
+        try:  # the nonce the chain needed: the authority's nonce before the block, plus its own tx if it sent it
+            needed = int(self.w3.eth.get_transaction_count(self.address, block - 1)) + (1 if self_sponsored else 0)
+        except Exception:  # noqa: BLE001 - a node without historical state: say what is known
+            needed = None
+        raise AuthorizationSkippedError(self.address, delegate, auth_nonce=auth.nonce, expected_nonce=needed,
+                                        current_delegation=current, tx_hash=bytes(receipt["transactionHash"]))
 
     def _set_code(self, delegate: str, sponsor: LocalAccount | None, data: bytes):
-        nonce = self.w3.eth.get_transaction_count(self.address)
-        auth = sign_authorization(
-            self._account, delegate, self.chain_id, authorization_nonce(nonce, self_sponsored=sponsor is None)
-        )
-        tx = {"to": self.address, "data": data, "authorizationList": [auth]}
-        return send_transaction(self.w3, sponsor or self._account, tx)
+        tx: dict[str, Any] = {"to": self.address, "data": data}
+        if sponsor is None:
+            tx_nonce = self._pending_nonce()
+            tx["nonce"] = tx_nonce  # fixed here so that the authorization's nonce (+1) matches it exactly
+            auth = sign_authorization(self._account, delegate, self.chain_id,
+                                      authorization_nonce(tx_nonce, self_sponsored=True))
+            self._check_auth_nonce(auth, tx_nonce, delegate)
+        else:
+            auth = sign_authorization(self._account, delegate, self.chain_id,
+                                      authorization_nonce(self._pending_nonce(), self_sponsored=False))
+            self._check_auth_nonce(auth, None, delegate)
+        tx["authorizationList"] = [auth]
+        receipt = send_transaction(self.w3, sponsor or self._account, tx)
+        self._check_applied(auth, delegate, receipt, self_sponsored=sponsor is None)
+        return receipt
 
     def _delegate_and_call_sponsored(self, call_data: bytes, sponsor: LocalAccount):
-        nonce = self.w3.eth.get_transaction_count(self.address)
-        auth = sign_authorization(self._account, self.implementation, self.chain_id, nonce)
+        auth = sign_authorization(self._account, self.implementation, self.chain_id,
+                                  authorization_nonce(self._pending_nonce(), self_sponsored=False))
         op = PackedUserOperation(
             sender=self.address,
             nonce=self.entry_point.get_nonce(self.address, 0),
@@ -342,9 +366,12 @@ class Owner:
             eip7702_auth=auth,
         )
         op = sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id, delegate=self.implementation)
+        self._check_auth_nonce(auth, None, self.implementation)
         (result,) = self.entry_point.handle_ops([op], sponsor)
         result.raise_for_failure()
-        return self.w3.eth.get_transaction_receipt(result.transaction_hash)
+        receipt = self.w3.eth.get_transaction_receipt(result.transaction_hash)
+        self._check_applied(auth, self.implementation, receipt, self_sponsored=False)
+        return receipt
 
     def _had_sessions(self) -> bool:
         """True if this account ever granted a session (it may be live again after re-delegation)."""
@@ -479,12 +506,17 @@ class Owner:
         """
         client.check_compatible(self.chain_id, ENTRY_POINT_V08)  # before anything is signed for it
         op = self.build_user_op(calls, call_gas_limit=0)
+        auth = None
         if self.delegation() != self.implementation:
-            nonce = self.w3.eth.get_transaction_count(self.address)
-            auth = sign_authorization(self._account, self.implementation, self.chain_id, nonce)
+            # the bundler sends the type-4 bundle: the authorization carries this EOA's own (pending) nonce
+            auth = sign_authorization(self._account, self.implementation, self.chain_id,
+                                      authorization_nonce(self._pending_nonce(), self_sponsored=False))
             op = op.replace(factory=EIP7702_FACTORY, eip7702_auth=auth)
         op = client.estimate_user_operation_gas(op.replace(signature=DUMMY_SIGNATURE)).apply(op)
-        op_hash = client.send_user_operation(sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id))
+        signed = sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id)
+        if auth is not None:
+            self._check_auth_nonce(auth, None, self.implementation)
+        op_hash = client.send_user_operation(signed)
         receipt = client.wait_for_receipt(op_hash)
         result = UserOpResult(
             user_op_hash=receipt.user_op_hash, sender=receipt.sender, nonce=receipt.nonce, success=receipt.success,

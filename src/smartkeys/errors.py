@@ -7,7 +7,8 @@ Every exception smartkeys raises derives from :class:`SmartKeysError`::
     ├── ChainMismatchError                RPC chain id != configured: .expected .actual
     ├── NotDelegatedError                 the account does not run smartkeys: .account .delegation .runs
     ├── UnknownImplementationError (+ValueError)  delegation target is no known smartkeys deployment
-    ├── AuthorizationSkippedError         a mined EIP-7702 authorization was not applied: .auth_nonce
+    ├── DelegationError                   delegating cannot be done or did not take effect
+    │   └── AuthorizationSkippedError     an EIP-7702 authorization the chain would skip / skipped: .auth_nonce
     ├── ErrorNotRegistered (+LookupError) get_error_class() knows no such error
     ├── TransactionFailedError            a mined transaction failed: .tx_hash .receipt .revert
     ├── UserOperationError                EntryPoint/bundler refused an op:
@@ -62,6 +63,7 @@ __all__ = [
     "ChainMismatchError",
     "AuthorizationSkippedError",
     "ContractRevertError",
+    "DelegationError",
     "ErrorNotRegistered",
     "FailedOp",
     "FailedOpWithRevert",
@@ -257,7 +259,11 @@ class UnknownImplementationError(SmartKeysError, ValueError):
         )
 
 
-class AuthorizationSkippedError(SmartKeysError):
+class DelegationError(SmartKeysError):
+    """Delegating (EIP-7702) cannot be done or did not take effect: the account's code is not what was asked."""
+
+
+class AuthorizationSkippedError(DelegationError):
     """An EIP-7702 authorization the chain would skip (before sending) or skipped (after mining).
 
     The chain skips a tuple whose nonce is not the authority's nonce at the time it is processed (or whose
