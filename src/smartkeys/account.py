@@ -375,11 +375,12 @@ class Owner:
 
     def _had_sessions(self) -> bool:
         """True if this account ever granted a session (it may be live again after re-delegation)."""
+        from smartkeys.logs import account_start_block, read_logs
+
         event = self.contract.events.SessionGranted
-        logs = self.w3.eth.get_logs(
-            {"address": self.address, "fromBlock": 0, "toBlock": "latest", "topics": [event().topic]}
-        )
-        return bool(logs)
+        end = int(self.w3.eth.block_number)
+        start = account_start_block(self.w3, self.address, to_block=end)  # a fresh EOA: nothing to read
+        return bool(read_logs(self.w3, self.address, start, end, topics=[event().topic]))
 
     # -- direct owner transactions ------------------------------------------------------
 
@@ -440,15 +441,17 @@ class Owner:
         state = read_session_state(self.w3, self.address, policy)
         return build_session_report(policy, state, int(self.w3.eth.get_block("latest")["timestamp"]))
 
-    def granted_policies(self) -> list[SessionPolicy]:
-        """Every policy this account ever granted (from its ``SessionGranted`` logs), oldest first, once each."""
+    def granted_policies(self, *, from_block: int | None = None) -> list[SessionPolicy]:
+        """Every policy this account ever granted (from its ``SessionGranted`` logs), oldest first, once each.
+
+        Logs from ``from_block`` (default: the account's first transaction block), in provider-sized chunks."""
         from smartkeys.policy import granted_policies
 
-        return granted_policies(self.w3, self.address)
+        return granted_policies(self.w3, self.address, from_block=from_block)
 
-    def sessions(self) -> list[SessionReport]:
+    def sessions(self, *, from_block: int | None = None) -> list[SessionReport]:
         """A :class:`SessionReport` for every session this account ever granted (revoked ones have live=False)."""
-        return [self.session_report(p) for p in self.granted_policies()]
+        return [self.session_report(p) for p in self.granted_policies(from_block=from_block)]
 
     # -- owner user operations ----------------------------------------------------------
 

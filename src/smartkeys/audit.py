@@ -55,6 +55,7 @@ from eth_utils import keccak, to_checksum_address
 
 from smartkeys import artifacts
 from smartkeys.delegation import require_smartkeys
+from smartkeys.logs import account_start_block, read_logs
 from smartkeys.journal import Refusal, RefusalJournal
 from smartkeys.policy import _COMMON_SIGNATURES, SESSION_GRANTED_TOPIC
 from smartkeys.policy_codec import PermissionMode, SessionPolicy, selector_of
@@ -645,25 +646,21 @@ def _resolve_block(w3: Any, block: int | str) -> int:
     return int(w3.eth.get_block(block)["number"])
 
 
-def _fetch_logs(w3: Any, account: str, start: int, end: int, chunk_size: int,
+def _fetch_logs(w3: Any, account: str, start: int, end: int, chunk_size: int | None,
                 progress: Callable[[int, int], None] | None) -> list[_Log]:
-    """The account's logs in ``[start, end]``, ``chunk_size`` blocks per ``eth_getLogs``."""
+    """The account's logs in ``[start, end]`` through :func:`smartkeys.logs.read_logs` (at most ``chunk_size``
+    blocks per ``eth_getLogs``, fewer if the provider says so)."""
     out: list[_Log] = []
-    total = max(end - start + 1, 0)
-    lo = start
-    while lo <= end:
-        hi = min(lo + chunk_size - 1, end)
-        for log in w3.eth.get_logs({"address": account, "fromBlock": lo, "toBlock": hi}):
-            topics = tuple(bytes(t) for t in log["topics"])
-            if not topics:
-                continue
-            out.append(_Log(int(log["blockNumber"]), int(log["logIndex"]), bytes(log["transactionHash"]),
-                            topics, bytes(log["data"])))
+    if start > end:
         if progress is not None:
-            progress(hi - start + 1, total)
-        lo = hi + 1
-    if progress is not None and total == 0:
-        progress(0, 0)
+            progress(0, 0)
+        return out
+    for log in read_logs(w3, account, start, end, chunk=chunk_size, progress=progress):
+        topics = tuple(bytes(t) for t in log["topics"])
+        if not topics:
+            continue
+        out.append(_Log(int(log["blockNumber"]), int(log["logIndex"]), bytes(log["transactionHash"]),
+                        topics, bytes(log["data"])))
     out.sort(key=lambda x: x.order)
     return out
 
@@ -960,25 +957,29 @@ def build_audit(
     w3: Any,
     account: str,
     *,
-    from_block: int = 0,
+    from_block: int | None = None,
     to_block: int | str = "latest",
     journal: RefusalJournal | None = None,
     thresholds: AuditThresholds = AuditThresholds(),
     now: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    chunk_size: int = 2_000,
+    chunk_size: int | None = None,
 ) -> AuditReport:
     """Rebuild the audit of ``account`` from its logs in ``[from_block, to_block]`` (+ ``journal`` refusals).
 
     ``now`` (unix seconds) is when statuses and present-state flags are evaluated; default: the timestamp of
-    ``to_block``. ``progress(blocks_done, blocks_total)`` is called after each ``eth_getLogs`` chunk of
-    ``chunk_size`` blocks. Refusals are those of this account and chain whose recorded block is in range
+    ``to_block``. ``from_block`` defaults to the account's first transaction block
+    (:func:`smartkeys.logs.account_start_block`: no log of the account is older). Logs are read with
+    :func:`smartkeys.logs.read_logs`, at most ``chunk_size`` blocks per ``eth_getLogs`` (default: what the
+    provider allows); ``progress(blocks_done, blocks_total)`` is called after each chunk. Refusals are those of this account and chain whose recorded block is in range
     (or unknown), placed after the events of the block the SDK saw.
     """
     account = to_checksum_address(account)
     end = _resolve_block(w3, to_block)
-    if chunk_size < 1:
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
+    if from_block is None:
+        from_block = min(account_start_block(w3, account, to_block=end), end + 1)
     chain_id = int(w3.eth.chain_id)
     # the gas spent is read from the account's code at ``end``: without smartkeys code there it would be an
     # undecodable empty answer, so name the cause (and the fix) instead
@@ -1012,7 +1013,7 @@ def watch(
     stop: threading.Event | None = None,
     journal: RefusalJournal | None = None,
     thresholds: AuditThresholds = AuditThresholds(),
-    chunk_size: int = 2_000,
+    chunk_size: int | None = None,
 ) -> Iterator[AuditEntry]:
     """Follow the account: yield an :class:`AuditEntry` for each new event (and new journal refusal).
 
@@ -1027,7 +1028,8 @@ def watch(
     seen_refusals = 0
     history: list[tuple[tuple[float, int, float], Any]] = []
     if start > 0:
-        history += [(log.order, log) for log in _fetch_logs(w3, account, 0, start - 1, chunk_size, None)]
+        first = account_start_block(w3, account, to_block=start - 1)
+        history += [(log.order, log) for log in _fetch_logs(w3, account, first, start - 1, chunk_size, None)]
     if journal is not None:
         old = journal.read(account=account, chain_id=chain_id)
         seen_refusals = len(old)

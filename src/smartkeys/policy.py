@@ -1382,20 +1382,23 @@ def dump_policy(policy: PolicyModel, path: str | os.PathLike[str], *, overwrite:
 # --------------------------------------------------------------------------------------------
 
 
-def policy_from_chain(w3: Any, account: str, session_id: bytes | str, *, from_block: int | str = 0, to_block: int | str = "latest") -> SessionPolicy:
+def policy_from_chain(w3: Any, account: str, session_id: bytes | str, *, from_block: int | str | None = None,
+                      to_block: int | str = "latest") -> SessionPolicy:
     """The policy granted as ``session_id`` at ``account``, rebuilt from its ``SessionGranted`` log.
 
-    The log is found by topic (event, session id) on the account's address; its policy bytes must hash to
+    The log is found by topic (event, session id) on the account's address, through
+    :func:`smartkeys.logs.read_logs` (chunked, adapting to the provider's range limit) from ``from_block``
+    (default: :func:`smartkeys.logs.account_start_block`, never genesis); its policy bytes must hash to
     ``session_id`` (else :class:`PolicyIntegrityError`). No log: :class:`PolicyNotFoundError`.
     """
+    from smartkeys.logs import account_start_block, read_logs
+
     account = checked_address(account, "account")
     sid = checked_bytes(session_id, "session_id", length=32)
-    logs = w3.eth.get_logs({
-        "address": account,
-        "fromBlock": from_block,
-        "toBlock": to_block,
-        "topics": ["0x" + SESSION_GRANTED_TOPIC.hex(), "0x" + sid.hex()],
-    })
+    if from_block is None:
+        from_block = account_start_block(w3, account, to_block=to_block)
+    logs = read_logs(w3, account, from_block, to_block,
+                     topics=["0x" + SESSION_GRANTED_TOPIC.hex(), "0x" + sid.hex()])
     if not logs:
         raise PolicyNotFoundError(
             f"no SessionGranted log for session 0x{sid.hex()} at {account} (blocks {from_block}..{to_block}); "
@@ -1416,14 +1419,22 @@ def policy_from_chain(w3: Any, account: str, session_id: bytes | str, *, from_bl
     return policy
 
 
-def granted_policies(w3: Any, account: str, *, key: str | None = None) -> list[SessionPolicy]:
+def granted_policies(w3: Any, account: str, *, key: str | None = None,
+                     from_block: int | str | None = None) -> list[SessionPolicy]:
     """Every policy ``account`` ever granted (to ``key`` only, if given), from its ``SessionGranted`` logs:
-    oldest first, each session once (a re-grant of the same policy is the same session)."""
+    oldest first, each session once (a re-grant of the same policy is the same session).
+
+    Logs are read from ``from_block`` (default: :func:`smartkeys.logs.account_start_block`) to the latest
+    block with :func:`smartkeys.logs.read_logs`."""
+    from smartkeys.logs import account_start_block, read_logs
+
     account = checked_address(account, "account")
     topics: list[Any] = ["0x" + SESSION_GRANTED_TOPIC.hex()]
     if key is not None:
         topics += [None, "0x" + "00" * 12 + checked_address(key, "key")[2:].lower()]
-    logs = w3.eth.get_logs({"address": account, "fromBlock": 0, "toBlock": "latest", "topics": topics})
+    end = int(w3.eth.block_number)
+    start = account_start_block(w3, account, to_block=end) if from_block is None else from_block
+    logs = read_logs(w3, account, start, end, topics=topics)
     seen: set[bytes] = set()
     out = []
     for log in logs:

@@ -348,7 +348,7 @@ def cmd_revoke(ctx: Context) -> Result:
     owner = _owner(ctx)
     _require_delegated(owner)
     with ctx.ui.progress("reading sessions"):
-        reports = owner.sessions()
+        reports = owner.sessions(from_block=_check_from_block(ctx))
     live = [r for r in reports if r.live]
     if ctx.args.all:
         ctx.ui.confirm(f"Revoke ALL sessions of {owner.address} ({len(live)} live)? Every session key stops "
@@ -385,13 +385,22 @@ def cmd_revoke(ctx: Context) -> Result:
 # --------------------------------------------------------------------------- status
 
 
-def _reports(w3: Web3, account: str, key: str | None = None):
+def _check_from_block(ctx: Context) -> int | None:
+    """``--from-block`` (None: the account's first transaction block, see smartkeys.logs.account_start_block)."""
+    value = getattr(ctx.args, "from_block", None)
+    if value is not None and value < 0:
+        raise InvalidInputError("--from-block", value, "a block number >= 0", "e.g. --from-block 19000000")
+    return value
+
+
+def _reports(w3: Web3, account: str, key: str | None = None, from_block: int | None = None):
     from smartkeys.account import build_session_report
     from smartkeys.policy import granted_policies
     from smartkeys.preflight import read_session_state
 
     now = int(w3.eth.get_block("latest")["timestamp"])
-    return [build_session_report(p, read_session_state(w3, account, p), now) for p in granted_policies(w3, account, key=key)]
+    return [build_session_report(p, read_session_state(w3, account, p), now)
+            for p in granted_policies(w3, account, key=key, from_block=from_block)]
 
 
 def _report_doc(r) -> dict[str, Any]:
@@ -449,7 +458,7 @@ def cmd_status(ctx: Context) -> Result:
         implementation = implementation_address()
         is_smartkeys = delegation == implementation
         epoch = int(account_contract(w3, account).functions.sessionEpoch().call()) if is_smartkeys else None
-        reports = _reports(w3, account) if is_smartkeys else []
+        reports = _reports(w3, account, from_block=_check_from_block(ctx)) if is_smartkeys else []
         balance = int(w3.eth.get_balance(account))
     delegation_text = ("none" if delegation is None else
                        f"smartkeys {delegation}" if is_smartkeys else f"{delegation} (not smartkeys)")
@@ -467,7 +476,7 @@ def cmd_status(ctx: Context) -> Result:
     if reports:
         with ctx.ui.progress("reading token names and the revoked sessions' history"):
             tokens = _token_names(w3, [a.asset for r in reports for a in r.assets])
-            audited = _revoked_spend(w3, account, reports)
+            audited = _revoked_spend(w3, account, reports, _check_from_block(ctx))
         rows = []
         for r in reports:
             if r.live:
@@ -484,7 +493,8 @@ def cmd_status(ctx: Context) -> Result:
     return EXIT_OK, doc
 
 
-def _revoked_spend(w3: Web3, account: str, reports) -> dict[bytes, tuple[int, list, set[str]]]:
+def _revoked_spend(w3: Web3, account: str, reports, from_block: int | None = None
+                   ) -> dict[bytes, tuple[int, list, set[str]]]:
     """``session id -> (uses, assets, assets whose spend is unknown)`` of the revoked sessions, from the audit.
 
     The contract deletes a revoked session's status word (uses, native and gas spent); its events still
@@ -495,8 +505,7 @@ def _revoked_spend(w3: Web3, account: str, reports) -> dict[bytes, tuple[int, li
     if all(r.live for r in reports):
         return {}
     out = {}
-    latest = int(w3.eth.block_number)  # one eth_getLogs over the whole chain, as granted_policies does
-    for s in build_audit(w3, account, to_block=latest, chunk_size=latest + 1).sessions:
+    for s in build_audit(w3, account, from_block=from_block).sessions:
         if s.status != "revoked":
             continue
         unknown = {GAS} if s.revocation is not None and s.revocation.kind == "single" else set()
@@ -653,7 +662,7 @@ def _pick_session(ctx: Context, w3: Web3, account: str, key_address: str, model)
         if not _SESSION_ID_RE.match(ctx.args.session):
             raise InvalidInputError("--session", ctx.args.session, "a session id (0x + 64 hex)",
                                     "copy it from `smartkeys grant` or `smartkeys status`")
-        policy = policy_from_chain(w3, account, ctx.args.session)
+        policy = policy_from_chain(w3, account, ctx.args.session, from_block=_check_from_block(ctx))
         if policy.key != key_address:
             raise CommandError(f"session {ctx.args.session} belongs to key {policy.key}, not to {key_address}",
                                hint="use the keystore of that session's key")
@@ -661,12 +670,12 @@ def _pick_session(ctx: Context, w3: Web3, account: str, key_address: str, model)
     if model is not None and model.key != key_address:
         raise CommandError(f"the policy file is for key {model.key}, but the session key is {key_address}",
                            hint="use the policy file of this key, or the right --key")
-    reports = [r for r in _reports(w3, account, key_address) if r.live]
+    reports = [r for r in _reports(w3, account, key_address, _check_from_block(ctx)) if r.live]
     if not reports:
         raise CommandError(f"no live session for key {key_address} at {account}",
                            hint="ask the owner to run `smartkeys grant --policy FILE`, or pass --session ID")
     sid = reports[-1].session_id  # the newest grant
-    return policy_from_chain(w3, account, sid)
+    return policy_from_chain(w3, account, sid, from_block=_check_from_block(ctx))
 
 
 def _agent_prepare(ctx: Context):
@@ -855,8 +864,7 @@ def cmd_audit(ctx: Context) -> Result:
             to_block = int(to_block)
         except ValueError:
             raise InvalidInputError("--to-block", to_block, "a block number or 'latest'", "e.g. --to-block 1200") from None
-    if ctx.args.from_block < 0:
-        raise InvalidInputError("--from-block", ctx.args.from_block, "a block number >= 0", "e.g. --from-block 0")
+    _check_from_block(ctx)
     if ctx.args.plot and not ctx.args.plot.lower().endswith(".png"):
         raise InvalidInputError("--plot", ctx.args.plot, "a .png file name", "e.g. --plot audit.png")
     account = ctx.account_address()

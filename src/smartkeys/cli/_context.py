@@ -103,6 +103,7 @@ def exit_code_for(exc: BaseException) -> int:
         UserOperationError,
     )
     from smartkeys.keystore import KeystoreError
+    from smartkeys.logs import LogQueryError
     from smartkeys.policy import PolicyIntegrityError, PolicyNotFoundError
 
     if isinstance(exc, (Aborted, KeyboardInterrupt)):
@@ -110,7 +111,7 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, CommandError):
         return exc.exit_code
     if isinstance(exc, (InvalidInputError, KeystoreError, ChainMismatchError, PolicyNotFoundError, NotDelegatedError,
-                        UnknownImplementationError,
+                        UnknownImplementationError, LogQueryError,
                         PolicyIntegrityError, FileNotFoundError, IsADirectoryError, PermissionError)):
         return EXIT_USAGE
     if isinstance(exc, (RevertError, UserOperationError, TransactionFailedError)):
