@@ -256,10 +256,28 @@ class Owner:
         *,
         chain_id: int | None = None,
         implementation: str | None = None,
+        dangerously_allow_unknown_implementation: bool = False,
     ) -> None:
+        """``implementation`` is what :meth:`delegate` points the EOA at: by default the canonical smartkeys
+        account; otherwise it must be a known smartkeys deployment of this chain (the canonical address or the
+        ``SmartKeysAccount`` entry of ``deployments/<chainId>.json``, see
+        :func:`smartkeys.delegation.known_implementations`), else
+        :class:`~smartkeys.errors.UnknownImplementationError` before anything is signed. Delegating hands the
+        code full control of the EOA: pass ``dangerously_allow_unknown_implementation=True`` only for code you
+        audited (e.g. the Simple7702Account baseline in benchmarks).
+        """
+        from smartkeys.delegation import known_implementations
+
         self.w3 = w3
         self._account = account
         self.chain_id = check_chain_id(w3, chain_id)
+        if implementation is not None:
+            implementation = checked_address(implementation, "implementation")
+            known = known_implementations(self.chain_id)
+            if implementation not in known and dangerously_allow_unknown_implementation is not True:
+                from smartkeys.errors import UnknownImplementationError
+
+                raise UnknownImplementationError(implementation, known, self.chain_id)
         self.implementation = Web3.to_checksum_address(implementation or account_address())
         self.contract = account_contract(w3, account.address)
         self.entry_point = EntryPoint(w3)
@@ -387,12 +405,12 @@ class Owner:
     def execute(self, target: str, value: int = 0, data: bytes = b""):
         """One call from the account, sent as a transaction from the EOA to itself."""
         return self._self_call(self.contract.encode_abi("execute", [Web3.to_checksum_address(target), value, data]),
-                               "execute a call")
+                               "execute a call", smartkeys_only=False)
 
     def execute_batch(self, calls: Iterable[Call]):
         """Several calls in one transaction; any failure reverts them all."""
         return self._self_call(self.contract.encode_abi("executeBatch", [[c.as_tuple() for c in calls]]),
-                               "execute a batch")
+                               "execute a batch", smartkeys_only=False)
 
     def grant(self, policy: SessionPolicy) -> bytes:
         """Grant ``policy`` on-chain; returns the session id (keccak256 of the packed policy).
@@ -423,10 +441,19 @@ class Owner:
                 raise
             return require_smartkeys(self.w3, self.address, action=action)
 
-    def _self_call(self, data: bytes, action: str):
+    def _self_call(self, data: bytes, action: str, *, smartkeys_only: bool = True):
         # A transaction from an EOA to itself succeeds whatever its data when the EOA has no code (or code that
         # ignores it): check what the account runs first, so that nothing is reported done that was not.
-        self.require_smartkeys(action)
+        # Session functions need smartkeys; plain execute needs the implementation this owner delegates to.
+        if smartkeys_only:
+            self.require_smartkeys(action)
+        else:
+            from smartkeys.delegation import implementation_name
+
+            current = self.delegation()
+            if current != self.implementation:
+                raise NotDelegatedError(self.address, current, self.implementation, action=action,
+                                        runs=implementation_name(current))
         return send_transaction(self.w3, self._account, {"to": self.address, "data": data})
 
     # -- reports ------------------------------------------------------------------------
