@@ -55,6 +55,7 @@ from eth_utils import keccak, to_checksum_address
 
 from smartkeys import artifacts
 from smartkeys.delegation import require_smartkeys
+from smartkeys.timefmt import utc_text
 from smartkeys.logs import account_start_block, read_logs
 from smartkeys.journal import Refusal, RefusalJournal
 from smartkeys.policy import _COMMON_SIGNATURES, SESSION_GRANTED_TOPIC
@@ -484,7 +485,8 @@ class AuditReport:
         colours = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0", "C1", "C2", "C3"])
 
         def when(t: int) -> _dt.datetime:
-            return _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
+            # matplotlib dates stop at 9999: a far expiry is drawn at the axis' end, its text says the truth
+            return _dt.datetime.fromtimestamp(min(t, 253_402_300_799), _dt.timezone.utc)
 
         for (asset, items), ax in zip(panels, axes[:, 0]):
             scale, unit = _unit_of(asset, self.tokens)
@@ -523,7 +525,7 @@ def _hex(value: bytes | None) -> str | None:
 def _iso(t: int | None) -> str:
     if t is None:
         return ""
-    return _dt.datetime.fromtimestamp(int(t), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(int(t))  # any uint48 time, years past 9999 included
 
 
 def _amounts(values: Mapping[str, int]) -> dict[str, str]:

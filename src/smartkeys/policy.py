@@ -305,7 +305,9 @@ class Instant:
         _int_field(self.timestamp, "timestamp", _U48, "pass unix seconds that fit in 48 bits")
 
     def __str__(self) -> str:
-        return _dt.datetime.fromtimestamp(self.timestamp, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        from smartkeys.timefmt import utc_text
+
+        return utc_text(self.timestamp)  # every 48-bit time, years past 9999 included
 
 
 TimeSpec = Union[Duration, Instant]

@@ -28,7 +28,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +38,7 @@ from smartkeys.account import Call
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
 from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
+from smartkeys.timefmt import utc_text
 
 __all__ = ["ERC20_ABI", "call_from_tool", "tool_definitions"]
 
@@ -260,7 +260,7 @@ def _duration(seconds: int) -> str:
 
 def _limits(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]], names: Mapping[str, str],
             state: Any) -> str:
-    until = datetime.fromtimestamp(policy.valid_until, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    until = utc_text(policy.valid_until, sep=" ", suffix=" UTC")  # any uint48 time, years past 9999 included
     parts = [f"Session valid until {until} (unix {policy.valid_until})."]
     if policy.max_uses:
         used = getattr(state, "uses", None)

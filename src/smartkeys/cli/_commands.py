@@ -4,7 +4,6 @@ written as it goes (``ctx.ui.print``), the JSON document is printed by :func:`sm
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import io
 import json
 import re
@@ -31,10 +30,9 @@ _LIGHT_SCRYPT_N = 2**14
 
 
 def _utc(ts: int) -> str:
-    try:
-        return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return str(ts)
+    from smartkeys.timefmt import utc_text
+
+    return utc_text(ts, sep=" ")
 
 
 def _hex(b: bytes | None) -> str | None:
