@@ -54,6 +54,7 @@ __all__ = [
     "SessionAgent",
     "SessionReport",
     "account_contract",
+    "choose_session",
 ]
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -828,6 +829,48 @@ class SessionAgent:
             raise receipt.revert() or SmartKeysError(f"user operation 0x{op_hash.hex()} failed without a reason")
         return AgentReceipt("user_op", receipt.transaction_hash or b"", receipt.user_op_hash, receipt.success,
                             receipt.actual_gas_used, charges)
+
+
+def choose_session(
+    w3: Web3,
+    account: str,
+    key: LocalAccount | SessionKey,
+    policies: Sequence[SessionPolicy],
+    calls: Sequence[Call],
+    *,
+    via: str = "user_op",
+    chain_id: int | None = None,
+) -> SessionPolicy:
+    """The first of ``policies`` (give the newest first) whose session is live and allows ``calls`` now.
+
+    Each candidate is checked by :func:`smartkeys.preflight.preflight` against its on-chain counters (on the
+    user-op path with the operation's lower-bound gas cost, as :meth:`SessionAgent.batch` does first), so a
+    key holding a short, used-up session and a long one acts under the one that allows the action.
+    One candidate: it is returned and its own refusal comes when it is used. Several, none allowing:
+    :class:`~smartkeys.errors.NoSessionAllowsError` naming each one and why. Nothing is signed.
+    """
+    from smartkeys.errors import NoSessionAllowsError
+
+    if not policies:
+        raise InvalidInputError("policies", [], "at least one granted policy of this key",
+                                "ask the owner to grant one (smartkeys grant --policy FILE)")
+    if len(policies) == 1:
+        return policies[0]
+    refusals: list[tuple[bytes, BaseException]] = []
+    for policy in policies:
+        agent = SessionAgent(w3, account, key, policy, chain_id=chain_id)
+        try:
+            if via == "direct":
+                agent._preflight(list(calls), via_user_op=False, op=None, expected_outflows=None)
+            else:
+                nonce = agent.entry_point.get_nonce(agent.account, agent.nonce_key)
+                agent._provisional_op(list(calls), nonce, None)
+        except (RevertError, UserOperationError) as exc:
+            refusals.append((policy.session_id, exc))
+            continue
+        return policy
+    raise NoSessionAllowsError(Web3.to_checksum_address(getattr(key, "address")), Web3.to_checksum_address(account),
+                               refusals)
 
 
 def session_status(w3: Web3, account: str, session_id: bytes) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Every exception smartkeys raises derives from :class:`SmartKeysError`::
     ├── InvalidInputError (+ValueError)   bad argument: .field .value .expected .hint
     ├── ChainMismatchError                RPC chain id != configured: .expected .actual
     ├── NotDelegatedError                 the account does not run smartkeys: .account .delegation .runs
+    ├── NoSessionAllowsError              none of a key's live sessions allows the action: .candidates
     ├── UnknownImplementationError (+ValueError)  delegation target is no known smartkeys deployment
     ├── DelegationError                   delegating cannot be done or did not take effect
     │   └── AuthorizationSkippedError     an EIP-7702 authorization the chain would skip / skipped: .auth_nonce
@@ -68,6 +69,7 @@ __all__ = [
     "FailedOp",
     "FailedOpWithRevert",
     "InvalidInputError",
+    "NoSessionAllowsError",
     "NotDelegatedError",
     "PanicError",
     "RevertError",
@@ -256,6 +258,25 @@ class UnknownImplementationError(SmartKeysError, ValueError):
             "full control of the account; fix: leave implementation unset (the canonical smartkeys address), "
             "record your deployment in deployments/<chainId>.json (scripts/deploy.py), or, only for code you "
             "audited, pass dangerously_allow_unknown_implementation=True"
+        )
+
+
+class NoSessionAllowsError(SmartKeysError):
+    """A key holds several live sessions and none of them allows the action (checked by the preflight).
+
+    ``candidates`` is a tuple of ``(session_id, error)``, newest grant first: why each one refuses.
+    Nothing was signed or sent.
+    """
+
+    def __init__(self, key: str, account: str, candidates: Iterable[tuple[bytes, BaseException]]) -> None:
+        self.key = key
+        self.account = account
+        self.candidates = tuple(candidates)
+        reasons = "; ".join(f"0x{sid.hex()}: {type(err).__name__}: {str(err)[:160]}" for sid, err in self.candidates)
+        super().__init__(
+            f"none of the {len(self.candidates)} live sessions of key {key} at {account} allows this action "
+            f"({reasons}); nothing was sent; fix: pick one with --session ID (Python: policy_from_chain(w3, "
+            "account, session_id)), or ask the owner for a grant that allows it"
         )
 
 

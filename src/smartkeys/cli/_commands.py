@@ -653,8 +653,14 @@ def _session_key(ctx: Context):
     raise CommandError("no session key", hint=f"pass --key KEYSTORE (path or label), or set {SESSION_KEY_ENV}")
 
 
-def _pick_session(ctx: Context, w3: Web3, account: str, key_address: str, model):
-    from smartkeys.policy import policy_from_chain
+def _pick_session(ctx: Context, w3: Web3, account: str, key, model, calls, via: str):
+    """``--session ID``, else the newest live session of the key whose preflight allows ``calls``
+    (:func:`smartkeys.account.choose_session`); none: exit 3 naming each candidate and ``--session``."""
+    from smartkeys.account import build_session_report, choose_session
+    from smartkeys.policy import granted_policies, policy_from_chain
+    from smartkeys.preflight import read_session_state
+
+    key_address = key.address
 
     if ctx.args.session:
         if not _SESSION_ID_RE.match(ctx.args.session):
@@ -668,12 +674,19 @@ def _pick_session(ctx: Context, w3: Web3, account: str, key_address: str, model)
     if model is not None and model.key != key_address:
         raise CommandError(f"the policy file is for key {model.key}, but the session key is {key_address}",
                            hint="use the policy file of this key, or the right --key")
-    reports = [r for r in _reports(w3, account, key_address, _check_from_block(ctx)) if r.live]
-    if not reports:
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    policies = granted_policies(w3, account, key=key_address, from_block=_check_from_block(ctx))
+    live = [p for p in policies if build_session_report(p, read_session_state(w3, account, p), now).live]
+    if not live:
         raise CommandError(f"no live session for key {key_address} at {account}",
                            hint="ask the owner to run `smartkeys grant --policy FILE`, or pass --session ID")
-    sid = reports[-1].session_id  # the newest grant
-    return policy_from_chain(w3, account, sid, from_block=_check_from_block(ctx))
+    candidates = live[::-1]  # newest grant first
+    policy = choose_session(w3, account, key, candidates, calls, via="user_op" if via == "user-op" else "direct",
+                            chain_id=ctx.config.chain_id.value)
+    if policy is not candidates[0]:
+        ctx.ui.info(f"using session {_hex(policy.session_id)}: the newest one ({_hex(candidates[0].session_id)}) "
+                    "does not allow this action (pick one with --session ID)")
+    return policy
 
 
 def _agent_prepare(ctx: Context):
@@ -758,8 +771,9 @@ def cmd_call(ctx: Context) -> Result:
         data = b""
     value = _parse_native(ctx.args.value, "--value") if ctx.args.value else 0
     account, model, via, key, w3 = _agent_prepare(ctx)
-    policy = _pick_session(ctx, w3, account, key.address, model)
-    return _submit(ctx, account, key, w3, policy, [Call(target, value, data)], via, model)
+    calls = [Call(target, value, data)]
+    policy = _pick_session(ctx, w3, account, key, model, calls, via)
+    return _submit(ctx, account, key, w3, policy, calls, via, model)
 
 
 def cmd_send(ctx: Context) -> Result:
@@ -795,7 +809,7 @@ def cmd_send(ctx: Context) -> Result:
         calls = [Call(token, 0, bytes.fromhex("a9059cbb") + abi_encode(["address", "uint256"], [to, amount]))]
         shown = f"{format_amount(amount, decimals, symbol)} ({amount} base units)" if symbol else \
             f"{amount} base units of {token}"
-    policy = _pick_session(ctx, w3, account, key.address, model)
+    policy = _pick_session(ctx, w3, account, key, model, calls, via)
     ctx.ui.info(f"sending {shown} to {to}")
     code, doc = _submit(ctx, account, key, w3, policy, calls, via, model)
     doc["amount"] = amount

@@ -96,6 +96,7 @@ def exit_code_for(exc: BaseException) -> int:
     """The documented exit code for an exception (see ``smartkeys --help``)."""
     from smartkeys.errors import (
         ChainMismatchError,
+        NoSessionAllowsError,
         NotDelegatedError,
         RevertError,
         TransactionFailedError,
@@ -114,7 +115,7 @@ def exit_code_for(exc: BaseException) -> int:
                         UnknownImplementationError, LogQueryError,
                         PolicyIntegrityError, FileNotFoundError, IsADirectoryError, PermissionError)):
         return EXIT_USAGE
-    if isinstance(exc, (RevertError, UserOperationError, TransactionFailedError)):
+    if isinstance(exc, (RevertError, UserOperationError, TransactionFailedError, NoSessionAllowsError)):
         return EXIT_REFUSED
     if isinstance(exc, _network_exceptions()):
         return EXIT_NETWORK
