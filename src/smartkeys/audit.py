@@ -55,7 +55,7 @@ from eth_utils import keccak, to_checksum_address
 
 from smartkeys import artifacts
 from smartkeys.delegation import require_smartkeys
-from smartkeys.timefmt import utc_text
+from smartkeys.timefmt import period_text, utc_text
 from smartkeys.logs import account_start_block, read_logs
 from smartkeys.journal import Refusal, RefusalJournal
 from smartkeys.policy import _COMMON_SIGNATURES, SESSION_GRANTED_TOPIC
@@ -264,6 +264,7 @@ class AssetAudit:
             "asset": self.asset, "cap": str(self.cap), "spent": str(self.spent), "remaining": str(self.remaining),
             "period": self.period, "period_cap": str(self.period_cap), "period_spent": str(self.period_spent),
             "period_remaining": str(self.period_remaining),
+            "period_rule": period_text(self.period) if self.period else None,  # calendar windows, exact reset
             "periods": {str(k): str(v) for k, v in sorted(self.periods.items())},
             "ledger_period_index": self.ledger_period_index,
         }
@@ -889,7 +890,7 @@ class _Auditor:
             elif a.period and a.period_cap and amount >= edge * a.period_cap:
                 out.append(AuditFlag(
                     "edge_of_policy", f"one use took {self._fmt(a.asset, amount)}: {amount * 100 // a.period_cap}% "
-                    f"of the periodic cap {self._fmt(a.asset, a.period_cap)} per {a.period} s",
+                    f"of the periodic cap {self._fmt(a.asset, a.period_cap)} {period_text(a.period)}",
                     asset=a.asset, **ref))
         return out
 

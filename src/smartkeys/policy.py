@@ -1023,7 +1023,13 @@ class PolicyModel:
         return address
 
     def describe(self, now: int | None = None) -> str:
-        """A short human summary (with ``now``, the window in absolute UTC times too)."""
+        """A short human summary (with ``now``, the window in absolute UTC times too).
+
+        Periodic caps are described as what they are on chain: calendar windows aligned on 1970-01-01 UTC
+        (a day resets at 00:00 UTC), with the next reset time when ``now`` is given
+        (:func:`smartkeys.timefmt.period_text`)."""
+        from smartkeys.timefmt import period_text
+
         lines = [f"Session key {self.key}"]
         if now is not None:
             start, end = self.window(now)
@@ -1053,13 +1059,13 @@ class PolicyModel:
         else:
             text = f"Native value: {_native_text(native.per_call)} per call, {_native_text(native.total)} in total"
             if native.period:
-                text += f", {_native_text(native.per_period)} per {_period_text(native.period)}"
+                text += f", {_native_text(native.per_period)} {period_text(native.period, now)}"
             lines.append(text)
         for name, cap in self.limits.tokens.items():
             d = self.tokens[name].decimals
             text = f"{name}: {format_amount(cap.total, d, name)} in total"
             if cap.period:
-                text += f", {format_amount(cap.per_period, d, name)} per {_period_text(cap.period)}"
+                text += f", {format_amount(cap.per_period, d, name)} {period_text(cap.period, now)}"
             lines.append(text)
         lines.append(f"Uses: {self.limits.max_uses or 'unlimited'}; gas budget: {_native_text(self.limits.gas_budget)}")
         if self.limits.paymasters:

@@ -10,7 +10,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-__all__ = ["civil_from_days", "next_period_start", "utc_text"]
+__all__ = ["civil_from_days", "next_period_start", "period_text", "utc_text"]
 
 _DAYS_PER_ERA = 146_097  # 400 Gregorian years
 _UNIX_EPOCH_SHIFT = 719_468  # days from 0000-03-01 to 1970-01-01
@@ -59,3 +59,49 @@ def next_period_start(now: int, period: int) -> int:
     if period <= 0:
         raise ValueError("period must be positive")
     return (int(now) // period + 1) * period
+
+
+_NAMED_PERIODS = {
+    60: ("UTC minute", "at the start of every minute"),
+    3_600: ("UTC hour", "at the top of every hour, UTC"),
+    86_400: ("UTC day", "at 00:00 UTC"),
+    604_800: ("7-day week", "on Thursdays at 00:00 UTC (weeks counted from 1970-01-01, a Thursday)"),
+}
+
+
+def _span(seconds: int) -> tuple[int, str]:
+    """``(count, unit)``: the largest unit that divides ``seconds`` exactly."""
+    for unit, size in (("week", 604_800), ("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds % size == 0:
+            return seconds // size, unit
+    return seconds, "second"
+
+
+def period_text(period: int, now: int | None = None) -> str:
+    """How the contract's periodic cap of ``period`` seconds resets, exactly, for people and LLM tools.
+
+    The contract counts a period's spend under the index ``block.timestamp // period``: a period is a calendar
+    window aligned on 1970-01-01 00:00 UTC, not a rolling window, so up to twice the per-period amount can move
+    within seconds around a reset. With ``now``, the next reset time is given too.
+
+    >>> period_text(86_400, now=86_390)
+    'per UTC day (a calendar window, not a rolling one: resets at 00:00 UTC; next reset 1970-01-02 00:00:00 UTC)'
+    >>> period_text(7_200)
+    'per 2-hour window (a calendar window, not a rolling one: resets when unix time is a multiple of 7200 s, i.e. every 2 hours from 00:00 UTC)'
+    """
+    period = int(period)
+    if period <= 0:
+        raise ValueError("period must be positive")
+    if period in _NAMED_PERIODS:
+        name, rule = _NAMED_PERIODS[period]
+        rule = f"resets {rule}"
+    else:
+        count, unit = _span(period)
+        name = f"{count}-{unit} window" if count != 1 else f"{unit} window"
+        rule = f"resets when unix time is a multiple of {period} s"
+        if 86_400 % period == 0:
+            rule += f", i.e. every {count} {unit}{'s' if count != 1 else ''} from 00:00 UTC"
+    text = f"per {name} (a calendar window, not a rolling one: {rule}"
+    if now is not None:
+        text += f"; next reset {utc_text(next_period_start(now, period), sep=' ', suffix=' UTC')}"
+    return text + ")"

@@ -402,11 +402,15 @@ def _reports(w3: Web3, account: str, key: str | None = None, from_block: int | N
 
 
 def _report_doc(r) -> dict[str, Any]:
+    from smartkeys.timefmt import next_period_start, period_text
+
     return {
         "session_id": _hex(r.session_id), "key": r.key, "live": r.live, "in_window": r.in_window,
         "valid_after": r.valid_after, "valid_until": r.valid_until, "uses": r.uses, "max_uses": r.max_uses,
         "assets": [{"asset": a.asset, "spent": a.spent, "cap": a.cap, "remaining": a.remaining,
-                    "period": a.period, "period_spent": a.period_spent, "period_remaining": a.period_remaining}
+                    "period": a.period, "period_spent": a.period_spent, "period_remaining": a.period_remaining,
+                    **({"period_resets_at": next_period_start(r.as_of, a.period),
+                        "period_rule": period_text(a.period)} if a.period else {})}
                    for a in r.assets],
     }
 
@@ -485,10 +489,30 @@ def cmd_status(ctx: Context) -> Result:
                     _uses_text(uses, r.max_uses)]
             rows += _session_rows(head, assets, tokens, unknown)
         ctx.ui.table(["SESSION", "KEY", "STATUS", "VALID UNTIL", "USES", "ASSET", "SPENT", "CAP"], rows, indent="  ")
+        _print_periods(ctx, reports, tokens, chain["timestamp"])
         if any(not r.live for r in reports):
             ctx.ui.print(f"  (revoking deletes a session's counters: a revoked session's uses and spend come from its "
                          f"events; {_UNKNOWN} where they tell nothing, such as the gas of a session revoked alone)")
     return EXIT_OK, doc
+
+
+def _print_periods(ctx: Context, reports, tokens, now: int) -> None:
+    """Each live session's periodic caps: spent in the current period, and exactly when the period resets
+    (calendar windows aligned on 1970-01-01 UTC, as the contract counts them; not rolling windows)."""
+    from smartkeys.audit import format_asset
+    from smartkeys.timefmt import period_text
+
+    lines = []
+    for r in reports:
+        for a in r.assets:
+            if r.live and a.period:
+                lines.append(f"  {_hex(r.session_id)[:18]}… {_asset_label(a.asset, tokens)}: "
+                             f"{format_asset(a.asset, a.period_spent, tokens)} of "
+                             f"{format_asset(a.asset, a.period_cap, tokens)} {period_text(a.period, now)}")
+    if lines:
+        ctx.ui.print("  periodic caps:")
+        for line in lines:
+            ctx.ui.print("  " + line)
 
 
 def _revoked_spend(w3: Web3, account: str, reports, from_block: int | None = None
