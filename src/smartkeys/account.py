@@ -612,10 +612,19 @@ class SessionAgent:
         return self.contract.encode_abi("executeAsSession", [self.policy.encode(), [c.as_tuple() for c in calls]])
 
     def send_direct(self, calls: Sequence[Call], *, gas: int | None = None):
-        """Act with a transaction sent (and paid) by the session key's own address."""
+        """Act with a transaction sent (and paid) by the session key's own address.
+
+        :class:`~smartkeys.errors.NotDelegatedError` (nothing sent) if the account does not run smartkeys: a
+        transaction to an EOA without code would succeed and do nothing."""
+        self._require_smartkeys()
         with self._journaled(calls, "direct"):
             return send_transaction(self.w3, self._key, {"to": self.account, "data": self.call_data(calls)},
                                     gas=gas)
+
+    def _require_smartkeys(self) -> None:
+        from smartkeys.delegation import require_smartkeys
+
+        require_smartkeys(self.w3, self.account, action=f"use session 0x{self.session_id.hex()}")
 
     @contextmanager
     def _journaled(self, calls: Sequence[Any], path: str) -> Iterator[None]:
@@ -673,6 +682,7 @@ class SessionAgent:
 
     def send_user_op(self, calls: Sequence[Call], *, bundler: LocalAccount) -> UserOpResult:
         """Build, sign with the session key and self-bundle; raises the decoded revert if the calls fail."""
+        self._require_smartkeys()
         with self._journaled(calls, "user_op"):
             op = self.sign_user_op(self.build_user_op(calls))
             (result,) = self.entry_point.handle_ops([op], bundler)

@@ -108,3 +108,19 @@ def test_owner_on_a_delegated_account_still_grants_and_revokes(chain, owner, ses
     second = _simple_policy(chain, Account.create())
     assert Owner(chain.w3, chain.accounts[1]).grant(second) == second.session_id
     assert owner.session_report(second).live
+
+
+@pytest.mark.parametrize("low_level", ["send_direct", "send_user_op"])
+def test_low_level_session_sends_after_undelegate_are_refused_too(chain, owner, bundler, session_key, fund, low_level):
+    policy = _simple_policy(chain, session_key)
+    owner.grant(policy)
+    fund(session_key.address)
+    agent = SessionAgent(chain.w3, owner.address, session_key, policy)
+    owner.undelegate()
+    before = _nothing_sent(chain, session_key.address)
+    with pytest.raises(NotDelegatedError):
+        if low_level == "send_direct":
+            agent.send_direct([Call(BEEF, 1, b"")])
+        else:
+            agent.send_user_op([Call(BEEF, 1, b"")], bundler=bundler)
+    assert _nothing_sent(chain, session_key.address) == before
