@@ -279,12 +279,17 @@ class Owner:
                 from smartkeys.errors import UnknownImplementationError
 
                 raise UnknownImplementationError(implementation, known, self.chain_id)
-        self.implementation = Web3.to_checksum_address(implementation or account_address())
+        self._implementation = Web3.to_checksum_address(implementation or account_address())
         self.contract = account_contract(w3, account.address)
         self.entry_point = EntryPoint(w3)
 
     def __repr__(self) -> str:
         return f"Owner(address={self.address}, chain_id={self.chain_id})"
+
+    @property
+    def implementation(self) -> str:
+        """What :meth:`delegate` points the EOA at; checked at construction, read-only afterwards."""
+        return self._implementation
 
     @property
     def address(self) -> str:

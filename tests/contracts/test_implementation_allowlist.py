@@ -80,3 +80,10 @@ def test_only_the_authorization_builder_signs_eip7702_payloads():
                      r"sign_set_code|Authorization\([^)]*\)\.hash\(\)", code):
             offenders.append(path.name)
     assert offenders == []
+
+
+def test_the_implementation_cannot_be_swapped_after_the_check(chain, token):
+    owner = Owner(chain.w3, chain.accounts[3])
+    with pytest.raises(AttributeError):
+        owner.implementation = token.address
+    assert owner.implementation == account_address()
