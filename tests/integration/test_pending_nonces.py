@@ -69,3 +69,29 @@ def test_entry_point_nonce_counts_a_pending_operation(anvil):
     assert ep.get_nonce(eoa.address, 0) == 1
     assert owner.build_user_op([Call(BEEF, 1, b"")]).nonce == 1
     assert w3.eth.wait_for_transaction_receipt(sent, timeout=10)["status"] == 1
+
+
+def test_first_user_op_authorization_for_a_bundler_carries_the_pending_nonce(anvil):
+    """The bundler sends the type-4 bundle, so the authorization must carry the EOA's nonce as it will be
+    then: counting its transaction that is still pending."""
+    from smartkeys.bundler import BundlerClient, BundlerRPCError
+
+    eoa = _funded(anvil)
+    seen = {}
+
+    def bundler(payload):
+        method = payload["method"]
+        if method == "eth_chainId":
+            return {"jsonrpc": "2.0", "id": payload["id"], "result": hex(anvil.chain_id)}
+        if method == "eth_supportedEntryPoints":
+            return {"jsonrpc": "2.0", "id": payload["id"], "result": [ENTRY_POINT_V08]}
+        seen[method] = payload["params"][0]
+        return {"jsonrpc": "2.0", "id": payload["id"], "error": {"code": -32601, "message": "stop here"}}
+
+    _block_time_mining(anvil)
+    _send_without_waiting(anvil.w3, eoa, {"to": BEEF, "value": 1})
+    latest, pending = (anvil.w3.eth.get_transaction_count(eoa.address, tag) for tag in ("latest", "pending"))
+    assert pending == latest + 1
+    with pytest.raises(BundlerRPCError, match="stop here"):
+        Owner(anvil.w3, eoa).send_user_op([Call(BEEF, 0, b"")], bundler=BundlerClient("http://b.invalid", transport=bundler))
+    assert int(seen["eth_estimateUserOperationGas"]["eip7702Auth"]["nonce"], 16) == pending
