@@ -33,7 +33,8 @@ A new fault is a few lines, e.g.::
 
 Modes here: :class:`LogRangeLimit` (``eth_getLogs`` over more than N blocks refused, in a public provider's
 words), :class:`ChainIdOverride` (answers ``eth_chainId`` for another chain), :class:`EntryPointsOverride`
-(``eth_supportedEntryPoints`` lists other EntryPoints).
+(``eth_supportedEntryPoints`` lists other EntryPoints), :class:`NoHistoricalState` (a pruned node),
+:class:`MethodRecorder` (records the methods asked).
 
 Fixtures (registered as a pytest plugin by ``tests/conftest.py``)
 -----------------------------------------------------------------
@@ -63,7 +64,9 @@ __all__ = [
     "EntryPointsOverride",
     "FaultProxy",
     "LogRangeLimit",
+    "MethodRecorder",
     "Mode",
+    "NoHistoricalState",
     "ProxyContext",
     "RawReply",
     "rpc_error",
@@ -200,6 +203,31 @@ class EntryPointsOverride:
     def __call__(self, request, ctx):
         if request.get("method") == "eth_supportedEntryPoints":
             return rpc_result(request, self.entry_points)
+        return None
+
+
+class NoHistoricalState:
+    """A pruned full node: state queries (``eth_getTransactionCount``, ``eth_getBalance``, ``eth_getCode``,
+    ``eth_getStorageAt``, ``eth_call``) at a block more than ``keep`` blocks behind the head are refused."""
+
+    _STATE_METHODS = {"eth_getTransactionCount": 1, "eth_getBalance": 1, "eth_getCode": 1, "eth_getStorageAt": 2,
+                      "eth_call": 1}
+
+    def __init__(self, keep: int = 128) -> None:
+        self.keep = keep
+        self.refused = 0
+
+    def __call__(self, request, ctx):
+        index = self._STATE_METHODS.get(request.get("method"))
+        params = request.get("params") or []
+        if index is None or len(params) <= index:
+            return None
+        block = params[index]
+        if not isinstance(block, str) or not block.startswith("0x"):
+            return None  # a tag (latest, pending, ...) or a block hash object
+        if int(block, 16) < ctx.block_number() - self.keep:
+            self.refused += 1
+            return rpc_error(request, -32000, "missing trie node (path ) state is not available")
         return None
 
 

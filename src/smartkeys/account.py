@@ -301,14 +301,16 @@ class Owner:
         """The address this EOA's code delegates to, or None."""
         return parse_delegation(bytes(self.w3.eth.get_code(self.address)))
 
-    def delegate(self, *, sponsor: LocalAccount | None = None, keep_sessions: bool = False):
+    def delegate(self, *, sponsor: LocalAccount | None = None, keep_sessions: bool = False,
+                 from_block: int | None = None):
         """Delegate this EOA to the smartkeys account with a set-code (type 4) transaction.
 
         Self-sponsored by default (the authorization then carries the transaction's nonce + 1, since the
         sender's own nonce is bumped first); pass ``sponsor`` to have another account pay. Nonces are read at
         the ``pending`` block, so transactions of this EOA sent but not yet mined are counted. Sessions
         granted during an earlier delegation survive in storage: unless ``keep_sessions`` is True they are
-        revoked (``revokeAllSessions``) in the same transaction.
+        revoked (``revokeAllSessions``) in the same transaction; earlier grants are looked for in the account's
+        logs from ``from_block`` (default: its first transaction block, see :mod:`smartkeys.logs`).
 
         Raises :class:`~smartkeys.errors.AuthorizationSkippedError` before sending when the authorization's
         nonce would not match, and after mining when the chain skipped it anyway (the account's code is
@@ -320,7 +322,7 @@ class Owner:
                 "fix: deploy it first (scripts/deploy.py, or start_local_chain(deploy_smartkeys=True))"
             )
         data = b""
-        if not keep_sessions and self._had_sessions():
+        if not keep_sessions and self._had_sessions(from_block):
             data = self.contract.encode_abi("revokeAllSessions", [])
         if data and sponsor is not None:
             # The sponsor's transaction cannot call owner-only functions itself; an owner-signed user op
@@ -397,13 +399,21 @@ class Owner:
         self._check_applied(auth, self.implementation, receipt, self_sponsored=False)
         return receipt
 
-    def _had_sessions(self) -> bool:
-        """True if this account ever granted a session (it may be live again after re-delegation)."""
-        from smartkeys.logs import account_start_block, read_logs
+    def _had_sessions(self, from_block: int | None = None) -> bool:
+        """True if this account ever granted a session (it may be live again after re-delegation).
+
+        Logs from ``from_block`` (default: the account's first transaction block; a fresh EOA reads none).
+        When the node cannot say where to start (no historical state), True: revoking sessions that do not
+        exist only moves the epoch, while keeping ones that do would revive old keys.
+        """
+        from smartkeys.logs import LogQueryError, account_start_block, read_logs
 
         event = self.contract.events.SessionGranted
         end = int(self.w3.eth.block_number)
-        start = account_start_block(self.w3, self.address, to_block=end)  # a fresh EOA: nothing to read
+        try:
+            start = account_start_block(self.w3, self.address, to_block=end) if from_block is None else from_block
+        except LogQueryError:
+            return True
         return bool(read_logs(self.w3, self.address, start, end, topics=[event().topic]))
 
     # -- direct owner transactions ------------------------------------------------------

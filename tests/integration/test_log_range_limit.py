@@ -128,3 +128,28 @@ def test_account_start_block_is_the_first_block_with_a_nonce(long_chain):
     long_chain.mine(10)
     assert account_start_block(w3, eoa.address) == block
     assert w3.eth.get_transaction_count(eoa.address, block - 1) == 0
+
+
+def test_a_pruned_node_delegates_revoking_to_be_safe_and_the_audit_asks_for_from_block(long_chain, fault_proxy):
+    from fault_proxy import NoHistoricalState
+    from smartkeys.account import account_contract
+    from smartkeys.logs import LogQueryError
+
+    pruned = NoHistoricalState(keep=128)
+    w3 = Web3(Web3.HTTPProvider(fault_proxy(long_chain.url, pruned, LogRangeLimit(500)).url))
+    eoa = _fresh(long_chain)
+    long_chain.send({"to": BEEF, "value": 1}, eoa)  # the EOA has a history older than the node keeps
+    long_chain.mine(200)
+    owner = Owner(w3, eoa)
+    owner.delegate()  # cannot tell whether it ever granted: revokes all in the same transaction, to be safe
+    assert owner.delegation() == account_address() and pruned.refused > 0
+    assert account_contract(long_chain.w3, eoa.address).functions.sessionEpoch().call() == 1
+    start = w3.eth.block_number
+    policy = _policy(w3, Account.create())
+    owner.grant(policy)
+    long_chain.mine(200)
+    with pytest.raises(LogQueryError, match="--from-block"):
+        build_audit(w3, owner.address)
+    report = build_audit(w3, owner.address, from_block=start)
+    assert [s.session_id for s in report.sessions] == [policy.session_id]
+    assert policy_from_chain(w3, owner.address, policy.session_id, from_block=start) == policy

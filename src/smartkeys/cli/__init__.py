@@ -190,10 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--address", action="store_true",
                       help="print only the address (for scripts: AGENT=$(smartkeys keys show agent --address))")
 
-    command("delegate", c.cmd_delegate, "delegate the owner EOA to the smartkeys account (EIP-7702)",
-            "Send the EIP-7702 set-code transaction (self-sponsored). Re-delegating revokes sessions granted "
-            "during an earlier delegation unless --keep-sessions.").add_argument(
-        "--keep-sessions", action="store_true", help="let sessions from an earlier delegation live again")
+    delegate = command("delegate", c.cmd_delegate, "delegate the owner EOA to the smartkeys account (EIP-7702)",
+                       "Send the EIP-7702 set-code transaction (self-sponsored). Re-delegating revokes sessions "
+                       "granted during an earlier delegation unless --keep-sessions.")
+    delegate.add_argument("--keep-sessions", action="store_true", help="let sessions from an earlier delegation live again")
+    delegate.add_argument("--from-block", type=int, default=None, metavar="N",
+                          help="first block to search for earlier grants (default: the account's first transaction "
+                               "block; on a node without old state, all sessions are revoked to be safe)")
     command("undelegate", c.cmd_undelegate, "clear the owner EOA's code (asks for confirmation)").add_argument(
         "--yes", "-y", action="store_true", help="do not ask for confirmation")
 

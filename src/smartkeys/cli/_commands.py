@@ -268,7 +268,7 @@ def cmd_delegate(ctx: Context) -> Result:
     if before is not None:
         ctx.ui.info(f"note: {owner.address} currently delegates to {before}; re-delegating to smartkeys")
     with _owner_pays(ctx, owner), ctx.ui.progress("sending the EIP-7702 set-code transaction"):
-        receipt = owner.delegate(keep_sessions=ctx.args.keep_sessions)
+        receipt = owner.delegate(keep_sessions=ctx.args.keep_sessions, from_block=_check_from_block(ctx))
     tx = _hex(receipt["transactionHash"])
     ctx.ui.print(f"delegated {owner.address} to smartkeys {owner.implementation}")
     ctx.ui.pairs([("transaction", tx), ("block", receipt["blockNumber"])], indent="  ")
