@@ -25,7 +25,10 @@ from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, parse_delegation, parse_quantity
 from smartkeys.entrypoint import EntryPoint, UserOpResult
 from smartkeys.errors import (
+    AuthorizationSkippedError,
+    DelegationError,
     InvalidInputError,
+    NotDelegatedError,
     RevertError,
     SmartKeysError,
     TransactionFailedError,
@@ -53,6 +56,7 @@ __all__ = [
     "SessionAgent",
     "SessionReport",
     "account_contract",
+    "choose_session",
 ]
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -77,13 +81,6 @@ DEFAULT_VERIFICATION_GAS = 150_000
 DEFAULT_PRE_VERIFICATION_GAS = 50_000
 _CALL_GAS_MARGIN = 25_000
 _SPONSORED_CALL_GAS = 100_000
-
-
-class DelegationError(SmartKeysError):
-    """The set-code transaction was mined but the account's code is not what was asked.
-
-    The chain skips an authorization silently when its nonce or chain id is wrong.
-    """
 
 
 @dataclass(frozen=True)
@@ -277,16 +274,39 @@ class Owner:
         *,
         chain_id: int | None = None,
         implementation: str | None = None,
+        dangerously_allow_unknown_implementation: bool = False,
     ) -> None:
+        """``implementation`` is what :meth:`delegate` points the EOA at: by default the canonical smartkeys
+        account; otherwise it must be a known smartkeys deployment of this chain (the canonical address or the
+        ``SmartKeysAccount`` entry of ``deployments/<chainId>.json``, see
+        :func:`smartkeys.delegation.known_implementations`), else
+        :class:`~smartkeys.errors.UnknownImplementationError` before anything is signed. Delegating hands the
+        code full control of the EOA: pass ``dangerously_allow_unknown_implementation=True`` only for code you
+        audited (e.g. the Simple7702Account baseline in benchmarks).
+        """
+        from smartkeys.delegation import known_implementations
+
         self.w3 = w3
         self._account = account
         self.chain_id = check_chain_id(w3, chain_id)
-        self.implementation = Web3.to_checksum_address(implementation or account_address())
+        if implementation is not None:
+            implementation = checked_address(implementation, "implementation")
+            known = known_implementations(self.chain_id)
+            if implementation not in known and dangerously_allow_unknown_implementation is not True:
+                from smartkeys.errors import UnknownImplementationError
+
+                raise UnknownImplementationError(implementation, known, self.chain_id)
+        self._implementation = Web3.to_checksum_address(implementation or account_address())
         self.contract = account_contract(w3, account.address)
         self.entry_point = EntryPoint(w3)
 
     def __repr__(self) -> str:
         return f"Owner(address={self.address}, chain_id={self.chain_id})"
+
+    @property
+    def implementation(self) -> str:
+        """What :meth:`delegate` points the EOA at; checked at construction, read-only afterwards."""
+        return self._implementation
 
     @property
     def address(self) -> str:
@@ -298,13 +318,20 @@ class Owner:
         """The address this EOA's code delegates to, or None."""
         return parse_delegation(bytes(self.w3.eth.get_code(self.address)))
 
-    def delegate(self, *, sponsor: LocalAccount | None = None, keep_sessions: bool = False):
+    def delegate(self, *, sponsor: LocalAccount | None = None, keep_sessions: bool = False,
+                 from_block: int | None = None):
         """Delegate this EOA to the smartkeys account with a set-code (type 4) transaction.
 
-        Self-sponsored by default (the authorization then carries nonce + 1, since the sender's own nonce
-        is bumped first); pass ``sponsor`` to have another account pay. Sessions granted during an earlier
-        delegation survive in storage: unless ``keep_sessions`` is True they are revoked (``revokeAllSessions``)
-        in the same transaction.
+        Self-sponsored by default (the authorization then carries the transaction's nonce + 1, since the
+        sender's own nonce is bumped first); pass ``sponsor`` to have another account pay. Nonces are read at
+        the ``pending`` block, so transactions of this EOA sent but not yet mined are counted. Sessions
+        granted during an earlier delegation survive in storage: unless ``keep_sessions`` is True they are
+        revoked (``revokeAllSessions``) in the same transaction; earlier grants are looked for in the account's
+        logs from ``from_block`` (default: its first transaction block, see :mod:`smartkeys.logs`).
+
+        Raises :class:`~smartkeys.errors.AuthorizationSkippedError` before sending when the authorization's
+        nonce would not match, and after mining when the chain skipped it anyway (the account's code is
+        then not the implementation: something else of this EOA was mined first).
         """
         if not self.w3.eth.get_code(self.implementation):
             raise DelegationError(
@@ -312,20 +339,13 @@ class Owner:
                 "fix: deploy it first (scripts/deploy.py, or start_local_chain(deploy_smartkeys=True))"
             )
         data = b""
-        if not keep_sessions and self._had_sessions():
+        if not keep_sessions and self._had_sessions(from_block):
             data = self.contract.encode_abi("revokeAllSessions", [])
         if data and sponsor is not None:
             # The sponsor's transaction cannot call owner-only functions itself; an owner-signed user op
             # in the same type-4 bundle keeps delegation and revocation atomic.
-            receipt = self._delegate_and_call_sponsored(data, sponsor)
-        else:
-            receipt = self._set_code(self.implementation, sponsor, data)
-        if self.delegation() != self.implementation:
-            raise DelegationError(
-                f"authorization skipped: {self.address} still delegates to {self.delegation()}; "
-                "fix: check the chain id and the authority's nonce"
-            )
-        return receipt
+            return self._delegate_and_call_sponsored(data, sponsor)
+        return self._set_code(self.implementation, sponsor, data)
 
     def undelegate(self, *, sponsor: LocalAccount | None = None, keep_sessions: bool = False):
         """Clear the EOA's code (delegate to the zero address).
@@ -333,26 +353,57 @@ class Owner:
         Storage outlives the code, so sessions would come back to life with a later delegation to smartkeys.
         Unless ``keep_sessions`` is True, every session is revoked first, through the account's ERC-7779
         ``onRedelegation`` hook, in its own owner transaction (a call in the set-code transaction itself would
-        run after the code is gone). Raises :class:`DelegationError` if the authorization was skipped.
+        run after the code is gone). Raises :class:`AuthorizationSkippedError` if the authorization was skipped.
         """
         if not keep_sessions and self.delegation() == self.implementation and self._had_sessions():
-            self._self_call(self.contract.encode_abi("onRedelegation", []))
-        receipt = self._set_code(ZERO_ADDRESS, sponsor, b"")
-        if self.delegation() is not None:
-            raise DelegationError(f"authorization skipped: {self.address} still delegates to {self.delegation()}")
-        return receipt
+            self._self_call(self.contract.encode_abi("onRedelegation", []), "revoke every session before leaving")
+        return self._set_code(ZERO_ADDRESS, sponsor, b"")
+
+    def _pending_nonce(self) -> int:
+        """This EOA's next transaction nonce, counting its pending transactions (what a node will see)."""
+        return int(self.w3.eth.get_transaction_count(self.address, "pending"))
+
+    def _check_auth_nonce(self, auth, tx_nonce: int | None, delegate: str) -> None:
+        """Refuse to send an authorization the chain would skip: self-sponsored, it must carry the set-code
+        transaction's nonce + 1; sponsored (``tx_nonce`` None), the authority's pending nonce."""
+        expected = tx_nonce + 1 if tx_nonce is not None else self._pending_nonce()
+        if auth.nonce != expected:
+            raise AuthorizationSkippedError(self.address, delegate, auth_nonce=auth.nonce, expected_nonce=expected)
+
+    def _check_applied(self, auth, delegate: str, receipt, *, self_sponsored: bool) -> None:
+        """After mining: the account's code at that block must be ``delegate``; else a typed error saying why."""
+        block = int(receipt["blockNumber"])
+        current = parse_delegation(bytes(self.w3.eth.get_code(self.address, block)))
+        wanted = None if delegate == ZERO_ADDRESS else delegate
+        if current == wanted:
+            return
+        try:  # the nonce the chain needed: the authority's nonce before the block, plus its own tx if it sent it
+            needed = int(self.w3.eth.get_transaction_count(self.address, block - 1)) + (1 if self_sponsored else 0)
+        except Exception:  # noqa: BLE001 - a node without historical state: say what is known
+            needed = None
+        raise AuthorizationSkippedError(self.address, delegate, auth_nonce=auth.nonce, expected_nonce=needed,
+                                        current_delegation=current, tx_hash=bytes(receipt["transactionHash"]))
 
     def _set_code(self, delegate: str, sponsor: LocalAccount | None, data: bytes):
-        nonce = self.w3.eth.get_transaction_count(self.address)
-        auth = sign_authorization(
-            self._account, delegate, self.chain_id, authorization_nonce(nonce, self_sponsored=sponsor is None)
-        )
-        tx = {"to": self.address, "data": data, "authorizationList": [auth]}
-        return send_transaction(self.w3, sponsor or self._account, tx)
+        tx: dict[str, Any] = {"to": self.address, "data": data}
+        if sponsor is None:
+            tx_nonce = self._pending_nonce()
+            tx["nonce"] = tx_nonce  # fixed here so that the authorization's nonce (+1) matches it exactly
+            auth = sign_authorization(self._account, delegate, self.chain_id,
+                                      authorization_nonce(tx_nonce, self_sponsored=True))
+            self._check_auth_nonce(auth, tx_nonce, delegate)
+        else:
+            auth = sign_authorization(self._account, delegate, self.chain_id,
+                                      authorization_nonce(self._pending_nonce(), self_sponsored=False))
+            self._check_auth_nonce(auth, None, delegate)
+        tx["authorizationList"] = [auth]
+        receipt = send_transaction(self.w3, sponsor or self._account, tx)
+        self._check_applied(auth, delegate, receipt, self_sponsored=sponsor is None)
+        return receipt
 
     def _delegate_and_call_sponsored(self, call_data: bytes, sponsor: LocalAccount):
-        nonce = self.w3.eth.get_transaction_count(self.address)
-        auth = sign_authorization(self._account, self.implementation, self.chain_id, nonce)
+        auth = sign_authorization(self._account, self.implementation, self.chain_id,
+                                  authorization_nonce(self._pending_nonce(), self_sponsored=False))
         op = PackedUserOperation(
             sender=self.address,
             nonce=self.entry_point.get_nonce(self.address, 0),
@@ -366,27 +417,41 @@ class Owner:
             eip7702_auth=auth,
         )
         op = sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id, delegate=self.implementation)
+        self._check_auth_nonce(auth, None, self.implementation)
         (result,) = self.entry_point.handle_ops([op], sponsor)
         result.raise_for_failure()
-        return self.w3.eth.get_transaction_receipt(result.transaction_hash)
+        receipt = self.w3.eth.get_transaction_receipt(result.transaction_hash)
+        self._check_applied(auth, self.implementation, receipt, self_sponsored=False)
+        return receipt
 
-    def _had_sessions(self) -> bool:
-        """True if this account ever granted a session (it may be live again after re-delegation)."""
+    def _had_sessions(self, from_block: int | None = None) -> bool:
+        """True if this account ever granted a session (it may be live again after re-delegation).
+
+        Logs from ``from_block`` (default: the account's first transaction block; a fresh EOA reads none).
+        When the node cannot say where to start (no historical state), True: revoking sessions that do not
+        exist only moves the epoch, while keeping ones that do would revive old keys.
+        """
+        from smartkeys.logs import LogQueryError, account_start_block, read_logs
+
         event = self.contract.events.SessionGranted
-        logs = self.w3.eth.get_logs(
-            {"address": self.address, "fromBlock": 0, "toBlock": "latest", "topics": [event().topic]}
-        )
-        return bool(logs)
+        end = int(self.w3.eth.block_number)
+        try:
+            start = account_start_block(self.w3, self.address, to_block=end) if from_block is None else from_block
+        except LogQueryError:
+            return True
+        return bool(read_logs(self.w3, self.address, start, end, topics=[event().topic]))
 
     # -- direct owner transactions ------------------------------------------------------
 
     def execute(self, target: str, value: int = 0, data: bytes = b""):
         """One call from the account, sent as a transaction from the EOA to itself."""
-        return self._self_call(self.contract.encode_abi("execute", [Web3.to_checksum_address(target), value, data]))
+        return self._self_call(self.contract.encode_abi("execute", [Web3.to_checksum_address(target), value, data]),
+                               "execute a call", smartkeys_only=False)
 
     def execute_batch(self, calls: Iterable[Call]):
         """Several calls in one transaction; any failure reverts them all."""
-        return self._self_call(self.contract.encode_abi("executeBatch", [[c.as_tuple() for c in calls]]))
+        return self._self_call(self.contract.encode_abi("executeBatch", [[c.as_tuple() for c in calls]]),
+                               "execute a batch", smartkeys_only=False)
 
     def grant(self, policy: SessionPolicy) -> bytes:
         """Grant ``policy`` on-chain; returns the session id (keccak256 of the packed policy).
@@ -397,13 +462,14 @@ class Owner:
         (:meth:`next_free_salt`). The contract also refuses, with their custom errors, permissions that could
         move an asset it does not cap (``UncappedAsset``) unless ``policy.allow_uncapped_assets`` is set, and
         functions of a capped token it cannot account for (``TokenFunctionNotAccountable``).
+        Raises :class:`~smartkeys.errors.NotDelegatedError` (nothing sent) if the account does not run smartkeys.
         """
         from smartkeys.token_rules import check_permissions
 
         check_permissions(policy)  # the asset rules that need no chain; the rest surface from the simulation
         if self.session_id_used(policy.session_id):
             raise get_error_class("SessionAlreadyGranted")(policy.session_id)
-        self._self_call(self.contract.encode_abi("grantSession", [policy.encode()]))
+        self._self_call(self.contract.encode_abi("grantSession", [policy.encode()]), "grant a session")
         return policy.session_id
 
     def session_id_used(self, session_id: bytes) -> bool:
@@ -422,14 +488,39 @@ class Owner:
                                 "pick a salt far from the ones used so far")
 
     def revoke(self, session_id: bytes):
-        """Revoke one session immediately."""
-        return self._self_call(self.contract.encode_abi("revokeSession", [session_id]))
+        """Revoke one session immediately. :class:`~smartkeys.errors.NotDelegatedError` if not smartkeys."""
+        return self._self_call(self.contract.encode_abi("revokeSession", [session_id]), "revoke a session")
 
     def revoke_all(self):
-        """Revoke every session granted so far (moves the epoch)."""
-        return self._self_call(self.contract.encode_abi("revokeAllSessions", []))
+        """Revoke every session granted so far (moves the epoch). :class:`~smartkeys.errors.NotDelegatedError`
+        if the account does not run smartkeys (a call to an EOA without code would succeed and do nothing)."""
+        return self._self_call(self.contract.encode_abi("revokeAllSessions", []), "revoke all sessions")
 
-    def _self_call(self, data: bytes):
+    def require_smartkeys(self, action: str) -> str:
+        """The implementation this account runs; :class:`~smartkeys.errors.NotDelegatedError` naming ``action``
+        unless it is this owner's implementation or a known smartkeys deployment of the chain."""
+        from smartkeys.delegation import require_smartkeys
+
+        try:
+            return require_smartkeys(self.w3, self.address, action=action, implementation=self.implementation)
+        except NotDelegatedError as exc:
+            if exc.delegation is None:
+                raise
+            return require_smartkeys(self.w3, self.address, action=action)
+
+    def _self_call(self, data: bytes, action: str, *, smartkeys_only: bool = True):
+        # A transaction from an EOA to itself succeeds whatever its data when the EOA has no code (or code that
+        # ignores it): check what the account runs first, so that nothing is reported done that was not.
+        # Session functions need smartkeys; plain execute needs the implementation this owner delegates to.
+        if smartkeys_only:
+            self.require_smartkeys(action)
+        else:
+            from smartkeys.delegation import implementation_name
+
+            current = self.delegation()
+            if current != self.implementation:
+                raise NotDelegatedError(self.address, current, self.implementation, action=action,
+                                        runs=implementation_name(current))
         return send_transaction(self.w3, self._account, {"to": self.address, "data": data})
 
     # -- reports ------------------------------------------------------------------------
@@ -444,15 +535,17 @@ class Owner:
         state = read_session_state(self.w3, self.address, policy)
         return build_session_report(policy, state, int(self.w3.eth.get_block("latest")["timestamp"]))
 
-    def granted_policies(self) -> list[SessionPolicy]:
-        """Every policy this account ever granted (from its ``SessionGranted`` logs), oldest first, once each."""
+    def granted_policies(self, *, from_block: int | None = None) -> list[SessionPolicy]:
+        """Every policy this account ever granted (from its ``SessionGranted`` logs), oldest first, once each.
+
+        Logs from ``from_block`` (default: the account's first transaction block), in provider-sized chunks."""
         from smartkeys.policy import granted_policies
 
-        return granted_policies(self.w3, self.address)
+        return granted_policies(self.w3, self.address, from_block=from_block)
 
-    def sessions(self) -> list[SessionReport]:
+    def sessions(self, *, from_block: int | None = None) -> list[SessionReport]:
         """A :class:`SessionReport` for every session this account ever granted (revoked ones have live=False)."""
-        return [self.session_report(p) for p in self.granted_policies()]
+        return [self.session_report(p) for p in self.granted_policies(from_block=from_block)]
 
     # -- owner user operations ----------------------------------------------------------
 
@@ -508,13 +601,19 @@ class Owner:
         (``eip7702Auth``, initCode marker ``0x7702``): the bundler's type-4 bundle delegates the account and
         runs the op in one transaction, paid from the account's own ether (its prefund).
         """
+        client.check_compatible(self.chain_id, ENTRY_POINT_V08)  # before anything is signed for it
         op = self.build_user_op(calls, call_gas_limit=0)
+        auth = None
         if self.delegation() != self.implementation:
-            nonce = self.w3.eth.get_transaction_count(self.address)
-            auth = sign_authorization(self._account, self.implementation, self.chain_id, nonce)
+            # the bundler sends the type-4 bundle: the authorization carries this EOA's own (pending) nonce
+            auth = sign_authorization(self._account, self.implementation, self.chain_id,
+                                      authorization_nonce(self._pending_nonce(), self_sponsored=False))
             op = op.replace(factory=EIP7702_FACTORY, eip7702_auth=auth)
         op = client.estimate_user_operation_gas(op.replace(signature=DUMMY_SIGNATURE)).apply(op)
-        op_hash = client.send_user_operation(sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id))
+        signed = sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id)
+        if auth is not None:
+            self._check_auth_nonce(auth, None, self.implementation)
+        op_hash = client.send_user_operation(signed)
         receipt = client.wait_for_receipt(op_hash)
         result = UserOpResult(
             user_op_hash=receipt.user_op_hash, sender=receipt.sender, nonce=receipt.nonce, success=receipt.success,
@@ -579,10 +678,19 @@ class SessionAgent:
         return self.contract.encode_abi("executeAsSession", [self.policy.encode(), [c.as_tuple() for c in calls]])
 
     def send_direct(self, calls: Sequence[Call], *, gas: int | None = None):
-        """Act with a transaction sent (and paid) by the session key's own address."""
+        """Act with a transaction sent (and paid) by the session key's own address.
+
+        :class:`~smartkeys.errors.NotDelegatedError` (nothing sent) if the account does not run smartkeys: a
+        transaction to an EOA without code would succeed and do nothing."""
+        self._require_smartkeys()
         with self._journaled(calls, "direct"):
             return send_transaction(self.w3, self._key, {"to": self.account, "data": self.call_data(calls)},
                                     gas=gas)
+
+    def _require_smartkeys(self) -> None:
+        from smartkeys.delegation import require_smartkeys
+
+        require_smartkeys(self.w3, self.account, action=f"use session 0x{self.session_id.hex()}")
 
     @contextmanager
     def _journaled(self, calls: Sequence[Any], path: str) -> Iterator[None]:
@@ -640,6 +748,7 @@ class SessionAgent:
 
     def send_user_op(self, calls: Sequence[Call], *, bundler: LocalAccount) -> UserOpResult:
         """Build, sign with the session key and self-bundle; raises the decoded revert if the calls fail."""
+        self._require_smartkeys()
         with self._journaled(calls, "user_op"):
             op = self.sign_user_op(self.build_user_op(calls))
             (result,) = self.entry_point.handle_ops([op], bundler)
@@ -782,6 +891,7 @@ class SessionAgent:
                             result.actual_gas_used, charges)
 
     def _via_bundler(self, calls, client: BundlerClient, expected_outflows, raise_on_failure) -> AgentReceipt:
+        client.check_compatible(self.chain_id, ENTRY_POINT_V08)  # before anything is signed for it
         with _lock_for("lane", self.chain_id, self.account, self.nonce_key):
             nonce = self.entry_point.get_nonce(self.account, self.nonce_key)
             op, state, now = self._provisional_op(calls, nonce, expected_outflows)
@@ -829,6 +939,48 @@ def _status_word(w3: Web3, account: str, session_id: bytes) -> int:
     """The raw status word of ``session_id`` (0 = never granted; revoking sets bit 255 and keeps the rest)."""
     slot = Web3.keccak(bytes(session_id) + (SESSION_STORAGE_SLOT + 1).to_bytes(32, "big"))
     return int.from_bytes(w3.eth.get_storage_at(account, slot), "big")
+
+
+def choose_session(
+    w3: Web3,
+    account: str,
+    key: LocalAccount | SessionKey,
+    policies: Sequence[SessionPolicy],
+    calls: Sequence[Call],
+    *,
+    via: str = "user_op",
+    chain_id: int | None = None,
+) -> SessionPolicy:
+    """The first of ``policies`` (give the newest first) whose session is live and allows ``calls`` now.
+
+    Each candidate is checked by :func:`smartkeys.preflight.preflight` against its on-chain counters (on the
+    user-op path with the operation's lower-bound gas cost, as :meth:`SessionAgent.batch` does first), so a
+    key holding a short, used-up session and a long one acts under the one that allows the action.
+    One candidate: it is returned and its own refusal comes when it is used. Several, none allowing:
+    :class:`~smartkeys.errors.NoSessionAllowsError` naming each one and why. Nothing is signed.
+    """
+    from smartkeys.errors import NoSessionAllowsError
+
+    if not policies:
+        raise InvalidInputError("policies", [], "at least one granted policy of this key",
+                                "ask the owner to grant one (smartkeys grant --policy FILE)")
+    if len(policies) == 1:
+        return policies[0]
+    refusals: list[tuple[bytes, BaseException]] = []
+    for policy in policies:
+        agent = SessionAgent(w3, account, key, policy, chain_id=chain_id)
+        try:
+            if via == "direct":
+                agent._preflight(list(calls), via_user_op=False, op=None, expected_outflows=None)
+            else:
+                nonce = agent.entry_point.get_nonce(agent.account, agent.nonce_key)
+                agent._provisional_op(list(calls), nonce, None)
+        except (RevertError, UserOperationError) as exc:
+            refusals.append((policy.session_id, exc))
+            continue
+        return policy
+    raise NoSessionAllowsError(Web3.to_checksum_address(getattr(key, "address")), Web3.to_checksum_address(account),
+                               refusals)
 
 
 def session_status(w3: Web3, account: str, session_id: bytes) -> dict[str, Any]:

@@ -59,6 +59,9 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
 from smartkeys import artifacts
+from smartkeys.delegation import require_smartkeys
+from smartkeys.timefmt import period_text, utc_text
+from smartkeys.logs import account_start_block, read_logs
 from smartkeys.journal import Refusal, RefusalJournal
 from smartkeys.policy import _COMMON_SIGNATURES, SESSION_GRANTED_TOPIC
 from smartkeys.policy_codec import PermissionMode, SessionPolicy, selector_of
@@ -266,6 +269,7 @@ class AssetAudit:
             "asset": self.asset, "cap": str(self.cap), "spent": str(self.spent), "remaining": str(self.remaining),
             "period": self.period, "period_cap": str(self.period_cap), "period_spent": str(self.period_spent),
             "period_remaining": str(self.period_remaining),
+            "period_rule": period_text(self.period) if self.period else None,  # calendar windows, exact reset
             "periods": {str(k): str(v) for k, v in sorted(self.periods.items())},
             "ledger_period_index": self.ledger_period_index,
         }
@@ -487,7 +491,8 @@ class AuditReport:
         colours = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0", "C1", "C2", "C3"])
 
         def when(t: int) -> _dt.datetime:
-            return _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
+            # matplotlib dates stop at 9999: a far expiry is drawn at the axis' end, its text says the truth
+            return _dt.datetime.fromtimestamp(min(t, 253_402_300_799), _dt.timezone.utc)
 
         for (asset, items), ax in zip(panels, axes[:, 0]):
             scale, unit = _unit_of(asset, self.tokens)
@@ -526,7 +531,7 @@ def _hex(value: bytes | None) -> str | None:
 def _iso(t: int | None) -> str:
     if t is None:
         return ""
-    return _dt.datetime.fromtimestamp(int(t), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_text(int(t))  # any uint48 time, years past 9999 included
 
 
 def _amounts(values: Mapping[str, int]) -> dict[str, str]:
@@ -649,25 +654,21 @@ def _resolve_block(w3: Any, block: int | str) -> int:
     return int(w3.eth.get_block(block)["number"])
 
 
-def _fetch_logs(w3: Any, account: str, start: int, end: int, chunk_size: int,
+def _fetch_logs(w3: Any, account: str, start: int, end: int, chunk_size: int | None,
                 progress: Callable[[int, int], None] | None) -> list[_Log]:
-    """The account's logs in ``[start, end]``, ``chunk_size`` blocks per ``eth_getLogs``."""
+    """The account's logs in ``[start, end]`` through :func:`smartkeys.logs.read_logs` (at most ``chunk_size``
+    blocks per ``eth_getLogs``, fewer if the provider says so)."""
     out: list[_Log] = []
-    total = max(end - start + 1, 0)
-    lo = start
-    while lo <= end:
-        hi = min(lo + chunk_size - 1, end)
-        for log in w3.eth.get_logs({"address": account, "fromBlock": lo, "toBlock": hi}):
-            topics = tuple(bytes(t) for t in log["topics"])
-            if not topics:
-                continue
-            out.append(_Log(int(log["blockNumber"]), int(log["logIndex"]), bytes(log["transactionHash"]),
-                            topics, bytes(log["data"])))
+    if start > end:
         if progress is not None:
-            progress(hi - start + 1, total)
-        lo = hi + 1
-    if progress is not None and total == 0:
-        progress(0, 0)
+            progress(0, 0)
+        return out
+    for log in read_logs(w3, account, start, end, chunk=chunk_size, progress=progress):
+        topics = tuple(bytes(t) for t in log["topics"])
+        if not topics:
+            continue
+        out.append(_Log(int(log["blockNumber"]), int(log["logIndex"]), bytes(log["transactionHash"]),
+                        topics, bytes(log["data"])))
     out.sort(key=lambda x: x.order)
     return out
 
@@ -894,7 +895,7 @@ class _Auditor:
             elif a.period and a.period_cap and amount >= edge * a.period_cap:
                 out.append(AuditFlag(
                     "edge_of_policy", f"one use took {self._fmt(a.asset, amount)}: {amount * 100 // a.period_cap}% "
-                    f"of the periodic cap {self._fmt(a.asset, a.period_cap)} per {a.period} s",
+                    f"of the periodic cap {self._fmt(a.asset, a.period_cap)} {period_text(a.period)}",
                     asset=a.asset, **ref))
         return out
 
@@ -975,26 +976,33 @@ def build_audit(
     w3: Any,
     account: str,
     *,
-    from_block: int = 0,
+    from_block: int | None = None,
     to_block: int | str = "latest",
     journal: RefusalJournal | None = None,
     thresholds: AuditThresholds = AuditThresholds(),
     now: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    chunk_size: int = 2_000,
+    chunk_size: int | None = None,
 ) -> AuditReport:
     """Rebuild the audit of ``account`` from its logs in ``[from_block, to_block]`` (+ ``journal`` refusals).
 
     ``now`` (unix seconds) is when statuses and present-state flags are evaluated; default: the timestamp of
-    ``to_block``. ``progress(blocks_done, blocks_total)`` is called after each ``eth_getLogs`` chunk of
-    ``chunk_size`` blocks. Refusals are those of this account and chain whose recorded block is in range
+    ``to_block``. ``from_block`` defaults to the account's first transaction block
+    (:func:`smartkeys.logs.account_start_block`: no log of the account is older). Logs are read with
+    :func:`smartkeys.logs.read_logs`, at most ``chunk_size`` blocks per ``eth_getLogs`` (default: what the
+    provider allows); ``progress(blocks_done, blocks_total)`` is called after each chunk. Refusals are those of this account and chain whose recorded block is in range
     (or unknown), placed after the events of the block the SDK saw.
     """
     account = to_checksum_address(account)
     end = _resolve_block(w3, to_block)
-    if chunk_size < 1:
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
+    if from_block is None:
+        from_block = min(account_start_block(w3, account, to_block=end), end + 1)
     chain_id = int(w3.eth.chain_id)
+    # the gas spent is read from the account's code at ``end``: without smartkeys code there it would be an
+    # undecodable empty answer, so name the cause (and the fix) instead
+    require_smartkeys(w3, account, action="audit the account", block=end)
     auditor = _Auditor(w3, account, thresholds)
     logs = _fetch_logs(w3, account, from_block, end, chunk_size, progress)
     refusals: list[Refusal] = []
@@ -1024,7 +1032,7 @@ def watch(
     stop: threading.Event | None = None,
     journal: RefusalJournal | None = None,
     thresholds: AuditThresholds = AuditThresholds(),
-    chunk_size: int = 2_000,
+    chunk_size: int | None = None,
 ) -> Iterator[AuditEntry]:
     """Follow the account: yield an :class:`AuditEntry` for each new event (and new journal refusal).
 
@@ -1039,7 +1047,8 @@ def watch(
     seen_refusals = 0
     history: list[tuple[tuple[float, int, float], Any]] = []
     if start > 0:
-        history += [(log.order, log) for log in _fetch_logs(w3, account, 0, start - 1, chunk_size, None)]
+        first = account_start_block(w3, account, to_block=start - 1)
+        history += [(log.order, log) for log in _fetch_logs(w3, account, first, start - 1, chunk_size, None)]
     if journal is not None:
         old = journal.read(account=account, chain_id=chain_id)
         seen_refusals = len(old)

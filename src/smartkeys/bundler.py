@@ -16,6 +16,7 @@ Errors (every one a :class:`~smartkeys.errors.SmartKeysError`)::
     ├── BundlerConnectionError           network failure, HTTP error or rate limit after the retries: .status
     │   └── BundlerTimeoutError (+TimeoutError)   no answer (or no receipt) in time
     ├── BundlerRPCError                  any other JSON-RPC error: .code .message .rpc_data
+    ├── BundlerEntryPointError           the bundler does not serve the EntryPoint: .entry_point .supported
     └── BundlerUserOperationError (+UserOperationError)
                                          the bundler refused the op: .code ("AA24"), .rpc_code (-32507),
                                          .inner (revert data decoded with decode_revert)
@@ -59,6 +60,7 @@ from smartkeys.userop import PackedUserOperation
 __all__ = [
     "BundlerClient",
     "BundlerConnectionError",
+    "BundlerEntryPointError",
     "BundlerError",
     "BundlerHTTPError",
     "BundlerRPCError",
@@ -127,6 +129,21 @@ class BundlerUserOperationError(UserOperationError, BundlerError):
         self.rpc_data = data
         raw = data if isinstance(data, bytes) else None
         super().__init__(message, inner=inner, data=raw)
+
+
+class BundlerEntryPointError(BundlerError):
+    """``eth_supportedEntryPoints`` does not list the EntryPoint the operation is for (nothing was signed)."""
+
+    def __init__(self, entry_point: str, supported: list[str], *, url: str) -> None:
+        self.method = "eth_supportedEntryPoints"
+        self.entry_point = entry_point
+        self.supported = list(supported)
+        self.url = url
+        super().__init__(
+            f"the bundler at {url} does not serve EntryPoint {entry_point} (it lists "
+            f"{', '.join(supported) or 'none'}); nothing was signed; fix: use a bundler for EntryPoint v0.8 "
+            f"({entry_point}) on this chain"
+        )
 
 
 class BundlerHTTPError(Exception):
@@ -383,6 +400,7 @@ class BundlerClient:
         self._rng = rng or random.Random()
         self._ids = itertools.count(1)
         self._chain_checked = expected_chain_id is None
+        self._compatible: set[tuple[int, str]] = set()
         self.poll_interval = poll_interval  # default of wait_for_receipt (a local bundler answers in ~0.1 s)
 
     def __repr__(self) -> str:
@@ -475,6 +493,31 @@ class BundlerClient:
             if actual != self.expected_chain_id:
                 raise ChainMismatchError(expected=int(self.expected_chain_id or 0), actual=actual, source="the bundler")
             self._chain_checked = True
+
+    def check_compatible(self, chain_id: int, entry_point: str = ENTRY_POINT_V08) -> None:
+        """Check, before anything is signed for this bundler, that it serves ``chain_id`` (``eth_chainId``)
+        and ``entry_point`` (``eth_supportedEntryPoints``); remembered once it passed.
+
+        ``chain_id`` is the node's (the chain the operation is signed for). Raises
+        :class:`~smartkeys.errors.ChainMismatchError` (``source`` names the bundler) or
+        :class:`BundlerEntryPointError`. A bundler on another chain would accept, estimate and even take the
+        operation, and the only symptom would be a receipt that never comes.
+        """
+        entry_point = checked_address(entry_point, "entry_point")
+        if (int(chain_id), entry_point) in self._compatible:
+            return
+        if self.expected_chain_id is not None and int(self.expected_chain_id) != int(chain_id):
+            raise ChainMismatchError(expected=int(self.expected_chain_id), actual=int(chain_id),
+                                     source="the node (the bundler client was built for another chain)")
+        actual = self.chain_id()
+        if actual != int(chain_id):
+            raise ChainMismatchError(expected=int(chain_id), actual=actual,
+                                     source=f"the bundler at {self.url.split('?')[0]} (the node serves chain {chain_id})")
+        supported = self.supported_entry_points()
+        if entry_point not in supported:
+            raise BundlerEntryPointError(entry_point, supported, url=self.url.split("?")[0])
+        self._compatible.add((int(chain_id), entry_point))
+        self._chain_checked = True
 
     # -- methods -------------------------------------------------------------------------------
 

@@ -53,9 +53,13 @@ class EntryPoint:
         self.address = Web3.to_checksum_address(address)
         self.contract = w3.eth.contract(address=self.address, abi=artifacts.load("vendor/EntryPoint")["abi"])
 
-    def get_nonce(self, sender: str, key: int = 0) -> int:
-        """The next full nonce (key << 64 | sequence) for ``sender`` on lane ``key``."""
-        return int(self.contract.functions.getNonce(Web3.to_checksum_address(sender), key).call())
+    def get_nonce(self, sender: str, key: int = 0, block: str | int = "pending") -> int:
+        """The next full nonce (key << 64 | sequence) for ``sender`` on lane ``key``.
+
+        Read at the ``pending`` block by default: an operation signed now is mined after whatever is already
+        pending (on a node with block times, ``latest`` would give a nonce already used by a pending operation).
+        """
+        return int(self.contract.functions.getNonce(Web3.to_checksum_address(sender), key).call(block_identifier=block))
 
     def get_user_op_hash(self, op: PackedUserOperation) -> bytes:
         """The EntryPoint's own hash of ``op`` (reads the 7702 delegate from chain)."""

@@ -5,6 +5,11 @@ Every exception smartkeys raises derives from :class:`SmartKeysError`::
     SmartKeysError
     ├── InvalidInputError (+ValueError)   bad argument: .field .value .expected .hint
     ├── ChainMismatchError                RPC chain id != configured: .expected .actual
+    ├── NotDelegatedError                 the account does not run smartkeys: .account .delegation .runs
+    ├── NoSessionAllowsError              none of a key's live sessions allows the action: .candidates
+    ├── UnknownImplementationError (+ValueError)  delegation target is no known smartkeys deployment
+    ├── DelegationError                   delegating cannot be done or did not take effect
+    │   └── AuthorizationSkippedError     an EIP-7702 authorization the chain would skip / skipped: .auth_nonce
     ├── ErrorNotRegistered (+LookupError) get_error_class() knows no such error
     ├── TransactionFailedError            a mined transaction failed: .tx_hash .receipt .revert
     ├── UserOperationError                EntryPoint/bundler refused an op:
@@ -57,16 +62,21 @@ from eth_utils import keccak, to_checksum_address
 __all__ = [
     "AA_CODE_HINTS",
     "ChainMismatchError",
+    "AuthorizationSkippedError",
     "ContractRevertError",
+    "DelegationError",
     "ErrorNotRegistered",
     "FailedOp",
     "FailedOpWithRevert",
     "InvalidInputError",
+    "NoSessionAllowsError",
+    "NotDelegatedError",
     "PanicError",
     "RevertError",
     "RevertReasonError",
     "SmartKeysError",
     "TransactionFailedError",
+    "UnknownImplementationError",
     "UnknownRevertError",
     "UserOperationError",
     "decode_revert",
@@ -205,6 +215,103 @@ class ChainMismatchError(SmartKeysError):
             f"from {source}; fix: point the RPC URL at chain {expected}, or set chain_id to "
             f"{actual} if that chain is really intended"
         )
+
+
+class NotDelegatedError(SmartKeysError):
+    """The account does not run the smartkeys account code, so an owner or session action would do nothing.
+
+    ``delegation`` is the address its EIP-7702 code points at (None: no code), ``runs`` a readable name for
+    it (``"no code"``, ``"Simple7702Account"``, ...), ``expected`` the smartkeys implementation(s), ``action``
+    what was refused. Nothing was signed or sent.
+    """
+
+    def __init__(self, account: str, delegation: str | None, expected: str, *, action: str, runs: str | None = None,
+                 at_block: Any = None) -> None:
+        self.account = account
+        self.delegation = delegation
+        self.expected = expected
+        self.action = action
+        self.runs = runs or ("no code" if delegation is None else delegation)
+        self.at_block = at_block
+        where = "" if at_block in (None, "latest") else f" at block {at_block}"
+        if delegation is None:
+            state = f"account {account} has no code{where} (it is not delegated to smartkeys)"
+            fix = "delegate it first: Owner(w3, key).delegate() or `smartkeys delegate`"
+        else:
+            state = (f"account {account} runs {self.runs}{where} (its EIP-7702 delegation points at {delegation}), "
+                     f"not the smartkeys account {expected}")
+            fix = ("re-delegate it to smartkeys: Owner(w3, key).delegate() or `smartkeys delegate` "
+                   "(sessions granted earlier are revoked unless keep_sessions=True)")
+        super().__init__(f"cannot {action}: {state}; nothing was sent; fix: {fix}")
+
+
+class UnknownImplementationError(SmartKeysError, ValueError):
+    """A delegation target that is not a known smartkeys deployment (refused before anything is signed)."""
+
+    def __init__(self, implementation: str, known: Iterable[str], chain_id: int) -> None:
+        self.implementation = implementation
+        self.known = tuple(known)
+        self.chain_id = chain_id
+        super().__init__(
+            f"field 'implementation': expected a smartkeys account deployment on chain {chain_id} "
+            f"({', '.join(self.known) or 'none known'}), got {implementation}; delegating an EOA hands that code "
+            "full control of the account; fix: leave implementation unset (the canonical smartkeys address), "
+            "record your deployment in deployments/<chainId>.json (scripts/deploy.py), or, only for code you "
+            "audited, pass dangerously_allow_unknown_implementation=True"
+        )
+
+
+class NoSessionAllowsError(SmartKeysError):
+    """A key holds several live sessions and none of them allows the action (checked by the preflight).
+
+    ``candidates`` is a tuple of ``(session_id, error)``, newest grant first: why each one refuses.
+    Nothing was signed or sent.
+    """
+
+    def __init__(self, key: str, account: str, candidates: Iterable[tuple[bytes, BaseException]]) -> None:
+        self.key = key
+        self.account = account
+        self.candidates = tuple(candidates)
+        reasons = "; ".join(f"0x{sid.hex()}: {type(err).__name__}: {str(err)[:160]}" for sid, err in self.candidates)
+        super().__init__(
+            f"none of the {len(self.candidates)} live sessions of key {key} at {account} allows this action "
+            f"({reasons}); nothing was sent; fix: pick one with --session ID (Python: policy_from_chain(w3, "
+            "account, session_id)), or ask the owner for a grant that allows it"
+        )
+
+
+class DelegationError(SmartKeysError):
+    """Delegating (EIP-7702) cannot be done or did not take effect: the account's code is not what was asked."""
+
+
+class AuthorizationSkippedError(DelegationError):
+    """An EIP-7702 authorization the chain would skip (before sending) or skipped (after mining).
+
+    The chain skips a tuple whose nonce is not the authority's nonce at the time it is processed (or whose
+    chain id is wrong) and still runs the transaction. ``auth_nonce`` is what the tuple carried,
+    ``expected_nonce`` what the chain needed, ``tx_hash`` the mined transaction (None: caught before sending).
+    """
+
+    def __init__(self, authority: str, delegate: str, *, auth_nonce: int, expected_nonce: int | None,
+                 current_delegation: str | None = None, tx_hash: str | bytes | None = None) -> None:
+        if isinstance(tx_hash, (bytes, bytearray)):
+            tx_hash = "0x" + bytes(tx_hash).hex()
+        self.authority = authority
+        self.delegate = delegate
+        self.auth_nonce = auth_nonce
+        self.expected_nonce = expected_nonce
+        self.current_delegation = current_delegation
+        self.tx_hash = tx_hash
+        need = "" if expected_nonce is None else f", but the chain needed nonce {expected_nonce}"
+        if tx_hash is None:
+            head = (f"refusing to send: the authorization delegating {authority} to {delegate} carries nonce "
+                    f"{auth_nonce}{need}, so the chain would skip it and the transaction would set no code")
+        else:
+            head = (f"authorization skipped in transaction {tx_hash}: {authority} still "
+                    f"{'has no code' if current_delegation is None else 'delegates to ' + current_delegation}, "
+                    f"not {delegate}; the authorization carried nonce {auth_nonce}{need} "
+                    "(another transaction of this account was mined first, or the chain id was wrong)")
+        super().__init__(f"{head}; fix: wait for the account's pending transactions to be mined, then delegate again")
 
 
 class ErrorNotRegistered(SmartKeysError, LookupError):

@@ -281,7 +281,8 @@ class _AnvilBackend:
     """A real anvil node (npm ``@foundry-rs/anvil-linux-amd64``, Prague) on a free loopback port.
 
     ``port`` and ``host`` fix where it listens (default: a free port on 127.0.0.1); a host other than
-    loopback exposes the node, and its funded public dev keys, to the network.
+    loopback exposes the node, and its funded public dev keys, to the network. ``extra_args`` are passed to
+    anvil as they are (e.g. ``["--prune-history", "200000"]`` to keep states in memory on a long chain).
 
     Same accounts as eth-tester (anvil derives them from the same mnemonic). anvil consumes a snapshot
     when reverting to it; to keep ids reusable, each revert takes a fresh snapshot for the same id.
@@ -301,6 +302,7 @@ class _AnvilBackend:
         host: str = "127.0.0.1",
         port: int | None = None,
         startup_timeout: float = 20.0,
+        extra_args: Sequence[str] = (),
     ) -> None:
         import subprocess
         import time as _time
@@ -316,7 +318,7 @@ class _AnvilBackend:
         args = [
             binary, "--host", host, "--port", str(self.port), "--hardfork", "prague",
             "--chain-id", str(chain_id), "--mnemonic", TEST_MNEMONIC, "--accounts", str(len(funded_keys)),
-            "--balance", str(balance_wei // 10**18), "--gas-limit", str(gas_limit), "--silent",
+            "--balance", str(balance_wei // 10**18), "--gas-limit", str(gas_limit), "--silent", *extra_args,
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 30}))

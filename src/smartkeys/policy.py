@@ -310,7 +310,9 @@ class Instant:
         _int_field(self.timestamp, "timestamp", _U48, "pass unix seconds that fit in 48 bits")
 
     def __str__(self) -> str:
-        return _dt.datetime.fromtimestamp(self.timestamp, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        from smartkeys.timefmt import utc_text
+
+        return utc_text(self.timestamp)  # every 48-bit time, years past 9999 included
 
 
 TimeSpec = Union[Duration, Instant]
@@ -1038,7 +1040,13 @@ class PolicyModel:
         return address
 
     def describe(self, now: int | None = None) -> str:
-        """A short human summary (with ``now``, the window in absolute UTC times too)."""
+        """A short human summary (with ``now``, the window in absolute UTC times too).
+
+        Periodic caps are described as what they are on chain: calendar windows aligned on 1970-01-01 UTC
+        (a day resets at 00:00 UTC), with the next reset time when ``now`` is given
+        (:func:`smartkeys.timefmt.period_text`)."""
+        from smartkeys.timefmt import period_text
+
         lines = [f"Session key {self.key}"]
         if self.allow_uncapped_assets:
             lines.append(UNCAPPED_WARNING)
@@ -1070,13 +1078,13 @@ class PolicyModel:
         else:
             text = f"Native value: {_native_text(native.per_call)} per call, {_native_text(native.total)} in total"
             if native.period:
-                text += f", {_native_text(native.per_period)} per {_period_text(native.period)}"
+                text += f", {_native_text(native.per_period)} {period_text(native.period, now)}"
             lines.append(text)
         for name, cap in self.limits.tokens.items():
             d = self.tokens[name].decimals
             text = f"{name}: {format_amount(cap.total, d, name)} in total"
             if cap.period:
-                text += f", {format_amount(cap.per_period, d, name)} per {_period_text(cap.period)}"
+                text += f", {format_amount(cap.per_period, d, name)} {period_text(cap.period, now)}"
             lines.append(text)
         lines.append(f"Uses: {self.limits.max_uses or 'unlimited'}; gas budget: {_native_text(self.limits.gas_budget)}")
         if self.limits.paymasters:
@@ -1402,20 +1410,23 @@ def dump_policy(policy: PolicyModel, path: str | os.PathLike[str], *, overwrite:
 # --------------------------------------------------------------------------------------------
 
 
-def policy_from_chain(w3: Any, account: str, session_id: bytes | str, *, from_block: int | str = 0, to_block: int | str = "latest") -> SessionPolicy:
+def policy_from_chain(w3: Any, account: str, session_id: bytes | str, *, from_block: int | str | None = None,
+                      to_block: int | str = "latest") -> SessionPolicy:
     """The policy granted as ``session_id`` at ``account``, rebuilt from its ``SessionGranted`` log.
 
-    The log is found by topic (event, session id) on the account's address; its policy bytes must hash to
+    The log is found by topic (event, session id) on the account's address, through
+    :func:`smartkeys.logs.read_logs` (chunked, adapting to the provider's range limit) from ``from_block``
+    (default: :func:`smartkeys.logs.account_start_block`, never genesis); its policy bytes must hash to
     ``session_id`` (else :class:`PolicyIntegrityError`). No log: :class:`PolicyNotFoundError`.
     """
+    from smartkeys.logs import account_start_block, read_logs
+
     account = checked_address(account, "account")
     sid = checked_bytes(session_id, "session_id", length=32)
-    logs = w3.eth.get_logs({
-        "address": account,
-        "fromBlock": from_block,
-        "toBlock": to_block,
-        "topics": ["0x" + SESSION_GRANTED_TOPIC.hex(), "0x" + sid.hex()],
-    })
+    if from_block is None:
+        from_block = account_start_block(w3, account, to_block=to_block)
+    logs = read_logs(w3, account, from_block, to_block,
+                     topics=["0x" + SESSION_GRANTED_TOPIC.hex(), "0x" + sid.hex()])
     if not logs:
         raise PolicyNotFoundError(
             f"no SessionGranted log for session 0x{sid.hex()} at {account} (blocks {from_block}..{to_block}); "
@@ -1436,14 +1447,22 @@ def policy_from_chain(w3: Any, account: str, session_id: bytes | str, *, from_bl
     return policy
 
 
-def granted_policies(w3: Any, account: str, *, key: str | None = None) -> list[SessionPolicy]:
+def granted_policies(w3: Any, account: str, *, key: str | None = None,
+                     from_block: int | str | None = None) -> list[SessionPolicy]:
     """Every policy ``account`` ever granted (to ``key`` only, if given), from its ``SessionGranted`` logs:
-    oldest first, each session once (a re-grant of the same policy is the same session)."""
+    oldest first, each session once (a re-grant of the same policy is the same session).
+
+    Logs are read from ``from_block`` (default: :func:`smartkeys.logs.account_start_block`) to the latest
+    block with :func:`smartkeys.logs.read_logs`."""
+    from smartkeys.logs import account_start_block, read_logs
+
     account = checked_address(account, "account")
     topics: list[Any] = ["0x" + SESSION_GRANTED_TOPIC.hex()]
     if key is not None:
         topics += [None, "0x" + "00" * 12 + checked_address(key, "key")[2:].lower()]
-    logs = w3.eth.get_logs({"address": account, "fromBlock": 0, "toBlock": "latest", "topics": topics})
+    end = int(w3.eth.block_number)
+    start = account_start_block(w3, account, to_block=end) if from_block is None else from_block
+    logs = read_logs(w3, account, start, end, topics=topics)
     seen: set[bytes] = set()
     out = []
     for log in logs:

@@ -53,6 +53,7 @@ from eth_utils import keccak
 from smartkeys import artifacts
 from smartkeys.account import Call
 from smartkeys.deployments import ENTRY_POINT_V08
+from smartkeys.delegation import require_smartkeys
 from smartkeys.encoding import checked_address, checked_uint
 from smartkeys.errors import (
     InvalidInputError,
@@ -235,6 +236,8 @@ def read_session_state(w3: Any, account: str, policy: SessionPolicy) -> SessionS
     :func:`preflight` picks the contract's error (``SessionNotActive`` vs ``SessionEpochRevoked``).
     """
     account = checked_address(account, "account")
+    # Without smartkeys code the view calls below answer nothing (web3's BadFunctionCallOutput): say why instead.
+    require_smartkeys(w3, account, action=f"use session 0x{policy.session_id.hex()}")
     contract = w3.eth.contract(address=account, abi=_ACCOUNT_ABI)
     sid = policy.session_id
     live, uses, native, gas, granted_epoch = contract.functions.sessionStatus(sid).call()

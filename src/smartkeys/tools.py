@@ -28,7 +28,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +38,7 @@ from smartkeys.account import Call
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
 from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
+from smartkeys.timefmt import period_text, utc_text
 
 __all__ = ["ERC20_ABI", "call_from_tool", "tool_definitions"]
 
@@ -250,17 +250,9 @@ def _units(amount: int, decimals: int | None, symbol: str) -> str:
     return f"{text} {symbol}"
 
 
-def _duration(seconds: int) -> str:
-    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
-        if seconds % size == 0 and seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{seconds} s"
-
-
 def _limits(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]], names: Mapping[str, str],
-            state: Any) -> str:
-    until = datetime.fromtimestamp(policy.valid_until, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+            state: Any, now: int | None = None) -> str:
+    until = utc_text(policy.valid_until, sep=" ", suffix=" UTC")  # any uint48 time, years past 9999 included
     parts = [f"Session valid until {until} (unix {policy.valid_until})."]
     if policy.max_uses:
         used = getattr(state, "uses", None)
@@ -272,7 +264,7 @@ def _limits(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]], names:
         if state is not None:
             text += f" ({eth(max(0, policy.native_total - state.native_spent))} left)"
         if policy.native_period:
-            text += f", {eth(policy.native_per_period)} per {_duration(policy.native_period)}"
+            text += f", {eth(policy.native_per_period)} {period_text(policy.native_period, now)}"
         parts.append(text + ".")
     else:
         parts.append("No native value may be sent.")
@@ -283,7 +275,7 @@ def _limits(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]], names:
         if state is not None and cap.token in getattr(state, "tokens", {}):
             text += f" ({_units(max(0, cap.cap - state.tokens[cap.token].total_spent), decimals, symbol)} left)"
         if cap.period:
-            text += f", {_units(cap.per_period, decimals, symbol)} per {_duration(cap.period)}"
+            text += f", {_units(cap.per_period, decimals, symbol)} {period_text(cap.period, now)}"
         if decimals is not None:
             text += f"; amounts are in base units ({decimals} decimals: 1 {symbol} = {10**decimals})"
         parts.append(text + ".")
@@ -297,12 +289,12 @@ def _normalize_maps(names, abis, tokens):
     return names, abis, tokens
 
 
-def _build(policy: SessionPolicy, names, abis, tokens, state) -> dict[str, _Tool]:
+def _build(policy: SessionPolicy, names, abis, tokens, state, now: int | None = None) -> dict[str, _Tool]:
     if not isinstance(policy, SessionPolicy):
         raise InvalidInputError("policy", policy, "a SessionPolicy")
     names, abis, tokens = _normalize_maps(names, abis, tokens)
     capped = {c.token for c in policy.token_caps}
-    limits = _limits(policy, tokens, names, state)
+    limits = _limits(policy, tokens, names, state, now)
     native_ok = policy.native_per_call > 0 and policy.native_total > 0
     out: dict[str, _Tool] = {}
 
@@ -377,16 +369,20 @@ def tool_definitions(
     tokens: Mapping[str, tuple[str, int]] | None = None,
     state: Any = None,
     format: str = "openai",
+    now: int | None = None,
 ) -> list[dict[str, Any]]:
     """One tool per permitted (contract, function) of ``policy``, in ``format`` ``"openai"`` or ``"anthropic"``.
 
     ``names`` maps addresses to short names (``{"0xA0b8...": "usdc"}``), ``abis`` addresses to ABIs,
     ``tokens`` addresses to ``(symbol, decimals)`` (limits are then shown in human units). ``state``
     (a :class:`~smartkeys.preflight.SessionState`) adds what is left of each budget and of the uses.
+    Periodic caps are described exactly as the contract applies them: calendar windows aligned on
+    1970-01-01 UTC (a day resets at 00:00 UTC), never as rolling windows; ``now`` (unix seconds, e.g. the
+    latest block's timestamp) adds the next reset time.
     """
     if format not in ("openai", "anthropic"):
         raise InvalidInputError("format", format, "'openai' or 'anthropic'")
-    tools = _build(policy, names, abis, tokens, state)
+    tools = _build(policy, names, abis, tokens, state, now)
     out = []
     for tool in tools.values():
         schema = tool.schema(policy.native_per_call)

@@ -21,6 +21,7 @@ from smartkeys.authorization import SECP256K1_N
 from smartkeys.encoding import delegation_designator
 from smartkeys.entrypoint import EntryPoint
 from smartkeys.errors import (
+    AuthorizationSkippedError,
     FailedOp,
     TransactionFailedError,
     UnknownRevertError,
@@ -167,22 +168,45 @@ def test_sponsored_delegation_round_trip_is_paid_by_the_sponsor(chain):
     assert w3.eth.get_transaction_count(owner.address) == owner_nonce + 2
 
 
-def test_wrong_nonce_authorization_is_skipped_and_delegate_raises_delegation_error(chain, monkeypatch):
+@pytest.mark.parametrize("payer", ["self-sponsored", "sponsored"])
+def test_wrong_nonce_authorization_is_refused_before_sending(chain, monkeypatch, payer):
+    import smartkeys.account as account_module
+
+    w3 = chain.w3
+    owner = Owner(w3, chain.accounts[5])
+    sponsor = chain.accounts[4] if payer == "sponsored" else None
+    before = (w3.eth.block_number, w3.eth.get_transaction_count(owner.address))
+    # Force the classic mistake: self-sponsored, the current nonce (not nonce + 1); sponsored, nonce + 1.
+    monkeypatch.setattr(account_module, "authorization_nonce", lambda current, self_sponsored: current + (not self_sponsored))
+
+    with pytest.raises(AuthorizationSkippedError) as info:
+        owner.delegate(sponsor=sponsor)
+    assert isinstance(info.value, DelegationError) and info.value.tx_hash is None
+    assert info.value.auth_nonce == before[1] + (payer == "sponsored")
+    assert info.value.expected_nonce == before[1] + (payer == "self-sponsored")
+    assert (w3.eth.block_number, w3.eth.get_transaction_count(owner.address)) == before  # nothing sent
+
+
+def test_authorization_skipped_on_chain_is_a_typed_error_after_mining(chain, monkeypatch):
     import smartkeys.account as account_module
 
     w3 = chain.w3
     owner = Owner(w3, chain.accounts[5])
     nonce = w3.eth.get_transaction_count(owner.address)
-    # Force the classic mistake: a self-sponsored authorization carrying the current nonce (not nonce + 1).
+    # As if another transaction of the EOA got mined between the check and this one: the check passes, the
+    # chain skips the tuple.
     monkeypatch.setattr(account_module, "authorization_nonce", lambda current, self_sponsored: current)
+    monkeypatch.setattr(Owner, "_check_auth_nonce", lambda self, auth, tx_nonce, delegate: None)
 
-    with pytest.raises(DelegationError, match="authorization skipped"):
+    with pytest.raises(AuthorizationSkippedError, match="authorization skipped in transaction") as info:
         owner.delegate()
-
+    err = info.value
+    assert (err.auth_nonce, err.expected_nonce, err.current_delegation) == (nonce, nonce + 1, None)
     assert w3.eth.get_code(owner.address) == b""
     assert w3.eth.get_transaction_count(owner.address) == nonce + 1  # the tx itself was mined
     receipt = last_receipt(w3)
     assert receipt["status"] == 1 and receipt["from"] == owner.address  # the chain skipped it silently
+    assert err.tx_hash == "0x" + bytes(receipt["transactionHash"]).hex()
 
 
 @pytest.mark.parametrize("payer", ["self-sponsored", "sponsored"])

@@ -216,6 +216,8 @@ def test_user_op_through_a_bundler_client(chain, agent, token, bundler):
         method, params = request["method"], request["params"]
         if method == "eth_chainId":
             result = hex(chain.w3.eth.chain_id)
+        elif method == "eth_supportedEntryPoints":  # asked once, before the first signature
+            result = [ep.address]
         elif method == "eth_estimateUserOperationGas":
             seen_estimates.append(params[0])
             result = {"preVerificationGas": hex(60_000), "verificationGasLimit": hex(160_000),

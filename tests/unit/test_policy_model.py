@@ -239,8 +239,9 @@ def test_send_native_to_is_empty_calldata_only():
 def test_describe_summarises_in_human_units():
     text = parse_policy(base()).describe()
     for part in ("Session key " + KEY, "USDC: transfer(address,uint256)", "router: ANY function",
-                 "0.1 ether per call", "1 ether in total", "0.2 ether per day", "100.5 USDC in total",
-                 "20 USDC per day", "Uses: 10", "gas budget: 0.05 ether"):
+                 "0.1 ether per call", "1 ether in total", "100.5 USDC in total",
+                 "0.2 ether per UTC day (a calendar window, not a rolling one: resets at 00:00 UTC)",
+                 "20 USDC per UTC day (a calendar window, not a rolling one: resets at 00:00 UTC)", "Uses: 10", "gas budget: 0.05 ether"):
         assert part in text, part
     assert UNTIL_ISO in parse_policy(base()).describe(now=NOW)
 

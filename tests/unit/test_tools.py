@@ -89,7 +89,8 @@ def test_schemas_are_valid_json_schema_and_type_the_arguments():
 def test_descriptions_state_the_limits_in_human_units():
     desc = tools()["usdc_transfer"]["description"]
     assert "transfer(address,uint256)" in desc
-    assert "1000 USDC in total" in desc and "250 USDC per 1 day" in desc
+    assert "1000 USDC in total" in desc
+    assert "250 USDC per UTC day (a calendar window, not a rolling one: resets at 00:00 UTC)" in desc
     assert "6 decimals" in desc
     assert "0.1 ETH per call" in desc and "1 ETH in total" in desc
     assert "At most 10 uses" in desc and "2030-03-17" in desc

@@ -190,10 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--address", action="store_true",
                       help="print only the address (for scripts: AGENT=$(smartkeys keys show agent --address))")
 
-    command("delegate", c.cmd_delegate, "delegate the owner EOA to the smartkeys account (EIP-7702)",
-            "Send the EIP-7702 set-code transaction (self-sponsored). Re-delegating revokes sessions granted "
-            "during an earlier delegation unless --keep-sessions.").add_argument(
-        "--keep-sessions", action="store_true", help="let sessions from an earlier delegation live again")
+    delegate = command("delegate", c.cmd_delegate, "delegate the owner EOA to the smartkeys account (EIP-7702)",
+                       "Send the EIP-7702 set-code transaction (self-sponsored). Re-delegating revokes sessions "
+                       "granted during an earlier delegation unless --keep-sessions.")
+    delegate.add_argument("--keep-sessions", action="store_true", help="let sessions from an earlier delegation live again")
+    delegate.add_argument("--from-block", type=int, default=None, metavar="N",
+                          help="first block to search for earlier grants (default: the account's first transaction "
+                               "block; on a node without old state, all sessions are revoked to be safe)")
     undelegate = command("undelegate", c.cmd_undelegate, "clear the owner EOA's code (asks for confirmation)",
                          "Revoke every session (ERC-7779 onRedelegation) unless --keep-sessions, then send the "
                          "EIP-7702 set-code transaction to the zero address.")
@@ -201,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     undelegate.add_argument("--keep-sessions", action="store_true",
                             help="leave sessions granted so far in storage, to live again after a later delegation")
 
-    command("status", c.cmd_status,
-            "show the resolved configuration, chain, delegation, session epoch and sessions")
+    status = command("status", c.cmd_status,
+                     "show the resolved configuration, chain, delegation, session epoch and sessions")
+    status.add_argument("--from-block", type=int, default=None, metavar="N", help="first block to search for the account's grants (default: the block of its first transaction, found by binary search; set it on a node without historical state)")
 
     grant = command("grant", c.cmd_grant, "grant a session key from a policy file (TOML, JSON or YAML)",
                     "Load and check the policy file (every mistake names its field), compile it at the "
@@ -216,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("target", nargs="?", metavar="SESSION_ID_OR_KEY", help="session id or key address")
     revoke.add_argument("--all", action="store_true", help="revoke every session (moves the session epoch)")
     revoke.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    revoke.add_argument("--from-block", type=int, default=None, metavar="N", help="first block to search for the account's grants (default: the block of its first transaction, found by binary search; set it on a node without historical state)")
 
     def agent_options(sub: argparse.ArgumentParser) -> None:
         group = sub.add_argument_group("session")
@@ -227,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument("--via", choices=("direct", "user-op"),
                            help="direct transaction from the key, or user operation (default: user-op when a "
                                 "bundler URL is set, else direct)")
+        group.add_argument("--from-block", type=int, default=None, metavar="N", help="first block to search for the account's grants (default: the block of its first transaction, found by binary search; set it on a node without historical state)")
 
     call = command("call", c.cmd_call, "act as an agent: one call through the account with a session key",
                    "Preflight the call against the session's on-chain state (a refusal exits 3 and sends "
@@ -249,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit = command("audit", c.cmd_audit, "report what the account's session keys did and were refused",
                     "Rebuild every session's activity from the chain's logs and the local refusal journal; "
                     "flag unusual use.")
-    audit.add_argument("--from-block", type=int, default=0, metavar="N", help="first block to read (default 0)")
+    audit.add_argument("--from-block", type=int, default=None, metavar="N",
+                       help="first block to read (default: the block of the account's first transaction)")
     audit.add_argument("--to-block", default="latest", metavar="N", help="last block (default latest)")
     audit.add_argument("--csv", metavar="FILE", help="also write the entries as CSV")
     audit.add_argument("--plot", metavar="FILE.png", help="also plot spending over time (needs matplotlib)")

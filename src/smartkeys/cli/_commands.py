@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as _dt
 import io
 import json
 import re
@@ -32,10 +31,9 @@ _LIGHT_SCRYPT_N = 2**14
 
 
 def _utc(ts: int) -> str:
-    try:
-        return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return str(ts)
+    from smartkeys.timefmt import utc_text
+
+    return utc_text(ts, sep=" ")
 
 
 def _hex(b: bytes | None) -> str | None:
@@ -271,7 +269,7 @@ def cmd_delegate(ctx: Context) -> Result:
     if before is not None:
         ctx.ui.info(f"note: {owner.address} currently delegates to {before}; re-delegating to smartkeys")
     with _owner_pays(ctx, owner), ctx.ui.progress("sending the EIP-7702 set-code transaction"):
-        receipt = owner.delegate(keep_sessions=ctx.args.keep_sessions)
+        receipt = owner.delegate(keep_sessions=ctx.args.keep_sessions, from_block=_check_from_block(ctx))
     tx = _hex(receipt["transactionHash"])
     ctx.ui.print(f"delegated {owner.address} to smartkeys {owner.implementation}")
     ctx.ui.pairs([("transaction", tx), ("block", receipt["blockNumber"])], indent="  ")
@@ -370,7 +368,7 @@ def cmd_revoke(ctx: Context) -> Result:
     owner = _owner(ctx)
     _require_delegated(owner)
     with ctx.ui.progress("reading sessions"):
-        reports = owner.sessions()
+        reports = owner.sessions(from_block=_check_from_block(ctx))
     live = [r for r in reports if r.live]
     if ctx.args.all:
         ctx.ui.confirm(f"Revoke ALL sessions of {owner.address} ({len(live)} live)? Every session key stops "
@@ -407,22 +405,35 @@ def cmd_revoke(ctx: Context) -> Result:
 # --------------------------------------------------------------------------- status
 
 
-def _reports(w3: Web3, account: str, key: str | None = None):
+def _check_from_block(ctx: Context) -> int | None:
+    """``--from-block`` (None: the account's first transaction block, see smartkeys.logs.account_start_block)."""
+    value = getattr(ctx.args, "from_block", None)
+    if value is not None and value < 0:
+        raise InvalidInputError("--from-block", value, "a block number >= 0", "e.g. --from-block 19000000")
+    return value
+
+
+def _reports(w3: Web3, account: str, key: str | None = None, from_block: int | None = None):
     from smartkeys.account import build_session_report
     from smartkeys.policy import granted_policies
     from smartkeys.preflight import read_session_state
 
     now = int(w3.eth.get_block("latest")["timestamp"])
-    return [build_session_report(p, read_session_state(w3, account, p), now) for p in granted_policies(w3, account, key=key)]
+    return [build_session_report(p, read_session_state(w3, account, p), now)
+            for p in granted_policies(w3, account, key=key, from_block=from_block)]
 
 
 def _report_doc(r) -> dict[str, Any]:
+    from smartkeys.timefmt import next_period_start, period_text
+
     return {
         "session_id": _hex(r.session_id), "key": r.key, "live": r.live, "in_window": r.in_window,
         "valid_after": r.valid_after, "valid_until": r.valid_until, "uses": r.uses, "max_uses": r.max_uses,
         "allow_uncapped_assets": r.allow_uncapped_assets,
         "assets": [{"asset": a.asset, "spent": a.spent, "cap": a.cap, "remaining": a.remaining,
-                    "period": a.period, "period_spent": a.period_spent, "period_remaining": a.period_remaining}
+                    "period": a.period, "period_spent": a.period_spent, "period_remaining": a.period_remaining,
+                    **({"period_resets_at": next_period_start(r.as_of, a.period),
+                        "period_rule": period_text(a.period)} if a.period else {})}
                    for a in r.assets],
     }
 
@@ -472,7 +483,7 @@ def cmd_status(ctx: Context) -> Result:
         implementation = implementation_address()
         is_smartkeys = delegation == implementation
         epoch = int(account_contract(w3, account).functions.sessionEpoch().call()) if is_smartkeys else None
-        reports = _reports(w3, account) if is_smartkeys else []
+        reports = _reports(w3, account, from_block=_check_from_block(ctx)) if is_smartkeys else []
         balance = int(w3.eth.get_balance(account))
     delegation_text = ("none" if delegation is None else
                        f"smartkeys {delegation}" if is_smartkeys else f"{delegation} (not smartkeys)")
@@ -497,7 +508,8 @@ def cmd_status(ctx: Context) -> Result:
                     _uses_text(r.uses, r.max_uses)]
             rows += _session_rows(head, r.assets, tokens)
         ctx.ui.table(["SESSION", "KEY", "STATUS", "VALID UNTIL", "USES", "ASSET", "SPENT", "CAP"], rows, indent="  ")
-        _warn_survivors(ctx, w3, account, [r for r in reports if r.live])
+        _print_periods(ctx, reports, tokens, chain["timestamp"])
+        _warn_survivors(ctx, w3, account, [r for r in reports if r.live], _check_from_block(ctx))
         for r in reports:
             if r.allow_uncapped_assets and r.live:
                 ctx.ui.print(f"  WARNING: session {_hex(r.session_id)[:18]}… has allow_uncapped_assets: its key may "
@@ -505,16 +517,17 @@ def cmd_status(ctx: Context) -> Result:
     return EXIT_OK, doc
 
 
-def _warn_survivors(ctx: Context, w3: Web3, account: str, live) -> None:
+def _warn_survivors(ctx: Context, w3: Web3, account: str, live, from_block: int | None) -> None:
     """Warn about live sessions granted before a change of delegation the SDK can see (they survived it)."""
     from smartkeys.account import delegation_change_since
+    from smartkeys.logs import account_start_block, read_logs
     from smartkeys.policy import SESSION_GRANTED_TOPIC
 
     if not live:
         return
     ids = {r.session_id for r in live}
-    logs = w3.eth.get_logs({"address": account, "fromBlock": 0, "toBlock": "latest",
-                            "topics": ["0x" + SESSION_GRANTED_TOPIC.hex()]})
+    start = account_start_block(w3, account) if from_block is None else from_block
+    logs = read_logs(w3, account, start, "latest", topics=["0x" + SESSION_GRANTED_TOPIC.hex()])
     blocks = [int(log["blockNumber"]) for log in logs if bytes(log["topics"][1]) in ids]
     if not blocks:
         return
@@ -523,6 +536,25 @@ def _warn_survivors(ctx: Context, w3: Web3, account: str, live) -> None:
         ctx.ui.print(f"  WARNING: the account's delegation changed after some live sessions were granted (seen at "
                      f"block {changed}); sessions survive re-delegation: revoke the ones you did not mean to keep "
                      "(smartkeys revoke SESSION, or --all)")
+
+
+def _print_periods(ctx: Context, reports, tokens, now: int) -> None:
+    """Each live session's periodic caps: spent in the current period, and exactly when the period resets
+    (calendar windows aligned on 1970-01-01 UTC, as the contract counts them; not rolling windows)."""
+    from smartkeys.audit import format_asset
+    from smartkeys.timefmt import period_text
+
+    lines = []
+    for r in reports:
+        for a in r.assets:
+            if r.live and a.period:
+                lines.append(f"  {_hex(r.session_id)[:18]}… {_asset_label(a.asset, tokens)}: "
+                             f"{format_asset(a.asset, a.period_spent, tokens)} of "
+                             f"{format_asset(a.asset, a.period_cap, tokens)} {period_text(a.period, now)}")
+    if lines:
+        ctx.ui.print("  periodic caps:")
+        for line in lines:
+            ctx.ui.print("  " + line)
 
 
 _UNKNOWN = "—"
@@ -667,14 +699,20 @@ def _session_key(ctx: Context):
     raise CommandError("no session key", hint=f"pass --key KEYSTORE (path or label), or set {SESSION_KEY_ENV}")
 
 
-def _pick_session(ctx: Context, w3: Web3, account: str, key_address: str, model):
-    from smartkeys.policy import policy_from_chain
+def _pick_session(ctx: Context, w3: Web3, account: str, key, model, calls, via: str):
+    """``--session ID``, else the newest live session of the key whose preflight allows ``calls``
+    (:func:`smartkeys.account.choose_session`); none: exit 3 naming each candidate and ``--session``."""
+    from smartkeys.account import build_session_report, choose_session
+    from smartkeys.policy import granted_policies, policy_from_chain
+    from smartkeys.preflight import read_session_state
+
+    key_address = key.address
 
     if ctx.args.session:
         if not _SESSION_ID_RE.match(ctx.args.session):
             raise InvalidInputError("--session", ctx.args.session, "a session id (0x + 64 hex)",
                                     "copy it from `smartkeys grant` or `smartkeys status`")
-        policy = policy_from_chain(w3, account, ctx.args.session)
+        policy = policy_from_chain(w3, account, ctx.args.session, from_block=_check_from_block(ctx))
         if policy.key != key_address:
             raise CommandError(f"session {ctx.args.session} belongs to key {policy.key}, not to {key_address}",
                                hint="use the keystore of that session's key")
@@ -682,12 +720,19 @@ def _pick_session(ctx: Context, w3: Web3, account: str, key_address: str, model)
     if model is not None and model.key != key_address:
         raise CommandError(f"the policy file is for key {model.key}, but the session key is {key_address}",
                            hint="use the policy file of this key, or the right --key")
-    reports = [r for r in _reports(w3, account, key_address) if r.live]
-    if not reports:
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    policies = granted_policies(w3, account, key=key_address, from_block=_check_from_block(ctx))
+    live = [p for p in policies if build_session_report(p, read_session_state(w3, account, p), now).live]
+    if not live:
         raise CommandError(f"no live session for key {key_address} at {account}",
                            hint="ask the owner to run `smartkeys grant --policy FILE`, or pass --session ID")
-    sid = reports[-1].session_id  # the newest grant
-    return policy_from_chain(w3, account, sid)
+    candidates = live[::-1]  # newest grant first
+    policy = choose_session(w3, account, key, candidates, calls, via="user_op" if via == "user-op" else "direct",
+                            chain_id=ctx.config.chain_id.value)
+    if policy is not candidates[0]:
+        ctx.ui.info(f"using session {_hex(policy.session_id)}: the newest one ({_hex(candidates[0].session_id)}) "
+                    "does not allow this action (pick one with --session ID)")
+    return policy
 
 
 def _agent_prepare(ctx: Context):
@@ -772,8 +817,9 @@ def cmd_call(ctx: Context) -> Result:
         data = b""
     value = _parse_native(ctx.args.value, "--value") if ctx.args.value else 0
     account, model, via, key, w3 = _agent_prepare(ctx)
-    policy = _pick_session(ctx, w3, account, key.address, model)
-    return _submit(ctx, account, key, w3, policy, [Call(target, value, data)], via, model)
+    calls = [Call(target, value, data)]
+    policy = _pick_session(ctx, w3, account, key, model, calls, via)
+    return _submit(ctx, account, key, w3, policy, calls, via, model)
 
 
 def cmd_send(ctx: Context) -> Result:
@@ -809,7 +855,7 @@ def cmd_send(ctx: Context) -> Result:
         calls = [Call(token, 0, bytes.fromhex("a9059cbb") + abi_encode(["address", "uint256"], [to, amount]))]
         shown = f"{format_amount(amount, decimals, symbol)} ({amount} base units)" if symbol else \
             f"{amount} base units of {token}"
-    policy = _pick_session(ctx, w3, account, key.address, model)
+    policy = _pick_session(ctx, w3, account, key, model, calls, via)
     ctx.ui.info(f"sending {shown} to {to}")
     code, doc = _submit(ctx, account, key, w3, policy, calls, via, model)
     doc["amount"] = amount
@@ -876,8 +922,7 @@ def cmd_audit(ctx: Context) -> Result:
             to_block = int(to_block)
         except ValueError:
             raise InvalidInputError("--to-block", to_block, "a block number or 'latest'", "e.g. --to-block 1200") from None
-    if ctx.args.from_block < 0:
-        raise InvalidInputError("--from-block", ctx.args.from_block, "a block number >= 0", "e.g. --from-block 0")
+    _check_from_block(ctx)
     if ctx.args.plot and not ctx.args.plot.lower().endswith(".png"):
         raise InvalidInputError("--plot", ctx.args.plot, "a .png file name", "e.g. --plot audit.png")
     account = ctx.account_address()

@@ -94,18 +94,28 @@ def is_insufficient_funds(exc: BaseException, balance: int | None = None) -> boo
 
 def exit_code_for(exc: BaseException) -> int:
     """The documented exit code for an exception (see ``smartkeys --help``)."""
-    from smartkeys.errors import ChainMismatchError, RevertError, TransactionFailedError, UserOperationError
+    from smartkeys.errors import (
+        ChainMismatchError,
+        NoSessionAllowsError,
+        NotDelegatedError,
+        RevertError,
+        TransactionFailedError,
+        UnknownImplementationError,
+        UserOperationError,
+    )
     from smartkeys.keystore import KeystoreError
+    from smartkeys.logs import LogQueryError
     from smartkeys.policy import PolicyIntegrityError, PolicyNotFoundError
 
     if isinstance(exc, (Aborted, KeyboardInterrupt)):
         return EXIT_ABORTED
     if isinstance(exc, CommandError):
         return exc.exit_code
-    if isinstance(exc, (InvalidInputError, KeystoreError, ChainMismatchError, PolicyNotFoundError,
+    if isinstance(exc, (InvalidInputError, KeystoreError, ChainMismatchError, PolicyNotFoundError, NotDelegatedError,
+                        UnknownImplementationError, LogQueryError,
                         PolicyIntegrityError, FileNotFoundError, IsADirectoryError, PermissionError)):
         return EXIT_USAGE
-    if isinstance(exc, (RevertError, UserOperationError, TransactionFailedError)):
+    if isinstance(exc, (RevertError, UserOperationError, TransactionFailedError, NoSessionAllowsError)):
         return EXIT_REFUSED
     if isinstance(exc, _network_exceptions()):
         return EXIT_NETWORK
