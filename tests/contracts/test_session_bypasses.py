@@ -391,7 +391,7 @@ def test_erc7779_interface_revokes_on_redelegation_and_only_for_the_owner(chain,
         send_transaction(chain.w3, stranger, {"to": owner.address, "data": c.encode_abi("onRedelegation", [])})
     assert c.functions.sessionStatus(agent.session_id).call()[0] is True
     assert c.functions.onRedelegation().call({"from": owner.address}) is True
-    owner._self_call(c.encode_abi("onRedelegation", []))
+    owner._self_call(c.encode_abi("onRedelegation", []), "revoke on redelegation")
     assert c.functions.sessionStatus(agent.session_id).call()[0] is False
     assert c.functions.sessionEpoch().call() == 1
 
