@@ -162,10 +162,11 @@ class ResilientHTTPProvider(HTTPProvider):
                     if status not in _RETRY_STATUS:
                         raise failure from None
             except requests.Timeout:
-                failure = NodeUnavailableError(f"no answer from {self.label} to {method} within {timeout:.1f} s", **kw)
+                failure = NodeUnavailableError(
+                    f"no answer from the RPC node at {self.label} to {method} within {timeout:.1f} s", **kw)
             except (requests.ConnectionError, ConnectionError) as exc:
                 failure = NodeUnavailableError(
-                    f"cannot reach {self.label} for {method} ({_reason(exc)})", **kw)
+                    f"cannot reach the RPC node at {self.label} ({method}: {_reason(exc)})", **kw)
             except MalformedResponseError as exc:
                 failure = exc
             except requests.RequestException as exc:  # ChunkedEncodingError etc.: the answer was cut
