@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["alto"]  # tests/alto.py: the real-bundler fixtures (Alto on its own anvil)
+pytest_plugins = ["alto", "fault_proxy"]  # tests/alto.py: the real bundler; tests/fault_proxy.py: the hostile provider
 
 try:  # run from a plain checkout (package not installed): use src/
     import smartkeys  # noqa: F401
