@@ -770,10 +770,11 @@ def cmd_pending(ctx: Context) -> Result:
                 done.append(settle(w3, outbox, intent, bundler=bundler, wait=ctx.args.wait, acknowledge=True))
         intents = done
     rows = [[i.intent_id[:24], i.status + ("" if i.acknowledged or i.status == PENDING else " (unreported)"),
-             "user op" if i.kind == "user_op" else "tx", _hex(i.hash), str(i.nonce), i.via, _utc(int(i.created)),
+             "user op" if i.kind == "user_op" else "tx", _hex(i.hash),
+             str(i.nonce & (2**64 - 1)) if i.kind == "user_op" else str(i.nonce), i.via, _utc(int(i.created)),
              _hex(i.transaction_hash) or "-"] for i in intents]
     if rows:
-        ctx.ui.table(["INTENT", "STATUS", "KIND", "HASH", "NONCE", "VIA", "SIGNED", "TRANSACTION"], rows)
+        ctx.ui.table(["INTENT", "STATUS", "KIND", "HASH", "SEQ", "VIA", "SIGNED", "TRANSACTION"], rows)
     else:
         ctx.ui.print(f"no unsettled intents in {outbox.path}")
     unknown = [i for i in intents if i.status == PENDING]
