@@ -379,6 +379,7 @@ class DuplicateIntentError(SmartKeysError):
                  named: bool = False) -> None:
         self.intent_id = intent_id
         self.status = status
+        self.named = named
         self.hash = _hex32(hash)
         self.transaction_hash = _hex32(transaction_hash)
         where = f" in transaction {self.transaction_hash}" if self.transaction_hash else ""
