@@ -38,7 +38,7 @@ from smartkeys.errors import (
 from smartkeys.policy_codec import SessionPolicy
 from smartkeys.tx import REVERT_EXCEPTIONS, check_chain_id, revert_data_of, send_transaction, suggest_fees
 from smartkeys.locks import lane_lock
-from smartkeys.outbox import LANDED, REVERTED
+from smartkeys.outbox import DROPPED, LANDED, REVERTED
 from smartkeys.userop import DUMMY_SIGNATURE, EIP7702_FACTORY, PackedUserOperation, sign_user_op, user_op_hash
 
 if TYPE_CHECKING:  # preflight imports Call from this module: import it lazily at run time
@@ -824,7 +824,14 @@ class SessionAgent:
                         raise
                     result = _result_from_intent(landed)
                 except TransactionFailedError as exc:
+                    # the bundle reverted on chain: another sender took the lane's nonce after our simulation
+                    self._raise_if_lane_taken(guard, nonce, exc)
                     guard.done(REVERTED, transaction_hash=_bytes32(exc.tx_hash))
+                    raise
+                except UserOperationError as exc:  # the simulation refused the bundle: nothing was sent
+                    if exc.code == "AA25":
+                        raise NonceConflictError(sender=self.account, nonce=nonce, hash=op_hash,
+                                                 detail="the bundle's simulation says the nonce is used") from exc
                     raise
         guard.done(LANDED if result.success else REVERTED, transaction_hash=result.transaction_hash,
                    gas_used=result.actual_gas_used)
@@ -832,6 +839,17 @@ class SessionAgent:
             result.raise_for_failure()
         return AgentReceipt("user_op", result.transaction_hash, result.user_op_hash, result.success,
                             result.actual_gas_used, charges)
+
+    def _raise_if_lane_taken(self, guard: IntentGuard, nonce: int, exc: BaseException) -> None:
+        from smartkeys.outbox import lookup
+
+        if guard.intent is None:
+            return
+        found = lookup(self.w3, guard.intent)
+        if found.status == DROPPED:
+            guard.not_sent(found.note)
+            raise NonceConflictError(sender=self.account, nonce=nonce, hash=guard.intent.hash,
+                                     detail="another sender's operation took this nonce first") from exc
 
     def _via_bundler(self, calls, client: BundlerClient, expected_outflows, raise_on_failure,
                      guard: IntentGuard) -> AgentReceipt:
@@ -842,7 +860,13 @@ class SessionAgent:
             guard.check_prior(bundler=client)
             nonce = self.entry_point.get_nonce(self.account, self.nonce_key)
             op, state, now = self._provisional_op(calls, nonce, expected_outflows)
-            estimate = client.estimate_user_operation_gas(op.replace(signature=DUMMY_SIGNATURE))
+            try:
+                estimate = client.estimate_user_operation_gas(op.replace(signature=DUMMY_SIGNATURE))
+            except UserOperationError as exc:
+                if exc.code == "AA25":  # another sender of this key took the nonce: nothing was sent
+                    raise NonceConflictError(sender=self.account, nonce=nonce,
+                                             detail="the bundler's simulation says the nonce is used") from exc
+                raise
             op = estimate.apply(op)
             charges = self._preflight(calls, via_user_op=True, op=op, expected_outflows=expected_outflows,
                                       state=state, now=now)

@@ -87,9 +87,51 @@ def run_sdk(rpc, bundler, account, key_hex, session_id, outbox, token, to, amoun
     return 0
 
 
+def run_loop(count, rpc, bundler, account, key_hex, session_id, outbox, token, to, base) -> int:
+    """``count`` transfers of ``base + i``; a typed retryable conflict is retried. Prints a JSON summary."""
+    import json
+
+    from eth_account import Account
+
+    from smartkeys.account import SessionAgent
+    from smartkeys.errors import NonceConflictError, SmartKeysError
+    from smartkeys.outbox import Outbox
+    from smartkeys.policy import policy_from_chain
+    from smartkeys.rpc import connect
+
+    w3 = connect(rpc)
+    policy = policy_from_chain(w3, account, bytes.fromhex(session_id[2:]))
+    key = Account.from_key(key_hex)
+    agent = SessionAgent(w3, account, key, policy, outbox=Outbox(outbox))
+    kw = {"via": "direct"} if bundler == "direct" else {"via": "user_op", "bundler": key}
+    summary = {"ok": 0, "conflicts": 0, "typed": [], "untyped": []}
+    import time
+
+    start_at = float(os.environ.get("START_AT", "0"))  # both processes begin together
+    time.sleep(max(0.0, start_at - time.time()))
+    for i in range(int(count)):
+        for _ in range(20):
+            try:
+                agent.transfer(token, to, int(base) + i, **kw)
+                summary["ok"] += 1
+                break
+            except NonceConflictError:
+                summary["conflicts"] += 1
+            except SmartKeysError as exc:
+                summary["typed"].append(f"{type(exc).__name__}: {str(exc)[:160]}")
+                break
+            except Exception as exc:  # noqa: BLE001 - what the test hunts for
+                summary["untyped"].append(f"{type(exc).__name__}: {str(exc)[:160]}")
+                break
+    print(json.dumps(summary))
+    return 0
+
+
 if __name__ == "__main__":
     step, mode, *rest = sys.argv[1:]
     arm(step)
+    if mode == "loop":
+        raise SystemExit(run_loop(*rest))
     if mode == "cli":
         from smartkeys.cli import main
 
