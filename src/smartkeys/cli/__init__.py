@@ -340,12 +340,33 @@ def main(
             with deadline(limit):
                 code, document = args.func(ctx)
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every failure becomes one line + exit code
+            exc = _typed_network_fault(exc)
             return _fail(ui, exc, exit_code_for(exc), debug)
         if json_mode and document is not None:
             ui.emit_json({"ok": code == EXIT_OK, "command": _command_name(args), **document})
         return code
     finally:
         _Parser.streams = (sys.stdout, sys.stderr)
+
+
+def _typed_network_fault(exc: BaseException) -> BaseException:
+    """A raw fault from web3/requests that escaped the SDK, as the typed error it means (exit 4, with the fix)."""
+    import json
+
+    import requests
+    from web3.exceptions import BadFunctionCallOutput
+
+    from smartkeys.errors import ChainStateError, MalformedResponseError, NodeUnavailableError, SmartKeysError
+
+    if isinstance(exc, SmartKeysError):
+        return exc
+    if isinstance(exc, BadFunctionCallOutput):
+        return ChainStateError(f"a contract call returned no data ({' '.join(str(exc).split())[:120]})")
+    if isinstance(exc, (json.JSONDecodeError, requests.exceptions.ChunkedEncodingError)):
+        return MalformedResponseError(f"the node sent a broken answer ({type(exc).__name__})")
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError)):
+        return NodeUnavailableError(f"the node did not answer ({type(exc).__name__})")
+    return exc
 
 
 def _command_name(args: argparse.Namespace) -> str:
