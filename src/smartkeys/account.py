@@ -242,6 +242,12 @@ def _build_op(
 class Owner:
     """The owner of a smartkeys account: the EOA's own key.
 
+    Owner transactions (grant, revoke, execute) and owner operations through a bundler follow the same
+    exactly-once rules as an agent's (:meth:`SessionAgent.batch`): the hash is known before sending, a fault
+    after sending is settled by lookup or raises :class:`~smartkeys.errors.OutcomeUnknownError`; with an
+    ``outbox`` the signed intent is recorded first. One EOA's transactions are serialized across threads
+    and processes.
+
     >>> # owner = Owner(w3, eoa_account); owner.delegate(); owner.execute(token, 0, data)
     """
 
@@ -252,8 +258,10 @@ class Owner:
         *,
         chain_id: int | None = None,
         implementation: str | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.w3 = w3
+        self.outbox = outbox
         self._account = account
         self.chain_id = check_chain_id(w3, chain_id)
         self.implementation = Web3.to_checksum_address(implementation or account_address())
@@ -369,14 +377,38 @@ class Owner:
         return self._self_call(self.contract.encode_abi("revokeAllSessions", []))
 
     def _self_call(self, data: bytes):
+        """A transaction from the EOA to itself, exactly once under faults (see :meth:`SessionAgent.batch`)."""
+        guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address, signer=self.address,
+                            session_id=None, calls=[Call(self.address, 0, data)], name=None)
+
+        def record(tx, signed) -> None:
+            guard.record(kind="transaction", hash=bytes(signed.hash), sender=self.address, nonce=int(tx["nonce"]),
+                         via="direct", payload={"raw": "0x" + bytes(signed.raw_transaction).hex()})
+
         # one sender per EOA nonce at a time, across threads and processes (smartkeys.locks)
         with lane_lock(self.chain_id, self.address, kind="tx"), _typed_chain_errors(self.w3):
+            guard.check_prior()
             try:
-                return send_transaction(self.w3, self._account, {"to": self.address, "data": data})
-            except transport_faults() as exc:
-                if is_nonce_refusal(exc):  # another process sent from this EOA: nothing of ours landed
-                    raise NonceConflictError(sender=self.address, nonce=-1, detail=str(exc)[:120]) from exc
+                receipt = send_transaction(self.w3, self._account, {"to": self.address, "data": data},
+                                           on_signed=record)
+            except TransactionFailedError as exc:
+                guard.done(REVERTED, transaction_hash=_bytes32(exc.tx_hash))
                 raise
+            except transport_faults() as exc:
+                if guard.intent is None:  # nothing was signed
+                    raise
+                if is_nonce_refusal(exc):  # another process sent from this EOA; ours may have landed before
+                    landed = guard.refused(exc)
+                elif isinstance(exc, NetworkError) or not _is_node_refusal(exc):
+                    landed = guard.unknown(exc)
+                else:
+                    guard.not_sent(str(exc))
+                    raise
+                assert landed is not None
+                receipt = self.w3.eth.get_transaction_receipt(landed.transaction_hash)
+            guard.done(LANDED, transaction_hash=bytes(receipt["transactionHash"]),
+                       block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))
+            return receipt
 
     # -- reports ------------------------------------------------------------------------
 
@@ -462,8 +494,31 @@ class Owner:
             auth = sign_authorization(self._account, self.implementation, self.chain_id, nonce)
             op = op.replace(factory=EIP7702_FACTORY, eip7702_auth=auth)
         op = client.estimate_user_operation_gas(op.replace(signature=DUMMY_SIGNATURE)).apply(op)
-        op_hash = client.send_user_operation(sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id))
-        receipt = client.wait_for_receipt(op_hash)
+        signed = sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id)
+        from smartkeys.bundler import BundlerUserOperationError, _wire_op
+
+        guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address, signer=self.address,
+                            session_id=None, calls=calls, name=None)
+        guard.check_prior(bundler=client)
+        op_hash = user_op_hash(signed, ENTRY_POINT_V08, self.chain_id)
+        guard.record(kind="user_op", hash=op_hash, sender=self.address, nonce=op.nonce, via="bundler",
+                     payload={"op": _wire_op(signed)})
+        landed = None
+        try:
+            client.send_user_operation(signed)
+            receipt = client.wait_for_receipt(op_hash)
+        except BundlerUserOperationError as exc:
+            landed = guard.refused(exc, bundler=client)
+            if landed is None:
+                raise
+        except transport_faults() as exc:
+            landed = guard.unknown(exc, bundler=client)
+        if landed is not None:
+            result = _result_from_intent(landed)
+            guard.done(landed.status, transaction_hash=landed.transaction_hash, gas_used=landed.gas_used)
+            return result.raise_for_failure()
+        guard.done(LANDED if receipt.success else REVERTED, transaction_hash=receipt.transaction_hash,
+                   gas_used=receipt.actual_gas_used)
         result = UserOpResult(
             user_op_hash=receipt.user_op_hash, sender=receipt.sender, nonce=receipt.nonce, success=receipt.success,
             actual_gas_cost=receipt.actual_gas_cost, actual_gas_used=receipt.actual_gas_used,

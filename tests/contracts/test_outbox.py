@@ -164,3 +164,22 @@ def test_a_crash_mid_write_leaves_a_readable_outbox(agent, token, bundler):
         fp.write(b'{"v":1,"event":"intent","intent_id":"auto:ab')  # the process died here
     assert [i.status for i in agent.outbox.read()] == [LANDED]
     assert agent.outbox.path.stat().st_mode & 0o077 == 0
+
+
+def test_an_owner_grant_with_an_unknown_outcome_is_not_sent_twice(owner, token, tmp_path, monkeypatch, chain):
+    from smartkeys.policy_codec import SessionPolicy
+
+    owner.outbox = Outbox(tmp_path / "owner-outbox.jsonl")
+    policy = SessionPolicy(key=Account.create().address, valid_after=0, valid_until=chain.time() + 3600,
+                           gas_budget=10**15, permissions=(Permission(token.address, TRANSFER),),
+                           token_caps=(TokenCap(token.address, 10**6),))
+    nonce_before = owner.w3.eth.get_transaction_count(owner.address)
+    with monkeypatch.context() as m:
+        _break_after_send(m, owner.w3)
+        with pytest.raises(OutcomeUnknownError) as err:
+            owner.grant(policy)
+    assert owner.session_report(policy).live  # it landed
+    with pytest.raises(DuplicateIntentError) as dup:
+        owner.grant(policy)
+    assert dup.value.hash == err.value.hash
+    assert owner.w3.eth.get_transaction_count(owner.address) == nonce_before + 1  # one transaction, not two
