@@ -442,7 +442,13 @@ class FaultProxy:
                 except DropConnection:
                     self.close_connection = True
                     return
-                self._send(reply)
+                except OSError:  # the upstream is down (a restart): the client sees the connection close
+                    self.close_connection = True
+                    return
+                try:
+                    self._send(reply)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a delay mode)
+                    self.close_connection = True
 
             def _send(self, reply: Any) -> None:
                 if isinstance(reply, RawReply):

@@ -1,6 +1,6 @@
 """Exactly once under network faults: agents send through a fault proxy in front of anvil and Alto.
 
-Each scenario runs 2 agents (one thread each, own session key) x 4 token transfers; each transfer goes to
+Each scenario runs 2 agents (one thread each, own session key) x 5 token transfers; each transfer goes to
 its own fresh recipient, so a recipient's balance says how many times its intent landed. An agent retries
 the way a careless agent would (the same call again after any error), with no name for its intents: the
 SDK's outbox must turn that into "exactly once". Checked per scenario:
@@ -41,7 +41,7 @@ from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
 from smartkeys.rpc import connect
 
 AGENTS = 2
-OPS = 4
+OPS = 5
 USDC = 10**6
 _USER_OP_EVENT = "0x" + __import__("eth_utils").keccak(
     text="UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)").hex()
@@ -96,12 +96,13 @@ def _agents(alto_chain, owner, token, w3, outbox, n=AGENTS):
     return agents
 
 
-def _drive(agent, token, recipient, amount, index, client, run: Run, max_attempts=12) -> None:
+def _drive(agent, token, recipient, amount, index, client, run: Run, max_attempts=12, via="user_op") -> None:
     """A careless agent: the same call again after any error, until it is told the transfer happened."""
+    kw = {"bundler": client} if via == "user_op" else {}
     for _ in range(max_attempts):
         attempt = Attempt(index, "?")
         try:
-            agent.transfer(token.address, recipient, amount, via="user_op", bundler=client,
+            agent.transfer(token.address, recipient, amount, via=via, **kw,
                            on_submit=lambda i, a=attempt: a.hashes.append("0x" + i.hash.hex()))
             attempt.outcome = "ok"
         except OutcomeUnknownError as exc:
@@ -123,13 +124,16 @@ def _drive(agent, token, recipient, amount, index, client, run: Run, max_attempt
 
 
 def _scenario(alto_chain, alto, owner, token, tmp_path, *, node_modes=(), bundler_modes=(), setup=None,
-              client_timeout=3.0, name=""):
+              client_timeout=3.0, name="", via="user_op"):
     node_proxy = FaultProxy(alto_chain.url, *node_modes).start()
     bundler_proxy = FaultProxy(alto.url, *bundler_modes).start()
     try:
         outbox = Outbox(tmp_path / "outbox.jsonl")
         w3 = connect(node_proxy.url, timeout=3, retries=4)
         agents = _agents(alto_chain, owner, token, w3, outbox)
+        if via == "direct":  # the session keys pay their own gas
+            for a in agents:
+                alto_chain.send({"to": a.key_address, "value": 10**18}, alto_chain.deployer)
         client = BundlerClient(bundler_proxy.url, timeout=client_timeout, max_retries=3, poll_interval=0.05,
                                backoff=0.1, max_backoff=1.0)
         if setup is not None:
@@ -141,7 +145,7 @@ def _scenario(alto_chain, alto, owner, token, tmp_path, *, node_modes=(), bundle
 
         def work(ai):
             for i in range(OPS):
-                _drive(agents[ai], token, recipients[ai][i], amount(ai, i), ai * OPS + i, client, run)
+                _drive(agents[ai], token, recipients[ai][i], amount(ai, i), ai * OPS + i, client, run, via=via)
 
         threads = [threading.Thread(target=work, args=(ai,)) for ai in range(len(agents))]
         for t in threads:
@@ -171,6 +175,14 @@ def _check(alto_chain, owner, token, agents, recipients, amount, run, start_bloc
     logs = w3.eth.get_logs({"address": ENTRY_POINT_V08, "fromBlock": start_block, "toBlock": "latest",
                             "topics": [_USER_OP_EVENT, None, "0x" + bytes(12).hex() + owner.address[2:].lower()]})
     landed = {"0x" + bytes(log["topics"][1]).hex() for log in logs}
+    from web3.exceptions import TransactionNotFound
+
+    for h in {h for a in run.attempts for h in a.hashes}:  # direct transactions: their own receipts
+        try:
+            if w3.eth.get_transaction_receipt(h)["status"] == 1:
+                landed.add(h)
+        except TransactionNotFound:
+            pass
     by_intent: dict[int, list[Attempt]] = defaultdict(list)
     for a in run.attempts:
         by_intent[a.intent].append(a)
@@ -282,3 +294,13 @@ def test_node_restarted_with_its_state_lost(alto_chain, alto, owner, token, tmp_
         fresh.close()
     assert "t" in holder
     assert any(e.startswith("failed:") for e in f["errors"]), f
+
+
+def test_direct_transactions_through_a_faulty_node(alto_chain, alto, owner, token, tmp_path):
+    """The session key sends its own transactions: the node takes a transaction and the answer is lost, receipts
+    are cut, nonce reads are garbled."""
+    f = _scenario(alto_chain, alto, owner, token, tmp_path, name="direct-node-faults", via="direct",
+                  node_modes=[Drop(("eth_sendRawTransaction",), after_forward=True, p=0.5),
+                              CutAnswer(("eth_getTransactionReceipt",), p=0.3),
+                              Malformed(("eth_getTransactionCount",), p=0.2)])
+    assert f["faults_fired"] > 0

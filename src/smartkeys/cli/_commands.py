@@ -244,7 +244,7 @@ def _owner(ctx: Context):
 
     key = ctx.owner_key()  # decrypt before connecting: a wrong password fails fast, nothing sent
     w3 = ctx.w3()
-    return Owner(w3, key, chain_id=ctx.config.chain_id.value)
+    return Owner(w3, key, chain_id=ctx.config.chain_id.value, outbox=outbox_for(ctx))
 
 
 def _owner_pays(ctx: Context, owner):
