@@ -139,14 +139,14 @@ class IntentGuard:
         (after recording that it cannot land)."""
         intent = self.intent
         assert intent is not None
-        if not is_nonce_refusal(exc):
-            self.not_sent(str(exc))
-            return None
         try:
-            found = lookup(self.w3, intent)
+            found = lookup(self.w3, intent)  # whatever the refusal says, an earlier attempt may have landed
         except Exception as err:  # noqa: BLE001
             raise OutcomeUnknownError(hash=intent.hash, kind=intent.kind, sender=intent.sender, nonce=intent.nonce,
                                       intent_id=intent.intent_id, cause=err) from exc
+        if found.status == PENDING and not is_nonce_refusal(exc):  # refused, and the nonce is still free
+            self.not_sent(str(exc))
+            return None
         settled = replace(intent, status=found.status, transaction_hash=found.transaction_hash,
                           block_number=found.block_number, gas_used=found.gas_used, note=found.note)
         if found.status == PENDING:  # the nonce is free on chain but taken in a pool: someone else's op

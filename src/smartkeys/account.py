@@ -1006,13 +1006,31 @@ def _is_node_refusal(exc: BaseException) -> bool:
 def _typed_chain_errors(w3: Web3) -> Iterator[None]:
     """A contract read that returned nothing (web3's ``BadFunctionCallOutput``: no code at the address) is a
     :class:`~smartkeys.errors.ChainStateError`: the node lost its state, or the RPC is another chain."""
+    import json
+
+    import requests
     from web3.exceptions import BadFunctionCallOutput
 
+    from smartkeys.errors import MalformedResponseError, NodeUnavailableError, RateLimitedError
+
+    endpoint = getattr(w3.provider, "endpoint_uri", None)
     try:
         yield
     except BadFunctionCallOutput as exc:
-        raise ChainStateError(f"a contract call returned no data ({str(exc)[:120]})",
-                              endpoint=getattr(w3.provider, "endpoint_uri", None)) from None
+        raise ChainStateError(f"a contract call returned no data ({str(exc)[:120]})", endpoint=endpoint) from None
+    # any provider (not only smartkeys.rpc's): a raw transport fault is typed on the way out
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status == 429:
+            from smartkeys.rpc import retry_after_seconds
+
+            raise RateLimitedError("the node answered HTTP 429", endpoint=endpoint, retry_after=retry_after_seconds(
+                exc.response.headers.get("Retry-After"))) from exc
+        raise NetworkError(f"the node answered HTTP {status}", endpoint=endpoint) from exc
+    except (json.JSONDecodeError, requests.exceptions.ChunkedEncodingError) as exc:
+        raise MalformedResponseError(f"the node sent a broken answer ({type(exc).__name__})", endpoint=endpoint) from exc
+    except (requests.ConnectionError, requests.Timeout, ConnectionError) as exc:
+        raise NodeUnavailableError(f"the node did not answer ({type(exc).__name__})", endpoint=endpoint) from exc
 
 
 def session_status(w3: Web3, account: str, session_id: bytes) -> dict[str, Any]:
