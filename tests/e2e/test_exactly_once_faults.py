@@ -304,3 +304,26 @@ def test_direct_transactions_through_a_faulty_node(alto_chain, alto, owner, toke
                               CutAnswer(("eth_getTransactionReceipt",), p=0.3),
                               Malformed(("eth_getTransactionCount",), p=0.2)])
     assert f["faults_fired"] > 0
+
+
+def test_node_down_right_after_taking_a_transaction(alto_chain, alto, owner, token, tmp_path):
+    """The node takes the session key's transaction, then goes away for 12 s (longer than the retries and the
+    settling wait): the agent cannot know the outcome and says so with the hash; its retries are refused or
+    typed until the node is back, then settled instead of paying twice. (Outages of ~3 s are absorbed by the
+    retries: the receipt arrives.)"""
+    down = Down()
+
+    class TakeThenDie(Drop):
+        def __call__(self, request, ctx):
+            if self.fires(request):
+                ctx.forward(request)
+                down.start(12.0)
+                raise DropConnection_
+            return None
+
+    from fault_proxy import DropConnection as DropConnection_
+
+    take = TakeThenDie(("eth_sendRawTransaction",), p=0.5, times=1)
+    f = _scenario(alto_chain, alto, owner, token, tmp_path, name="node-down-after-send", via="direct",
+                  node_modes=[down, take])
+    assert take.fired == 1 and f["reported_unknown"] >= 1, f
