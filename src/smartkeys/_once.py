@@ -47,6 +47,12 @@ def is_nonce_refusal(exc: BaseException) -> bool:
         or "replacement transaction underpriced" in text or "nonce has already been used" in text
 
 
+def is_already_known(exc: BaseException) -> bool:
+    """The node or bundler already holds this very transaction / operation (an earlier attempt reached it)."""
+    text = str(exc).lower()
+    return "already known" in text or "already imported" in text or "known transaction" in text
+
+
 class IntentGuard:
     """One intent's journey through the outbox (see the module docstring)."""
 

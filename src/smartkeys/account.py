@@ -22,7 +22,7 @@ from smartkeys.authorization import authorization_nonce, sign_authorization
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, parse_delegation, parse_quantity
 from smartkeys.entrypoint import EntryPoint, UserOpResult
-from smartkeys._once import IntentGuard, is_nonce_refusal, transport_faults
+from smartkeys._once import IntentGuard, is_already_known, is_nonce_refusal, transport_faults
 from smartkeys.errors import (
     ChainStateError,
     InvalidInputError,
@@ -399,7 +399,7 @@ class Owner:
                     raise
                 if is_nonce_refusal(exc):  # another process sent from this EOA; ours may have landed before
                     landed = guard.refused(exc)
-                elif isinstance(exc, NetworkError) or not _is_node_refusal(exc):
+                elif is_already_known(exc) or isinstance(exc, NetworkError) or not _is_node_refusal(exc):
                     landed = guard.unknown(exc)
                 else:
                     guard.not_sent(str(exc))
@@ -872,7 +872,7 @@ class SessionAgent:
                         raise
                     if is_nonce_refusal(exc):
                         landed = guard.refused(exc)
-                    elif isinstance(exc, NetworkError) or not _is_node_refusal(exc):
+                    elif is_already_known(exc) or isinstance(exc, NetworkError) or not _is_node_refusal(exc):
                         landed = guard.unknown(exc)
                     else:
                         guard.not_sent(str(exc))

@@ -56,6 +56,7 @@ SAFE_TO_RETRY = frozenset({
     "net_version", "web3_clientVersion", "eth_accounts", "eth_sendRawTransaction",
 })
 _RETRY_STATUS = frozenset({429, 502, 503, 504})
+_ALREADY_KNOWN = "already known"  # geth/anvil: this very transaction is already in the pool
 
 
 @contextlib.contextmanager
@@ -147,6 +148,14 @@ class ResilientHTTPProvider(HTTPProvider):
                 if isinstance(error, dict) and error.get("code") == -32005:
                     failure: NetworkError = RateLimitedError(
                         f"{self.label} rate-limited {method}: {error.get('message', '')}", **kw)
+                elif attempt and isinstance(error, dict) and str(method) == "eth_sendRawTransaction" \
+                        and _ALREADY_KNOWN in str(error.get("message", "")).lower():
+                    # our first attempt reached the node and only its answer was lost: answer as it would have
+                    from eth_utils import keccak
+
+                    raw = params[0] if isinstance(params[0], (bytes, bytearray)) else bytes.fromhex(
+                        str(params[0]).removeprefix("0x"))
+                    return {"jsonrpc": "2.0", "id": response.get("id"), "result": "0x" + keccak(raw).hex()}
                 else:
                     return response
             except requests.HTTPError as exc:

@@ -181,3 +181,20 @@ def test_bundler_honours_the_overall_deadline(node):
     with deadline(1.0), pytest.raises(BundlerConnectionError):
         client.chain_id()
     assert time.monotonic() - started < 1.5
+
+
+def test_a_resent_transaction_the_node_already_holds_answers_with_its_hash(node):
+    """The first broadcast reached the node but its answer was cut; the retry hears "already known": that is
+    the same transaction, so the provider answers with its hash instead of an error."""
+    from eth_utils import keccak
+
+    raw = bytes.fromhex("02f8") + bytes(100)
+    known = (200, lambda r: json.dumps({"jsonrpc": "2.0", "id": r["id"],
+                                        "error": {"code": -32000, "message": "already known"}}).encode(), {}, None)
+    n = node((200, b'{"jsonrpc":"2.0","id":1,"result":"0x' + b"ab" * 32 + b'"}', {}, 20), known)
+    w3 = connect(n.url, timeout=2, retries=2)
+    assert bytes(w3.eth.send_raw_transaction(raw)) == keccak(raw)
+    assert n.methods == ["eth_sendRawTransaction", "eth_sendRawTransaction"]
+    first_time = node(known)  # "already known" on a FIRST attempt is not ours to explain away
+    with pytest.raises(Exception, match="already known"):
+        connect(first_time.url, timeout=2).eth.send_raw_transaction(raw)
