@@ -18,6 +18,19 @@ A *mode* is any callable ``mode(request, ctx)`` deciding about ONE JSON-RPC requ
 then rewrite the answer), ``ctx.proxy`` the proxy (its counters). Modes run in order; a mode may keep state
 (count requests, fire once). Adding a fault = writing one small class with ``__call__``.
 
+A new fault is a few lines, e.g.::
+
+    class Delay:
+        """Answer every ``method`` request ``seconds`` late (then let the next mode or the upstream answer)."""
+
+        def __init__(self, seconds: float, method: str | None = None) -> None:
+            self.seconds, self.method = seconds, method
+
+        def __call__(self, request, ctx):
+            if self.method in (None, request.get("method")):
+                time.sleep(self.seconds)
+            return None
+
 Modes here: :class:`LogRangeLimit` (``eth_getLogs`` over more than N blocks refused, in a public provider's
 words), :class:`ChainIdOverride` (answers ``eth_chainId`` for another chain), :class:`EntryPointsOverride`
 (``eth_supportedEntryPoints`` lists other EntryPoints).
