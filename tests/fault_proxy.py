@@ -21,7 +21,7 @@ then rewrite the answer), ``ctx.proxy`` the proxy (its counters). Modes run in o
 A new fault is a few lines, e.g.::
 
     class Delay:
-        """Answer every ``method`` request ``seconds`` late (then let the next mode or the upstream answer)."""
+        # answer every ``method`` request ``seconds`` late (then the next mode or the upstream answers)
 
         def __init__(self, seconds: float, method: str | None = None) -> None:
             self.seconds, self.method = seconds, method
