@@ -119,10 +119,13 @@ class ResilientHTTPProvider(HTTPProvider):
 
     ``timeout`` is the per-request timeout in seconds; ``retries`` how many times a safe request is
     tried again; ``backoff`` / ``max_backoff`` the delay in seconds (``backoff * 2**attempt``, jittered).
+    A ``Retry-After`` is waited for as asked, unless it exceeds ``max_retry_after`` seconds or the deadline:
+    then :class:`~smartkeys.errors.RateLimitedError` is raised at once, carrying it.
     """
 
     def __init__(self, endpoint_uri: str, *, timeout: float = 30, retries: int = 4, backoff: float = 0.2,
-                 max_backoff: float = 5.0, rng: random.Random | None = None, **kwargs: Any) -> None:
+                 max_backoff: float = 5.0, max_retry_after: float = 30.0, rng: random.Random | None = None,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("request_kwargs", {})
         kwargs["request_kwargs"] = {**kwargs["request_kwargs"], "timeout": timeout}
         super().__init__(endpoint_uri, exception_retry_configuration=None, **kwargs)
@@ -130,6 +133,7 @@ class ResilientHTTPProvider(HTTPProvider):
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
         self._rng = rng or random.Random()
         self.label = str(endpoint_uri).split("?")[0]
 
@@ -183,6 +187,8 @@ class ResilientHTTPProvider(HTTPProvider):
                     f"{self.label} cut its answer to {method} short ({type(exc).__name__})", **kw)
             if str(method) not in SAFE_TO_RETRY or attempt >= self.retries:
                 raise failure
+            if retry_after is not None and retry_after > self.max_retry_after:
+                raise failure  # asked to come back much later: say so now (RateLimitedError.retry_after)
             delay = self._delay(attempt, retry_after)
             left = remaining()
             if left is not None and delay >= left:

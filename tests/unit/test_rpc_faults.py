@@ -198,3 +198,12 @@ def test_a_resent_transaction_the_node_already_holds_answers_with_its_hash(node)
     first_time = node(known)  # "already known" on a FIRST attempt is not ours to explain away
     with pytest.raises(Exception, match="already known"):
         connect(first_time.url, timeout=2).eth.send_raw_transaction(raw)
+
+
+def test_a_retry_after_beyond_the_limit_is_reported_at_once(node):
+    n = node((429, b"", {"Retry-After": "3600"}, None))
+    w3 = connect(n.url, timeout=2)
+    started = time.monotonic()
+    with pytest.raises(RateLimitedError) as err:
+        w3.eth.block_number
+    assert time.monotonic() - started < 1 and err.value.retry_after == 3600 and len(n.times) == 1
