@@ -37,7 +37,7 @@ from smartkeys.errors import (
 )
 from smartkeys.policy_codec import SessionPolicy
 from smartkeys.tx import REVERT_EXCEPTIONS, check_chain_id, revert_data_of, send_transaction, suggest_fees
-from smartkeys.locks import lane_lock
+from smartkeys.locks import lane_lock, shared_chain
 from smartkeys.outbox import DROPPED, LANDED, REVERTED
 from smartkeys.userop import DUMMY_SIGNATURE, EIP7702_FACTORY, PackedUserOperation, sign_user_op, user_op_hash
 
@@ -386,7 +386,8 @@ class Owner:
                          via="direct", payload={"raw": "0x" + bytes(signed.raw_transaction).hex()})
 
         # one sender per EOA nonce at a time, across threads and processes (smartkeys.locks)
-        with lane_lock(self.chain_id, self.address, kind="tx"), _typed_chain_errors(self.w3):
+        with lane_lock(self.chain_id, self.address, kind="tx", cross_process=shared_chain(self.w3)), \
+                _typed_chain_errors(self.w3):
             guard.check_prior()
             try:
                 receipt = send_transaction(self.w3, self._account, {"to": self.address, "data": data},
@@ -473,11 +474,12 @@ class Owner:
         """
         from smartkeys.bundler import BundlerClient
 
-        with lane_lock(self.chain_id, self.address, 0), _typed_chain_errors(self.w3):
+        with lane_lock(self.chain_id, self.address, 0, cross_process=shared_chain(self.w3)), \
+                _typed_chain_errors(self.w3):
             if isinstance(bundler, BundlerClient):
                 return self._via_bundler(calls, bundler)
             op = self.sign_user_op(self.build_user_op(calls))
-            with lane_lock(self.chain_id, bundler.address, kind="tx"):
+            with lane_lock(self.chain_id, bundler.address, kind="tx", cross_process=shared_chain(self.w3)):
                 (result,) = self.entry_point.handle_ops([op], bundler)
             return result.raise_for_failure()
 
@@ -787,7 +789,7 @@ class SessionAgent:
     def _direct(self, calls, expected_outflows, raise_on_failure, guard: IntentGuard) -> AgentReceipt:
         from smartkeys.tx import prepare_transaction
 
-        with lane_lock(self.chain_id, self._key.address, kind="tx"):
+        with lane_lock(self.chain_id, self._key.address, kind="tx", cross_process=shared_chain(self.w3)):
             guard.check_prior()
             charges = self._preflight(calls, via_user_op=False, op=None, expected_outflows=expected_outflows)
             tx, signed = prepare_transaction(self.w3, self._key, {"to": self.account, "data": self.call_data(calls)})
@@ -849,7 +851,7 @@ class SessionAgent:
 
     def _self_bundled(self, calls, bundler: LocalAccount, expected_outflows, raise_on_failure,
                       guard: IntentGuard) -> AgentReceipt:
-        with lane_lock(self.chain_id, self.account, self.nonce_key):
+        with lane_lock(self.chain_id, self.account, self.nonce_key, cross_process=shared_chain(self.w3)):
             guard.check_prior()
             nonce = self.entry_point.get_nonce(self.account, self.nonce_key)
             _, state, now = self._provisional_op(calls, nonce, expected_outflows)
@@ -864,7 +866,7 @@ class SessionAgent:
                              payload={"op": op.to_rpc(), "raw": "0x" + bytes(signed.raw_transaction).hex(),
                                       "tx_hash": "0x" + bytes(signed.hash).hex()})
 
-            with lane_lock(self.chain_id, bundler.address, kind="tx"):
+            with lane_lock(self.chain_id, bundler.address, kind="tx", cross_process=shared_chain(self.w3)):
                 try:
                     (result,) = self.entry_point.handle_ops([op], bundler, on_signed=record)
                 except transport_faults() as exc:
@@ -911,7 +913,7 @@ class SessionAgent:
         from smartkeys.bundler import BundlerUserOperationError, _wire_op
         from smartkeys.rpc import bounded_timeout
 
-        with lane_lock(self.chain_id, self.account, self.nonce_key):
+        with lane_lock(self.chain_id, self.account, self.nonce_key, cross_process=shared_chain(self.w3)):
             guard.check_prior(bundler=client)
             nonce = self.entry_point.get_nonce(self.account, self.nonce_key)
             op, state, now = self._provisional_op(calls, nonce, expected_outflows)

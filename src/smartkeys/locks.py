@@ -31,7 +31,14 @@ try:
 except ImportError:  # pragma: no cover - Windows
     _fcntl = None  # type: ignore[assignment]
 
-__all__ = ["lane_lock", "lock_dir"]
+__all__ = ["lane_lock", "lock_dir", "shared_chain"]
+
+
+def shared_chain(w3: Any) -> bool:
+    """Whether other processes can reach ``w3``'s chain (an HTTP, WebSocket or IPC node), so that the
+    lock must be taken across processes; an in-process chain (eth-tester) needs the thread lock only."""
+    provider = getattr(w3, "provider", None)
+    return any(getattr(provider, attr, None) for attr in ("endpoint_uri", "ipc_path"))
 
 _THREAD_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
 _GUARD = threading.Lock()
@@ -55,10 +62,12 @@ def _thread_lock(key: tuple[Any, ...]) -> threading.Lock:
 
 
 @contextlib.contextmanager
-def lane_lock(chain_id: int, sender: str, lane: int = 0, *, kind: str = "op", timeout: float = 300.0) -> Iterator[None]:
+def lane_lock(chain_id: int, sender: str, lane: int = 0, *, kind: str = "op", timeout: float = 300.0,
+              cross_process: bool = True) -> Iterator[None]:
     """Hold the lock of ``sender``'s nonce lane ``lane`` on ``chain_id`` (threads and processes).
 
     ``kind`` is ``"op"`` (an account's user-op nonce lane ``lane``) or ``"tx"`` (an EOA's transaction nonce).
+    ``cross_process`` False takes the in-process lock only (a chain that lives inside this process).
     """
     from smartkeys.rpc import remaining
 
@@ -72,7 +81,7 @@ def lane_lock(chain_id: int, sender: str, lane: int = 0, *, kind: str = "op", ti
                                     hint="another thread holds this key's nonce lane: raise --timeout, or wait")
     fd = None
     try:
-        if _fcntl is not None:
+        if _fcntl is not None and cross_process:
             directory = lock_dir()
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(directory / f"{kind}-{key[1]}-{key[2]}-{key[3]:x}.lock", os.O_RDWR | os.O_CREAT, 0o600)
