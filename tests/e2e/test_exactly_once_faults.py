@@ -327,3 +327,27 @@ def test_node_down_right_after_taking_a_transaction(alto_chain, alto, owner, tok
     f = _scenario(alto_chain, alto, owner, token, tmp_path, name="node-down-after-send", via="direct",
                   node_modes=[down, take])
     assert take.fired == 1 and f["reported_unknown"] >= 1, f
+
+
+def test_a_landed_operation_answered_with_aa25_is_reported_landed(alto_chain, alto, owner, token, tmp_path):
+    """What a retried send meets when the first attempt landed: the bundler takes the operation, it is mined,
+    and the answer the agent gets is "AA25 invalid account nonce". It landed: it must not be reported refused."""
+    from fault_proxy import rpc_error
+
+    class LandThenAA25(Drop):
+        def __call__(self, request, ctx):
+            if self.fires(request):
+                answer = ctx.forward(request)
+                for _ in range(100):  # until Alto has bundled it
+                    receipt = ctx.forward({"jsonrpc": "2.0", "id": 1, "method": "eth_getUserOperationReceipt",
+                                           "params": [answer.get("result")]})
+                    if receipt.get("result"):
+                        break
+                    time.sleep(0.05)
+                return rpc_error(request, -32521, "UserOperation reverted during simulation with reason: "
+                                                  "AA25 invalid account nonce")
+            return None
+
+    mode = LandThenAA25(("eth_sendUserOperation",), p=0.5)
+    f = _scenario(alto_chain, alto, owner, token, tmp_path, name="landed-then-AA25", bundler_modes=[mode])
+    assert mode.fired and f["reported_failed"] == 0 and f["reported_unknown"] == 0, f
