@@ -25,8 +25,9 @@ from smartkeys.errors import (
 )
 from smartkeys.outbox import DROPPED, LANDED, PENDING, REVERTED, Intent, Outbox, auto_intent_id, call_summary, lookup, settle
 
-#: Exceptions that, raised after a send, leave its outcome unknown (transport faults, timeouts, garbled answers).
 def _transport_faults() -> tuple[type[BaseException], ...]:
+    """Exceptions that, raised after a send, leave its outcome unknown (transport faults, timeouts, garbled
+    answers, a node's JSON-RPC error object: it is sorted out by the caller with :func:`is_nonce_refusal`)."""
     import requests
 
     from smartkeys.bundler import BundlerConnectionError, BundlerRPCError
@@ -176,4 +177,5 @@ class IntentGuard:
 
 
 def transport_faults() -> tuple[type[BaseException], ...]:
+    """See :func:`_transport_faults` (built lazily: web3 and the bundler client import late)."""
     return _transport_faults()

@@ -13,12 +13,11 @@ import pytest
 import requests
 from eth_account import Account
 
-from smartkeys.account import SessionAgent
 from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.errors import DuplicateIntentError, InvalidInputError, OutcomeUnknownError
 from smartkeys.outbox import DROPPED, LANDED, PENDING, Outbox
 from smartkeys.policy_codec import Permission, TokenCap
-from smartkeys.userop import user_op_hash
+from smartkeys.userop import PackedUserOperation, user_op_hash
 
 TRANSFER = "transfer(address,uint256)"
 
@@ -50,7 +49,7 @@ def test_the_intent_is_on_disk_with_its_hash_before_it_is_sent(agent, token, bun
     assert before == 0 and on_disk[-1]["hash"] == "0x" + intent.hash.hex()
     if via == "user_op":
         assert receipt.user_op_hash == intent.hash
-        op = __import__("smartkeys.userop").userop.PackedUserOperation.from_rpc(intent.payload["op"])
+        op = PackedUserOperation.from_rpc(intent.payload["op"])
         assert user_op_hash(op, ENTRY_POINT_V08, agent.chain_id) == intent.hash
     else:
         assert receipt.transaction_hash == intent.hash

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 
 from fault_proxy import CutAnswer, Delay, Down, Drop, FaultProxy, Malformed, RateLimit, SwallowUserOps
 from smartkeys.account import Owner, SessionAgent
@@ -30,8 +31,6 @@ from smartkeys.bundler import BundlerClient
 from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.errors import (
     DuplicateIntentError,
-    NetworkError,
-    NonceConflictError,
     OutcomeUnknownError,
     SmartKeysError,
     register_contract_errors,
@@ -43,8 +42,7 @@ from smartkeys.rpc import connect
 AGENTS = 2
 OPS = 5
 USDC = 10**6
-_USER_OP_EVENT = "0x" + __import__("eth_utils").keccak(
-    text="UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)").hex()
+_USER_OP_EVENT = "0x" + keccak(text="UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)").hex()
 
 
 @pytest.fixture(scope="module")
