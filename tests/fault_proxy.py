@@ -36,6 +36,14 @@ words), :class:`ChainIdOverride` (answers ``eth_chainId`` for another chain), :c
 (``eth_supportedEntryPoints`` lists other EntryPoints), :class:`NoHistoricalState` (a pruned node),
 :class:`MethodRecorder` (records the methods asked).
 
+Network faults (issue 16; each fires on the ``methods`` given, or all, with probability ``p`` from a seeded
+random generator, at most ``times`` times): :class:`Delay` (answers late), :class:`Drop` (closes without an
+answer, before or *after* the upstream acted), :class:`CutAnswer` (forwards, then sends half the answer and
+closes), :class:`RateLimit` (HTTP 429 with ``Retry-After``), :class:`Malformed` (forwards, then answers
+garbage), :class:`SwallowUserOps` + :class:`Down` (a bundler that accepted an operation and died before
+bundling it, then is down for a while: the restart case), and :meth:`FaultProxy.switch_upstream` (a node
+restarted with its state lost).
+
 Fixtures (registered as a pytest plugin by ``tests/conftest.py``)
 -----------------------------------------------------------------
 - ``fault_proxy``: a factory ``fault_proxy(upstream_url, *modes) -> FaultProxy``, started; every proxy it
@@ -50,6 +58,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -60,13 +69,20 @@ import pytest
 
 __all__ = [
     "ChainIdOverride",
+    "CutAnswer",
+    "Delay",
+    "Down",
+    "Drop",
     "DropConnection",
     "EntryPointsOverride",
     "FaultProxy",
     "LogRangeLimit",
+    "Malformed",
     "MethodRecorder",
     "Mode",
     "NoHistoricalState",
+    "RateLimit",
+    "SwallowUserOps",
     "ProxyContext",
     "RawReply",
     "rpc_error",
@@ -86,6 +102,7 @@ class RawReply:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    cut_at: int | None = None  # send only this many body bytes (Content-Length announces all), then close
 
 
 class DropConnection(Exception):
@@ -244,6 +261,133 @@ class MethodRecorder:
         return None
 
 
+# --------------------------------------------------------------------------- network faults (issue 16)
+
+
+class _Fault:
+    """Shared firing rule: ``methods`` (None: all), probability ``p`` (seeded), at most ``times`` firings."""
+
+    def __init__(self, methods: tuple[str, ...] | None = None, *, p: float = 1.0, times: int | None = None,
+                 seed: int = 16) -> None:
+        import random
+
+        self.methods = None if methods is None else tuple(methods)
+        self.p = p
+        self.times = times
+        self.fired = 0
+        self.seen = 0
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def fires(self, request: dict[str, Any]) -> bool:
+        if self.methods is not None and request.get("method") not in self.methods:
+            return False
+        with self._lock:
+            self.seen += 1
+            if self.times is not None and self.fired >= self.times:
+                return False
+            if self._rng.random() >= self.p:
+                return False
+            self.fired += 1
+            return True
+
+
+class Delay(_Fault):
+    """Answer ``seconds`` late (then let the next mode / the upstream answer)."""
+
+    def __init__(self, seconds: float, methods=None, **kw: Any) -> None:
+        super().__init__(methods, **kw)
+        self.seconds = seconds
+
+    def __call__(self, request, ctx):
+        if self.fires(request):
+            time.sleep(self.seconds)
+        return None
+
+
+class Drop(_Fault):
+    """Close the connection without an answer; ``after_forward``: only once the upstream has acted on it."""
+
+    def __init__(self, methods=None, *, after_forward: bool = True, **kw: Any) -> None:
+        super().__init__(methods, **kw)
+        self.after_forward = after_forward
+
+    def __call__(self, request, ctx):
+        if self.fires(request):
+            if self.after_forward:
+                ctx.forward(request)
+            raise DropConnection
+        return None
+
+
+class CutAnswer(_Fault):
+    """Forward, then send only the first half of the answer and close (Content-Length announces all of it)."""
+
+    def __call__(self, request, ctx):
+        if self.fires(request):
+            body = json.dumps(ctx.forward(request)).encode()
+            return RawReply(200, body, cut_at=max(1, len(body) // 2))
+        return None
+
+
+class RateLimit(_Fault):
+    """HTTP 429 with ``Retry-After: retry_after`` (seconds), without asking the upstream."""
+
+    def __init__(self, methods=None, *, retry_after: float = 1, **kw: Any) -> None:
+        super().__init__(methods, **kw)
+        self.retry_after = retry_after
+
+    def __call__(self, request, ctx):
+        if self.fires(request):
+            return RawReply(429, b'{"error":"too many requests"}', {"Retry-After": f"{self.retry_after:g}"})
+        return None
+
+
+class Malformed(_Fault):
+    """Forward (the upstream acts), then answer with broken JSON."""
+
+    def __call__(self, request, ctx):
+        if self.fires(request):
+            ctx.forward(request)
+            return RawReply(200, b'{"jsonrpc":"2.0","id":1,"result":0x<html>bad gateway')
+        return None
+
+
+class Down:
+    """While ``until`` (a monotonic time) is in the future, close every connection: the process is down."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self.refused = 0
+
+    def start(self, seconds: float) -> None:
+        self.until = time.monotonic() + seconds
+
+    def __call__(self, request, ctx):
+        if time.monotonic() < self.until:
+            self.refused += 1
+            raise DropConnection
+        return None
+
+
+class SwallowUserOps(_Fault):
+    """A bundler killed right after accepting: answer ``eth_sendUserOperation`` with the op's hash
+    (``hash_of(op_rpc)``) WITHOUT passing it on, then take the bundler down (``down.start(seconds)``)."""
+
+    def __init__(self, hash_of: Callable[[dict[str, Any]], str], down: Down, *, down_seconds: float = 3.0,
+                 **kw: Any) -> None:
+        super().__init__(("eth_sendUserOperation",), **kw)
+        self.hash_of = hash_of
+        self.down = down
+        self.down_seconds = down_seconds
+
+    def __call__(self, request, ctx):
+        if self.fires(request):
+            self.down.start(self.down_seconds)
+            return rpc_result(request, self.hash_of(request["params"][0]))
+        return None
+
+
 # --------------------------------------------------------------------------- the proxy
 
 
@@ -286,6 +430,10 @@ class FaultProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def switch_upstream(self, upstream: str) -> None:
+        """Point the proxy at another upstream from now on (e.g. a node restarted with its state lost)."""
+        self.upstream = upstream
 
     def forward(self, request: Any) -> Any:
         """Send ``request`` (one or a batch) to the upstream and return its decoded answer."""
@@ -335,7 +483,13 @@ class FaultProxy:
                 except DropConnection:
                     self.close_connection = True
                     return
-                self._send(reply)
+                except OSError:  # the upstream is down (a restart): the client sees the connection close
+                    self.close_connection = True
+                    return
+                try:
+                    self._send(reply)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a delay mode)
+                    self.close_connection = True
 
             def _send(self, reply: Any) -> None:
                 if isinstance(reply, RawReply):
@@ -349,6 +503,11 @@ class FaultProxy:
                     if name.lower() not in ("content-type", "content-length"):
                         self.send_header(name, value)
                 self.end_headers()
+                if isinstance(reply, RawReply) and reply.cut_at is not None:
+                    self.wfile.write(body[: reply.cut_at])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.wfile.write(body)
 
         return Handler

@@ -12,6 +12,8 @@ The public API, re-exported here:
 - local chain: :func:`start_local_chain`
 - audit: :func:`build_audit` (rebuilt from on-chain events), :class:`AuditReport`, :class:`AuditThresholds`,
   :class:`RefusalJournal` (refusals the SDK saw)
+- exactly once under faults: :class:`Outbox` (signed intents recorded before sending), :class:`OutcomeUnknownError`,
+  :class:`DuplicateIntentError`, :class:`NonceConflictError`, :class:`NetworkError`
 - errors: :class:`SmartKeysError` (root of every exception raised here)
 """
 
@@ -23,13 +25,18 @@ from smartkeys.entrypoint import EntryPoint, UserOpResult
 from smartkeys.errors import (
     ChainMismatchError,
     ContractRevertError,
+    DuplicateIntentError,
     InvalidInputError,
+    NetworkError,
+    NonceConflictError,
+    OutcomeUnknownError,
     SmartKeysError,
     TransactionFailedError,
     UserOperationError,
 )
 from smartkeys.journal import RefusalJournal
 from smartkeys.localchain import start_local_chain
+from smartkeys.outbox import Outbox
 from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap
 from smartkeys.userop import PackedUserOperation, sign_user_op, user_op_hash
 
@@ -43,9 +50,14 @@ __all__ = [
     "ChainMismatchError",
     "ContractRevertError",
     "DelegationError",
+    "DuplicateIntentError",
     "ENTRY_POINT_V08",
     "EntryPoint",
     "InvalidInputError",
+    "NetworkError",
+    "NonceConflictError",
+    "Outbox",
+    "OutcomeUnknownError",
     "Owner",
     "PackedUserOperation",
     "Permission",

@@ -10,11 +10,10 @@ Both take a ``Web3`` first and check the RPC's chain id before signing anything.
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -24,10 +23,14 @@ from smartkeys.authorization import authorization_nonce, sign_authorization
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, parse_delegation, parse_quantity
 from smartkeys.entrypoint import EntryPoint, UserOpResult
+from smartkeys._once import IntentGuard, is_already_known, is_nonce_refusal, transport_faults
 from smartkeys.errors import (
     AuthorizationSkippedError,
+    ChainStateError,
     DelegationError,
     InvalidInputError,
+    NetworkError,
+    NonceConflictError,
     NotDelegatedError,
     RevertError,
     SmartKeysError,
@@ -39,11 +42,14 @@ from smartkeys.errors import (
 )
 from smartkeys.policy_codec import SessionPolicy
 from smartkeys.tx import REVERT_EXCEPTIONS, check_chain_id, revert_data_of, send_transaction, suggest_fees
-from smartkeys.userop import DUMMY_SIGNATURE, EIP7702_FACTORY, PackedUserOperation, sign_user_op
+from smartkeys.locks import lane_lock, shared_chain
+from smartkeys.outbox import DROPPED, LANDED, REVERTED
+from smartkeys.userop import DUMMY_SIGNATURE, EIP7702_FACTORY, PackedUserOperation, sign_user_op, user_op_hash
 
 if TYPE_CHECKING:  # preflight imports Call from this module: import it lazily at run time
     from smartkeys.bundler import BundlerClient
     from smartkeys.journal import RefusalJournal
+    from smartkeys.outbox import Intent, Outbox
     from smartkeys.keystore import SessionKey
     from smartkeys.preflight import Charges, SessionState
 
@@ -204,20 +210,6 @@ def build_session_report(policy: SessionPolicy, state: SessionState, now: int) -
     )
 
 
-# In-process locks: one per sending EOA (its transaction nonce) and one per (account, nonce lane), so that
-# threads sharing a bundler account or a session key never pick the same nonce.
-_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def _lock_for(*key: Any) -> threading.Lock:
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(key)
-        if lock is None:
-            lock = _LOCKS[key] = threading.Lock()
-        return lock
-
-
 def _next_timestamp(w3: Web3) -> int:
     """Estimate of the next block's timestamp: the latest block's + 1."""
     return int(w3.eth.get_block("latest")["timestamp"]) + 1
@@ -264,6 +256,12 @@ def _build_op(
 class Owner:
     """The owner of a smartkeys account: the EOA's own key.
 
+    Owner transactions (grant, revoke, execute) and owner operations through a bundler follow the same
+    exactly-once rules as an agent's (:meth:`SessionAgent.batch`): the hash is known before sending, a fault
+    after sending is settled by lookup or raises :class:`~smartkeys.errors.OutcomeUnknownError`; with an
+    ``outbox`` the signed intent is recorded first. One EOA's transactions are serialized across threads
+    and processes.
+
     >>> # owner = Owner(w3, eoa_account); owner.delegate(); owner.execute(token, 0, data)
     """
 
@@ -275,6 +273,7 @@ class Owner:
         chain_id: int | None = None,
         implementation: str | None = None,
         dangerously_allow_unknown_implementation: bool = False,
+        outbox: Outbox | None = None,
     ) -> None:
         """``implementation`` is what :meth:`delegate` points the EOA at: by default the canonical smartkeys
         account; otherwise it must be a known smartkeys deployment of this chain (the canonical address or the
@@ -287,6 +286,7 @@ class Owner:
         from smartkeys.delegation import known_implementations
 
         self.w3 = w3
+        self.outbox = outbox
         self._account = account
         self.chain_id = check_chain_id(w3, chain_id)
         if implementation is not None:
@@ -509,9 +509,12 @@ class Owner:
             return require_smartkeys(self.w3, self.address, action=action)
 
     def _self_call(self, data: bytes, action: str, *, smartkeys_only: bool = True):
-        # A transaction from an EOA to itself succeeds whatever its data when the EOA has no code (or code that
-        # ignores it): check what the account runs first, so that nothing is reported done that was not.
-        # Session functions need smartkeys; plain execute needs the implementation this owner delegates to.
+        """A transaction from the EOA to itself, exactly once under faults (see :meth:`SessionAgent.batch`).
+
+        A transaction from an EOA to itself succeeds whatever its data when the EOA has no code (or code that
+        ignores it): what the account runs is checked first, so that nothing is reported done that was not.
+        Session functions need smartkeys; plain execute needs the implementation this owner delegates to.
+        """
         if smartkeys_only:
             self.require_smartkeys(action)
         else:
@@ -521,7 +524,38 @@ class Owner:
             if current != self.implementation:
                 raise NotDelegatedError(self.address, current, self.implementation, action=action,
                                         runs=implementation_name(current))
-        return send_transaction(self.w3, self._account, {"to": self.address, "data": data})
+        guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address, signer=self.address,
+                            session_id=None, calls=[Call(self.address, 0, data)], name=None)
+
+        def record(tx, signed) -> None:
+            guard.record(kind="transaction", hash=bytes(signed.hash), sender=self.address, nonce=int(tx["nonce"]),
+                         via="direct", payload={"raw": "0x" + bytes(signed.raw_transaction).hex()})
+
+        # one sender per EOA nonce at a time, across threads and processes (smartkeys.locks)
+        with lane_lock(self.chain_id, self.address, kind="tx", cross_process=shared_chain(self.w3)), \
+                _typed_chain_errors(self.w3):
+            guard.check_prior()
+            try:
+                receipt = send_transaction(self.w3, self._account, {"to": self.address, "data": data},
+                                           on_signed=record)
+            except TransactionFailedError as exc:
+                guard.done(REVERTED, transaction_hash=_bytes32(exc.tx_hash))
+                raise
+            except transport_faults() as exc:
+                if guard.intent is None:  # nothing was signed
+                    raise
+                if is_nonce_refusal(exc):  # another process sent from this EOA; ours may have landed before
+                    landed = guard.refused(exc)
+                elif is_already_known(exc) or isinstance(exc, NetworkError) or not _is_node_refusal(exc):
+                    landed = guard.unknown(exc)
+                else:
+                    guard.not_sent(str(exc))
+                    raise
+                assert landed is not None
+                receipt = self.w3.eth.get_transaction_receipt(landed.transaction_hash)
+            guard.done(LANDED, transaction_hash=bytes(receipt["transactionHash"]),
+                       block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))
+            return receipt
 
     # -- reports ------------------------------------------------------------------------
 
@@ -588,11 +622,14 @@ class Owner:
         """
         from smartkeys.bundler import BundlerClient
 
-        if isinstance(bundler, BundlerClient):
-            return self._via_bundler(calls, bundler)
-        op = self.sign_user_op(self.build_user_op(calls))
-        (result,) = self.entry_point.handle_ops([op], bundler)
-        return result.raise_for_failure()
+        with lane_lock(self.chain_id, self.address, 0, cross_process=shared_chain(self.w3)), \
+                _typed_chain_errors(self.w3):
+            if isinstance(bundler, BundlerClient):
+                return self._via_bundler(calls, bundler)
+            op = self.sign_user_op(self.build_user_op(calls))
+            with lane_lock(self.chain_id, bundler.address, kind="tx", cross_process=shared_chain(self.w3)):
+                (result,) = self.entry_point.handle_ops([op], bundler)
+            return result.raise_for_failure()
 
     def _via_bundler(self, calls: Sequence[Call], client: BundlerClient) -> UserOpResult:
         """Estimate with the bundler (dummy signature), sign, ``eth_sendUserOperation``, wait for the receipt.
@@ -611,10 +648,32 @@ class Owner:
             op = op.replace(factory=EIP7702_FACTORY, eip7702_auth=auth)
         op = client.estimate_user_operation_gas(op.replace(signature=DUMMY_SIGNATURE)).apply(op)
         signed = sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id)
+        from smartkeys.bundler import BundlerUserOperationError, _wire_op
+
+        guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address, signer=self.address,
+                            session_id=None, calls=calls, name=None)
+        guard.check_prior(bundler=client)
         if auth is not None:
             self._check_auth_nonce(auth, None, self.implementation)
-        op_hash = client.send_user_operation(signed)
-        receipt = client.wait_for_receipt(op_hash)
+        op_hash = user_op_hash(signed, ENTRY_POINT_V08, self.chain_id)
+        guard.record(kind="user_op", hash=op_hash, sender=self.address, nonce=op.nonce, via="bundler",
+                     payload={"op": _wire_op(signed)})
+        landed = None
+        try:
+            client.send_user_operation(signed)
+            receipt = client.wait_for_receipt(op_hash)
+        except BundlerUserOperationError as exc:
+            landed = guard.refused(exc, bundler=client)
+            if landed is None:
+                raise
+        except transport_faults() as exc:
+            landed = guard.unknown(exc, bundler=client)
+        if landed is not None:
+            result = _result_from_intent(landed)
+            guard.done(landed.status, transaction_hash=landed.transaction_hash, gas_used=landed.gas_used)
+            return result.raise_for_failure()
+        guard.done(LANDED if receipt.success else REVERTED, transaction_hash=receipt.transaction_hash,
+                   gas_used=receipt.actual_gas_used)
         result = UserOpResult(
             user_op_hash=receipt.user_op_hash, sender=receipt.sender, nonce=receipt.nonce, success=receipt.success,
             actual_gas_cost=receipt.actual_gas_cost, actual_gas_used=receipt.actual_gas_used,
@@ -631,6 +690,9 @@ class SessionAgent:
     The key never leaves this object: it is not in its repr, and only signatures are produced.
     With a ``journal`` (:class:`~smartkeys.journal.RefusalJournal`), every refusal -- by the preflight or
     by the chain (a reverted estimate, a failed operation) -- is recorded there before it is raised.
+    With an ``outbox`` (:class:`~smartkeys.outbox.Outbox`), every signed use is recorded there (fsync-ed)
+    before it is sent, so that a crash or a network fault can be settled without paying twice
+    (:meth:`settle`); see :meth:`batch` for what a retry of the same intent does.
     """
 
     def __init__(
@@ -642,6 +704,7 @@ class SessionAgent:
         *,
         chain_id: int | None = None,
         journal: RefusalJournal | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         from smartkeys.keystore import SessionKey
 
@@ -661,6 +724,7 @@ class SessionAgent:
         self.entry_point = EntryPoint(w3)
         self.nonce_key = nonce_key_for(key.address)
         self.journal = journal
+        self.outbox = outbox
 
     def __repr__(self) -> str:
         return f"SessionAgent(account={self.account}, key={self._key.address}, session={self.session_id.hex()[:12]}…)"
@@ -772,11 +836,13 @@ class SessionAgent:
         bundler: LocalAccount | BundlerClient | None = None,
         expected_outflows: Mapping[str, int] | None = None,
         raise_on_failure: bool = True,
+        intent: str | None = None,
+        on_submit: Callable[[Intent], None] | None = None,
     ) -> AgentReceipt:
         """One call through the account; see :meth:`batch`."""
         call = Call(checked_address(target, "target"), checked_uint(value, "value"), data)
         return self.batch([call], via=via, bundler=bundler, expected_outflows=expected_outflows,
-                          raise_on_failure=raise_on_failure)
+                          raise_on_failure=raise_on_failure, intent=intent, on_submit=on_submit)
 
     def transfer(
         self,
@@ -787,6 +853,8 @@ class SessionAgent:
         via: str = "user_op",
         bundler: LocalAccount | BundlerClient | None = None,
         raise_on_failure: bool = True,
+        intent: str | None = None,
+        on_submit: Callable[[Intent], None] | None = None,
     ) -> AgentReceipt:
         """ERC-20 ``token.transfer(to, amount)`` from the account (``amount`` in base units); see :meth:`batch`."""
         from eth_abi import encode as abi_encode
@@ -795,7 +863,8 @@ class SessionAgent:
         to = checked_address(to, "to")
         amount = checked_uint(amount, "amount")
         data = _TRANSFER_SELECTOR + abi_encode(["address", "uint256"], [to, amount])
-        return self.batch([Call(token, 0, data)], via=via, bundler=bundler, raise_on_failure=raise_on_failure)
+        return self.batch([Call(token, 0, data)], via=via, bundler=bundler, raise_on_failure=raise_on_failure,
+                          intent=intent, on_submit=on_submit)
 
     def batch(
         self,
@@ -805,6 +874,8 @@ class SessionAgent:
         bundler: LocalAccount | BundlerClient | None = None,
         expected_outflows: Mapping[str, int] | None = None,
         raise_on_failure: bool = True,
+        intent: str | None = None,
+        on_submit: Callable[[Intent], None] | None = None,
     ) -> AgentReceipt:
         """Preflight ``calls`` against the session's on-chain state, then submit them as one session use.
 
@@ -817,8 +888,20 @@ class SessionAgent:
         3. Returns an :class:`AgentReceipt`. A mined use whose calls reverted raises the decoded revert
            unless ``raise_on_failure`` is False (the receipt then has ``success=False``).
 
-        Thread safety: uses of one session key (one nonce lane) and transactions of one sending account are
-        serialized in-process, so threads may share a key or a bundler account without nonce collisions.
+        Exactly once (:mod:`smartkeys.outbox`): the user-op hash (or the signed transaction's hash) is known
+        before anything is sent; with an ``outbox`` the signed intent is recorded there first, and
+        ``on_submit(intent)`` is called (to show the hash) before it leaves the process. A fault after
+        sending is settled at once (the hash looked up, the same signed payload re-sent if its nonce is
+        free); if that cannot decide, :class:`~smartkeys.errors.OutcomeUnknownError` is raised with the hash:
+        do not send again, settle it (:meth:`settle`). ``intent`` names the intent (an idempotency key):
+        a named intent that landed is never sent again; an unnamed one is identified by its calls, and a
+        retry of one whose outcome was never reported (a crash, an unknown outcome) is settled first and
+        refused with :class:`~smartkeys.errors.DuplicateIntentError` if it landed.
+
+        Thread and process safety: uses of one nonce lane (this key's user-op lane, or a sending EOA) are
+        serialized across threads and processes (:func:`smartkeys.locks.lane_lock`); a conflict with a
+        sender elsewhere raises the retryable :class:`~smartkeys.errors.NonceConflictError`.
+        Network faults raise :class:`~smartkeys.errors.NetworkError` subclasses (typed, with the fix).
         """
         if via not in ("user_op", "direct"):
             raise InvalidInputError("via", via, "'user_op' or 'direct'")
@@ -829,16 +912,19 @@ class SessionAgent:
             if bundler is not None:
                 raise InvalidInputError("bundler", type(bundler).__name__, "None on the direct path",
                                         "the session key sends (and pays for) direct transactions itself")
-            with self._journaled(calls, "direct"):
-                return self._direct(calls, expected_outflows, raise_on_failure)
+            guard = self._guard(calls, intent, on_submit)
+            with self._journaled(calls, "direct"), _typed_chain_errors(self.w3):
+                return self._direct(calls, expected_outflows, raise_on_failure, guard)
         from smartkeys.bundler import BundlerClient
 
         if isinstance(bundler, BundlerClient):
-            with self._journaled(calls, "user_op"):
-                return self._via_bundler(calls, bundler, expected_outflows, raise_on_failure)
+            guard = self._guard(calls, intent, on_submit)
+            with self._journaled(calls, "user_op"), _typed_chain_errors(self.w3):
+                return self._via_bundler(calls, bundler, expected_outflows, raise_on_failure, guard)
         if isinstance(bundler, LocalAccount):
-            with self._journaled(calls, "user_op"):
-                return self._self_bundled(calls, bundler, expected_outflows, raise_on_failure)
+            guard = self._guard(calls, intent, on_submit)
+            with self._journaled(calls, "user_op"), _typed_chain_errors(self.w3):
+                return self._self_bundled(calls, bundler, expected_outflows, raise_on_failure, guard)
         raise InvalidInputError("bundler", type(bundler).__name__,
                                 "a funded LocalAccount (self-bundled) or a BundlerClient on the user-op path",
                                 "pass bundler=..., or use via='direct'")
@@ -855,15 +941,66 @@ class SessionAgent:
             expected_outflows=expected_outflows, sender=None if via_user_op else self._key.address,
         )
 
-    def _direct(self, calls, expected_outflows, raise_on_failure) -> AgentReceipt:
-        with _lock_for("eoa", self.chain_id, self._key.address):
+    def _guard(self, calls, intent: str | None, on_submit) -> IntentGuard:
+        if intent is not None and (not isinstance(intent, str) or not intent.strip() or intent.startswith("auto:")):
+            raise InvalidInputError("intent", intent, "a non-empty name (not starting with 'auto:')",
+                                    "name the intent, e.g. intent='invoice-42', or leave it out")
+        return IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.account,
+                           signer=self._key.address, session_id=self.session_id, calls=calls, name=intent,
+                           on_submit=on_submit)
+
+    def _direct(self, calls, expected_outflows, raise_on_failure, guard: IntentGuard) -> AgentReceipt:
+        from smartkeys.tx import prepare_transaction
+
+        with lane_lock(self.chain_id, self._key.address, kind="tx", cross_process=shared_chain(self.w3)):
+            guard.check_prior()
             charges = self._preflight(calls, via_user_op=False, op=None, expected_outflows=expected_outflows)
-            receipt = send_transaction(
-                self.w3, self._key, {"to": self.account, "data": self.call_data(calls)},
-                check_status=raise_on_failure,
-            )
-        return AgentReceipt("direct", bytes(receipt["transactionHash"]), None, receipt["status"] == 1,
-                            int(receipt["gasUsed"]), charges)
+            tx, signed = prepare_transaction(self.w3, self._key, {"to": self.account, "data": self.call_data(calls)})
+            guard.record(kind="transaction", hash=bytes(signed.hash), sender=self._key.address, nonce=int(tx["nonce"]),
+                         via="direct", payload={"raw": "0x" + bytes(signed.raw_transaction).hex()})
+            receipt = self._broadcast_and_wait(signed, guard)
+        if receipt is None:  # settled from the chain after a fault: it landed
+            landed = guard.intent
+            assert landed is not None
+            if raise_on_failure and landed.status != LANDED:
+                raise TransactionFailedError(tx_hash=landed.transaction_hash)
+            return AgentReceipt("direct", landed.transaction_hash or b"", None, landed.status == LANDED,
+                                int(landed.gas_used or 0), charges)
+        ok = receipt["status"] == 1
+        guard.done(LANDED if ok else REVERTED, transaction_hash=bytes(receipt["transactionHash"]),
+                   block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))
+        if raise_on_failure and not ok:
+            from smartkeys.tx import _replay_revert
+
+            raise TransactionFailedError(tx_hash=receipt["transactionHash"], receipt=receipt,
+                                         revert=_replay_revert(self.w3, tx, receipt))
+        return AgentReceipt("direct", bytes(receipt["transactionHash"]), None, ok, int(receipt["gasUsed"]), charges)
+
+    def _broadcast_and_wait(self, signed, guard: IntentGuard):
+        """Send a signed transaction and wait; a fault is settled by hash (None: it landed, see guard.intent)."""
+        from smartkeys.rpc import bounded_timeout
+
+        try:
+            self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        except transport_faults() as exc:
+            text = str(exc).lower()
+            if "already known" in text or "already imported" in text:
+                pass  # this very transaction is in the pool already
+            elif is_nonce_refusal(exc):
+                guard.refused(exc)
+                return None
+            elif isinstance(exc, NetworkError) or not _is_node_refusal(exc):
+                guard.unknown(exc)
+                return None
+            else:  # the node refused it (e.g. insufficient funds): it never spread
+                guard.not_sent(str(exc))
+                raise
+        try:
+            return self.w3.eth.wait_for_transaction_receipt(
+                signed.hash, timeout=bounded_timeout(120, "waiting for a receipt"), poll_latency=0.02)
+        except transport_faults() as exc:
+            guard.unknown(exc)
+            return None
 
     def _provisional_op(self, calls, nonce: int, expected_outflows) -> tuple[PackedUserOperation, SessionState, int]:
         """Preflight with a lower-bound op (no call gas) before estimating anything.
@@ -875,36 +1012,191 @@ class SessionAgent:
         self._preflight(calls, via_user_op=True, op=op, expected_outflows=expected_outflows, state=state, now=now)
         return op, state, now
 
-    def _self_bundled(self, calls, bundler: LocalAccount, expected_outflows, raise_on_failure) -> AgentReceipt:
-        with _lock_for("lane", self.chain_id, self.account, self.nonce_key):
+    def _self_bundled(self, calls, bundler: LocalAccount, expected_outflows, raise_on_failure,
+                      guard: IntentGuard) -> AgentReceipt:
+        with lane_lock(self.chain_id, self.account, self.nonce_key, cross_process=shared_chain(self.w3)):
+            guard.check_prior()
             nonce = self.entry_point.get_nonce(self.account, self.nonce_key)
             _, state, now = self._provisional_op(calls, nonce, expected_outflows)
             op = self.build_user_op(calls, nonce=nonce)
             charges = self._preflight(calls, via_user_op=True, op=op, expected_outflows=expected_outflows,
                                       state=state, now=now)
             op = self.sign_user_op(op)
-            with _lock_for("eoa", self.chain_id, bundler.address):
-                (result,) = self.entry_point.handle_ops([op], bundler)
+            op_hash = user_op_hash(op, ENTRY_POINT_V08, self.chain_id)
+
+            def record(tx, signed) -> None:
+                guard.record(kind="user_op", hash=op_hash, sender=self.account, nonce=nonce, via="self_bundled",
+                             payload={"op": op.to_rpc(), "raw": "0x" + bytes(signed.raw_transaction).hex(),
+                                      "tx_hash": "0x" + bytes(signed.hash).hex()})
+
+            with lane_lock(self.chain_id, bundler.address, kind="tx", cross_process=shared_chain(self.w3)):
+                try:
+                    (result,) = self.entry_point.handle_ops([op], bundler, on_signed=record)
+                except transport_faults() as exc:
+                    if guard.intent is None:  # failed before signing (a simulation refusal is typed; raise it)
+                        raise
+                    if is_nonce_refusal(exc):
+                        landed = guard.refused(exc)
+                    elif is_already_known(exc) or isinstance(exc, NetworkError) or not _is_node_refusal(exc):
+                        landed = guard.unknown(exc)
+                    else:
+                        guard.not_sent(str(exc))
+                        raise
+                    result = _result_from_intent(landed)
+                except TransactionFailedError as exc:
+                    # the bundle reverted on chain: another sender took the lane's nonce after our simulation
+                    self._raise_if_lane_taken(guard, nonce, exc)
+                    guard.done(REVERTED, transaction_hash=_bytes32(exc.tx_hash))
+                    raise
+                except UserOperationError as exc:  # the simulation refused the bundle: nothing was sent
+                    if exc.code == "AA25":
+                        raise NonceConflictError(sender=self.account, nonce=nonce, hash=op_hash,
+                                                 detail="the bundle's simulation says the nonce is used") from exc
+                    raise
+        guard.done(LANDED if result.success else REVERTED, transaction_hash=result.transaction_hash,
+                   gas_used=result.actual_gas_used)
         if raise_on_failure:
             result.raise_for_failure()
         return AgentReceipt("user_op", result.transaction_hash, result.user_op_hash, result.success,
                             result.actual_gas_used, charges)
 
-    def _via_bundler(self, calls, client: BundlerClient, expected_outflows, raise_on_failure) -> AgentReceipt:
+    def _raise_if_lane_taken(self, guard: IntentGuard, nonce: int, exc: BaseException) -> None:
+        from smartkeys.outbox import lookup
+
+        if guard.intent is None:
+            return
+        found = lookup(self.w3, guard.intent)
+        if found.status == DROPPED:
+            guard.not_sent(found.note)
+            raise NonceConflictError(sender=self.account, nonce=nonce, hash=guard.intent.hash,
+                                     detail="another sender's operation took this nonce first") from exc
+
+    def _via_bundler(self, calls, client: BundlerClient, expected_outflows, raise_on_failure,
+                     guard: IntentGuard) -> AgentReceipt:
+        from smartkeys.bundler import BundlerUserOperationError, _wire_op
+        from smartkeys.rpc import bounded_timeout
+
         client.check_compatible(self.chain_id, ENTRY_POINT_V08)  # before anything is signed for it
-        with _lock_for("lane", self.chain_id, self.account, self.nonce_key):
+        with lane_lock(self.chain_id, self.account, self.nonce_key, cross_process=shared_chain(self.w3)):
+            guard.check_prior(bundler=client)
             nonce = self.entry_point.get_nonce(self.account, self.nonce_key)
             op, state, now = self._provisional_op(calls, nonce, expected_outflows)
-            estimate = client.estimate_user_operation_gas(op.replace(signature=DUMMY_SIGNATURE))
+            try:
+                estimate = client.estimate_user_operation_gas(op.replace(signature=DUMMY_SIGNATURE))
+            except UserOperationError as exc:
+                if exc.code == "AA25":  # another sender of this key took the nonce: nothing was sent
+                    raise NonceConflictError(sender=self.account, nonce=nonce,
+                                             detail="the bundler's simulation says the nonce is used") from exc
+                raise
             op = estimate.apply(op)
             charges = self._preflight(calls, via_user_op=True, op=op, expected_outflows=expected_outflows,
                                       state=state, now=now)
-            op_hash = client.send_user_operation(self.sign_user_op(op))
-            receipt = client.wait_for_receipt(op_hash)
-        if raise_on_failure and not receipt.success:
-            raise receipt.revert() or SmartKeysError(f"user operation 0x{op_hash.hex()} failed without a reason")
-        return AgentReceipt("user_op", receipt.transaction_hash or b"", receipt.user_op_hash, receipt.success,
-                            receipt.actual_gas_used, charges)
+            op = self.sign_user_op(op)
+            op_hash = user_op_hash(op, ENTRY_POINT_V08, self.chain_id)
+            guard.record(kind="user_op", hash=op_hash, sender=self.account, nonce=nonce, via="bundler",
+                         payload={"op": _wire_op(op)})
+            landed = None
+            try:
+                client.send_user_operation(op)
+            except BundlerUserOperationError as exc:
+                if "already" in str(exc).lower() and "known" in str(exc).lower():
+                    pass  # the bundler has this very operation: wait for it
+                else:
+                    landed = guard.refused(exc, bundler=client)
+                    if landed is None:
+                        raise
+            except transport_faults() as exc:
+                landed = guard.unknown(exc, bundler=client)
+            if landed is None:
+                try:
+                    receipt = client.wait_for_receipt(op_hash, timeout=bounded_timeout(60, "waiting for the receipt"))
+                except transport_faults() as exc:
+                    landed = guard.unknown(exc, bundler=client)
+        if landed is not None:
+            success, tx_hash, gas_used = landed.status == LANDED, landed.transaction_hash or b"", int(landed.gas_used or 0)
+            revert = None if success else UserOperationError("the operation's calls reverted (settled from the chain)")
+        else:
+            success, tx_hash, gas_used = receipt.success, receipt.transaction_hash or b"", receipt.actual_gas_used
+            revert = receipt.revert()
+        guard.done(LANDED if success else REVERTED, transaction_hash=tx_hash or None, gas_used=gas_used)
+        if raise_on_failure and not success:
+            raise revert or SmartKeysError(f"user operation 0x{op_hash.hex()} failed without a reason")
+        return AgentReceipt("user_op", tx_hash, op_hash, success, gas_used, charges)
+
+    # -- exactly once: settling ---------------------------------------------------------
+
+    def pending(self) -> list[Intent]:
+        """This key's intents in the outbox whose outcome was never reported (empty without an outbox)."""
+        if self.outbox is None:
+            return []
+        return [i for i in self.outbox.unsettled(chain_id=self.chain_id) if i.signer == self._key.address]
+
+    def settle(self, *, bundler: BundlerClient | None = None, wait: float = 10.0) -> list[Intent]:
+        """Settle every pending intent of this key (:func:`smartkeys.outbox.settle`); returns them updated.
+
+        Each is looked up by hash and nonce lane; one whose nonce is still free is re-sent unchanged (same
+        hash: it can land once at most). Settled ones are acknowledged: their outcome is now reported.
+        """
+        from smartkeys.outbox import settle
+
+        return [settle(self.w3, self.outbox, i, bundler=bundler, wait=wait, acknowledge=True) for i in self.pending()]
+
+
+def _bytes32(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return bytes.fromhex(str(value).removeprefix("0x"))
+
+
+def _result_from_intent(intent: Intent) -> UserOpResult:
+    success = intent.status == LANDED
+    return UserOpResult(
+        user_op_hash=intent.hash, sender=intent.sender, nonce=intent.nonce, success=success, actual_gas_cost=0,
+        actual_gas_used=int(intent.gas_used or 0), transaction_hash=intent.transaction_hash or b"", bundle_gas_used=0,
+        revert=None if success else UserOperationError("the operation's calls reverted (settled from the chain)"),
+    )
+
+
+def _is_node_refusal(exc: BaseException) -> bool:
+    """A JSON-RPC error object from the node (it answered and refused), as opposed to a transport fault."""
+    try:
+        from web3.exceptions import Web3RPCError
+    except ImportError:  # pragma: no cover - web3 < 7
+        return isinstance(exc, ValueError) and not isinstance(exc, NetworkError)
+    return isinstance(exc, Web3RPCError) or (type(exc) is ValueError and isinstance(exc.args[0] if exc.args else None, dict))
+
+
+@contextmanager
+def _typed_chain_errors(w3: Web3) -> Iterator[None]:
+    """A contract read that returned nothing (web3's ``BadFunctionCallOutput``: no code at the address) is a
+    :class:`~smartkeys.errors.ChainStateError`: the node lost its state, or the RPC is another chain."""
+    import json
+
+    import requests
+    from web3.exceptions import BadFunctionCallOutput
+
+    from smartkeys.errors import MalformedResponseError, NodeUnavailableError, RateLimitedError
+
+    endpoint = getattr(w3.provider, "endpoint_uri", None)
+    try:
+        yield
+    except BadFunctionCallOutput as exc:
+        raise ChainStateError(f"a contract call returned no data ({str(exc)[:120]})", endpoint=endpoint) from None
+    # any provider (not only smartkeys.rpc's): a raw transport fault is typed on the way out
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status == 429:
+            from smartkeys.rpc import retry_after_seconds
+
+            raise RateLimitedError("the node answered HTTP 429", endpoint=endpoint, retry_after=retry_after_seconds(
+                exc.response.headers.get("Retry-After"))) from exc
+        raise NetworkError(f"the node answered HTTP {status}", endpoint=endpoint) from exc
+    except (json.JSONDecodeError, requests.exceptions.ChunkedEncodingError) as exc:
+        raise MalformedResponseError(f"the node sent a broken answer ({type(exc).__name__})", endpoint=endpoint) from exc
+    except (requests.ConnectionError, requests.Timeout, ConnectionError) as exc:
+        raise NodeUnavailableError(f"the node did not answer ({type(exc).__name__})", endpoint=endpoint) from exc
 
 
 def delegation_change_since(w3: Web3, address: str, block: int, *, probes: int = 16) -> int | None:

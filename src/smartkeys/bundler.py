@@ -29,6 +29,7 @@ JSON response (a dict). It signals HTTP failures by raising :class:`BundlerHTTPE
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import random
@@ -47,6 +48,7 @@ from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.encoding import checked_address, checked_bytes, parse_quantity
 from smartkeys.errors import (
     ChainMismatchError,
+    NetworkError,
     FailedOp,
     InvalidInputError,
     SmartKeysError,
@@ -91,13 +93,20 @@ class BundlerError(SmartKeysError):
     method: str | None = None
 
 
-class BundlerConnectionError(BundlerError):
-    """The bundler could not be reached, or kept answering with HTTP errors / rate limits."""
+class BundlerConnectionError(BundlerError, NetworkError):
+    """The bundler could not be reached, or kept answering with HTTP errors, rate limits or broken answers.
 
-    def __init__(self, message: str, *, method: str | None = None, status: int | None = None) -> None:
+    A :class:`~smartkeys.errors.NetworkError` too (CLI exit code 4); ``hint`` says what to do.
+    """
+
+    def __init__(self, message: str, *, method: str | None = None, status: int | None = None,
+                 hint: str | None = None) -> None:
         self.method = method
         self.status = status
-        super().__init__(message)
+        self.endpoint = None
+        self.hint = hint or ("the bundler is rate limiting: wait and run again" if status == 429 else
+                             "check that the bundler is running and reachable (--bundler-url), then run again")
+        SmartKeysError.__init__(self, message if "fix:" in message else f"{message}; fix: {self.hint}")
 
 
 class BundlerTimeoutError(BundlerConnectionError, TimeoutError):
@@ -324,7 +333,12 @@ class UrllibTransport:
             if isinstance(exc.reason, (socket.timeout, TimeoutError)):
                 raise TimeoutError(f"no answer from the bundler within {self.timeout} s") from exc
             raise ConnectionError(f"cannot reach the bundler: {exc.reason}") from exc
-        return json.loads(raw)
+        except http.client.HTTPException as exc:  # IncompleteRead, BadStatusLine: the answer was cut
+            raise ConnectionError(f"the bundler's answer was cut short ({type(exc).__name__})") from exc
+        try:
+            return json.loads(raw)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: a garbled answer
+            raise ConnectionError(f"the bundler sent a broken answer ({type(exc).__name__}, {len(raw)} bytes)") from exc
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -415,10 +429,18 @@ class BundlerClient:
 
     def request(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call with retries; returns ``result`` or raises a :class:`BundlerError`."""
+        from smartkeys.rpc import remaining
+
         attempt = 0
         while True:
             payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
             retry_after: float | None = None
+            left = remaining()
+            if left is not None and left <= 0:
+                raise BundlerTimeoutError(f"deadline passed before bundler {method}", method=method,
+                                          hint="the bundler is too slow: raise --timeout, or check it")
+            if isinstance(self.transport, UrllibTransport):
+                self.transport.timeout = self.timeout if left is None else max(0.05, min(self.timeout, left))
             try:
                 response = self.transport(payload)
             except BundlerHTTPError as exc:
@@ -444,16 +466,24 @@ class BundlerClient:
                         method=method,
                     ) from exc
             else:
-                if not isinstance(response, Mapping):
-                    raise BundlerRPCError(None, f"malformed JSON-RPC response {response!r:.80}", method=method)
-                error = response.get("error")
-                if error is None:
-                    if "result" not in response:
-                        raise BundlerRPCError(None, "JSON-RPC response without result or error", method=method)
-                    return response["result"]
-                if not self._is_rate_limit(error) or attempt >= self.max_retries:
-                    raise self._error(method, error)
-            self._sleep(self._delay(attempt, retry_after))
+                malformed = not isinstance(response, Mapping) or ("error" not in response and "result" not in response)
+                if malformed:
+                    if attempt >= self.max_retries:
+                        raise BundlerConnectionError(
+                            f"bundler {method}: not a JSON-RPC answer: {str(response)[:80]}", method=method,
+                            hint="the bundler (or a proxy in front of it) answers garbage: check it, then run again")
+                else:
+                    error = response.get("error")
+                    if error is None:
+                        return response["result"]
+                    if not self._is_rate_limit(error) or attempt >= self.max_retries:
+                        raise self._error(method, error)
+            delay = self._delay(attempt, retry_after)
+            left = remaining()
+            if left is not None and delay >= left:
+                raise BundlerTimeoutError(f"deadline passed while retrying bundler {method}", method=method,
+                                          hint="the bundler is failing or slow: raise --timeout, or check it")
+            self._sleep(delay)
             attempt += 1
 
     @staticmethod
@@ -563,7 +593,10 @@ class BundlerClient:
         digest = _hash(user_op_hash, "user_op_hash")
         if poll_interval is None:
             poll_interval = self.poll_interval
-        deadline = time.monotonic() + timeout
+        from smartkeys.rpc import remaining
+
+        left = remaining()
+        deadline = time.monotonic() + (timeout if left is None else max(0.0, min(timeout, left)))
         while True:
             receipt = self.get_user_operation_receipt(digest)
             if receipt is not None:

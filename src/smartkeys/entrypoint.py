@@ -76,12 +76,15 @@ class EntryPoint:
         *,
         beneficiary: str | None = None,
         gas: int | None = None,
+        on_signed: Any = None,
     ) -> list[UserOpResult]:
         """Submit ``ops`` in one ``handleOps`` transaction sent by ``bundler``; return one result per op.
 
         Validation failures raise :class:`~smartkeys.errors.UserOperationError` (``FailedOp`` with its AAxx
         code) before anything is sent. Operations whose calls revert are mined; their result has
-        ``success=False`` and ``revert`` set to the decoded reason.
+        ``success=False`` and ``revert`` set to the decoded reason. ``on_signed(tx, signed)``: see
+        :func:`smartkeys.tx.send_transaction`. Unless ``gas`` is given, the bundle is simulated (estimated)
+        right before it is signed: a bundle the simulation says reverts is never sent.
         """
         beneficiary = Web3.to_checksum_address(beneficiary or bundler.address)
         tx: dict[str, Any] = {
@@ -91,7 +94,7 @@ class EntryPoint:
         auths = [op.eip7702_auth for op in ops if op.eip7702_auth is not None]
         if auths:
             tx["authorizationList"] = auths
-        receipt = send_transaction(self.w3, bundler, tx, gas=gas)
+        receipt = send_transaction(self.w3, bundler, tx, gas=gas, on_signed=on_signed)
         return self._results(receipt)
 
     def _logs(self, receipt: Any, event_name: str) -> list[Any]:

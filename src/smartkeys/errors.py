@@ -12,6 +12,15 @@ Every exception smartkeys raises derives from :class:`SmartKeysError`::
     │   └── AuthorizationSkippedError     an EIP-7702 authorization the chain would skip / skipped: .auth_nonce
     ├── ErrorNotRegistered (+LookupError) get_error_class() knows no such error
     ├── TransactionFailedError            a mined transaction failed: .tx_hash .receipt .revert
+    ├── NetworkError                      the node or bundler failed: .endpoint .method .hint
+    │   ├── NodeUnavailableError          connection refused/reset, timeout
+    │   ├── RateLimitedError              HTTP 429 / -32005 after retries: .retry_after
+    │   ├── MalformedResponseError        an answer that is not JSON-RPC (cut, garbled)
+    │   ├── ChainStateError               a contract the SDK relies on has no code (node restarted?)
+    │   └── DeadlineExceededError (+TimeoutError)  the overall deadline passed
+    ├── OutcomeUnknownError               sent (or maybe sent): .hash .kind .intent_id .sender .nonce
+    ├── DuplicateIntentError              this intent already landed (or is in flight): .intent .hash
+    ├── NonceConflictError                another process used the nonce; nothing landed: retryable
     ├── UserOperationError                EntryPoint/bundler refused an op:
     │   │                                 .code ("AA23") .reason .op_index .inner .data
     │   ├── FailedOp (+ContractRevertError)            FailedOp(uint256,string)
@@ -63,6 +72,15 @@ __all__ = [
     "AA_CODE_HINTS",
     "ChainMismatchError",
     "AuthorizationSkippedError",
+    "ChainStateError",
+    "DeadlineExceededError",
+    "DuplicateIntentError",
+    "MalformedResponseError",
+    "NetworkError",
+    "NodeUnavailableError",
+    "NonceConflictError",
+    "OutcomeUnknownError",
+    "RateLimitedError",
     "ContractRevertError",
     "DelegationError",
     "ErrorNotRegistered",
@@ -363,6 +381,141 @@ class TransactionFailedError(SmartKeysError):
         super().__init__(message)
         if revert is not None:
             self.__cause__ = revert
+
+
+# --------------------------------------------------------------------------------------------
+# network faults and unknown outcomes
+# --------------------------------------------------------------------------------------------
+
+
+class NetworkError(SmartKeysError):
+    """The RPC node or the bundler could not be reached, or answered with something unusable.
+
+    ``endpoint`` is the URL (query string dropped), ``method`` the JSON-RPC method, ``hint`` what to do.
+    The CLI exits with code 4. Nothing here says whether a send landed: a fault while sending raises
+    :class:`OutcomeUnknownError` instead.
+    """
+
+    default_hint = "check that the node / bundler is running and reachable, then run again"
+
+    def __init__(self, message: str, *, endpoint: str | None = None, method: str | None = None,
+                 hint: str | None = None) -> None:
+        self.endpoint = endpoint.split("?")[0] if isinstance(endpoint, str) else endpoint
+        self.method = method
+        self.hint = hint or self.default_hint
+        super().__init__(f"{message}; fix: {self.hint}" if self.hint else message)
+
+
+class NodeUnavailableError(NetworkError):
+    """No answer: connection refused or reset, or no answer within the request timeout."""
+
+    default_hint = "start a node (e.g. `smartkeys node`) or point --rpc-url / SMARTKEYS_RPC_URL at a running one"
+
+
+class RateLimitedError(NetworkError):
+    """HTTP 429 (or JSON-RPC -32005) after the retries; ``retry_after`` seconds the server asked for, if any."""
+
+    default_hint = "the endpoint is rate limiting: wait and run again, or use an endpoint with a higher limit"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class MalformedResponseError(NetworkError):
+    """The answer was not a JSON-RPC response (cut mid-answer, garbled JSON, an HTML error page)."""
+
+    default_hint = "the endpoint (or a proxy in front of it) returned a broken answer: run again, or check the proxy"
+
+
+class ChainStateError(NetworkError):
+    """A contract the SDK relies on returned no data (no code there): the node restarted and lost its
+    state, or the RPC points at another chain."""
+
+    default_hint = ("check that --rpc-url points at the chain where smartkeys is deployed; a local node that "
+                    "restarted lost its state: deploy again (`smartkeys node` does)")
+
+
+class DeadlineExceededError(NetworkError, TimeoutError):
+    """The overall deadline of the operation (``smartkeys.rpc.deadline``, the CLI's ``--timeout``) passed."""
+
+    default_hint = "the node or bundler is too slow: raise --timeout, or check the endpoint"
+
+
+def _hex32(value: Any) -> str | None:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return value
+
+
+class OutcomeUnknownError(SmartKeysError):
+    """Something was signed and may have been sent, but whether it landed is not known.
+
+    Do not send it again: the same intent could land twice. ``hash`` is the user-op hash (``kind``
+    ``"user_op"``) or the transaction hash (``"transaction"``), known before anything left the process;
+    ``sender`` and ``nonce`` name its nonce lane (a user op's nonce is ``key << 64 | sequence``);
+    ``intent_id`` its entry in the outbox (:mod:`smartkeys.outbox`). Settle it with
+    :func:`smartkeys.outbox.settle` (or ``SessionAgent.settle``, or ``smartkeys pending --settle``): that looks
+    the hash up on chain and at the bundler, and re-sends the *same* signed operation if its nonce is still
+    free (at most once on chain, whatever happens). The CLI exits with code 4.
+    """
+
+    def __init__(self, *, hash: bytes | str, kind: str, sender: str, nonce: int, intent_id: str | None = None,
+                 cause: BaseException | None = None, detail: str | None = None) -> None:
+        self.hash = _hex32(hash)
+        self.kind = kind
+        self.sender = sender
+        self.nonce = nonce
+        self.intent_id = intent_id
+        self.cause = cause
+        what = "user operation" if kind == "user_op" else "transaction"
+        why = detail or (f"{type(cause).__name__}: {' '.join(str(cause).split())[:200]}" if cause else "no answer")
+        super().__init__(
+            f"outcome unknown: {what} {self.hash} (sender {sender}, nonce {nonce}) was sent but its result is not "
+            f"known ({why}); fix: do NOT send it again; settle it: `smartkeys pending --settle` or "
+            f"smartkeys.outbox.settle(...) looks the hash up and tells whether it landed")
+        if cause is not None:
+            self.__cause__ = cause
+
+
+class DuplicateIntentError(SmartKeysError):
+    """The same intent was already sent: it landed (``status`` ``"landed"``/``"reverted"``) or may still
+    land (``"pending"``). Nothing was sent now. ``intent_id``, ``hash`` and ``transaction_hash`` name it."""
+
+    def __init__(self, *, intent_id: str, status: str, hash: bytes | str, transaction_hash: bytes | str | None = None,
+                 named: bool = False) -> None:
+        self.intent_id = intent_id
+        self.status = status
+        self.named = named
+        self.hash = _hex32(hash)
+        self.transaction_hash = _hex32(transaction_hash)
+        where = f" in transaction {self.transaction_hash}" if self.transaction_hash else ""
+        if status == "pending":
+            state = f"was sent as {self.hash} and may still land"
+            fix = "settle it first (`smartkeys pending --settle`); if it did not land, the retry goes through"
+        else:
+            state = f"already landed as {self.hash}{where}"
+            fix = ("nothing to do; to send the same thing once more on purpose, give it a new name (intent='…', "
+                   "CLI --intent NAME)") if not named else "pick another intent name for a new payment"
+        super().__init__(f"not sent again: intent {intent_id} {state}; fix: {fix}")
+
+
+class NonceConflictError(SmartKeysError):
+    """Another process (or another client of the same key) used the nonce first; this intent did not land.
+
+    Retryable: build it again with a fresh nonce. ``sender`` and ``nonce`` name the lane; ``hash`` what was refused.
+    """
+
+    retryable = True
+
+    def __init__(self, *, sender: str, nonce: int, hash: bytes | str | None = None, detail: str = "") -> None:
+        self.sender = sender
+        self.nonce = nonce
+        self.hash = _hex32(hash)
+        super().__init__(
+            f"nonce conflict: nonce {nonce} of {sender} was used by another sender of the same key ({detail or 'nonce too low'}); "
+            "this one did not land; fix: retry (a fresh nonce is read), and give each process its own session key "
+            "to avoid the race")
 
 
 def _get(obj: Any, key: str) -> Any:

@@ -7,7 +7,7 @@ exception (decoded from the revert data) and nothing is sent.
 from __future__ import annotations
 
 import ast
-from typing import Any
+from typing import Any, Callable
 
 from eth_abi import encode as abi_encode
 
@@ -22,7 +22,8 @@ try:  # the embedded chain raises its own exception type for reverts
 except ImportError:  # pragma: no cover - eth-tester is a core dependency
     _EthTesterReverted = ContractLogicError
 
-__all__ = ["REVERT_EXCEPTIONS", "check_chain_id", "revert_data_of", "send_transaction", "suggest_fees"]
+__all__ = ["REVERT_EXCEPTIONS", "check_chain_id", "prepare_transaction", "revert_data_of", "send_transaction",
+           "suggest_fees"]
 
 #: Exceptions that mean "the EVM reverted" across web3 providers (web3 and eth-tester).
 REVERT_EXCEPTIONS = (ContractCustomError, ContractLogicError, ContractPanicError, _EthTesterReverted)
@@ -91,20 +92,11 @@ def _fees(w3: Web3, tx: dict) -> None:
     tx.setdefault("maxFeePerGas", max_fee)
 
 
-def send_transaction(
-    w3: Web3,
-    account: LocalAccount,
-    tx: dict,
-    *,
-    gas: int | None = None,
-    check_status: bool = True,
-    timeout: float = 120,
-):
-    """Fill ``tx`` (nonce, chain id, fees, gas), sign it with ``account`` and wait for the receipt.
+def prepare_transaction(w3: Web3, account: LocalAccount, tx: dict, *, gas: int | None = None) -> tuple[dict, Any]:
+    """Fill ``tx`` (nonce, chain id, fees, gas) and sign it: ``(filled tx, signed)``. Nothing is sent.
 
-    Raises the decoded custom error (a :class:`~smartkeys.errors.SmartKeysError`) before sending if the
-    estimate reverts, and :class:`TransactionFailedError` if the mined transaction failed anyway (unless
-    ``check_status`` is False: then the failed receipt is returned).
+    The estimate is the simulation: if it reverts, the decoded custom error is raised and nothing is signed.
+    ``signed.hash`` is the transaction hash, known before anything leaves the process.
     """
     tx = dict(tx)
     if tx.get("to"):
@@ -124,9 +116,35 @@ def send_transaction(
         except REVERT_EXCEPTIONS as exc:
             raise decode_revert(revert_data_of(exc) or b"") from None
         tx["gas"] = estimate * _GAS_HEADROOM_NUM // _GAS_HEADROOM_DEN + _GAS_FLAT_MARGIN
-    signed = account.sign_transaction(tx)
+    return tx, account.sign_transaction(tx)
+
+
+def send_transaction(
+    w3: Web3,
+    account: LocalAccount,
+    tx: dict,
+    *,
+    gas: int | None = None,
+    check_status: bool = True,
+    timeout: float = 120,
+    on_signed: Callable[[dict, Any], None] | None = None,
+):
+    """Fill ``tx`` (nonce, chain id, fees, gas), sign it with ``account`` and wait for the receipt.
+
+    Raises the decoded custom error (a :class:`~smartkeys.errors.SmartKeysError`) before sending if the
+    estimate reverts, and :class:`TransactionFailedError` if the mined transaction failed anyway (unless
+    ``check_status`` is False: then the failed receipt is returned). ``on_signed(tx, signed)`` runs after
+    signing and before sending (to record the hash durably). ``timeout`` (seconds) is cut to the current
+    :func:`smartkeys.rpc.deadline`.
+    """
+    from smartkeys.rpc import bounded_timeout
+
+    tx, signed = prepare_transaction(w3, account, tx, gas=gas)
+    if on_signed is not None:
+        on_signed(tx, signed)
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.01)
+    receipt = w3.eth.wait_for_transaction_receipt(
+        tx_hash, timeout=bounded_timeout(timeout, "waiting for a receipt"), poll_latency=0.01)
     if check_status and receipt["status"] != 1:
         raise TransactionFailedError(tx_hash=tx_hash, receipt=receipt, revert=_replay_revert(w3, tx, receipt))
     return receipt

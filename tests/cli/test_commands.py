@@ -501,3 +501,25 @@ def test_unexpected_error_exits_1_and_debug_shows_the_traceback(cli, monkeypatch
     assert plain.code == 1 and "RuntimeError: boom" in plain.err and "Traceback" not in plain.err
     debug = cli("status", "--debug")
     assert debug.code == 1 and "Traceback" in debug.err
+
+
+# --------------------------------------------------------------------------- exactly once: --intent, pending
+
+
+def test_a_named_intent_is_paid_once_and_the_hash_is_printed_before_sending(cli, chain, granted, delegated, agent,
+                                                                              usdc, home):
+    to = chain.accounts[6].address
+    args = ("send", to, "1.5", "--token", usdc.address, "--key", "agent", "--via", "direct", "--intent", "invoice-7")
+    first = cli("--json", *args, env=_agent_env(delegated))
+    assert first.code == 0, first.err
+    assert f"sending transaction {first.json['transaction_hash']}" in first.err  # the hash, before the receipt
+    again = cli("--json", *args, env=_agent_env(delegated))
+    assert again.code == 3 and again.json["error"]["type"] == "DuplicateIntentError"
+    assert "invoice-7" in again.err and first.json["transaction_hash"] in again.err
+    assert usdc.functions.balanceOf(to).call() == 1_500_000
+    listing = cli("--json", "pending", "--all")
+    assert listing.code == 0 and listing.json["unknown"] == 0
+    named = [i for i in listing.json["intents"] if not i["intent_id"].startswith("auto:")]  # others: owner txs
+    assert [(i["intent_id"], i["status"]) for i in named] == [("invoice-7", "landed")]
+    assert all(i["status"] == "landed" and i["acknowledged"] for i in listing.json["intents"])
+    assert cli("pending").out.startswith("no unsettled intents")

@@ -41,6 +41,10 @@ __all__ = [
     "main",
 ]
 
+#: Overall deadline of a command (seconds) unless --timeout says otherwise; `node` and `watch` run until stopped.
+DEFAULT_TIMEOUT = 120.0
+_NO_DEADLINE = ("node", "watch")
+
 EPILOG = """\
 configuration (first found wins):
   flags  >  environment (SMARTKEYS_RPC_URL, SMARTKEYS_CHAIN_ID, SMARTKEYS_HOME, SMARTKEYS_KEYS_DIR,
@@ -56,7 +60,9 @@ exit codes:
      the fix), missing configuration, wrong password, chain id mismatch, a sender without ETH for gas
   3  refused by policy: the session's rules or the contract refused it (nothing was sent, or the
      mined operation reverted)
-  4  network or RPC failure: cannot connect, timeout, node or bundler error
+  4  network or RPC failure: cannot connect, timeout, rate limited, a broken answer, node or bundler
+     error; or the outcome of a send is unknown (the message gives its hash: do not send it again,
+     run `smartkeys pending --settle`); or another process used the same nonce (retry)
   5  aborted by the user: confirmation declined, Ctrl-C
 
 Errors are one line on stderr ("error: ..."). With --json, stdout also gets
@@ -122,6 +128,9 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
                        help="project configuration file (default: ./smartkeys.toml if present)")
     group.add_argument("--password-file", metavar="FILE", default=default(None),
                        help="read the keystore password from FILE (or set SMARTKEYS_PASSWORD)")
+    group.add_argument("--timeout", metavar="SECONDS", type=float, default=default(None),
+                       help=f"overall deadline of the command, default {DEFAULT_TIMEOUT:g} s (not for node/watch); "
+                            "past it: exit 4, and a send in flight is reported with its hash")
     for flag, metavar, text in _SETTINGS_FLAGS:
         group.add_argument(flag, metavar=metavar, default=default(None), help=text)
 
@@ -229,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument("--session", metavar="ID", help="session id (default: the key's newest live session)")
         group.add_argument("--policy", metavar="FILE",
                            help="the key's policy file (checks the key; names tokens for `send --token NAME`)")
+        group.add_argument("--intent", metavar="NAME",
+                           help="name this payment (an idempotency key): a named intent that landed is never sent "
+                                "again (exit 3); unnamed, a re-run after a crash or an unknown outcome is settled "
+                                "first and refused if it landed")
         group.add_argument("--via", choices=("direct", "user-op"),
                            help="direct transaction from the key, or user operation (default: user-op when a "
                                 "bundler URL is set, else direct)")
@@ -251,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("amount", metavar="AMOUNT", help="amount in human units")
     send.add_argument("--token", metavar="TOKEN", help="ERC-20 address, or a token name of --policy FILE")
     agent_options(send)
+
+    pending = command("pending", c.cmd_pending, "show (and settle) sends whose outcome was never reported",
+                      "List the intents in the outbox (<home>/outbox.jsonl) that were signed and maybe sent but "
+                      "whose result was never reported: a crash, a timeout, a network fault. --settle looks each "
+                      "one up by its hash and nonce lane and re-sends the same signed operation if its nonce is "
+                      "still free (it can land once at most). Exit 4 while some remain unknown.")
+    pending.add_argument("--settle", action="store_true", help="look each one up (and re-send it unchanged if free)")
+    pending.add_argument("--all", action="store_true", help="list every intent of the outbox, settled ones too")
+    pending.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                         help="with --settle, how long to wait for a re-sent one to land (default 10)")
 
     audit = command("audit", c.cmd_audit, "report what the account's session keys did and were refused",
                     "Rebuild every session's activity from the chain's logs and the local refusal journal; "
@@ -317,15 +340,44 @@ def main(
             parser.print_help(out)
             return EXIT_USAGE
         try:
+            from smartkeys.rpc import deadline
+
+            timeout = getattr(args, "timeout", None)
+            if timeout is not None and not timeout > 0:
+                raise CommandError(f"--timeout {timeout:g}: expected a positive number of seconds",
+                                   hint="e.g. --timeout 60")
+            limit = None if args.command in _NO_DEADLINE else (timeout or DEFAULT_TIMEOUT)
             ctx = Context(args, env, ui, web3=web3, cwd=os.getcwd())
-            code, document = args.func(ctx)
+            with deadline(limit):
+                code, document = args.func(ctx)
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every failure becomes one line + exit code
+            exc = _typed_network_fault(exc)
             return _fail(ui, exc, exit_code_for(exc), debug)
         if json_mode and document is not None:
             ui.emit_json({"ok": code == EXIT_OK, "command": _command_name(args), **document})
         return code
     finally:
         _Parser.streams = (sys.stdout, sys.stderr)
+
+
+def _typed_network_fault(exc: BaseException) -> BaseException:
+    """A raw fault from web3/requests that escaped the SDK, as the typed error it means (exit 4, with the fix)."""
+    import json
+
+    import requests
+    from web3.exceptions import BadFunctionCallOutput
+
+    from smartkeys.errors import ChainStateError, MalformedResponseError, NodeUnavailableError, SmartKeysError
+
+    if isinstance(exc, SmartKeysError):
+        return exc
+    if isinstance(exc, BadFunctionCallOutput):
+        return ChainStateError(f"a contract call returned no data ({' '.join(str(exc).split())[:120]})")
+    if isinstance(exc, (json.JSONDecodeError, requests.exceptions.ChunkedEncodingError)):
+        return MalformedResponseError(f"the node sent a broken answer ({type(exc).__name__})")
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError)):
+        return NodeUnavailableError(f"the node did not answer ({type(exc).__name__})")
+    return exc
 
 
 def _command_name(args: argparse.Namespace) -> str:
@@ -344,6 +396,10 @@ def _fail(ui: UI, exc: BaseException, code: int, debug: bool) -> int:
             error["fields"] = fields
         if getattr(exc, "field", None):
             error["field"] = exc.field
+        for attr in ("hash", "intent_id", "sender", "nonce", "status", "retry_after"):
+            value = getattr(exc, attr, None)
+            if value is not None and not callable(value):
+                error[attr] = value if isinstance(value, (str, int, float)) else str(value)
         ui.emit_json({"ok": False, "error": error})
     return code
 

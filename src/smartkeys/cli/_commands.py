@@ -243,7 +243,7 @@ def _owner(ctx: Context):
 
     key = ctx.owner_key()  # decrypt before connecting: a wrong password fails fast, nothing sent
     w3 = ctx.w3()
-    return Owner(w3, key, chain_id=ctx.config.chain_id.value)
+    return Owner(w3, key, chain_id=ctx.config.chain_id.value, outbox=outbox_for(ctx))
 
 
 def _owner_pays(ctx: Context, owner):
@@ -463,6 +463,10 @@ def cmd_status(ctx: Context) -> Result:
     if ctx.config.config_file:
         ctx.ui.print(f"  (config file: {ctx.config.config_file})")
     doc: dict[str, Any] = {"config": ctx.config.to_dict()}
+    unsettled = outbox_for(ctx).unsettled()
+    doc["unsettled_intents"] = len(unsettled)
+    if unsettled:
+        ctx.ui.print(f"  {len(unsettled)} send(s) with an unreported outcome: run `smartkeys pending`")
     account = None
     try:
         account = ctx.account_address()
@@ -755,7 +759,7 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
     import inspect
 
     extra = {"journal": journal_for(ctx)} if "journal" in inspect.signature(SessionAgent).parameters else {}
-    agent = SessionAgent(w3, account, key, policy, chain_id=ctx.config.chain_id.value, **extra)
+    agent = SessionAgent(w3, account, key, policy, chain_id=ctx.config.chain_id.value, outbox=outbox_for(ctx), **extra)
     bundler: Any = None
     if via == "user-op":
         if ctx.config.bundler_url.value:
@@ -770,8 +774,17 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
             "within the policy's gas_budget"))
     else:
         payer = contextlib.nullcontext()
+    def submitted(intent) -> None:  # recorded in the outbox; about to leave the process
+        what = "user operation" if intent.kind == "user_op" else "transaction"
+        ctx.ui.info(f"sending {what} {_hex(intent.hash)} (nonce {intent.nonce}); if this is interrupted, do not "
+                    "send again: run `smartkeys pending --settle`")
+        flush = getattr(ctx.ui.err, "flush", None)
+        if flush is not None:
+            flush()
+
     with payer, ctx.ui.progress("preflight, sign and submit"):
-        receipt = agent.batch(calls, via="user_op" if via == "user-op" else "direct", bundler=bundler)
+        receipt = agent.batch(calls, via="user_op" if via == "user-op" else "direct", bundler=bundler,
+                              intent=getattr(ctx.args, "intent", None), on_submit=submitted)
     charges = receipt.charges
     doc = {
         "account": account, "session_id": _hex(policy.session_id), "key": key.address, "path": receipt.path,
@@ -787,6 +800,55 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
                                                        *charges.tokens.items())) or "nothing"),
     ) if v is not None], indent="  ")
     return (EXIT_OK if receipt.success else 3), doc
+
+
+def outbox_for(ctx: Context):
+    """The outbox of signed intents in the configured home (``<home>/outbox.jsonl``)."""
+    from pathlib import Path
+
+    from smartkeys.outbox import Outbox
+
+    return Outbox(Path(ctx.config.home.value) / "outbox.jsonl")
+
+
+def cmd_pending(ctx: Context) -> Result:
+    """List the outbox's unsettled intents; with --settle, look them up and record what became of them."""
+    from smartkeys.outbox import PENDING, settle
+
+    if ctx.args.wait < 0:
+        raise InvalidInputError("--wait", ctx.args.wait, "a number of seconds >= 0", "e.g. --wait 10")
+    outbox = outbox_for(ctx)
+    intents = outbox.read() if ctx.args.all else outbox.unsettled()
+    if ctx.args.settle and intents:
+        w3 = ctx.w3()
+        chain_id = int(w3.eth.chain_id)
+        bundler = None
+        if ctx.config.bundler_url.value:
+            from smartkeys.bundler import BundlerClient
+
+            bundler = BundlerClient(ctx.config.bundler_url.value, expected_chain_id=chain_id)
+        done = []
+        for intent in intents:
+            if intent.chain_id != chain_id or (intent.status != PENDING and intent.acknowledged):
+                done.append(intent)
+                continue
+            with ctx.ui.progress(f"settling {_hex(intent.hash)[:14]}…"):
+                done.append(settle(w3, outbox, intent, bundler=bundler, wait=ctx.args.wait, acknowledge=True))
+        intents = done
+    rows = [[i.intent_id[:24], i.status + ("" if i.acknowledged or i.status == PENDING else " (unreported)"),
+             "user op" if i.kind == "user_op" else "tx", _hex(i.hash),
+             str(i.nonce & (2**64 - 1)) if i.kind == "user_op" else str(i.nonce), i.via, _utc(int(i.created)),
+             _hex(i.transaction_hash) or "-"] for i in intents]
+    if rows:
+        ctx.ui.table(["INTENT", "STATUS", "KIND", "HASH", "SEQ", "VIA", "SIGNED", "TRANSACTION"], rows)
+    else:
+        ctx.ui.print(f"no unsettled intents in {outbox.path}")
+    unknown = [i for i in intents if i.status == PENDING]
+    if unknown:
+        ctx.ui.info(f"{len(unknown)} intent(s) may still land: do not send them again"
+                    + ("" if ctx.args.settle else "; settle them with `smartkeys pending --settle`"))
+    doc = {"outbox": str(outbox.path), "intents": [i.summary() for i in intents], "unknown": len(unknown)}
+    return (4 if unknown and ctx.args.settle else EXIT_OK), doc
 
 
 def journal_for(ctx: Context):

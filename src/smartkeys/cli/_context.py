@@ -55,20 +55,23 @@ class CommandError(SmartKeysError):
         super().__init__(message + (f"; fix: {hint}" if hint else ""))
 
 
-class NetworkError(SmartKeysError):
-    """The RPC node or bundler could not be reached or answered with an error (exit code 4)."""
+from smartkeys.errors import NetworkError  # noqa: E402 - re-exported: exit code 4
 
 
 def _network_exceptions() -> tuple[type[BaseException], ...]:
+    import json
+
     import requests
     from web3 import exceptions as w3e
 
     from smartkeys.bundler import BundlerConnectionError, BundlerRPCError
+    from smartkeys.errors import NonceConflictError, OutcomeUnknownError
 
-    names = ("ProviderConnectionError", "TimeExhausted", "Web3RPCError", "TooManyRequests", "BadResponseFormat")
+    names = ("ProviderConnectionError", "TimeExhausted", "Web3RPCError", "TooManyRequests", "BadResponseFormat",
+             "BadFunctionCallOutput")
     found = tuple(getattr(w3e, n) for n in names if hasattr(w3e, n))
-    return (NetworkError, requests.RequestException, ConnectionError, TimeoutError, BundlerConnectionError,
-            BundlerRPCError, *found)
+    return (NetworkError, OutcomeUnknownError, NonceConflictError, requests.RequestException, ConnectionError,
+            TimeoutError, BundlerConnectionError, BundlerRPCError, json.JSONDecodeError, *found)
 
 
 #: How nodes say "the sender cannot pay": geth/anvil send ("insufficient funds for gas * price + value"),
@@ -115,7 +118,10 @@ def exit_code_for(exc: BaseException) -> int:
                         UnknownImplementationError, LogQueryError,
                         PolicyIntegrityError, FileNotFoundError, IsADirectoryError, PermissionError)):
         return EXIT_USAGE
-    if isinstance(exc, (RevertError, UserOperationError, TransactionFailedError, NoSessionAllowsError)):
+    from smartkeys.errors import DuplicateIntentError
+
+    if isinstance(exc, (RevertError, UserOperationError, TransactionFailedError, NoSessionAllowsError,
+                        DuplicateIntentError)):
         return EXIT_REFUSED
     if isinstance(exc, _network_exceptions()):
         return EXIT_NETWORK
@@ -149,13 +155,15 @@ class Context:
 
         w3 = self._injected
         if w3 is None:
-            w3 = Web3(Web3.HTTPProvider(self.config.rpc_url.value, request_kwargs={"timeout": _RPC_TIMEOUT}))
+            from smartkeys.rpc import connect
+
+            w3 = connect(self.config.rpc_url.value, timeout=_RPC_TIMEOUT)  # typed faults, safe retries, deadline
         try:
             with self.ui.progress(f"connecting to {self.rpc_label}"):
                 check_chain_id(w3, self.config.chain_id.value)
         except SmartKeysError:
             raise
-        except Exception as exc:  # noqa: BLE001 - mapped to a network error with the cause, never a trace
+        except Exception as exc:  # noqa: BLE001 - an injected provider's fault: mapped, with the cause
             if exit_code_for(exc) != EXIT_NETWORK:
                 raise
             raise NetworkError(

@@ -1,0 +1,372 @@
+"""The outbox: every signed intent recorded durably *before* it is sent, so that an unknown outcome can be
+settled and a retry never pays twice.
+
+An *intent* is one session use (or owner operation) the SDK signed. Its hash is known before anything leaves
+the process: the ERC-4337 ``userOpHash`` (EntryPoint v0.8, computed locally) or the hash of the signed
+transaction. The outbox holds it with its nonce lane and the signed payload; :func:`lookup` tells from the
+chain (and the bundler) whether it landed, and :func:`settle` re-sends the *same* signed payload when its
+nonce is still free. Re-sending the same signed operation is always safe: its nonce lets it be included once.
+
+Identity: ``intent_id`` is the caller's name for the intent (``intent="invoice-42"``), or, unnamed, a hash of
+what it does (chain, account, signer, calls). An entry is *acknowledged* once its outcome was reported to the
+caller (a receipt returned, a refusal raised). Before sending, the SDK looks for an unacknowledged entry with
+the same id: one that landed (reported failed, or never reported because the process died) refuses the retry
+with :class:`~smartkeys.errors.DuplicateIntentError`; one that may still land is settled first. A named
+intent is exactly-once for good: its name cannot be sent again once it landed.
+
+Status of an entry: ``pending`` (sent or about to be; may land), ``landed`` (on chain; its calls ran),
+``reverted`` (on chain; its calls reverted: it paid gas), ``dropped`` (it can never land: its nonce was used by
+something else, or the node refused it before it spread).
+
+File: ``<SMARTKEYS_HOME>/outbox.jsonl`` by default, next to the refusal journal, mode 0600, one JSON object a
+line, appended (``event`` = ``intent`` | ``settled`` | ``ack``) under a process lock and ``flock``, and
+``fsync``-ed before the SDK sends anything. It holds the signed operation or transaction (calldata and
+signature, never a key): what is needed to look it up and to re-send it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time as _time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eth_utils import keccak, to_checksum_address
+
+from smartkeys.journal import _fcntl, _process_lock
+
+if TYPE_CHECKING:
+    from web3 import Web3
+
+    from smartkeys.bundler import BundlerClient
+
+__all__ = [
+    "Intent",
+    "Outbox",
+    "PENDING",
+    "LANDED",
+    "REVERTED",
+    "DROPPED",
+    "auto_intent_id",
+    "default_outbox_path",
+    "lookup",
+    "settle",
+]
+
+PENDING, LANDED, REVERTED, DROPPED = "pending", "landed", "reverted", "dropped"
+OUTBOX_VERSION = 1
+_USER_OP_EVENT = "0x" + keccak(
+    text="UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)").hex()
+
+
+def default_outbox_path() -> Path:
+    """``$SMARTKEYS_HOME/outbox.jsonl``; ``SMARTKEYS_HOME`` defaults to ``~/.smartkeys``."""
+    home = os.environ.get("SMARTKEYS_HOME") or os.path.join(os.path.expanduser("~"), ".smartkeys")
+    return Path(home) / "outbox.jsonl"
+
+
+def auto_intent_id(chain_id: int, account: str, signer: str, calls: Sequence[Any]) -> str:
+    """The id of an unnamed intent: ``"auto:" + keccak(chain, account, signer, each call's target, value, data)``."""
+    h = keccak(b"smartkeys.intent.v1" + int(chain_id).to_bytes(32, "big") + bytes.fromhex(account[2:])
+               + bytes.fromhex(signer[2:]) + b"".join(
+                   bytes.fromhex(c.target[2:]) + int(c.value).to_bytes(32, "big") + keccak(bytes(c.data))
+                   for c in calls))
+    return "auto:" + h.hex()[:32]
+
+
+def _hx(b: bytes | None) -> str | None:
+    return None if b is None else "0x" + bytes(b).hex()
+
+
+def _bx(s: Any) -> bytes | None:
+    return None if s in (None, "") else bytes.fromhex(str(s).removeprefix("0x"))
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One signed intent. ``kind`` is ``"user_op"`` (``hash`` = userOpHash; ``sender`` the account;
+    ``nonce`` = ``key << 64 | sequence``) or ``"transaction"`` (``hash`` = tx hash; ``sender`` the signing
+    EOA). ``via`` is ``"bundler"``, ``"self_bundled"`` or ``"direct"``. ``payload`` holds the signed op
+    (``op``: its ``to_rpc()`` form) and/or the signed raw transaction (``raw``). ``from_block`` bounds log
+    searches. ``transaction_hash`` / ``block_number`` / ``success`` are set once it landed."""
+
+    intent_id: str
+    kind: str
+    hash: bytes
+    chain_id: int
+    sender: str
+    nonce: int
+    signer: str
+    account: str
+    via: str
+    from_block: int
+    created: float
+    calls: tuple[dict[str, Any], ...] = ()
+    session_id: bytes | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    status: str = PENDING
+    transaction_hash: bytes | None = None
+    block_number: int | None = None
+    gas_used: int | None = None
+    settled: float | None = None
+    acknowledged: bool = False
+    note: str = ""
+
+    @property
+    def named(self) -> bool:
+        return not self.intent_id.startswith("auto:")
+
+    @property
+    def lane(self) -> int:
+        """The nonce lane: a user op's nonce key (``nonce >> 64``), 0 for a transaction."""
+        return self.nonce >> 64 if self.kind == "user_op" else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": OUTBOX_VERSION, "event": "intent", "intent_id": self.intent_id, "kind": self.kind,
+            "hash": _hx(self.hash), "chain_id": self.chain_id, "sender": self.sender, "nonce": str(self.nonce),
+            "signer": self.signer, "account": self.account, "via": self.via, "from_block": self.from_block,
+            "created": self.created, "calls": list(self.calls), "session_id": _hx(self.session_id),
+            "payload": dict(self.payload),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Intent:
+        return cls(
+            intent_id=str(d["intent_id"]), kind=str(d["kind"]), hash=_bx(d["hash"]) or b"", chain_id=int(d["chain_id"]),
+            sender=to_checksum_address(d["sender"]), nonce=int(d["nonce"]), signer=to_checksum_address(d["signer"]),
+            account=to_checksum_address(d["account"]), via=str(d["via"]), from_block=int(d["from_block"]),
+            created=float(d["created"]), calls=tuple(d.get("calls") or ()), session_id=_bx(d.get("session_id")),
+            payload=dict(d.get("payload") or {}),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready view without the payload (for listings)."""
+        return {
+            "intent_id": self.intent_id, "status": self.status, "kind": self.kind, "hash": _hx(self.hash),
+            "via": self.via, "sender": self.sender, "nonce": str(self.nonce), "lane": str(self.lane),
+            "signer": self.signer, "account": self.account, "chain_id": self.chain_id,
+            "session_id": _hx(self.session_id), "calls": list(self.calls), "created": self.created,
+            "transaction_hash": _hx(self.transaction_hash), "block_number": self.block_number,
+            "acknowledged": self.acknowledged, "note": self.note,
+        }
+
+
+def call_summary(calls: Iterable[Any]) -> tuple[dict[str, Any], ...]:
+    """``{"target", "value", "selector"}`` of each call (the listing shows these; the payload has the rest)."""
+    return tuple({"target": c.target, "value": str(c.value), "selector": "0x" + bytes(c.data[:4]).hex()}
+                 for c in calls)
+
+
+class Outbox:
+    """The append-only outbox at ``path`` (default :func:`default_outbox_path`); see the module docstring."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_outbox_path()
+
+    def __repr__(self) -> str:
+        return f"Outbox({str(self.path)!r})"
+
+    def _append(self, record: Mapping[str, Any], *, sync: bool) -> None:
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with _process_lock(self.path):
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                if _fcntl is not None:
+                    _fcntl.flock(fd, _fcntl.LOCK_EX)
+                try:
+                    os.write(fd, line)
+                    if sync:
+                        os.fsync(fd)  # durable before the intent leaves the process
+                finally:
+                    if _fcntl is not None:
+                        _fcntl.flock(fd, _fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+    def record(self, intent: Intent) -> Intent:
+        """Write ``intent`` (status pending) and ``fsync`` it. Call before sending."""
+        self._append(intent.to_json(), sync=True)
+        return intent
+
+    def mark(self, intent: Intent, status: str, *, transaction_hash: bytes | None = None,
+             block_number: int | None = None, gas_used: int | None = None, acknowledged: bool = False,
+             note: str = "") -> Intent:
+        """Record what became of ``intent`` (``acknowledged``: the outcome was reported to the caller)."""
+        now = _time.time()
+        self._append({"v": OUTBOX_VERSION, "event": "settled", "intent_id": intent.intent_id, "hash": _hx(intent.hash),
+                      "status": status, "transaction_hash": _hx(transaction_hash), "block_number": block_number,
+                      "gas_used": gas_used, "acknowledged": acknowledged, "note": note[:300], "time": now},
+                     sync=False)
+        return replace(intent, status=status, transaction_hash=transaction_hash or intent.transaction_hash,
+                       block_number=block_number if block_number is not None else intent.block_number,
+                       gas_used=gas_used if gas_used is not None else intent.gas_used,
+                       settled=now if status != PENDING else intent.settled,
+                       acknowledged=acknowledged or intent.acknowledged, note=note or intent.note)
+
+    def acknowledge(self, intent: Intent) -> Intent:
+        """Mark ``intent``'s outcome as known to the caller: an unnamed retry of the same calls goes through."""
+        self._append({"v": OUTBOX_VERSION, "event": "ack", "intent_id": intent.intent_id, "hash": _hx(intent.hash),
+                      "time": _time.time()}, sync=False)
+        return replace(intent, acknowledged=True)
+
+    def read(self) -> list[Intent]:
+        """Every intent, oldest first, with its latest status folded in. A broken line (a crash mid-write) is skipped."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        intents: dict[str, Intent] = {}
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                key = str(d["hash"])
+                if d["event"] == "intent":
+                    intents[key] = Intent.from_json(d)
+                elif key in intents and d["event"] == "settled":
+                    it = intents[key]
+                    intents[key] = replace(
+                        it, status=str(d["status"]), transaction_hash=_bx(d.get("transaction_hash")) or it.transaction_hash,
+                        block_number=d.get("block_number") if d.get("block_number") is not None else it.block_number,
+                        gas_used=d.get("gas_used") if d.get("gas_used") is not None else it.gas_used,
+                        settled=float(d.get("time") or 0) if d["status"] != PENDING else it.settled,
+                        acknowledged=bool(d.get("acknowledged")) or it.acknowledged, note=d.get("note") or it.note)
+                elif key in intents and d["event"] == "ack":
+                    intents[key] = replace(intents[key], acknowledged=True)
+            except (ValueError, KeyError, TypeError):
+                continue
+        return list(intents.values())
+
+    def unsettled(self, *, chain_id: int | None = None) -> list[Intent]:
+        """Intents still ``pending``, or settled without their outcome reported to the caller."""
+        return [i for i in self.read() if (i.status == PENDING or not i.acknowledged)
+                and (chain_id is None or i.chain_id == chain_id)]
+
+    def find(self, intent_id: str, *, chain_id: int, signer: str) -> list[Intent]:
+        """Entries with this id for this chain and signer, oldest first."""
+        return [i for i in self.read() if i.intent_id == intent_id and i.chain_id == chain_id and i.signer == signer]
+
+
+# --------------------------------------------------------------------------------------------
+# looking an intent up, and settling it
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the chain says about an intent: ``status`` and, once on chain, where and with what gas."""
+
+    status: str
+    transaction_hash: bytes | None = None
+    block_number: int | None = None
+    gas_used: int | None = None
+    note: str = ""
+
+
+def lookup(w3: Web3, intent: Intent) -> Lookup:
+    """Whether ``intent`` landed, read from chain only (safe to repeat; no bundler needed).
+
+    A user op: its ``UserOperationEvent`` (indexed by userOpHash) since ``from_block``; none, and the account's
+    nonce lane already past the op's nonce (read *before* the logs) -> ``dropped``. A transaction: its receipt;
+    none, and the sender's mined nonce past it -> ``dropped``. Otherwise ``pending``.
+    """
+    from smartkeys.deployments import ENTRY_POINT_V08
+
+    if intent.kind == "user_op":
+        from smartkeys.entrypoint import EntryPoint
+
+        lane_nonce = EntryPoint(w3).get_nonce(intent.sender, intent.lane)
+        logs = w3.eth.get_logs({"address": ENTRY_POINT_V08, "fromBlock": max(0, intent.from_block - 1),
+                                "toBlock": "latest", "topics": [_USER_OP_EVENT, _hx(intent.hash)]})
+        if logs:
+            log = logs[0]
+            data = bytes(log["data"])
+            success = int.from_bytes(data[32:64], "big") == 1
+            gas_used = int.from_bytes(data[96:128], "big")
+            return Lookup(LANDED if success else REVERTED, bytes(log["transactionHash"]), int(log["blockNumber"]), gas_used)
+        if lane_nonce > intent.nonce:
+            return Lookup(DROPPED, note=f"nonce {intent.nonce} of lane {intent.lane} was used by another operation")
+        return Lookup(PENDING)
+    from web3.exceptions import TransactionNotFound
+
+    mined = w3.eth.get_transaction_count(intent.sender, "latest")
+    try:
+        receipt = w3.eth.get_transaction_receipt(_hx(intent.hash))
+    except TransactionNotFound:
+        receipt = None
+    if receipt is not None:
+        ok = int(receipt["status"]) == 1
+        return Lookup(LANDED if ok else REVERTED, bytes(receipt["transactionHash"]), int(receipt["blockNumber"]),
+                      int(receipt["gasUsed"]))
+    if mined > intent.nonce:
+        return Lookup(DROPPED, note=f"nonce {intent.nonce} of {intent.sender} was used by another transaction")
+    return Lookup(PENDING)
+
+
+def resend(w3: Web3, intent: Intent, *, bundler: BundlerClient | None = None) -> str:
+    """Send ``intent``'s own signed payload again (same hash; at most one inclusion). Returns what happened:
+    ``"sent"``, ``"known"`` (already in a pool), ``"refused: ..."`` or ``"unreachable: ..."``."""
+    from smartkeys.errors import NetworkError, SmartKeysError
+
+    try:
+        if intent.via == "bundler":
+            if bundler is None:
+                return "unreachable: no bundler to re-send to"
+            from smartkeys.userop import PackedUserOperation
+
+            bundler.send_user_operation(PackedUserOperation.from_rpc(dict(intent.payload["op"])))
+            return "sent"
+        raw = intent.payload.get("raw")
+        if not raw:
+            return "refused: no signed transaction recorded"
+        w3.eth.send_raw_transaction(raw)
+        return "sent"
+    except NetworkError as exc:
+        return f"unreachable: {exc}"
+    except (SmartKeysError, ValueError) as exc:  # web3 RPC errors are ValueErrors
+        text = str(exc)
+        if "already known" in text.lower() or "already in" in text.lower():
+            return "known"
+        return f"refused: {text[:200]}"
+
+
+def settle(w3: Web3, outbox: Outbox | None, intent: Intent, *, bundler: BundlerClient | None = None,
+           resend_if_free: bool = True, wait: float = 0.0, poll: float = 0.2, acknowledge: bool = False) -> Intent:
+    """Find out what became of ``intent`` and record it in ``outbox``; returns the updated intent.
+
+    1. :func:`lookup` on chain. Landed, reverted or dropped: recorded, done.
+    2. Still pending and ``resend_if_free``: its own signed payload is sent again (:func:`resend`) -- the same
+       hash, so it can land at most once -- then looked up again for up to ``wait`` seconds.
+    A refusal of the re-send while the nonce is still free (the node or bundler no longer takes it, e.g. its
+    validity window passed) leaves it ``pending``: nothing can land it but that same payload.
+    ``acknowledge``: the caller is told the result now (an unnamed retry of the same calls is then allowed).
+    """
+    from smartkeys.rpc import remaining
+
+    found = lookup(w3, intent)
+    if found.status == PENDING and resend_if_free:
+        outcome = resend(w3, intent, bundler=bundler)
+        end = _time.monotonic() + wait
+        left = remaining()
+        if left is not None:
+            end = min(end, _time.monotonic() + max(0.0, left - 0.5))
+        while True:
+            found = lookup(w3, intent)
+            if found.status != PENDING or _time.monotonic() >= end:
+                break
+            _time.sleep(poll)
+        if found.status == PENDING:
+            found = replace(found, note=f"re-sent the same signed payload: {outcome}")
+    if outbox is None:
+        return replace(intent, status=found.status, transaction_hash=found.transaction_hash,
+                       block_number=found.block_number, gas_used=found.gas_used, note=found.note)
+    if found.status == PENDING and not found.note:
+        return intent
+    return outbox.mark(intent, found.status, transaction_hash=found.transaction_hash, block_number=found.block_number,
+                       gas_used=found.gas_used, acknowledged=acknowledge and found.status != PENDING, note=found.note)

@@ -1,0 +1,184 @@
+"""The outbox and the exactly-once rules of ``SessionAgent`` on the embedded chain (both paths, self-bundled).
+
+Faults are injected at the web3 seam (the node answers, then the connection fails): what matters here is the
+SDK's bookkeeping -- recorded before sending, typed unknown outcome with the hash, settled by lookup, a retry
+refused while it may land or once it landed, named intents exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from eth_account import Account
+
+from smartkeys.deployments import ENTRY_POINT_V08
+from smartkeys.errors import DuplicateIntentError, InvalidInputError, OutcomeUnknownError
+from smartkeys.outbox import DROPPED, LANDED, PENDING, Outbox
+from smartkeys.policy_codec import Permission, TokenCap
+from smartkeys.userop import PackedUserOperation, user_op_hash
+
+TRANSFER = "transfer(address,uint256)"
+
+
+@pytest.fixture
+def agent(grant, token, session_key, tmp_path, fund):
+    fund(session_key.address)  # for the direct path
+    a = grant(session_key, permissions=(Permission(token.address, TRANSFER),), token_caps=(TokenCap(token.address, 10**9),))
+    a.outbox = Outbox(tmp_path / "outbox.jsonl")
+    return a
+
+
+def balance(token, who):
+    return token.functions.balanceOf(who).call()
+
+
+@pytest.mark.parametrize("via", ["direct", "user_op"])
+def test_the_intent_is_on_disk_with_its_hash_before_it_is_sent(agent, token, bundler, via):
+    to = Account.create().address
+    seen = []
+
+    def on_submit(intent):
+        on_disk = [json.loads(line) for line in agent.outbox.path.read_text().splitlines()]
+        seen.append((intent, on_disk, balance(token, to)))
+
+    kw = {"bundler": bundler} if via == "user_op" else {}
+    receipt = agent.transfer(token.address, to, 5, via=via, on_submit=on_submit, **kw)
+    (intent, on_disk, before), = seen
+    assert before == 0 and on_disk[-1]["hash"] == "0x" + intent.hash.hex()
+    if via == "user_op":
+        assert receipt.user_op_hash == intent.hash
+        op = PackedUserOperation.from_rpc(intent.payload["op"])
+        assert user_op_hash(op, ENTRY_POINT_V08, agent.chain_id) == intent.hash
+    else:
+        assert receipt.transaction_hash == intent.hash
+    (final,) = agent.outbox.read()
+    assert final.status == LANDED and final.acknowledged and final.transaction_hash == receipt.transaction_hash
+
+
+def _break_after_send(monkeypatch, w3, *, reads_fail=True):
+    """The node takes the transaction, then the connection dies: the answer and every later read fail."""
+    eth = type(w3.eth)
+    real_send = eth.send_raw_transaction
+    state = {"sent": 0}
+
+    def send(self, raw):
+        real_send(self, raw)
+        state["sent"] += 1
+        raise requests.ConnectionError("Connection aborted: RemoteDisconnected")
+
+    def failing(real):
+        def read(*a, **k):
+            if state["sent"]:
+                raise requests.ConnectionError("Connection refused")
+            return real(*a, **k)
+
+        return read
+
+    monkeypatch.setattr(eth, "send_raw_transaction", send)
+    if reads_fail:
+        for name in ("get_transaction_receipt", "get_logs", "get_transaction_count"):
+            monkeypatch.setattr(eth, name, failing(getattr(eth, name)))
+    return state
+
+
+@pytest.mark.parametrize("via", ["direct", "user_op"])
+def test_unknown_outcome_is_typed_with_the_hash_and_a_retry_never_pays_twice(agent, token, bundler, via,
+                                                                           monkeypatch):
+    to = Account.create().address
+    kw = {"bundler": bundler} if via == "user_op" else {}
+    hashes = []
+    with monkeypatch.context() as m:
+        state = _break_after_send(m, agent.w3)
+        with pytest.raises(OutcomeUnknownError) as err:
+            agent.transfer(token.address, to, 7, via=via, on_submit=lambda i: hashes.append(i.hash), **kw)
+    assert state["sent"] == 1 and balance(token, to) == 7  # it did land
+    assert err.value.hash == "0x" + hashes[0].hex()
+    assert err.value.kind == ("user_op" if via == "user_op" else "transaction")
+    assert "do NOT send it again" in str(err.value)
+    (pending,) = agent.pending()
+    assert pending.status == PENDING
+
+    with pytest.raises(DuplicateIntentError) as dup:  # the careless retry: settled first, then refused
+        agent.transfer(token.address, to, 7, via=via, **kw)
+    assert dup.value.status == LANDED and dup.value.hash == err.value.hash
+    assert balance(token, to) == 7
+    settled = agent.settle()
+    assert [i.status for i in settled] == [LANDED] and agent.pending() == []
+    agent.transfer(token.address, to, 7, via=via, **kw)  # acknowledged: a deliberate second payment goes through
+    assert balance(token, to) == 14
+
+
+def test_a_recorded_intent_that_never_left_is_resent_unchanged_by_settle(agent, token, bundler, monkeypatch):
+    to = Account.create().address
+    eth = type(agent.w3.eth)
+
+    def lost(self, raw):
+        raise requests.ConnectionError("Connection refused")  # it never reached the node
+
+    with monkeypatch.context() as m:
+        m.setattr(eth, "send_raw_transaction", lost)
+        m.setattr(eth, "get_transaction_receipt", lambda *a, **k: (_ for _ in ()).throw(requests.ConnectionError("down")))
+        with pytest.raises(OutcomeUnknownError):
+            agent.transfer(token.address, to, 3, via="direct")
+    assert balance(token, to) == 0
+    (intent,) = agent.settle()  # the same signed transaction, sent again: same hash
+    assert intent.status == LANDED and intent.transaction_hash == intent.hash
+    assert balance(token, to) == 3
+
+
+def test_an_intent_whose_nonce_was_taken_is_dropped_and_may_be_retried(agent, token, monkeypatch):
+    to = Account.create().address
+    eth = type(agent.w3.eth)
+    with monkeypatch.context() as m:
+        m.setattr(eth, "send_raw_transaction", lambda self, raw: (_ for _ in ()).throw(requests.ConnectionError("x")))
+        m.setattr(eth, "get_transaction_receipt", lambda *a, **k: (_ for _ in ()).throw(requests.ConnectionError("x")))
+        with pytest.raises(OutcomeUnknownError):
+            agent.transfer(token.address, to, 4, via="direct")
+    agent.transfer(token.address, Account.create().address, 1, via="direct")  # another use takes that nonce
+    (intent,) = [i for i in agent.outbox.read() if i.status != LANDED]
+    from smartkeys.outbox import settle
+
+    assert settle(agent.w3, agent.outbox, intent).status == DROPPED
+    agent.transfer(token.address, to, 4, via="direct")  # not refused: it can never land
+    assert balance(token, to) == 4
+
+
+def test_a_named_intent_is_sent_once_for_good(agent, token, bundler):
+    to = Account.create().address
+    agent.transfer(token.address, to, 9, via="user_op", bundler=bundler, intent="invoice-42")
+    with pytest.raises(DuplicateIntentError) as err:
+        agent.transfer(token.address, to, 9, via="user_op", bundler=bundler, intent="invoice-42")
+    assert err.value.named and "invoice-42" in str(err.value)
+    agent.transfer(token.address, to, 9, via="user_op", bundler=bundler)  # unnamed repeat after a reported success
+    assert balance(token, to) == 18
+    with pytest.raises(InvalidInputError):
+        agent.transfer(token.address, to, 9, via="direct", intent="auto:forged")
+
+
+def test_a_crash_mid_write_leaves_a_readable_outbox(agent, token, bundler):
+    agent.transfer(token.address, Account.create().address, 2, via="user_op", bundler=bundler)
+    with open(agent.outbox.path, "ab") as fp:
+        fp.write(b'{"v":1,"event":"intent","intent_id":"auto:ab')  # the process died here
+    assert [i.status for i in agent.outbox.read()] == [LANDED]
+    assert agent.outbox.path.stat().st_mode & 0o077 == 0
+
+
+def test_an_owner_grant_with_an_unknown_outcome_is_not_sent_twice(owner, token, tmp_path, monkeypatch, chain):
+    from smartkeys.policy_codec import SessionPolicy
+
+    owner.outbox = Outbox(tmp_path / "owner-outbox.jsonl")
+    policy = SessionPolicy(key=Account.create().address, valid_after=0, valid_until=chain.time() + 3600,
+                           gas_budget=10**15, permissions=(Permission(token.address, TRANSFER),),
+                           token_caps=(TokenCap(token.address, 10**6),))
+    nonce_before = owner.w3.eth.get_transaction_count(owner.address)
+    with monkeypatch.context() as m:
+        _break_after_send(m, owner.w3)
+        with pytest.raises(OutcomeUnknownError) as err:
+            owner.grant(policy)
+    assert owner.session_report(policy).live  # it landed
+    with pytest.raises(DuplicateIntentError) as dup:
+        owner.grant(policy)
+    assert dup.value.hash == err.value.hash
+    assert owner.w3.eth.get_transaction_count(owner.address) == nonce_before + 1  # one transaction, not two
