@@ -140,19 +140,22 @@ def _get(args: Any, name: str) -> Any:
     return getattr(args, name, None)
 
 
+#: Largest configuration file read (it holds a handful of settings).
+CONFIG_MAX_BYTES = 64 * 1024
+
+
 def _read_file(path: Path, explicit: bool) -> dict[str, Any]:
+    from smartkeys.safe_files import FileInputError, FileMissingError, load_file
+
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+        data = load_file(path, "TOML", kind="configuration file", max_bytes=CONFIG_MAX_BYTES)
+    except FileMissingError:
         if explicit:
             raise ConfigError("--config", str(path), "an existing TOML file", "check the path") from None
         return {}
-    except OSError as exc:
-        raise ConfigError("--config", str(path), "a readable TOML file", f"cannot read it: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), "<file>", "valid TOML", f"fix the syntax: {exc}") from None
+    except FileInputError as exc:  # special file, too large, not UTF-8, bad TOML, too deep, ...
+        raise ConfigError("--config" if explicit else str(path), str(path),
+                          f"a readable TOML configuration file, but {exc.problem}", exc.hint) from None
     if isinstance(data.get("smartkeys"), dict):
         extra = [k for k in data if k != "smartkeys"]
         if extra:

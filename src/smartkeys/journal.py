@@ -39,6 +39,8 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 __all__ = [
+    "JOURNAL_MAX_BYTES",
+    "JOURNAL_MAX_LINE_BYTES",
     "JOURNAL_VERSION",
     "JournalWarning",
     "Refusal",
@@ -54,6 +56,12 @@ try:  # POSIX advisory locks; elsewhere the in-process lock alone serialises wri
     import fcntl as _fcntl
 except ImportError:  # pragma: no cover - Windows
     _fcntl = None  # type: ignore[assignment]
+
+
+#: Largest journal read (about 100,000 refusals); rotate it (move it away) when it grows past this.
+JOURNAL_MAX_BYTES = 64 * 1024 * 1024
+#: Longest journal line parsed (a refusal is well under 2 KiB).
+JOURNAL_MAX_LINE_BYTES = 64 * 1024
 
 
 class JournalWarning(UserWarning):
@@ -277,13 +285,17 @@ class RefusalJournal:
     def read(self, account: str | None = None, chain_id: int | None = None) -> list[Refusal]:
         """Every refusal recorded, oldest first, optionally only those of ``account`` and/or ``chain_id``.
 
-        A missing file is an empty journal. A line that is not a valid refusal is skipped with a
-        :class:`JournalWarning` naming its line number.
+        A missing file is an empty journal. A line that is not a valid refusal (including one longer than
+        :data:`JOURNAL_MAX_LINE_BYTES` or nested deeper than 8 levels) is skipped with a :class:`JournalWarning`
+        naming its line number. A journal that is not a regular file, or is larger than
+        :data:`JOURNAL_MAX_BYTES`, raises :class:`~smartkeys.safe_files.FileInputError` naming it and the fix.
         """
+        from smartkeys.safe_files import FileInputError, FileMissingError, parse_json, read_bytes
+
         want = to_checksum_address(account) if account is not None else None
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+            raw = read_bytes(self.path, kind="refusal journal", max_bytes=JOURNAL_MAX_BYTES)
+        except FileMissingError:
             return []
         out: list[Refusal] = []
         lines = raw.split(b"\n")
@@ -291,9 +303,16 @@ class RefusalJournal:
             if not line.strip():
                 continue
             try:
-                refusal = Refusal.from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                warnings.warn(f"{self.path}:{number}: skipping a malformed journal line ({exc})",
+                if len(line) > JOURNAL_MAX_LINE_BYTES:
+                    raise ValueError(f"{len(line)} bytes, more than {JOURNAL_MAX_LINE_BYTES}")
+                data = parse_json(line.decode("utf-8"), path=f"{self.path}:{number}", kind="journal line", max_depth=8,
+                                  max_values=10_000)
+                if not isinstance(data, Mapping):
+                    raise TypeError(f"a JSON {type(data).__name__}, not an object")
+                refusal = Refusal.from_json(data)
+            except (FileInputError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+                reason = exc.problem if isinstance(exc, FileInputError) else f"{type(exc).__name__}: {exc}"
+                warnings.warn(f"{self.path}:{number}: skipping a malformed journal line ({reason[:200]})",
                               JournalWarning, stacklevel=2)
                 continue
             if want is not None and refusal.account != want:

@@ -1244,77 +1244,26 @@ def _format_of(path: Path) -> str:
     return fmt
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: Any, where: str) -> None:
-        super().__init__(key)
-        self.key = key
-        self.where = where
-
-
-def _yaml_loader():
-    import yaml
-
-    class StrictLoader(yaml.SafeLoader):
-        pass
-
-    def construct_mapping(loader, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise _DuplicateKey(key, f"line {key_node.start_mark.line + 1}")
-            seen.add(key)
-        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    return StrictLoader
-
-
-def _json_pairs(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise _DuplicateKey(k, "JSON object")
-        out[k] = v
-    return out
+#: Largest policy file read (a policy with hundreds of entries is a few KiB).
+POLICY_MAX_BYTES = 256 * 1024
 
 
 def _read(path: Path) -> Any:
-    fmt = _format_of(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInputError("path", str(path), "an existing policy file", "check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError("path", str(path), "a readable UTF-8 policy file", f"could not read it: {type(exc).__name__}") from None
-    error: str | None = None
-    hint_extra = ""
-    try:
-        if fmt == "JSON":
-            return json.loads(text, object_pairs_hook=_json_pairs)
-        if fmt == "TOML":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-                import tomli as tomllib
-            return tomllib.loads(text)
-        import yaml
+    """The parsed file, through :mod:`smartkeys.safe_files` (regular file, size, UTF-8, nesting, no YAML
+    aliases, unique keys); every failure is a :class:`~smartkeys.safe_files.FileInputError`."""
+    from smartkeys.safe_files import load_file
 
-        try:
-            return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            error = str(exc).replace("\n", " ")
-            if "alias" in error:
-                hint_extra = '; quote the wildcard: functions: "*"'
-    except _DuplicateKey as exc:
-        raise InvalidInputError(str(exc.key), str(path), "each key once", f"remove the duplicate {exc.key!r} ({exc.where})") from None
-    except ValueError as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError
-        error = str(exc)
-    raise InvalidInputError("path", str(path), f"a valid {fmt} file", f"fix the syntax: {error[:300]}{hint_extra}")
+    return load_file(path, _format_of(path), kind="policy file", max_bytes=POLICY_MAX_BYTES)
 
 
 def load_policy(path: str | os.PathLike[str]) -> PolicyModel:
-    """Read a policy file; the extension picks the format (``.json``, ``.toml``, ``.yaml``/``.yml``)."""
+    """Read a policy file; the extension picks the format (``.json``, ``.toml``, ``.yaml``/``.yml``).
+
+    The file must be a regular UTF-8 file of at most :data:`POLICY_MAX_BYTES`, nested at most
+    :data:`smartkeys.safe_files.DEFAULT_MAX_DEPTH` levels, without YAML aliases or duplicate keys; otherwise
+    :class:`~smartkeys.safe_files.FileInputError` (an :class:`InvalidInputError`, exit code 2) names the file
+    and the fix. Content errors raise :class:`InvalidInputError` naming the field.
+    """
     return parse_policy(_read(Path(path)))
 
 
