@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
 
@@ -144,6 +145,7 @@ def _get(args: Any, name: str) -> Any:
 CONFIG_MAX_BYTES = 64 * 1024
 
 
+@secret_frames_dropped  # a refused `password = ...` entry is in ``data``
 def _read_file(path: Path, explicit: bool) -> dict[str, Any]:
     from smartkeys.safe_files import FileInputError, FileMissingError, load_file
 
@@ -206,6 +208,7 @@ def _check(name: str, value: Any, where: str) -> Any:
     return text
 
 
+@secret_frames_dropped  # ``env`` may hold SMARTKEYS_PASSWORD / SMARTKEYS_SESSION_KEY
 def resolve_config(args: Any, env: Mapping[str, str], cwd: str | os.PathLike[str]) -> Config:
     """Resolve every setting from ``args`` (flags: attributes or keys named as the settings, None when
     not given, plus ``config``), ``env`` and the project file. Raises :class:`ConfigError` (exit 2)."""
