@@ -214,9 +214,9 @@ _TOML_TOKENS = re.compile(
     r'|"(?:[^"\\\n]|\\.)*+"|\'[^\'\n]*+\'|#[^\n]*+|(?P<stop1>["\'])|[\[\]{}]')
 
 
-def _max_depth_of(tokens: re.Pattern[str], text: str, limit: int) -> int:
-    """Deepest bracket nesting in ``text`` (stops counting once past ``limit``). Unbalanced closers count 0."""
-    depth = deepest = 0
+def _max_depth_of(tokens: re.Pattern[str], text: str, limit: int, base: int = 0) -> int:
+    """Deepest bracket nesting in ``text`` plus ``base`` (stops counting once past ``limit``)."""
+    depth = deepest = base
     for match in tokens.finditer(text):
         token = match.group()
         if match.lastgroup in ("stop", "stop1"):
@@ -232,7 +232,7 @@ def _max_depth_of(tokens: re.Pattern[str], text: str, limit: int) -> int:
                 if deepest > limit:
                     break
         elif token in "]}":
-            depth = max(0, depth - 1)
+            depth = max(base, depth - 1)
     return deepest
 
 
@@ -297,7 +297,7 @@ def parse_json(text: str, *, path: Any = "<text>", kind: str = "JSON input", max
 def parse_toml(text: str, *, path: Any = "<text>", kind: str = "TOML input", max_depth: int = DEFAULT_MAX_DEPTH,
                max_values: int = DEFAULT_MAX_VALUES) -> dict[str, Any]:
     """Parse TOML text with bounded nesting (arrays, inline tables and dotted keys); see :func:`check_tree`."""
-    if _max_depth_of(_TOML_TOKENS, text, max_depth) > max_depth:
+    if _max_depth_of(_TOML_TOKENS, text, max_depth, base=1) > max_depth:  # the document is a table: level 1
         raise _too_deep(path, kind, max_depth)
     try:
         data = tomllib.loads(text, parse_float=_toml_float)
