@@ -95,6 +95,8 @@ def _preview(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return repr(value)
     if isinstance(value, int):
+        if value.bit_length() > 512:  # str() of a huge int is slow, and refused past 4300 digits
+            return f"<an integer of {value.bit_length()} bits>"
         return str(value) if abs(value) < 10**12 else f"{value} ({hex(value)})"
     if isinstance(value, str):
         text = repr(value)

@@ -146,7 +146,7 @@ def _read_private_key(ctx: Context):
         if not text or not text.strip():
             raise CommandError(f"{source} is not set or empty", hint=f"export {var}=0x… (the 64 hex digit key), or drop --from-env")
     elif ctx.args.stdin:
-        text, source = ctx.ui.stdin.readline(), "standard input"
+        text, source = ctx.ui.stdin.readline(4096), "standard input"  # bounded: `< /dev/zero` must not fill memory
         if not text.strip():
             raise CommandError("no private key on standard input", hint="pipe the key in: … | smartkeys keys import --stdin")
     elif ctx.ui.interactive:
@@ -579,10 +579,13 @@ def _encode_arg(typ: str, raw: str, field: str) -> Any:
     from smartkeys.encoding import checked_address
 
     if typ.endswith("]") or typ.startswith("("):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise InvalidInputError(field, raw, f"a JSON value for {typ}", 'write e.g. ["0x…", "0x…"]') from None
+        from smartkeys.safe_files import FileInputError, parse_json
+
+        try:  # bounded nesting: a 70,000-deep argument would overflow the C stack in json
+            return parse_json(raw, path=field, kind="argument", max_depth=16)
+        except FileInputError as exc:
+            raise InvalidInputError(field, raw, f"a JSON value for {typ} ({exc.problem})",
+                                    'write e.g. ["0x…", "0x…"]') from None
     if typ == "address":
         return checked_address(raw, field)
     if typ.startswith(("uint", "int")):
