@@ -92,11 +92,64 @@ _yaml_bombs = st.one_of(
         "functions: *", "key: 0x1111111111111111111111111111111111111111",
     ]),
 )
+def _valid_policy() -> dict:
+    """A policy that parses (names, caps, limits), for mutations that reach deep into the policy parser."""
+    a, b, c = ("0x" + d * 40 for d in "123")
+    return {
+        "key": a, "valid_for": "24h", "tokens": {"USDC": {"address": b, "decimals": 6}}, "contracts": {"r": c},
+        "allow": [{"contract": "USDC", "functions": ["transfer(address,uint256)"]}, {"contract": "r", "functions": "*"},
+                  {"send_native_to": c}],
+        "limits": {"native": {"per_call": "0.1 ether", "total": "1 ether", "per_period": "0.2 ether", "period": "day"},
+                   "tokens": {"USDC": {"total": "100 USDC", "per_period": "20 USDC", "period": "day"}},
+                   "max_uses": 10, "gas_budget": "0.05 ether"},
+    }
+
+
+def _paths(tree: object, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+@st.composite
+def _mutated_policies(draw) -> object:
+    """A valid policy with one to three values (anywhere in it) replaced by hostile ones."""
+    policy = _valid_policy()
+    for _ in range(draw(st.integers(1, 3))):
+        paths = [p for p in _paths(policy) if p]
+        path = draw(st.sampled_from(paths))
+        node = policy
+        for step in path[:-1]:
+            node = node[step]
+        node[path[-1]] = draw(st.one_of(_trees, st.sampled_from(
+            ["-1 ether", "1e400 ether", "NaN ether", "1" * 5000, "0." + "0" * 5000 + "1 ether", "10**80", "∞",
+             "1_000 USDC", "0x" + "f" * 64, "transfer(address,uint256", "*", "", " ", "\x00", 2**255, -1,
+             10**77, 1.5, "9999999999999999999999h", "P1Y", "2030-13-01T00:00:00Z", "1 USDC USDC"])))
+    return policy
+
+
+_policies = _mutated_policies()
 _documents = {
-    "JSON": st.one_of(_trees.map(lambda t: json.dumps(t, allow_nan=True)), _json_bombs),
-    "TOML": st.one_of(_trees.map(lambda t: _toml_of(t)), _toml_bombs),
-    "YAML": st.one_of(_trees.map(lambda t: json.dumps(t, allow_nan=True)), _yaml_bombs),  # JSON is YAML
+    "JSON": st.one_of(_trees.map(lambda t: json.dumps(t, allow_nan=True)), _json_bombs,
+                      _policies.map(lambda t: json.dumps(t, allow_nan=True))),
+    "TOML": st.one_of(_trees.map(lambda t: _toml_of(t)), _toml_bombs, _policies.map(lambda t: _toml_of(t))),
+    "YAML": st.one_of(_trees.map(lambda t: json.dumps(t, allow_nan=True)), _yaml_bombs,  # JSON is YAML
+                      _policies.map(lambda t: _yaml_of(t))),
 }
+
+
+def _yaml_of(tree: object) -> str:
+    import yaml
+
+    try:
+        return yaml.safe_dump(tree, sort_keys=False)
+    except Exception:  # noqa: BLE001 - the JSON text is YAML too
+        return json.dumps(tree, allow_nan=True)
 
 
 def _toml_of(tree: object) -> str:
