@@ -271,6 +271,18 @@ class UserOperationByHash:
 # --------------------------------------------------------------------------------------------
 
 
+_MAX_RESPONSE_DEPTH = 64  # JSON-RPC answers nest a few levels; json's C scanner overflows the stack on 70,000
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` of an answer from the network, refusing (ValueError) nesting that could crash it."""
+    from smartkeys.safe_files import json_too_deep
+
+    if json_too_deep(text, _MAX_RESPONSE_DEPTH):
+        raise ValueError(f"JSON nested more than {_MAX_RESPONSE_DEPTH} levels")
+    return json.loads(text)
+
+
 class UrllibTransport:
     """POST the JSON-RPC request with ``urllib`` (no dependency). Raises :class:`BundlerHTTPError` for
     non-2xx answers, ``TimeoutError`` for timeouts and ``OSError`` for connection failures."""
@@ -295,7 +307,7 @@ class UrllibTransport:
             # JSON-RPC servers sometimes send the error object with an HTTP error status
             if exc.code not in _RETRY_HTTP:
                 try:
-                    decoded = json.loads(text)
+                    decoded = _loads(text)
                     if isinstance(decoded, dict) and "error" in decoded:
                         return decoded
                 except ValueError:
@@ -307,7 +319,7 @@ class UrllibTransport:
             if isinstance(exc.reason, (socket.timeout, TimeoutError)):
                 raise TimeoutError(f"no answer from the bundler within {self.timeout} s") from exc
             raise ConnectionError(f"cannot reach the bundler: {exc.reason}") from exc
-        return json.loads(raw)
+        return _loads(raw.decode("utf-8", errors="replace"))
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -425,6 +437,9 @@ class BundlerClient:
                         f"cannot reach the bundler for {method} after {attempt + 1} attempt(s): {exc}",
                         method=method,
                     ) from exc
+            except ValueError as exc:  # not JSON, or nested deeper than _MAX_RESPONSE_DEPTH
+                raise BundlerRPCError(None, f"the bundler's answer is not JSON-RPC ({str(exc)[:120]})",
+                                      method=method) from None
             else:
                 if not isinstance(response, Mapping):
                     raise BundlerRPCError(None, f"malformed JSON-RPC response {response!r:.80}", method=method)

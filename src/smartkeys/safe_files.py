@@ -62,6 +62,7 @@ __all__ = [
     "MAX_INT_BITS",
     "REASONS",
     "check_tree",
+    "json_too_deep",
     "load_file",
     "parse_json",
     "parse_toml",
@@ -234,6 +235,12 @@ def _max_depth_of(tokens: re.Pattern[str], text: str, limit: int, base: int = 0)
         elif token in "]}":
             depth = max(base, depth - 1)
     return deepest
+
+
+def json_too_deep(text: str, limit: int = DEFAULT_MAX_DEPTH) -> bool:
+    """Whether JSON ``text`` nests lists/objects more than ``limit`` deep (linear scan, no parsing). For JSON
+    from the network, checked before ``json.loads``, whose C scanner would overflow the stack on deep input."""
+    return _max_depth_of(_JSON_TOKENS, text, limit) > limit
 
 
 def _too_deep(path: Any, kind: str, limit: int) -> FileInputError:
