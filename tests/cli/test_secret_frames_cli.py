@@ -67,3 +67,18 @@ def test_a_wrong_password_keeps_it_out_of_every_frame(cli, caught, tmp_path):
     result = cli("--password-file", str(password_file), "delegate", drop=("SMARTKEYS_PASSWORD",))
     assert result.code == 2 and "wrong password" in result.err and len(caught) == 2
     assert leaks(caught[1], password, skip=(cli_module.main.__code__,)) == []
+
+
+def test_two_different_passwords_at_the_prompt_are_in_no_frame(monkeypatch):
+    import getpass
+
+    from smartkeys.cli._ui import UI
+    from smartkeys.errors import InvalidInputError
+
+    first, second = "first-" + secrets.token_hex(8), "second-" + secrets.token_hex(8)
+    replies = iter([first, second])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt, stream=None: next(replies))
+    ui = UI(io.StringIO(), io.StringIO(), io.StringIO(), json_mode=False)
+    with pytest.raises(InvalidInputError) as info:
+        ui.password("Password: ", twice=True)
+    assert leaks(info.value, first, second) == []

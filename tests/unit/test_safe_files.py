@@ -296,3 +296,19 @@ def test_cli_grant_with_a_hostile_policy_exits_2_naming_the_file(tmp_path):
     assert child.returncode == 2, child.stderr
     assert child.stderr.startswith(f"error: policy file {policy}: it uses a YAML alias")
     assert "fix: write the value out in full" in child.stderr
+
+
+def test_permission_denied_is_a_typed_error_with_the_fix(tmp_path, monkeypatch):
+    """(Tests run as root here, whom chmod 000 does not stop: the open itself is made to fail.)"""
+    import errno
+
+    path = tmp_path / "p.json"
+    path.write_text("{}")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(FileInputError) as info:
+        read_bytes(path, kind="policy file", max_bytes=10)
+    assert info.value.reason == "unreadable" and f"chmod u+r {path}" in str(info.value)
