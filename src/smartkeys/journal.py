@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 import time as _time
 import warnings
@@ -38,10 +39,13 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from smartkeys.safe_files import FileInputError
+
 __all__ = [
     "JOURNAL_MAX_BYTES",
     "JOURNAL_MAX_LINE_BYTES",
     "JOURNAL_VERSION",
+    "JournalFileError",
     "JournalWarning",
     "Refusal",
     "RefusalJournal",
@@ -62,6 +66,10 @@ except ImportError:  # pragma: no cover - Windows
 JOURNAL_MAX_BYTES = 64 * 1024 * 1024
 #: Longest journal line parsed (a refusal is well under 2 KiB).
 JOURNAL_MAX_LINE_BYTES = 64 * 1024
+
+
+class JournalFileError(FileInputError, OSError):
+    """The journal path cannot be appended to safely (not a regular file, or cannot be opened)."""
 
 
 class JournalWarning(UserWarning):
@@ -208,7 +216,10 @@ _PROCESS_LOCKS_GUARD = threading.Lock()
 
 
 def _process_lock(path: Path) -> threading.Lock:
-    key = str(path.resolve())
+    try:
+        key = str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: the open that follows refuses it with a typed error
+        key = str(path.absolute())
     with _PROCESS_LOCKS_GUARD:
         return _PROCESS_LOCKS.setdefault(key, threading.Lock())
 
@@ -224,12 +235,32 @@ class RefusalJournal:
 
     # -- writing --------------------------------------------------------------------------
 
+    def _open_for_append(self) -> int:
+        """The journal opened for appending, never blocking: a FIFO (which would wait for a reader), a
+        directory, a device or a symlink loop raises :class:`JournalFileError`."""
+        flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
+        fix = "move it away: the journal must be a regular file (it is created if missing)"
+        try:
+            fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:  # EISDIR, ELOOP, ENXIO (a FIFO without reader, a socket), EACCES
+            raise JournalFileError(self.path, "refusal journal", "unreadable",
+                                   f"cannot open it for appending ({exc.strerror or type(exc).__name__})", fix) from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # e.g. a FIFO that has a reader, or a character device
+            os.close(fd)
+            raise JournalFileError(self.path, "refusal journal", "not_regular", "it is not a regular file", fix)
+        return fd
+
     def append(self, refusal: Refusal) -> Refusal:
-        """Append one refusal as one line (atomic with respect to other writers of this journal)."""
+        """Append one refusal as one line (atomic with respect to other writers of this journal).
+
+        Raises :class:`JournalFileError` (an ``OSError``: :class:`~smartkeys.account.SessionAgent` warns and
+        keeps the refusal itself) if the journal is not a regular file."""
         line = (json.dumps(refusal.to_json(), separators=(",", ":")) + "\n").encode()
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with _process_lock(self.path):
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = self._open_for_append()
             try:
                 if _fcntl is not None:
                     _fcntl.flock(fd, _fcntl.LOCK_EX)
