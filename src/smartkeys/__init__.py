@@ -12,7 +12,9 @@ The public API, re-exported here:
 - local chain: :func:`start_local_chain`
 - audit: :func:`build_audit` (rebuilt from on-chain events), :class:`AuditReport`, :class:`AuditThresholds`,
   :class:`RefusalJournal` (refusals the SDK saw)
-- errors: :class:`SmartKeysError` (root of every exception raised here)
+- errors: :class:`SmartKeysError` (root of every exception raised here); :class:`FileInputError` (a policy,
+  configuration, keystore or journal file refused: not a regular file, too large, not UTF-8, nested too deep,
+  YAML aliases, ... -- see :mod:`smartkeys.safe_files`)
 """
 
 from smartkeys.account import AgentReceipt, Call, DelegationError, Owner, SessionAgent, SessionReport
@@ -31,6 +33,7 @@ from smartkeys.errors import (
 from smartkeys.journal import RefusalJournal
 from smartkeys.localchain import start_local_chain
 from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap
+from smartkeys.safe_files import FileInputError
 from smartkeys.userop import PackedUserOperation, sign_user_op, user_op_hash
 
 __version__ = "0.1.0"
@@ -45,6 +48,7 @@ __all__ = [
     "DelegationError",
     "ENTRY_POINT_V08",
     "EntryPoint",
+    "FileInputError",
     "InvalidInputError",
     "Owner",
     "PackedUserOperation",

@@ -4,6 +4,7 @@ Every exception smartkeys raises derives from :class:`SmartKeysError`::
 
     SmartKeysError
     ├── InvalidInputError (+ValueError)   bad argument: .field .value .expected .hint
+    │   └── safe_files.FileInputError     a file refused (special, too large, too deep, ...): .path .reason
     ├── ChainMismatchError                RPC chain id != configured: .expected .actual
     ├── ErrorNotRegistered (+LookupError) get_error_class() knows no such error
     ├── TransactionFailedError            a mined transaction failed: .tx_hash .receipt .revert
