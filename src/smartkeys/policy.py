@@ -225,6 +225,13 @@ _DURATION_UNITS = {
     **dict.fromkeys(("d", "day", "days"), 86_400),
     **dict.fromkeys(("w", "week", "weeks"), 604_800),
 }
+def _small_int(text: str) -> int | None:
+    """``text`` as an int if it is 1-30 ASCII digits, else None (the caller's check then names the field).
+    ``str.isdigit`` alone accepts '²', which ``int`` refuses, and ``int`` refuses 4,300+ digits: both with a
+    bare ValueError."""
+    return int(text) if 0 < len(text) <= 30 and text.isascii() and text.isdigit() else None
+
+
 _SUBSECOND = ("ms", "msec", "msecs", "millisecond", "milliseconds", "us", "µs", "ns")
 _DURATION_RE = re.compile(r"^(?:\s*\d+\s*[a-zµ]+)+\s*$")
 _DURATION_PART = re.compile(r"(\d+)\s*([a-zµ]+)")
@@ -266,6 +273,8 @@ def parse_duration(value: Any, field: str = "duration") -> int:
         if unit not in _DURATION_UNITS:
             fallback = "use s, m, h, d or w (months and years vary in length: write '30d' or '365d')"
             raise InvalidInputError(field, value, _DURATION_EXPECTED, _did_you_mean(unit, _DURATION_UNITS, fallback))
+        if len(number) > 20:  # int() refuses 4,300+ digits with a bare ValueError; 48 bits need 15
+            raise InvalidInputError(field, value, "a duration that fits in 48 bits of seconds", "use a shorter duration")
         total += int(number) * _DURATION_UNITS[unit]
     if total == 0:
         raise InvalidInputError(field, value, "a duration longer than zero", "use at least '1s'")
@@ -356,8 +365,8 @@ def _parse_time(value: Any, field: str) -> TimeSpec:
     if not isinstance(value, str):
         raise InvalidInputError(field, value, "a duration like '24h' or an absolute time", "write it as text")
     text = value.strip()
-    if text.isdigit():
-        return _unix_seconds(int(text), field, value)
+    if _small_int(text) is not None:
+        return _unix_seconds(_small_int(text), field, value)
     if re.match(r"^\d{4}-\d{2}-\d{2}", text):
         try:
             parsed = _dt.datetime.fromisoformat(text.replace("z", "Z"))
@@ -1088,8 +1097,8 @@ def _parse_tokens(value: Any, path: str) -> dict[str, Token]:
             raise InvalidInputError(f"{tpath}.decimals", None, "the token's decimals", "add decimals: (the token's decimals(), e.g. 6 for USDC, 18 for most)")
         address = _address(spec["address"], f"{tpath}.address")
         decimals = spec["decimals"]
-        if isinstance(decimals, str) and decimals.strip().isdigit():
-            decimals = int(decimals)
+        if isinstance(decimals, str) and _small_int(decimals.strip()) is not None:
+            decimals = _small_int(decimals.strip())
         _int_field(decimals, f"{tpath}.decimals", _MAX_DECIMALS, "use the token's decimals() value, e.g. 6 or 18")
         out[name] = Token(address, decimals)
     return out
@@ -1178,8 +1187,8 @@ def _parse_limits(value: Any, tokens: Mapping[str, Token]) -> Limits:
             period = parse_period(spec["period"], f"{path}.period") if "period" in spec else 0
             caps[name] = TokenLimit(total=total, per_period=per_period, period=period)
     max_uses = raw.get("max_uses", 0)
-    if isinstance(max_uses, str) and max_uses.strip().isdigit():
-        max_uses = int(max_uses)
+    if isinstance(max_uses, str) and _small_int(max_uses.strip()) is not None:
+        max_uses = _small_int(max_uses.strip())
     _int_field(max_uses, "limits.max_uses", _U32, "use a whole number of uses (0 or absent = unlimited)")
     gas_budget = _native_amount(raw["gas_budget"], "limits.gas_budget") if "gas_budget" in raw else 0
     paymasters = raw.get("paymasters", ())

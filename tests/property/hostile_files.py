@@ -129,7 +129,8 @@ def _mutated_policies(draw) -> object:
         node[path[-1]] = draw(st.one_of(_trees, st.sampled_from(
             ["-1 ether", "1e400 ether", "NaN ether", "1" * 5000, "0." + "0" * 5000 + "1 ether", "10**80", "∞",
              "1_000 USDC", "0x" + "f" * 64, "transfer(address,uint256", "*", "", " ", "\x00", 2**255, -1,
-             10**77, 1.5, "9999999999999999999999h", "P1Y", "2030-13-01T00:00:00Z", "1 USDC USDC"])))
+             10**77, 1.5, "9999999999999999999999h", "P1Y", "2030-13-01T00:00:00Z", "1 USDC USDC", "²", "¹²h",
+             "٣h", "9" * 5000 + "h", "1" * 5000, "0x" + "1" * 5000])))
     return policy
 
 
