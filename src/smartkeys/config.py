@@ -150,7 +150,7 @@ def _read_file(path: Path, explicit: bool) -> dict[str, Any]:
     from smartkeys.safe_files import FileInputError, FileMissingError, load_file
 
     try:
-        data = load_file(path, "TOML", kind="configuration file", max_bytes=CONFIG_MAX_BYTES)
+        data = load_file(path, "TOML", kind="configuration file", max_bytes=CONFIG_MAX_BYTES, max_values=1_000)
     except FileMissingError:
         if explicit:
             raise ConfigError("--config", str(path), "an existing TOML file", "check the path") from None

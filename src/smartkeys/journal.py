@@ -62,10 +62,11 @@ except ImportError:  # pragma: no cover - Windows
     _fcntl = None  # type: ignore[assignment]
 
 
-#: Largest journal read (about 100,000 refusals); rotate it (move it away) when it grows past this.
-JOURNAL_MAX_BYTES = 64 * 1024 * 1024
+#: Largest journal read (about 20,000 refusals, a few seconds to read); rotate it (move it away) past this.
+JOURNAL_MAX_BYTES = 16 * 1024 * 1024
 #: Longest journal line parsed (a refusal is well under 2 KiB).
 JOURNAL_MAX_LINE_BYTES = 64 * 1024
+_MAX_LINE_WARNINGS = 10  # one warning per malformed line up to this many, then one summary
 
 
 class JournalFileError(FileInputError, OSError):
@@ -318,7 +319,7 @@ class RefusalJournal:
 
         A missing file is an empty journal. A line that is not a valid refusal (including one longer than
         :data:`JOURNAL_MAX_LINE_BYTES` or nested deeper than 8 levels) is skipped with a :class:`JournalWarning`
-        naming its line number. A journal that is not a regular file, or is larger than
+        naming its line number (the first ten; then one warning counts the rest). A journal that is not a regular file, or is larger than
         :data:`JOURNAL_MAX_BYTES`, raises :class:`~smartkeys.safe_files.FileInputError` naming it and the fix.
         """
         from smartkeys.safe_files import FileInputError, FileMissingError, parse_json, read_bytes
@@ -329,28 +330,39 @@ class RefusalJournal:
         except FileMissingError:
             return []
         out: list[Refusal] = []
-        lines = raw.split(b"\n")
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
+        skipped = 0
+        for number, line in enumerate(raw.split(b"\n"), 1):
+            line = line.strip()
+            if not line:
                 continue
-            try:
-                if len(line) > JOURNAL_MAX_LINE_BYTES:
-                    raise ValueError(f"{len(line)} bytes, more than {JOURNAL_MAX_LINE_BYTES}")
-                data = parse_json(line.decode("utf-8"), path=f"{self.path}:{number}", kind="journal line", max_depth=8,
-                                  max_values=10_000)
-                if not isinstance(data, Mapping):
-                    raise TypeError(f"a JSON {type(data).__name__}, not an object")
-                refusal = Refusal.from_json(data)
-            except (FileInputError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
-                reason = exc.problem if isinstance(exc, FileInputError) else f"{type(exc).__name__}: {exc}"
-                warnings.warn(f"{self.path}:{number}: skipping a malformed journal line ({reason[:200]})",
-                              JournalWarning, stacklevel=2)
+            reason = None
+            if not line.startswith(b"{"):  # cheap refusal of what cannot be a refusal object
+                reason = "not a JSON object"
+            elif len(line) > JOURNAL_MAX_LINE_BYTES:
+                reason = f"{len(line)} bytes, more than {JOURNAL_MAX_LINE_BYTES}"
+            else:
+                try:
+                    data = parse_json(line.decode("utf-8"), path=f"{self.path}:{number}", kind="journal line",
+                                      max_depth=8, max_values=2_000, own_format=True)
+                    if not isinstance(data, Mapping):
+                        raise TypeError(f"a JSON {type(data).__name__}, not an object")
+                    refusal = Refusal.from_json(data)
+                except (FileInputError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+                    reason = exc.problem if isinstance(exc, FileInputError) else f"{type(exc).__name__}: {exc}"
+            if reason is not None:
+                skipped += 1
+                if skipped <= _MAX_LINE_WARNINGS:
+                    warnings.warn(f"{self.path}:{number}: skipping a malformed journal line ({reason[:200]})",
+                                  JournalWarning, stacklevel=2)
                 continue
             if want is not None and refusal.account != want:
                 continue
             if chain_id is not None and refusal.chain_id != chain_id:
                 continue
             out.append(refusal)
+        if skipped > _MAX_LINE_WARNINGS:
+            warnings.warn(f"{self.path}: skipped {skipped - _MAX_LINE_WARNINGS} more malformed journal lines",
+                          JournalWarning, stacklevel=2)
         return out
 
     def __len__(self) -> int:

@@ -1253,8 +1253,10 @@ def _format_of(path: Path) -> str:
     return fmt
 
 
-#: Largest policy file read (a policy with hundreds of entries is a few KiB).
-POLICY_MAX_BYTES = 256 * 1024
+#: Largest policy file read, and most values in it (a policy with a hundred entries is a few KiB and a few
+#: hundred values). They keep the worst file under a second to refuse.
+POLICY_MAX_BYTES = 64 * 1024
+POLICY_MAX_VALUES = 10_000
 
 
 def _read(path: Path) -> Any:
@@ -1262,7 +1264,8 @@ def _read(path: Path) -> Any:
     aliases, unique keys); every failure is a :class:`~smartkeys.safe_files.FileInputError`."""
     from smartkeys.safe_files import load_file
 
-    return load_file(path, _format_of(path), kind="policy file", max_bytes=POLICY_MAX_BYTES)
+    return load_file(path, _format_of(path), kind="policy file", max_bytes=POLICY_MAX_BYTES,
+                     max_values=POLICY_MAX_VALUES)
 
 
 def load_policy(path: str | os.PathLike[str]) -> PolicyModel:

@@ -203,9 +203,13 @@ def read_text(path: str | os.PathLike[str], *, kind: str, max_bytes: int) -> str
 # The bracket scanners are written by hand: neither json nor tomllib has a depth option, and the check must
 # run before they recurse. Strings and comments are skipped so brackets inside them do not count.
 
-# Each pattern is a lexer that agrees with the real one up to the first error: a string that does not close
-# ends the scan (the parser stops there too), so every scan is linear and nothing after it can open a bracket.
-_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*+"|(?P<stop>")|[\[\]{}]', re.S)
+# The TOML pattern is a lexer that agrees with tomllib up to the first error: a string that does not close
+# ends the scan (the parser stops there too), so the scan is linear and nothing after it can open a bracket.
+# (TOML files are small -- 64 KiB -- so its per-token Python loop is cheap; JSON, which the journal holds by
+# the megabyte, is scanned by json_too_deep in the regex engine.)
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+"', re.S)
+_NOT_BRACKET = re.compile(r'[^\[\]{}]++')
+_INNERMOST_PAIR = re.compile(r'[\[{][\]}]')
 _TOML_KEY = r'(?:[A-Za-z0-9_-]++|"(?:[^"\\\n]|\\.)*+"|\'[^\'\n]*+\')'
 # Dotted keys (``a.b.c = 1``, ``[a.b.c]``) nest tables without brackets, and tomllib takes quadratic time
 # over a long one: a chain counts one level per dot. A bare word is consumed whole so scans stay linear.
@@ -237,10 +241,43 @@ def _max_depth_of(tokens: re.Pattern[str], text: str, limit: int, base: int = 0)
     return deepest
 
 
+def _json_skeleton(text: str) -> str:
+    """The brackets of JSON ``text`` outside strings, up to the first unterminated string."""
+    skeleton = _JSON_STRING.sub("", text)
+    quote = skeleton.find('"')
+    if quote >= 0:
+        skeleton = skeleton[:quote]
+    return _NOT_BRACKET.sub("", skeleton)
+
+
 def json_too_deep(text: str, limit: int = DEFAULT_MAX_DEPTH) -> bool:
-    """Whether JSON ``text`` nests lists/objects more than ``limit`` deep (linear scan, no parsing). For JSON
-    from the network, checked before ``json.loads``, whose C scanner would overflow the stack on deep input."""
-    return _max_depth_of(_JSON_TOKENS, text, limit) > limit
+    """Whether JSON ``text`` could nest lists/objects more than ``limit`` deep, decided before any parsing
+    (``json.loads`` recurses in C and would overflow the stack on deep input). Also for JSON from the network.
+
+    Every step runs in the regex engine (a per-character Python loop cost a second per MiB): strings are
+    removed (an unterminated one ends the text, as it ends the parser's work), then everything but brackets;
+    then each pass deletes the innermost ``[]``/``{}`` pairs, so the number of passes is the depth of what
+    closes, and brackets left open count one level each. At most ``limit + 1`` passes.
+    """
+    return _too_deep_skeleton(_json_skeleton(text), limit)
+
+
+def _too_deep_skeleton(skeleton: str, limit: int) -> bool:
+    depth = 0
+    while True:
+        reduced = _INNERMOST_PAIR.sub("", skeleton)
+        if reduced == skeleton:
+            break
+        depth += 1
+        if depth > limit:
+            return True
+        skeleton = reduced
+    return depth + skeleton.count("[") + skeleton.count("{") > limit
+
+
+def _too_many(path: Any, kind: str, limit: int) -> FileInputError:
+    return FileInputError(path, kind, "too_many_values", f"it holds more than {limit} values",
+                          "split it or remove entries")
 
 
 def _too_deep(path: Any, kind: str, limit: int) -> FileInputError:
@@ -265,13 +302,6 @@ def _refuse_constant(name: str) -> Any:
     raise _Refused("number", f"it holds {name}, which is not a number smartkeys accepts", "write a finite number")
 
 
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > 78:  # 2**256 has 78 decimal digits
-        raise _Refused("number", f"it holds an integer of {len(text)} digits (more than {MAX_INT_BITS} bits)",
-                       "write amounts in base units that fit in uint256, or with a unit ('1.5 ether')")
-    return int(text)
-
-
 def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -283,13 +313,23 @@ def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def parse_json(text: str, *, path: Any = "<text>", kind: str = "JSON input", max_depth: int = DEFAULT_MAX_DEPTH,
-               max_values: int = DEFAULT_MAX_VALUES) -> Any:
-    """Parse JSON text with bounded nesting; refuses NaN/Infinity, integers wider than 256 bits and duplicate
-    keys. Raises :class:`FileInputError` (``path`` and ``kind`` name the source in the message)."""
-    if _max_depth_of(_JSON_TOKENS, text, max_depth) > max_depth:
+               max_values: int = DEFAULT_MAX_VALUES, own_format: bool = False) -> Any:
+    """Parse JSON text with bounded nesting and number of containers; refuses NaN/Infinity, and then (see
+    :func:`check_tree`) integers wider than 256 bits, duplicate keys and more than ``max_values`` values.
+    Raises :class:`FileInputError` (``path`` and ``kind`` name the source in the message).
+
+    ``own_format``: for lines smartkeys wrote itself and whose reader checks every field (the refusal journal,
+    read by the megabyte): duplicate keys are allowed (the last wins) and the per-value walk is skipped, so
+    everything but the bracket checks runs at C speed. Nesting and container count are bounded all the same.
+    """
+    skeleton = _json_skeleton(text)
+    if _too_deep_skeleton(skeleton, max_depth):
         raise _too_deep(path, kind, max_depth)
-    try:
-        data = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_refuse_constant, parse_int=_bounded_int)
+    if skeleton.count("[") + skeleton.count("{") > max_values:  # before the per-object duplicate-key hook runs
+        raise _too_many(path, kind, max_values)
+    try:  # integers: json's own 4,300-digit limit, then check_tree's 256 bits (a per-number hook is too slow)
+        data = json.loads(text, object_pairs_hook=None if own_format else _json_pairs,
+                          parse_constant=_refuse_constant)
     except FileInputError:
         raise
     except _Refused as exc:
@@ -298,6 +338,8 @@ def parse_json(text: str, *, path: Any = "<text>", kind: str = "JSON input", max
         raise _too_deep(path, kind, max_depth) from None
     except ValueError as exc:  # json.JSONDecodeError
         raise _syntax(path, kind, "JSON", str(exc)) from None
+    if own_format:
+        return data
     return check_tree(data, path=path, kind=kind, max_depth=max_depth, max_values=max_values)
 
 
@@ -392,8 +434,7 @@ def _scan_yaml_events(text: str, path: Any, kind: str, max_depth: int, max_value
         if isinstance(event, yaml.NodeEvent):
             count += 1
             if count > max_values:
-                raise FileInputError(path, kind, "too_many_values", f"it holds more than {max_values} values",
-                                     "split it or remove entries")
+                raise _too_many(path, kind, max_values)
 
 
 def parse_yaml(text: str, *, path: Any = "<text>", kind: str = "YAML input", max_depth: int = DEFAULT_MAX_DEPTH,
@@ -434,16 +475,15 @@ def check_tree(data: Any, *, path: Any = "<text>", kind: str = "input", max_dept
     integers of at most :data:`MAX_INT_BITS` bits, dates/times (TOML, YAML), nested at most ``max_depth``
     levels and ``max_values`` values in all. Iterative (never recurses). Raises :class:`FileInputError`."""
     stack: list[tuple[Any, int]] = [(data, 0)]
-    count = 0
+    count = 1
     while stack:
         value, depth = stack.pop()
-        count += 1
-        if count > max_values:
-            raise FileInputError(path, kind, "too_many_values", f"it holds more than {max_values} values",
-                                 "split it or remove entries")
         if isinstance(value, (dict, list)):
             if depth + 1 > max_depth:
                 raise _too_deep(path, kind, max_depth)
+            count += len(value)  # counted before they are looked at: the work stays within max_values
+            if count > max_values:
+                raise _too_many(path, kind, max_values)
             if isinstance(value, dict):
                 for key in value:
                     if not isinstance(key, _SCALARS):

@@ -171,6 +171,10 @@ def _contents(fmt: str) -> st.SearchStrategy[bytes]:
         st.tuples(text, st.binary(min_size=1, max_size=4)).map(lambda p: p[0].encode("utf-8", "replace") + p[1]),
         st.builds(lambda unit, n: unit * n, st.sampled_from([b"a", b"[", b"{", b"- ", b"&a ", b"#", b"\n"]),
                   st.sampled_from([1 << 16, 300_000, 2_000_000])),
+        # many small values, up to the size bounds: the cost of parsing, not of nesting
+        st.builds(lambda head, unit, n: head + unit * n, st.sampled_from([b"", b"[", b"a = [", b"{", b"- "]),
+                  st.sampled_from([b"0,", b"[],", b"{},", b"- 0\n", b'"":0,', b"[0]\n", b"a.b.c = 0\n"]),
+                  st.sampled_from([1000, 21_000, 32_000, 150_000])),
     )
 
 
