@@ -66,6 +66,7 @@ except ImportError:  # pragma: no cover - Windows
 JOURNAL_MAX_BYTES = 16 * 1024 * 1024
 #: Longest journal line parsed (a refusal is well under 2 KiB).
 JOURNAL_MAX_LINE_BYTES = 64 * 1024
+_MIN_LINE_BYTES = 100  # a refusal names an account, a key and a session id: over 150 bytes
 _MAX_LINE_WARNINGS = 10  # one warning per malformed line up to this many, then one summary
 
 
@@ -336,8 +337,8 @@ class RefusalJournal:
             if not line:
                 continue
             reason = None
-            if not line.startswith(b"{"):  # cheap refusal of what cannot be a refusal object
-                reason = "not a JSON object"
+            if not (line.startswith(b'{"') and line.endswith(b"}")) or len(line) < _MIN_LINE_BYTES:
+                reason = "not a refusal object"  # cheap: garbage lines must not cost a parse each
             elif len(line) > JOURNAL_MAX_LINE_BYTES:
                 reason = f"{len(line)} bytes, more than {JOURNAL_MAX_LINE_BYTES}"
             else:
