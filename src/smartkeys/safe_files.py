@@ -30,8 +30,11 @@ Errors::
         └── FileInputError                    .path .kind .reason .problem .hint
             └── FileMissingError              the path does not exist (callers may treat it as empty)
 
-``reason`` is one of :data:`REASONS`. Messages never quote file content (a password file or a keystore may
-be what was read).
+``reason`` is one of :data:`REASONS`. Messages never quote values from the file (a password file or a
+keystore may be what was read): at most a key name, an anchor name or a line number.
+
+Depth counts lists and mappings from the outermost one (level 1); a TOML document is itself a table, so
+``a = [[1]]`` is 3 levels deep. Bounds are per call; each reader picks its own (see :func:`load_file`).
 """
 
 from __future__ import annotations
