@@ -41,6 +41,9 @@ LAUGHS = (  # 270 bytes: 9**8 "lol"s once expanded
 _CASES = {
     "self-referencing YAML (7 bytes)": ("p.yaml", "path.write_text('&a [*a]')", "load_policy(path)"),
     "JSON nested 70,000 deep": ("p.json", "path.write_text('[' * 70000 + ']' * 70000)", "load_policy(path)"),
+    "JSON nested 30,000 deep (within the size bound)": ("p.json", "path.write_text('[' * 30000)", "load_policy(path)"),
+    "TOML nested 30,000 deep (within the size bound)": ("p.toml", "path.write_text('a = ' + '[' * 30000)",
+                                                        "load_policy(path)"),
     "YAML with a list as a key": ("p.yaml", "path.write_text('? [1, 2]\\n: 3')", "load_policy(path)"),
     "TOML nested 70,000 deep": ("p.toml", "path.write_text('a = ' + '[' * 70000 + ']' * 70000)", "load_policy(path)"),
     "TOML dotted key 70,000 deep": ("p.toml", "path.write_text('.'.join(['a'] * 70000) + ' = 1')", "load_policy(path)"),
@@ -110,6 +113,8 @@ def test_the_reported_hostile_files_get_a_typed_error_naming_the_file_and_the_fi
         assert result["path"] in result["message"] and "fix:" in result["message"], (name, result)
         assert result["seconds"] < 1.0, (name, result)
     assert "alias" in results["billion laughs YAML"]["message"]
+    assert "nested more than 32" in results["JSON nested 30,000 deep (within the size bound)"]["message"]
+    assert "nested more than 32" in results["TOML nested 30,000 deep (within the size bound)"]["message"]
     assert "FIFO" in results["policy path is a FIFO"]["message"]
     assert "kdfparams.n" in results["keystore with scrypt n = 2**30"]["message"]
     assert "kdfparams.c" in results["keystore with pbkdf2 c = 2**40"]["message"]
