@@ -14,7 +14,9 @@ The public API, re-exported here:
   :class:`RefusalJournal` (refusals the SDK saw)
 - exactly once under faults: :class:`Outbox` (signed intents recorded before sending), :class:`OutcomeUnknownError`,
   :class:`DuplicateIntentError`, :class:`NonceConflictError`, :class:`NetworkError`
-- errors: :class:`SmartKeysError` (root of every exception raised here)
+- errors: :class:`SmartKeysError` (root of every exception raised here); :class:`FileInputError` (a policy,
+  configuration, keystore or journal file refused: not a regular file, too large, not UTF-8, nested too deep,
+  YAML aliases, ... -- see :mod:`smartkeys.safe_files`)
 """
 
 from smartkeys.account import AgentReceipt, Call, DelegationError, Owner, SessionAgent, SessionReport
@@ -38,6 +40,7 @@ from smartkeys.journal import RefusalJournal
 from smartkeys.localchain import start_local_chain
 from smartkeys.outbox import Outbox
 from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap
+from smartkeys.safe_files import FileInputError
 from smartkeys.userop import PackedUserOperation, sign_user_op, user_op_hash
 
 __version__ = "0.1.0"
@@ -53,6 +56,7 @@ __all__ = [
     "DuplicateIntentError",
     "ENTRY_POINT_V08",
     "EntryPoint",
+    "FileInputError",
     "InvalidInputError",
     "NetworkError",
     "NonceConflictError",

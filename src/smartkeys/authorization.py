@@ -40,6 +40,7 @@ from smartkeys.encoding import (
     hex_quantity,
     parse_quantity,
 )
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.errors import InvalidInputError
 
 __all__ = [
@@ -158,6 +159,7 @@ def authorization_hash(chain_id: int, delegate: Any, nonce: int) -> bytes:
     return bytes(Authorization(chain_id, bytes.fromhex(delegate[2:]), nonce).hash())
 
 
+@secret_frames_dropped
 def sign_authorization(
     account: Any,
     delegate: Any,

@@ -297,6 +297,18 @@ class UserOperationByHash:
 # --------------------------------------------------------------------------------------------
 
 
+_MAX_RESPONSE_DEPTH = 64  # JSON-RPC answers nest a few levels; json's C scanner overflows the stack on 70,000
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` of an answer from the network, refusing (ValueError) nesting that could crash it."""
+    from smartkeys.safe_files import json_too_deep
+
+    if json_too_deep(text, _MAX_RESPONSE_DEPTH):
+        raise ValueError(f"JSON nested more than {_MAX_RESPONSE_DEPTH} levels")
+    return json.loads(text)
+
+
 class UrllibTransport:
     """POST the JSON-RPC request with ``urllib`` (no dependency). Raises :class:`BundlerHTTPError` for
     non-2xx answers, ``TimeoutError`` for timeouts and ``OSError`` for connection failures."""
@@ -321,7 +333,7 @@ class UrllibTransport:
             # JSON-RPC servers sometimes send the error object with an HTTP error status
             if exc.code not in _RETRY_HTTP:
                 try:
-                    decoded = json.loads(text)
+                    decoded = _loads(text)
                     if isinstance(decoded, dict) and "error" in decoded:
                         return decoded
                 except ValueError:
@@ -336,7 +348,7 @@ class UrllibTransport:
         except http.client.HTTPException as exc:  # IncompleteRead, BadStatusLine: the answer was cut
             raise ConnectionError(f"the bundler's answer was cut short ({type(exc).__name__})") from exc
         try:
-            return json.loads(raw)
+            return _loads(raw.decode("utf-8", errors="replace"))  # depth-bounded (safe_files)
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: a garbled answer
             raise ConnectionError(f"the bundler sent a broken answer ({type(exc).__name__}, {len(raw)} bytes)") from exc
 
@@ -465,6 +477,9 @@ class BundlerClient:
                         f"cannot reach the bundler for {method} after {attempt + 1} attempt(s): {exc}",
                         method=method,
                     ) from exc
+            except ValueError as exc:  # not JSON, or nested deeper than _MAX_RESPONSE_DEPTH
+                raise BundlerRPCError(None, f"the bundler's answer is not JSON-RPC ({str(exc)[:120]})",
+                                      method=method) from None
             else:
                 malformed = not isinstance(response, Mapping) or ("error" not in response and "result" not in response)
                 if malformed:

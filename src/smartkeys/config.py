@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
 
@@ -140,19 +141,23 @@ def _get(args: Any, name: str) -> Any:
     return getattr(args, name, None)
 
 
+#: Largest configuration file read (it holds a handful of settings).
+CONFIG_MAX_BYTES = 64 * 1024
+
+
+@secret_frames_dropped  # a refused `password = ...` entry is in ``data``
 def _read_file(path: Path, explicit: bool) -> dict[str, Any]:
+    from smartkeys.safe_files import FileInputError, FileMissingError, load_file
+
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+        data = load_file(path, "TOML", kind="configuration file", max_bytes=CONFIG_MAX_BYTES, max_values=1_000)
+    except FileMissingError:
         if explicit:
             raise ConfigError("--config", str(path), "an existing TOML file", "check the path") from None
         return {}
-    except OSError as exc:
-        raise ConfigError("--config", str(path), "a readable TOML file", f"cannot read it: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), "<file>", "valid TOML", f"fix the syntax: {exc}") from None
+    except FileInputError as exc:  # special file, too large, not UTF-8, bad TOML, too deep, ...
+        raise ConfigError("--config" if explicit else str(path), str(path),
+                          f"a readable TOML configuration file, but {exc.problem}", exc.hint) from None
     if isinstance(data.get("smartkeys"), dict):
         extra = [k for k in data if k != "smartkeys"]
         if extra:
@@ -203,6 +208,7 @@ def _check(name: str, value: Any, where: str) -> Any:
     return text
 
 
+@secret_frames_dropped  # ``env`` may hold SMARTKEYS_PASSWORD / SMARTKEYS_SESSION_KEY
 def resolve_config(args: Any, env: Mapping[str, str], cwd: str | os.PathLike[str]) -> Config:
     """Resolve every setting from ``args`` (flags: attributes or keys named as the settings, None when
     not given, plus ``config``), ``env`` and the project file. Raises :class:`ConfigError` (exit 2)."""

@@ -62,6 +62,8 @@ from smartkeys.deployments import (
     _salt_bytes,
     create2_address,
 )
+from smartkeys._secrets import secret_frames_dropped
+from smartkeys.safe_files import FileInputError, FileMissingError, load_file
 from smartkeys.errors import SmartKeysError, decode_revert
 from smartkeys.tx import REVERT_EXCEPTIONS, check_chain_id, revert_data_of, suggest_fees
 
@@ -510,6 +512,10 @@ def execute_plan(
 # --------------------------------------------------------------------------------------------
 
 
+#: Largest deployments record read back (it lists a few contracts).
+DEPLOYMENTS_MAX_BYTES = 1024 * 1024
+
+
 def write_deployment_file(result: DeployResult, out_dir: str | os.PathLike[str] = "deployments") -> Path:
     """Write (atomically) ``<out_dir>/<chainId>.json``; keep the tx hash of contracts deployed by an earlier run."""
     if result.dry_run:
@@ -517,12 +523,16 @@ def write_deployment_file(result: DeployResult, out_dir: str | os.PathLike[str] 
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{result.chain_id}.json"
-    previous: dict[str, Any] = {}
-    if target.is_file():
-        try:
-            previous = json.loads(target.read_text(encoding="utf-8")).get("contracts", {})
-        except (ValueError, AttributeError):
-            previous = {}
+    previous: Any = {}
+    try:  # bounded, non-blocking read; a special file or a symlink loop is refused with the fix
+        previous = load_file(target, "JSON", kind="deployments file", max_bytes=DEPLOYMENTS_MAX_BYTES)
+        previous = previous.get("contracts", {}) if isinstance(previous, dict) else {}
+    except FileMissingError:
+        previous = {}
+    except FileInputError as exc:
+        if exc.reason in ("unreadable", "not_regular", "too_large"):
+            raise
+        previous = {}  # unreadable content (bad JSON, too deep, ...): rewritten from this run's results
     data = result.to_json()
     data.pop("dry_run")
     for name, entry in data["contracts"].items():
@@ -589,6 +599,7 @@ EXIT_FUNDS = 7
 EXIT_FAILED = 8
 
 
+@secret_frames_dropped
 def load_deployer_key(
     keystore: str | os.PathLike[str] | None,
     *,

@@ -4,6 +4,7 @@ Every exception smartkeys raises derives from :class:`SmartKeysError`::
 
     SmartKeysError
     ├── InvalidInputError (+ValueError)   bad argument: .field .value .expected .hint
+    │   └── safe_files.FileInputError     a file refused (special, too large, too deep, ...): .path .reason
     ├── ChainMismatchError                RPC chain id != configured: .expected .actual
     ├── NotDelegatedError                 the account does not run smartkeys: .account .delegation .runs
     ├── NoSessionAllowsError              none of a key's live sessions allows the action: .candidates
@@ -123,6 +124,8 @@ def _preview(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return repr(value)
     if isinstance(value, int):
+        if value.bit_length() > 512:  # str() of a huge int is slow, and refused past 4300 digits
+            return f"<an integer of {value.bit_length()} bits>"
         return str(value) if abs(value) < 10**12 else f"{value} ({hex(value)})"
     if isinstance(value, str):
         text = repr(value)

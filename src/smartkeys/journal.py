@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 import time as _time
 import warnings
@@ -38,8 +39,13 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from smartkeys.safe_files import FileInputError
+
 __all__ = [
+    "JOURNAL_MAX_BYTES",
+    "JOURNAL_MAX_LINE_BYTES",
     "JOURNAL_VERSION",
+    "JournalFileError",
     "JournalWarning",
     "Refusal",
     "RefusalJournal",
@@ -54,6 +60,18 @@ try:  # POSIX advisory locks; elsewhere the in-process lock alone serialises wri
     import fcntl as _fcntl
 except ImportError:  # pragma: no cover - Windows
     _fcntl = None  # type: ignore[assignment]
+
+
+#: Largest journal read (about 20,000 refusals, a few seconds to read); rotate it (move it away) past this.
+JOURNAL_MAX_BYTES = 16 * 1024 * 1024
+#: Longest journal line parsed (a refusal is well under 2 KiB).
+JOURNAL_MAX_LINE_BYTES = 64 * 1024
+_MIN_LINE_BYTES = 100  # a refusal names an account, a key and a session id: over 150 bytes
+_MAX_LINE_WARNINGS = 10  # one warning per malformed line up to this many, then one summary
+
+
+class JournalFileError(FileInputError, OSError):
+    """The journal path cannot be appended to safely (not a regular file, or cannot be opened)."""
 
 
 class JournalWarning(UserWarning):
@@ -200,7 +218,10 @@ _PROCESS_LOCKS_GUARD = threading.Lock()
 
 
 def _process_lock(path: Path) -> threading.Lock:
-    key = str(path.resolve())
+    try:
+        key = str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: the open that follows refuses it with a typed error
+        key = str(path.absolute())
     with _PROCESS_LOCKS_GUARD:
         return _PROCESS_LOCKS.setdefault(key, threading.Lock())
 
@@ -216,12 +237,32 @@ class RefusalJournal:
 
     # -- writing --------------------------------------------------------------------------
 
+    def _open_for_append(self) -> int:
+        """The journal opened for appending, never blocking: a FIFO (which would wait for a reader), a
+        directory, a device or a symlink loop raises :class:`JournalFileError`."""
+        flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
+        fix = "move it away: the journal must be a regular file (it is created if missing)"
+        try:
+            fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:  # EISDIR, ELOOP, ENXIO (a FIFO without reader, a socket), EACCES
+            raise JournalFileError(self.path, "refusal journal", "unreadable",
+                                   f"cannot open it for appending ({exc.strerror or type(exc).__name__})", fix) from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # e.g. a FIFO that has a reader, or a character device
+            os.close(fd)
+            raise JournalFileError(self.path, "refusal journal", "not_regular", "it is not a regular file", fix)
+        return fd
+
     def append(self, refusal: Refusal) -> Refusal:
-        """Append one refusal as one line (atomic with respect to other writers of this journal)."""
+        """Append one refusal as one line (atomic with respect to other writers of this journal).
+
+        Raises :class:`JournalFileError` (an ``OSError``: :class:`~smartkeys.account.SessionAgent` warns and
+        keeps the refusal itself) if the journal is not a regular file."""
         line = (json.dumps(refusal.to_json(), separators=(",", ":")) + "\n").encode()
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with _process_lock(self.path):
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = self._open_for_append()
             try:
                 if _fcntl is not None:
                     _fcntl.flock(fd, _fcntl.LOCK_EX)
@@ -277,30 +318,52 @@ class RefusalJournal:
     def read(self, account: str | None = None, chain_id: int | None = None) -> list[Refusal]:
         """Every refusal recorded, oldest first, optionally only those of ``account`` and/or ``chain_id``.
 
-        A missing file is an empty journal. A line that is not a valid refusal is skipped with a
-        :class:`JournalWarning` naming its line number.
+        A missing file is an empty journal. A line that is not a valid refusal (including one longer than
+        :data:`JOURNAL_MAX_LINE_BYTES` or nested deeper than 8 levels) is skipped with a :class:`JournalWarning`
+        naming its line number (the first ten; then one warning counts the rest). A journal that is not a regular file, or is larger than
+        :data:`JOURNAL_MAX_BYTES`, raises :class:`~smartkeys.safe_files.FileInputError` naming it and the fix.
         """
+        from smartkeys.safe_files import FileInputError, FileMissingError, parse_json, read_bytes
+
         want = to_checksum_address(account) if account is not None else None
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+            raw = read_bytes(self.path, kind="refusal journal", max_bytes=JOURNAL_MAX_BYTES)
+        except FileMissingError:
             return []
         out: list[Refusal] = []
-        lines = raw.split(b"\n")
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
+        skipped = 0
+        for number, line in enumerate(raw.split(b"\n"), 1):
+            line = line.strip()
+            if not line:
                 continue
-            try:
-                refusal = Refusal.from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                warnings.warn(f"{self.path}:{number}: skipping a malformed journal line ({exc})",
-                              JournalWarning, stacklevel=2)
+            reason = None
+            if not (line.startswith(b'{"') and line.endswith(b"}")) or len(line) < _MIN_LINE_BYTES:
+                reason = "not a refusal object"  # cheap: garbage lines must not cost a parse each
+            elif len(line) > JOURNAL_MAX_LINE_BYTES:
+                reason = f"{len(line)} bytes, more than {JOURNAL_MAX_LINE_BYTES}"
+            else:
+                try:
+                    data = parse_json(line.decode("utf-8"), path=f"{self.path}:{number}", kind="journal line",
+                                      max_depth=8, max_values=2_000, own_format=True)
+                    if not isinstance(data, Mapping):
+                        raise TypeError(f"a JSON {type(data).__name__}, not an object")
+                    refusal = Refusal.from_json(data)
+                except (FileInputError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+                    reason = exc.problem if isinstance(exc, FileInputError) else f"{type(exc).__name__}: {exc}"
+            if reason is not None:
+                skipped += 1
+                if skipped <= _MAX_LINE_WARNINGS:
+                    warnings.warn(f"{self.path}:{number}: skipping a malformed journal line ({reason[:200]})",
+                                  JournalWarning, stacklevel=2)
                 continue
             if want is not None and refusal.account != want:
                 continue
             if chain_id is not None and refusal.chain_id != chain_id:
                 continue
             out.append(refusal)
+        if skipped > _MAX_LINE_WARNINGS:
+            warnings.warn(f"{self.path}: skipped {skipped - _MAX_LINE_WARNINGS} more malformed journal lines",
+                          JournalWarning, stacklevel=2)
         return out
 
     def __len__(self) -> int:

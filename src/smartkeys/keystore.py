@@ -33,11 +33,13 @@ import re
 import secrets
 import stat
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.errors import InvalidInputError, SmartKeysError
 
 __all__ = [
@@ -50,9 +52,11 @@ __all__ = [
     "PlaintextKeyError",
     "SessionKey",
     "WrongPasswordError",
+    "check_keystore_params",
     "generate_key",
     "load_key_from_env",
     "load_keystore",
+    "read_keystore_json",
     "save_keystore",
 ]
 
@@ -198,6 +202,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+@secret_frames_dropped
 def save_keystore(
     key: SessionKey | LocalAccount,
     path: str | os.PathLike[str],
@@ -279,6 +284,107 @@ def _looks_plaintext(text: str, parsed: Any) -> bool:
     return False
 
 
+def _read_keystore_json(target: Path) -> tuple[Any, str]:
+    """``(parsed JSON or None, text)`` of a keystore file, read through :mod:`smartkeys.safe_files`
+    (regular file, at most 64 KiB, UTF-8, bounded nesting); other failures raise :class:`KeystoreError`."""
+    from smartkeys.safe_files import FileInputError, parse_json, read_bytes
+
+    try:
+        raw = read_bytes(target, kind="keystore", max_bytes=_MAX_KEYSTORE_BYTES)
+    except FileInputError as exc:
+        raise KeystoreError(str(exc), path=target) from None
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return parse_json(text, path=target, kind="keystore", max_depth=8, max_values=1000), text
+    except FileInputError as exc:
+        if exc.reason == "syntax":
+            return None, text  # not JSON: maybe a plaintext hex key, told apart by the caller
+        raise KeystoreError(str(exc), path=target) from None
+
+
+def read_keystore_json(path: str | os.PathLike[str]) -> Any:
+    """The public JSON of a keystore file, without decrypting anything (for its ``address``, ``id``, KDF).
+
+    Read through :mod:`smartkeys.safe_files`: a regular file of at most 64 KiB, UTF-8, nested at most 8
+    levels. Raises :class:`KeystoreError` naming the file otherwise, or if it is not JSON.
+    """
+    target = Path(path)
+    parsed, _ = _read_keystore_json(target)
+    if parsed is None:
+        raise KeystoreError(f"{target} is not JSON; fix: point it at a Web3 Secret Storage v3 keystore", path=target)
+    return parsed
+
+
+# Key-derivation bounds, checked before any derivation: a hostile keystore could otherwise make scrypt or
+# PBKDF2 run for minutes or allocate gigabytes. The ceiling is this module's own default (scrypt n=2**18,
+# r=8, p=1: 256 MiB, about a second), which also admits geth's "light" setting (n=2**12, r=8, p=6).
+MAX_SCRYPT_N = 2**18
+MAX_SCRYPT_R = 32
+MAX_SCRYPT_P = 16
+_MAX_SCRYPT_COST = 2**18 * 8  # n * r * p: time; n * r: memory (128 * n * r bytes)
+MAX_PBKDF2_ITERATIONS = 2**20
+_HEX_FIELDS = {"salt": (16, 64), "iv": (16, 16), "ciphertext": (32, 32), "mac": (32, 32)}  # bytes: (min, max)
+
+
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def check_keystore_params(data: Mapping[str, Any], path: str | os.PathLike[str] | None = None) -> None:
+    """Refuse a v3 keystore whose KDF or cipher parameters are outside sane bounds, before deriving anything.
+
+    Accepted: ``kdf`` ``scrypt`` with ``n`` a power of two in [2, :data:`MAX_SCRYPT_N`], ``r`` in
+    [1, :data:`MAX_SCRYPT_R`], ``p`` in [1, :data:`MAX_SCRYPT_P`], ``n*r*p`` and ``n*r`` at most 2**21 (the
+    default's cost: 256 MiB); or ``pbkdf2`` with ``prf`` ``hmac-sha256`` and ``c`` in
+    [1, :data:`MAX_PBKDF2_ITERATIONS`]; ``dklen`` 32; cipher ``aes-128-ctr``; hex ``salt`` (16-64 bytes),
+    ``iv`` (16), ``ciphertext`` (32), ``mac`` (32). Raises :class:`KeystoreError` naming the field and the fix.
+    Source: Web3 Secret Storage Definition (ethereum.org), geth's keystore parameters.
+    """
+    where = f"keystore {path}" if path is not None else "keystore"
+
+    def refuse(field: str, what: str) -> NoReturn:
+        raise KeystoreError(f"{where}: crypto.{field} {what}; fix: re-create the keystore with save_keystore() "
+                            "(or `smartkeys keys import`)", path=path)
+
+    crypto = data.get("crypto") or data.get("Crypto")
+    if not isinstance(crypto, Mapping):
+        refuse("", "is missing")
+    kdf, params = crypto.get("kdf"), crypto.get("kdfparams")
+    if not isinstance(params, Mapping):
+        refuse("kdfparams", "is missing or not an object")
+    if params.get("dklen") != 32:
+        refuse("kdfparams.dklen", "must be 32")
+    if kdf == "scrypt":
+        n, r, p = (_positive_int(params.get(k)) for k in ("n", "r", "p"))
+        if n is None or n < 2 or n & (n - 1) or n > MAX_SCRYPT_N:
+            refuse("kdfparams.n", f"must be a power of two between 2 and {MAX_SCRYPT_N} (2**18)")
+        if r is None or r > MAX_SCRYPT_R:
+            refuse("kdfparams.r", f"must be between 1 and {MAX_SCRYPT_R}")
+        if p is None or p > MAX_SCRYPT_P:
+            refuse("kdfparams.p", f"must be between 1 and {MAX_SCRYPT_P}")
+        if n * r * p > _MAX_SCRYPT_COST or n * r > _MAX_SCRYPT_COST:
+            refuse("kdfparams", f"n*r*p = {n * r * p} asks for more work than {_MAX_SCRYPT_COST} (scrypt n=2**18, r=8, p=1)")
+    elif kdf == "pbkdf2":
+        if params.get("prf") != "hmac-sha256":
+            refuse("kdfparams.prf", "must be hmac-sha256")
+        c = _positive_int(params.get("c"))
+        if c is None or c > MAX_PBKDF2_ITERATIONS:
+            refuse("kdfparams.c", f"must be between 1 and {MAX_PBKDF2_ITERATIONS} (2**20)")
+    else:
+        refuse("kdf", "must be scrypt or pbkdf2")
+    if crypto.get("cipher") != "aes-128-ctr":
+        refuse("cipher", "must be aes-128-ctr")
+    cipherparams = crypto.get("cipherparams")
+    fields = {"salt": params.get("salt"), "ciphertext": crypto.get("ciphertext"), "mac": crypto.get("mac"),
+              "iv": cipherparams.get("iv") if isinstance(cipherparams, Mapping) else None}
+    for name, value in fields.items():
+        low, high = _HEX_FIELDS[name]
+        text = value.removeprefix("0x") if isinstance(value, str) else ""
+        if not (2 * low <= len(text) <= 2 * high) or len(text) % 2 or not re.fullmatch(r"[0-9a-fA-F]*", text):
+            refuse(name, f"must be {low if low == high else f'{low}-{high}'} bytes of hex")
+
+
+@secret_frames_dropped
 def load_keystore(path: str | os.PathLike[str], password: str) -> SessionKey:
     """Decrypt the keystore at ``path``.
 
@@ -292,8 +398,11 @@ def load_keystore(path: str | os.PathLike[str], password: str) -> SessionKey:
         info = os.stat(target)
     except FileNotFoundError:
         raise KeystoreError(f"no keystore at {target}; fix: check the path", path=target) from None
+    except OSError as exc:  # a symlink loop, a name too long, a directory we may not search
+        raise KeystoreError(f"cannot use keystore {target} ({exc.strerror or type(exc).__name__}); fix: check the path",
+                            path=target) from None
     if not stat.S_ISREG(info.st_mode):
-        raise KeystoreError(f"{target} is not a regular file", path=target)
+        raise KeystoreError(f"{target} is not a regular file; fix: point it at the keystore file", path=target)
     mode = stat.S_IMODE(info.st_mode)
     if os.name != "nt" and mode & 0o077:
         raise InsecureKeystoreError(
@@ -301,25 +410,19 @@ def load_keystore(path: str | os.PathLike[str], password: str) -> SessionKey:
             f"fix: chmod 600 {target}",
             path=target,
         )
-    if info.st_size > _MAX_KEYSTORE_BYTES:
-        raise KeystoreError(f"{target} is {info.st_size} bytes: too large for a keystore", path=target)
-    text = target.read_text(encoding="utf-8", errors="replace")
-
-    parsed: Any = None
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = None
+    parsed, text = _read_keystore_json(target)
     if _looks_plaintext(text, parsed):
         raise PlaintextKeyError(
             f"{target} holds an unencrypted private key; fix: import it into an encrypted keystore "
             "(save_keystore(SessionKey(Account.from_key(...)), path, password)) and delete the plaintext file",
             path=target,
         )
+    del text
     if not isinstance(parsed, dict) or parsed.get("version") != 3 or not isinstance(parsed.get("crypto") or parsed.get("Crypto"), dict):
         raise KeystoreError(
             f"{target} is not a Web3 Secret Storage v3 keystore (JSON with version 3 and a crypto section)", path=target
         )
+    check_keystore_params(parsed, target)
 
     failure: str | None = None
     secret: bytes | None = None
@@ -339,7 +442,7 @@ def load_keystore(path: str | os.PathLike[str], password: str) -> SessionKey:
     stored = parsed.get("address")
     if isinstance(stored, str) and stored.lower().removeprefix("0x") != account.address.lower()[2:]:
         raise KeystoreError(
-            f"keystore {target} says address 0x{stored.removeprefix('0x')} but holds the key of {account.address}; "
+            f"keystore {target} says address 0x{stored.removeprefix('0x')[:40]} but holds the key of {account.address}; "
             "the file was altered",
             path=target,
         )
@@ -356,6 +459,7 @@ def _account_from_secret(secret: bytes) -> LocalAccount | None:
         return None
 
 
+@secret_frames_dropped
 def load_key_from_env(var: str = DEFAULT_ENV_VAR, *, environ: Any = None) -> SessionKey:
     """The session key in environment variable ``var`` (hex, with or without ``0x``).
 

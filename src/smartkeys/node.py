@@ -9,7 +9,9 @@ Ctrl-C or ``stop_event``; then it stops both processes.
 (also used by the test fixtures in ``tests/alto.py``). Alto has no host flag and binds 0.0.0.0, so it
 runs with the Node preload ``tools/loopback-preload.js``, which makes every server of the process
 listen on 127.0.0.1. It gets two fresh keys (executor, utility) funded from the chain's deployer, so
-it never races the dev accounts' nonces. Alto runs in its own process group and is stopped as a group.
+it never races the dev accounts' nonces; the keys reach Alto through its environment
+(``ALTO_EXECUTOR_PRIVATE_KEYS``, ``ALTO_UTILITY_PRIVATE_KEY``), never its command line, which any local user
+can read. Alto runs in its own process group and is stopped as a group.
 """
 
 from __future__ import annotations
@@ -35,9 +37,12 @@ from smartkeys.deployments import CREATE2_DEPLOYER, ENTRY_POINT_V08, SIMPLE7702_
 from smartkeys.errors import SmartKeysError
 
 __all__ = [
+    "ALTO_EXECUTOR_KEYS_ENV",
     "ALTO_PACKAGE",
+    "ALTO_UTILITY_KEY_ENV",
     "AltoError",
     "AltoProcess",
+    "alto_environment",
     "find_alto",
     "find_loopback_preload",
     "run_node",
@@ -98,6 +103,22 @@ def _hex_key(account: LocalAccount) -> str:
 
 
 # --------------------------------------------------------------------------- Alto
+
+#: Alto (yargs ``.env("ALTO")``) reads ``--executor-private-keys`` / ``--utility-private-key`` from these
+#: variables. A process's environment (``/proc/<pid>/environ``, mode 0400) is readable only by its own user
+#: and root, unlike its command line (``/proc/<pid>/cmdline``, ``ps``), which every local user can read.
+ALTO_EXECUTOR_KEYS_ENV = "ALTO_EXECUTOR_PRIVATE_KEYS"
+ALTO_UTILITY_KEY_ENV = "ALTO_UTILITY_PRIVATE_KEY"
+
+
+def alto_environment(executor: LocalAccount, utility: LocalAccount, base: Any = None) -> dict[str, str]:
+    """The environment Alto is started with: ``base`` (default ``os.environ``) plus the executor and utility
+    keys (hex). Keys never go on Alto's command line."""
+    env = dict(os.environ if base is None else base)
+    env[ALTO_EXECUTOR_KEYS_ENV] = _hex_key(executor)
+    env[ALTO_UTILITY_KEY_ENV] = _hex_key(utility)
+    return env
+
 
 
 @dataclass
@@ -242,8 +263,6 @@ def start_alto(
     args = [
         node, "--require", preload, cli,
         "--entrypoints", ENTRY_POINT_V08,
-        "--executor-private-keys", _hex_key(executor),
-        "--utility-private-key", _hex_key(utility),
         "--safe-mode", "false",
         "--rpc-url", rpc_url,
         "--port", str(port),
@@ -254,6 +273,7 @@ def start_alto(
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=alto_environment(executor, utility),
         )
     alto = AltoProcess(
         url=f"http://127.0.0.1:{port}", port=port, process=process, log_path=log_path, rpc_url=rpc_url,

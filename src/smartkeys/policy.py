@@ -230,6 +230,13 @@ _DURATION_UNITS = {
     **dict.fromkeys(("d", "day", "days"), 86_400),
     **dict.fromkeys(("w", "week", "weeks"), 604_800),
 }
+def _small_int(text: str) -> int | None:
+    """``text`` as an int if it is 1-30 ASCII digits, else None (the caller's check then names the field).
+    ``str.isdigit`` alone accepts '²', which ``int`` refuses, and ``int`` refuses 4,300+ digits: both with a
+    bare ValueError."""
+    return int(text) if 0 < len(text) <= 30 and text.isascii() and text.isdigit() else None
+
+
 _SUBSECOND = ("ms", "msec", "msecs", "millisecond", "milliseconds", "us", "µs", "ns")
 _DURATION_RE = re.compile(r"^(?:\s*\d+\s*[a-zµ]+)+\s*$")
 _DURATION_PART = re.compile(r"(\d+)\s*([a-zµ]+)")
@@ -271,6 +278,8 @@ def parse_duration(value: Any, field: str = "duration") -> int:
         if unit not in _DURATION_UNITS:
             fallback = "use s, m, h, d or w (months and years vary in length: write '30d' or '365d')"
             raise InvalidInputError(field, value, _DURATION_EXPECTED, _did_you_mean(unit, _DURATION_UNITS, fallback))
+        if len(number) > 20:  # int() refuses 4,300+ digits with a bare ValueError; 48 bits need 15
+            raise InvalidInputError(field, value, "a duration that fits in 48 bits of seconds", "use a shorter duration")
         total += int(number) * _DURATION_UNITS[unit]
     if total == 0:
         raise InvalidInputError(field, value, "a duration longer than zero", "use at least '1s'")
@@ -363,8 +372,8 @@ def _parse_time(value: Any, field: str) -> TimeSpec:
     if not isinstance(value, str):
         raise InvalidInputError(field, value, "a duration like '24h' or an absolute time", "write it as text")
     text = value.strip()
-    if text.isdigit():
-        return _unix_seconds(int(text), field, value)
+    if _small_int(text) is not None:
+        return _unix_seconds(_small_int(text), field, value)
     if re.match(r"^\d{4}-\d{2}-\d{2}", text):
         try:
             parsed = _dt.datetime.fromisoformat(text.replace("z", "Z"))
@@ -1115,8 +1124,8 @@ def _parse_tokens(value: Any, path: str) -> dict[str, Token]:
             raise InvalidInputError(f"{tpath}.decimals", None, "the token's decimals", "add decimals: (the token's decimals(), e.g. 6 for USDC, 18 for most)")
         address = _address(spec["address"], f"{tpath}.address")
         decimals = spec["decimals"]
-        if isinstance(decimals, str) and decimals.strip().isdigit():
-            decimals = int(decimals)
+        if isinstance(decimals, str) and _small_int(decimals.strip()) is not None:
+            decimals = _small_int(decimals.strip())
         _int_field(decimals, f"{tpath}.decimals", _MAX_DECIMALS, "use the token's decimals() value, e.g. 6 or 18")
         out[name] = Token(address, decimals)
     return out
@@ -1205,8 +1214,8 @@ def _parse_limits(value: Any, tokens: Mapping[str, Token]) -> Limits:
             period = parse_period(spec["period"], f"{path}.period") if "period" in spec else 0
             caps[name] = TokenLimit(total=total, per_period=per_period, period=period)
     max_uses = raw.get("max_uses", 0)
-    if isinstance(max_uses, str) and max_uses.strip().isdigit():
-        max_uses = int(max_uses)
+    if isinstance(max_uses, str) and _small_int(max_uses.strip()) is not None:
+        max_uses = _small_int(max_uses.strip())
     _int_field(max_uses, "limits.max_uses", _U32, "use a whole number of uses (0 or absent = unlimited)")
     gas_budget = _native_amount(raw["gas_budget"], "limits.gas_budget") if "gas_budget" in raw else 0
     paymasters = raw.get("paymasters", ())
@@ -1272,77 +1281,29 @@ def _format_of(path: Path) -> str:
     return fmt
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: Any, where: str) -> None:
-        super().__init__(key)
-        self.key = key
-        self.where = where
-
-
-def _yaml_loader():
-    import yaml
-
-    class StrictLoader(yaml.SafeLoader):
-        pass
-
-    def construct_mapping(loader, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise _DuplicateKey(key, f"line {key_node.start_mark.line + 1}")
-            seen.add(key)
-        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    return StrictLoader
-
-
-def _json_pairs(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise _DuplicateKey(k, "JSON object")
-        out[k] = v
-    return out
+#: Largest policy file read, and most values in it (a policy with a hundred entries is a few KiB and a few
+#: hundred values). They keep the worst file under a second to refuse.
+POLICY_MAX_BYTES = 64 * 1024
+POLICY_MAX_VALUES = 10_000
 
 
 def _read(path: Path) -> Any:
-    fmt = _format_of(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInputError("path", str(path), "an existing policy file", "check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError("path", str(path), "a readable UTF-8 policy file", f"could not read it: {type(exc).__name__}") from None
-    error: str | None = None
-    hint_extra = ""
-    try:
-        if fmt == "JSON":
-            return json.loads(text, object_pairs_hook=_json_pairs)
-        if fmt == "TOML":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-                import tomli as tomllib
-            return tomllib.loads(text)
-        import yaml
+    """The parsed file, through :mod:`smartkeys.safe_files` (regular file, size, UTF-8, nesting, no YAML
+    aliases, unique keys); every failure is a :class:`~smartkeys.safe_files.FileInputError`."""
+    from smartkeys.safe_files import load_file
 
-        try:
-            return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            error = str(exc).replace("\n", " ")
-            if "alias" in error:
-                hint_extra = '; quote the wildcard: functions: "*"'
-    except _DuplicateKey as exc:
-        raise InvalidInputError(str(exc.key), str(path), "each key once", f"remove the duplicate {exc.key!r} ({exc.where})") from None
-    except ValueError as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError
-        error = str(exc)
-    raise InvalidInputError("path", str(path), f"a valid {fmt} file", f"fix the syntax: {error[:300]}{hint_extra}")
+    return load_file(path, _format_of(path), kind="policy file", max_bytes=POLICY_MAX_BYTES,
+                     max_values=POLICY_MAX_VALUES)
 
 
 def load_policy(path: str | os.PathLike[str]) -> PolicyModel:
-    """Read a policy file; the extension picks the format (``.json``, ``.toml``, ``.yaml``/``.yml``)."""
+    """Read a policy file; the extension picks the format (``.json``, ``.toml``, ``.yaml``/``.yml``).
+
+    The file must be a regular UTF-8 file of at most :data:`POLICY_MAX_BYTES`, nested at most
+    :data:`smartkeys.safe_files.DEFAULT_MAX_DEPTH` levels, without YAML aliases or duplicate keys; otherwise
+    :class:`~smartkeys.safe_files.FileInputError` (an :class:`InvalidInputError`, exit code 2) names the file
+    and the fix. Content errors raise :class:`InvalidInputError` naming the field.
+    """
     return parse_policy(_read(Path(path)))
 
 

@@ -24,7 +24,6 @@ many decimals a token has).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -418,10 +417,13 @@ def call_from_tool(
         raise InvalidInputError("tool_name", tool_name, "one of the session's tools",
                                 f"did you mean {', '.join(close)}?" if close else f"use one of {', '.join(tools)}")
     if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments or "{}")
-        except ValueError:
-            raise InvalidInputError("arguments", arguments, "a JSON object", "send the arguments as JSON") from None
+        from smartkeys.safe_files import FileInputError, parse_json
+
+        try:  # a model's output is hostile input: bounded nesting, no NaN, no duplicate keys
+            arguments = parse_json(arguments or "{}", path="<tool call>", kind="arguments", max_depth=16)
+        except FileInputError as exc:
+            raise InvalidInputError("arguments", arguments, f"a JSON object, but {exc.problem}",
+                                    "send the arguments as plain JSON") from None
     if not isinstance(arguments, Mapping):
         raise InvalidInputError("arguments", arguments, "a JSON object")
     schema = tool.schema(policy.native_per_call)

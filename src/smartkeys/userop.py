@@ -55,6 +55,7 @@ from smartkeys.encoding import (
     hex_quantity,
     parse_quantity,
 )
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.errors import InvalidInputError, SmartKeysError
 
 __all__ = [
@@ -627,6 +628,7 @@ def _sign_hash(signing_key: coincurve.PrivateKey, digest: bytes) -> bytes:
     return raw[:64] + bytes((27 + recid,))
 
 
+@secret_frames_dropped
 def sign_user_op(
     op: PackedUserOperation,
     private_key_or_account: Any,

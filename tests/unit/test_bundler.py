@@ -229,7 +229,7 @@ class _Server:
                 payload = json.loads(self.rfile.read(length))
                 calls.append((time.monotonic(), payload))
                 status, body, headers = handler_logic(len(calls), payload)
-                raw = json.dumps(body).encode()
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
                 try:
                     self.send_response(status)
                     for k, v in headers.items():
@@ -304,3 +304,14 @@ def test_connection_refused_is_retried_then_raises_connection_error():
     with pytest.raises(BundlerConnectionError) as info:
         c.chain_id()
     assert len(delays) == 2 and not isinstance(info.value, BundlerTimeoutError)
+
+
+@pytest.mark.parametrize("body", [b'{"jsonrpc": "2.0", "id": 1, "result": ' + b"[" * 70_000 + b"]" * 70_000 + b"}",
+                                  b"<html>not json</html>", b"\xff\xfe"], ids=["70000-deep", "html", "not-utf8"])
+def test_a_hostile_bundler_answer_is_a_typed_error_not_a_crash(body):
+    """A bundler URL is configuration; what answers there may be hostile. JSON 70,000 deep would overflow the
+    json module's C stack (eth-account raises the recursion limit to 100,000) and kill the process."""
+    with _Server(lambda n, payload: (200, body, {})) as server:
+        with pytest.raises(BundlerRPCError) as info:
+            BundlerClient(server.url, max_retries=0).chain_id()
+    assert "not JSON-RPC" in str(info.value) and info.value.method == "eth_chainId"

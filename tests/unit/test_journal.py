@@ -97,3 +97,55 @@ def test_invalid_path_kind_is_refused(tmp_path):
     with pytest.raises(ValueError, match="path"):
         RefusalJournal(tmp_path / "j.jsonl").record(chain_id=1, account=ACCOUNT, session_id=SID, key=KEY, calls=[],
                                                     error=refusal_error(), path="bundle")
+
+
+# ------------------------------------------------------------------------------- hostile journal paths
+
+
+def _within(seconds, func):
+    """``func()``'s result or exception, or AssertionError if it has not returned after ``seconds`` (a FIFO
+    opened for writing without O_NONBLOCK would wait for a reader forever)."""
+    box = {}
+
+    def run():
+        try:
+            box["value"] = func()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still blocked after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "fifo-with-reader", "directory", "symlink-loop", "dev-null"])
+def test_recording_into_a_special_file_raises_a_typed_oserror_without_blocking(tmp_path, kind):
+    from smartkeys.journal import JournalFileError
+    from smartkeys.safe_files import FileInputError
+
+    path = tmp_path / "refusals.jsonl"
+    reader = None
+    if kind.startswith("fifo"):
+        os.mkfifo(path)
+        if kind == "fifo-with-reader":
+            reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "symlink-loop":
+        os.symlink(path, path)
+    else:
+        os.symlink("/dev/null", path)
+    try:
+        with pytest.raises(JournalFileError) as info:
+            _within(2.0, lambda: record(RefusalJournal(path)))
+        with pytest.raises(FileInputError) as read_info:
+            _within(2.0, lambda: RefusalJournal(path).read())
+    finally:
+        if reader is not None:
+            os.close(reader)
+    assert isinstance(info.value, OSError) and str(path) in str(info.value) and "fix:" in str(info.value)
+    assert read_info.value.reason in ("unreadable", "not_regular") and str(path) in str(read_info.value)

@@ -326,3 +326,65 @@ def test_errors_pickle_without_the_key(keyfile, key):
     assert isinstance(restored, WrongPasswordError) and restored.path == str(keyfile)
     assert bytes(key.account.key) not in blob
     assert bytes(key.account.key).hex().encode() not in blob
+
+
+# ------------------------------------------------------------------------------- KDF bounds (before deriving)
+
+
+def _v3(kdf="scrypt", cipher="aes-128-ctr", **params):
+    defaults = ({"n": 2**18, "r": 8, "p": 1} if kdf == "scrypt" else {"c": 2**18, "prf": "hmac-sha256"})
+    kdfparams = {**defaults, "dklen": 32, "salt": "ab" * 32, **params}
+    return {"version": 3, "crypto": {"cipher": cipher, "cipherparams": {"iv": "00" * 16}, "ciphertext": "11" * 32,
+                                     "kdf": kdf, "kdfparams": kdfparams, "mac": "22" * 32}}
+
+
+@pytest.mark.parametrize("doc", [_v3(), _v3(n=2**12, r=8, p=6), _v3(n=2**14, r=8, p=1), _v3("pbkdf2", c=2**20),
+                                 _v3(n=2**16, r=32, p=1)],
+                         ids=["default", "geth-light", "light", "pbkdf2-max", "r-max"])
+def test_keystore_params_within_bounds_are_accepted(doc):
+    from smartkeys.keystore import check_keystore_params
+
+    check_keystore_params(doc, "k.json")
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [(_v3(n=2**19), "kdfparams.n"), (_v3(n=2**30), "kdfparams.n"), (_v3(n=3000), "kdfparams.n"),
+     (_v3(n=True), "kdfparams.n"), (_v3(n=1.0 * 2**14), "kdfparams.n"), (_v3(n="16384"), "kdfparams.n"),
+     (_v3(r=33), "kdfparams.r"), (_v3(r=0), "kdfparams.r"), (_v3(p=17), "kdfparams.p"),
+     (_v3(n=2**18, r=8, p=2), "kdfparams"), (_v3(n=2**18, r=16, p=1), "kdfparams"),
+     (_v3(dklen=64), "kdfparams.dklen"), (_v3("pbkdf2", c=2**20 + 1), "kdfparams.c"),
+     (_v3("pbkdf2", c=10**12), "kdfparams.c"), (_v3("pbkdf2", prf="hmac-sha512"), "kdfparams.prf"),
+     (_v3("argon2id"), "kdf"), (_v3(cipher="aes-256-gcm"), "cipher"), (_v3(salt="zz" * 32), "salt"),
+     (_v3(salt="ab" * 10_000), "salt")],
+)
+def test_keystore_params_out_of_bounds_are_refused_naming_the_field(doc, field):
+    from smartkeys.keystore import KeystoreError, check_keystore_params
+
+    with pytest.raises(KeystoreError) as info:
+        check_keystore_params(doc, "k.json")
+    assert f"crypto.{field} " in str(info.value) and "fix: re-create the keystore" in str(info.value)
+
+
+def test_a_keystore_with_a_huge_work_factor_is_refused_before_any_derivation(tmp_path, monkeypatch):
+    """(Was: over 20 s to refuse.) The KDF is never called: any derivation would fail this test."""
+    import json
+    import time
+
+    import eth_keyfile.keyfile as keyfile
+
+    from smartkeys.keystore import KeystoreError, load_keystore
+
+    def no_derivation(*args, **kwargs):
+        raise AssertionError("a key derivation ran for an out-of-bounds keystore")
+
+    monkeypatch.setattr(keyfile, "_scrypt_hash", no_derivation)
+    monkeypatch.setattr(keyfile, "_pbkdf2_hash", no_derivation)
+    for doc in (_v3(n=2**24, r=8, p=1), _v3(n=2**18, r=8, p=16), _v3("pbkdf2", c=2**40)):
+        path = tmp_path / "k.json"
+        path.write_text(json.dumps({**doc, "address": "11" * 20}))
+        os.chmod(path, 0o600)
+        started = time.perf_counter()
+        with pytest.raises(KeystoreError) as info:
+            load_keystore(path, "password")
+        assert time.perf_counter() - started < 0.5 and "kdfparams" in str(info.value)

@@ -515,3 +515,19 @@ def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(InvalidInputError) as info:
         load_policy(tmp_path / "nope.toml")
     assert info.value.field == "path" and "nope.toml" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [("limits.max_uses", "²", "limits.max_uses"), ("limits.max_uses", "1" * 5000, "limits.max_uses"),
+     ("tokens.USDC.decimals", "²", "tokens.USDC.decimals"), ("valid_until", "1" * 5000, "valid_until"),
+     ("valid_until", "9" * 5000 + "h", "valid_until")],
+    ids=["uses-superscript", "uses-5000-digits", "decimals-superscript", "until-5000-digits", "duration-5000-digits"],
+)
+def test_digit_strings_int_cannot_read_name_the_field(path, value, field):
+    """(Found by the hostile-files fuzz: int() raised a bare ValueError for these.)"""
+    data = base()
+    _set(data, path, value)
+    with pytest.raises(InvalidInputError) as info:
+        parse_policy(data)
+    assert info.value.field == field, str(info.value)

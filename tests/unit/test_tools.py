@@ -169,3 +169,16 @@ def test_exact_selector_without_abi_gets_a_raw_arguments_tool():
     assert name == "contract_555555_0x" + sel.hex()
     call = call_from_tool(name, {"args": "0x" + "00" * 31 + "09"}, p)
     assert call.data == sel + (9).to_bytes(32, "big")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [('{"to": ' + "[" * 70_000, "nested more than 16"), ('{"to": "x", "amount": NaN}', "NaN"),
+     ('{"amount": "1", "amount": "2"}', "appears twice")],
+    ids=["70000-deep", "nan", "duplicate"],
+)
+def test_call_from_tool_refuses_hostile_json_arguments_with_a_typed_error(text, problem):
+    """A model's output is hostile input (JSON 70,000 deep once overflowed the json module's C stack)."""
+    with pytest.raises(InvalidInputError) as info:
+        call_from_tool("usdc_transfer", text, policy(), names=NAMES, tokens=TOKENS)
+    assert info.value.field == "arguments" and problem in str(info.value)

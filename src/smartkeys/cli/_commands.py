@@ -20,6 +20,7 @@ from smartkeys.cli._context import (
     keystore_entries,
     read_keystore_address,
 )
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.errors import InvalidInputError
 
 Result = tuple[int, dict[str, Any]]
@@ -112,6 +113,7 @@ def _write_keystore(ctx: Context, key, label: str | None, password: str, verb: s
     return EXIT_OK, {"address": key.address, "label": label, "file": str(path)}
 
 
+@secret_frames_dropped
 def cmd_keys_new(ctx: Context) -> Result:
     from smartkeys.keystore import generate_key
 
@@ -127,6 +129,7 @@ _HEX_KEY_RE = re.compile(r"^(0[xX])?[0-9a-fA-F]{64}$")
 _KEY_EXPECTED = "a private key: 64 hex digits (32 bytes), 0x optional"
 
 
+@secret_frames_dropped
 def _read_private_key(ctx: Context):
     """The key to import, from --from-env VAR, --stdin or a prompt without echo; never shown in any message."""
     from eth_account import Account
@@ -142,7 +145,7 @@ def _read_private_key(ctx: Context):
         if not text or not text.strip():
             raise CommandError(f"{source} is not set or empty", hint=f"export {var}=0x… (the 64 hex digit key), or drop --from-env")
     elif ctx.args.stdin:
-        text, source = ctx.ui.stdin.readline(), "standard input"
+        text, source = ctx.ui.stdin.readline(4096), "standard input"  # bounded: `< /dev/zero` must not fill memory
         if not text.strip():
             raise CommandError("no private key on standard input", hint="pipe the key in: … | smartkeys keys import --stdin")
     elif ctx.ui.interactive:
@@ -176,6 +179,7 @@ def _read_private_key(ctx: Context):
     return SessionKey(account)
 
 
+@secret_frames_dropped
 def cmd_keys_import(ctx: Context) -> Result:
     label = _new_label(ctx)
     key = _read_private_key(ctx)
@@ -204,11 +208,13 @@ def cmd_keys_show(ctx: Context) -> Result:
     import os
     import stat
 
+    from smartkeys.keystore import KeystoreError, read_keystore_json
+
     path = ctx.find_keystore(ctx.args.key, "keys show")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise CommandError(f"{path} is not a JSON keystore", hint="check the file") from None
+        data = read_keystore_json(path)
+    except KeystoreError as exc:
+        raise CommandError(f"{path} is not a JSON keystore ({exc})", hint="check the file") from None
     if not isinstance(data, dict) or data.get("version") != 3:
         raise CommandError(f"{path} is not a Web3 Secret Storage v3 keystore", hint="check the file")
     crypto = data.get("crypto") or data.get("Crypto") or {}
@@ -630,10 +636,13 @@ def _encode_arg(typ: str, raw: str, field: str) -> Any:
     from smartkeys.encoding import checked_address
 
     if typ.endswith("]") or typ.startswith("("):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise InvalidInputError(field, raw, f"a JSON value for {typ}", 'write e.g. ["0x…", "0x…"]') from None
+        from smartkeys.safe_files import FileInputError, parse_json
+
+        try:  # bounded nesting: a 70,000-deep argument would overflow the C stack in json
+            return parse_json(raw, path=field, kind="argument", max_depth=16)
+        except FileInputError as exc:
+            raise InvalidInputError(field, raw, f"a JSON value for {typ} ({exc.problem})",
+                                    'write e.g. ["0x…", "0x…"]') from None
     if typ == "address":
         return checked_address(raw, field)
     if typ.startswith(("uint", "int")):
@@ -690,12 +699,13 @@ def encode_call(signature: str, args: list[str]) -> bytes:
         raise InvalidInputError("args", args, f"values that encode as {canonical}", str(exc)[:200]) from None
 
 
+@secret_frames_dropped
 def _session_key(ctx: Context):
     from smartkeys.keystore import load_key_from_env, load_keystore
 
     if ctx.args.key:
         path = ctx.find_keystore(ctx.args.key, "session key")
-        password = ctx.password(f"session keystore {path.name}")
+        password = ctx.password(f"session keystore {path.name}")  # this frame is dropped from any traceback
         with ctx.ui.progress("decrypting the session keystore"):
             return load_keystore(path, password)
     if ctx.env.get(SESSION_KEY_ENV):

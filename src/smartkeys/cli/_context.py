@@ -15,6 +15,7 @@ from typing import Any
 
 from web3 import Web3
 
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.cli._ui import UI, Aborted
 from smartkeys.config import Config, redact_url, resolve_config
 from smartkeys.errors import InvalidInputError, SmartKeysError
@@ -44,6 +45,7 @@ PASSWORD_ENV = "SMARTKEYS_PASSWORD"
 SESSION_KEY_ENV = "SMARTKEYS_SESSION_KEY"
 _ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _RPC_TIMEOUT = 30
+_PASSWORD_FILE_MAX_BYTES = 4096
 
 
 class CommandError(SmartKeysError):
@@ -222,15 +224,18 @@ class Context:
         raise CommandError(f"no keystore {ref!r} ({what}): not a file, nor a label in {self.keys_dir}",
                            hint="check the path, or run `smartkeys keys list`")
 
+    @secret_frames_dropped
     def password(self, what: str, *, twice: bool = False) -> str:
         """The keystore password: ``--password-file``, else ``SMARTKEYS_PASSWORD``, else a silent prompt."""
         file = getattr(self.args, "password_file", None)
         if file:
+            from smartkeys.safe_files import FileInputError, read_text
+
             path = self.path(file)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise CommandError(f"cannot read --password-file {path}: {exc.strerror}", hint="check the path") from None
+            try:  # a regular file only: a FIFO would block, /dev/zero would never end
+                text = read_text(path, kind="--password-file", max_bytes=_PASSWORD_FILE_MAX_BYTES)
+            except FileInputError as exc:
+                raise CommandError(f"cannot use --password-file {path}: {exc.problem}", hint=exc.hint) from None
             if os.name != "nt" and stat.S_IMODE(path.stat().st_mode) & 0o077:
                 self.ui.info(f"warning: password file {path} is readable by others; chmod 600 {path}")
             password = text.rstrip("\r\n")
@@ -252,12 +257,13 @@ class Context:
                                     "or set SMARTKEYS_KEYSTORE")
         return self.find_keystore(setting.value, "owner keystore")
 
+    @secret_frames_dropped
     def owner_key(self):
         """The owner's ``LocalAccount``, decrypted from the configured keystore (asks for its password)."""
         from smartkeys.keystore import load_keystore
 
         path = self.owner_keystore_path()
-        password = self.password(f"owner keystore {path.name}")
+        password = self.password(f"owner keystore {path.name}")  # this frame is dropped from any traceback
         with self.ui.progress("decrypting the owner keystore"):
             key = load_keystore(path, password)
         account_setting = self.config.account
@@ -283,9 +289,11 @@ class Context:
 
 def read_keystore_address(path: Path) -> str | None:
     """The public ``address`` field of a keystore file (no decryption), checksummed, or None."""
+    from smartkeys.keystore import KeystoreError, read_keystore_json
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_keystore_json(path)
+    except KeystoreError:
         return None
     address = data.get("address") if isinstance(data, dict) else None
     if isinstance(address, str) and re.fullmatch(r"(0x)?[0-9a-fA-F]{40}", address):

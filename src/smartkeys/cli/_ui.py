@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from smartkeys._secrets import secret_frames_dropped
+
 __all__ = ["Aborted", "UI", "format_table", "to_jsonable"]
 
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -148,6 +150,7 @@ class UI:
         if answer.strip().lower() not in ("y", "yes"):
             raise Aborted("not confirmed")
 
+    @secret_frames_dropped  # two differing passwords are locals when it refuses them
     def password(self, prompt: str, *, twice: bool = False) -> str:
         """Read a password without echo (``getpass``), from the terminal."""
         try:
