@@ -245,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--token", metavar="TOKEN", help="ERC-20 address, or a token name of --policy FILE")
     agent_options(send)
 
+    from smartkeys.cli import _mcp
+
+    mcp = command("mcp", _mcp.cmd_mcp, "serve a session's permitted calls as MCP tools (stdio)",
+                  "Serve one session to an MCP client over stdin/stdout: a tool per permitted call, plus read-only "
+                  "session_budget, session_time_left and session_status. A refusal is a tool error naming the "
+                  "rule and its values; nothing is sent and the server keeps serving. Needs smartkeys[mcp].")
+    agent_options(mcp)
+
     audit = command("audit", c.cmd_audit, "report what the account's session keys did and were refused",
                     "Rebuild every session's activity from the chain's logs and the local refusal journal; "
                     "flag unusual use.")
