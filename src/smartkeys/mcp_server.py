@@ -17,6 +17,7 @@ Uses the ``mcp`` package, major version 2 (its low-level server API with ``on_li
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from typing import Any
 
@@ -24,6 +25,8 @@ from smartkeys.errors import SmartKeysError
 from smartkeys.toolbox import SessionToolbox, refusal
 
 __all__ = ["build_server", "serve_stdio"]
+
+_log = logging.getLogger(__name__)
 
 
 def _require_mcp() -> Any:
@@ -71,6 +74,14 @@ def build_server(toolbox: SessionToolbox, *, name: str = "smartkeys", instructio
             result = await anyio.to_thread.run_sync(locked, toolbox.call, params.name, params.arguments or {})
         except SmartKeysError as exc:
             payload = refusal(exc)
+            return types.CallToolResult(content=[types.TextContent(text=json.dumps(payload))],
+                                        structured_content=payload, is_error=True)
+        except Exception as exc:  # noqa: BLE001 - a node or bundler failure: report it, keep serving
+            # The message may hold the RPC URL (and a provider's API key in it): the client gets the type only,
+            # the operator the details on stderr.
+            _log.warning("tool %s failed: %s: %s", params.name, type(exc).__name__, exc)
+            payload = {"error": type(exc).__name__, "message": "the call failed before a result (node or bundler "
+                       "error); nothing is known to have been sent; see the server's log"}
             return types.CallToolResult(content=[types.TextContent(text=json.dumps(payload))],
                                         structured_content=payload, is_error=True)
         return types.CallToolResult(content=[types.TextContent(text=json.dumps(result))],

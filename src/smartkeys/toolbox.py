@@ -164,7 +164,12 @@ class SessionToolbox:
 
         if name in READ_ONLY_TOOLS:
             if isinstance(arguments, str):
-                arguments = json.loads(arguments or "{}") if arguments.strip() else {}
+                try:
+                    arguments = json.loads(arguments) if arguments.strip() else {}
+                except ValueError:
+                    raise InvalidInputError("arguments", arguments, "a JSON object", f"call {name} with {{}}") from None
+            if arguments is not None and not isinstance(arguments, Mapping):
+                raise InvalidInputError("arguments", arguments, "a JSON object", f"call {name} with {{}}")
             if arguments:
                 extra = sorted(arguments)[0]
                 raise InvalidInputError(f"arguments.{extra}", arguments[extra], f"no arguments for {name}",

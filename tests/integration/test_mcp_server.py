@@ -99,3 +99,29 @@ def test_time_left_and_status_follow_the_chain(toolbox, chain):
     assert toolbox.call("session_time_left")["seconds_left"] == 0
     status = toolbox.call("session_status")
     assert status["live"] is True and status["in_window"] is False and status["usable"] is False
+
+
+def test_a_node_failure_is_a_tool_error_without_the_message_and_the_server_keeps_serving(toolbox, monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("cannot reach https://eth.example/v2/SECRET-API-KEY")
+
+    async def session():
+        async with Client(build_server(toolbox)) as client:
+            with monkeypatch.context() as patch:
+                patch.setattr(toolbox.agent, "batch", down)
+                failed = await client.call_tool("usdc_transfer", {"to": RECIPIENT, "amount": 1})
+            status = await client.call_tool("session_status", {})
+            return failed, status
+
+    failed, status = asyncio.run(session())
+    assert failed.is_error and failed.structured_content["error"] == "ConnectionError"
+    assert "SECRET-API-KEY" not in failed.content[0].text
+    assert status.is_error is False and status.structured_content["uses"] == 0
+
+
+@pytest.mark.parametrize("arguments", ['{"x": 1}', "not json", "[1]", ["x"]])
+def test_read_only_tools_refuse_arguments(toolbox, arguments):
+    from smartkeys.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="arguments"):
+        toolbox.call("session_budget", arguments)
