@@ -81,8 +81,13 @@ def test_agent_factory_refuses_mismatched_or_missing_keys_before_granting(smartk
 
 
 def test_project_chain_option_and_plugin_fixtures_are_the_same_chain(chain, smartkeys_chain, chain_backend,
-                                                                     smartkeys_chain_backend):
+                                                                     smartkeys_chain_backend, request):
     assert chain is smartkeys_chain and chain_backend == smartkeys_chain_backend
+    asked = request.config.getoption("--chain") or request.config.getoption("--smartkeys-chain")
+    if asked:  # `--chain anvil` (or --smartkeys-chain anvil) really gives anvil
+        assert smartkeys_chain.backend == asked
+    else:
+        assert smartkeys_chain.backend == os.environ.get("SMARTKEYS_TEST_CHAIN", "eth-tester")
 
 
 USER_TEST = '''
