@@ -1,10 +1,11 @@
-"""Shared pytest fixtures.
+"""Shared pytest fixtures, on top of smartkeys' own pytest plugin (``smartkeys.pytest_plugin``).
 
-- ``local_chain`` (session): one embedded chain with EntryPoint v0.8 and Simple7702Account at
-  their canonical addresses, started once per test session.
-- ``chain`` (function): the same chain, snapshotted before the test and reverted after it, so
-  every test starts from the same state (nonces, balances, code, time) and stays fast.
+- ``local_chain`` (session): the plugin's ``smartkeys_local_chain``: one chain with EntryPoint v0.8,
+  Simple7702Account and smartkeys at their canonical addresses, started once per test session.
+- ``chain`` (function): the plugin's ``smartkeys_chain``: the same chain, snapshotted before the test and
+  reverted after it, so every test starts from the same state (nonces, balances, code, time) and stays fast.
 - ``accounts``: the chain's funded test accounts (``eth_account`` ``LocalAccount`` objects).
+- ``--chain eth-tester|anvil`` (this project's option) is the plugin's ``--smartkeys-chain``; either works.
 
 Time: ``chain.set_next_block_timestamp(ts)`` fixes the next *mined* block's timestamp, but on eth-tester
 gas estimation (where direct-path refusals and AAxx validation failures are raised) runs at
@@ -20,44 +21,46 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["alto", "fault_proxy"]  # tests/alto.py: the real bundler; tests/fault_proxy.py: the hostile provider
-
 try:  # run from a plain checkout (package not installed): use src/
     import smartkeys  # noqa: F401
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+# tests/alto.py: the real-bundler fixtures (Alto on its own anvil). The plugin is also this package's pytest11
+# entry point, registered under the same name, so naming it here is harmless when it is installed.
+pytest_plugins = ["alto", "fault_proxy", "smartkeys.pytest_plugin"]  # tests/fault_proxy.py: the hostile provider
 
 
 def pytest_addoption(parser):
     parser.addoption(
         "--chain",
         choices=("eth-tester", "anvil"),
-        default=os.environ.get("SMARTKEYS_TEST_CHAIN", "eth-tester"),
-        help="backend for the chain fixtures: embedded eth-tester (default) or a real anvil node",
+        default=None,
+        help="backend for the chain fixtures: embedded eth-tester (default) or a real anvil node "
+             "(the same as --smartkeys-chain; also SMARTKEYS_TEST_CHAIN)",
     )
 
 
 @pytest.fixture(scope="session")
-def chain_backend(request) -> str:
-    return request.config.getoption("--chain")
+def smartkeys_chain_backend(request) -> str:
+    """``--chain``, else the plugin's ``--smartkeys-chain``, else ``SMARTKEYS_TEST_CHAIN``, else eth-tester."""
+    return (request.config.getoption("--chain") or request.config.getoption("--smartkeys-chain")
+            or os.environ.get("SMARTKEYS_TEST_CHAIN") or "eth-tester")
 
 
 @pytest.fixture(scope="session")
-def local_chain(chain_backend):
-    from smartkeys.localchain import start_local_chain
+def chain_backend(smartkeys_chain_backend) -> str:
+    return smartkeys_chain_backend
 
-    chain = start_local_chain(chain_backend)
-    yield chain
-    chain.close()
+
+@pytest.fixture(scope="session")
+def local_chain(smartkeys_local_chain):
+    return smartkeys_local_chain
 
 
 @pytest.fixture
-def chain(local_chain):
-    snapshot_id = local_chain.snapshot()
-    try:
-        yield local_chain
-    finally:
-        local_chain.revert(snapshot_id)
+def chain(smartkeys_chain):
+    return smartkeys_chain
 
 
 @pytest.fixture
@@ -71,19 +74,15 @@ ONE_DAY = 86_400
 
 
 @pytest.fixture
-def bundler(chain):
-    """A funded EOA that submits self-bundled ``handleOps`` transactions."""
-    return chain.accounts[0]
+def bundler(smartkeys_bundler):
+    """A funded EOA that submits self-bundled ``handleOps`` transactions (accounts[0])."""
+    return smartkeys_bundler
 
 
 @pytest.fixture
-def owner(chain):
+def owner(smartkeys_owner):
     """accounts[1] delegated to SmartKeysAccount (self-sponsored), as an ``Owner`` client."""
-    from smartkeys.account import Owner
-
-    owner = Owner(chain.w3, chain.accounts[1])
-    owner.delegate()
-    return owner
+    return smartkeys_owner
 
 
 @pytest.fixture

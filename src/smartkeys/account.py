@@ -41,7 +41,7 @@ from smartkeys.errors import (
     register_contract_errors,
 )
 from smartkeys.policy_codec import SessionPolicy
-from smartkeys.tx import REVERT_EXCEPTIONS, check_chain_id, revert_data_of, send_transaction, suggest_fees
+from smartkeys.tx import check_chain_id, revert_data_of, revert_exceptions, send_transaction, suggest_fees
 from smartkeys.locks import lane_lock, shared_chain
 from smartkeys.outbox import DROPPED, LANDED, REVERTED
 from smartkeys.userop import DUMMY_SIGNATURE, EIP7702_FACTORY, PackedUserOperation, sign_user_op, user_op_hash
@@ -237,7 +237,7 @@ def _build_op(
         try:
             # gas price 0: the EntryPoint holds no ether of its own on a fresh chain
             estimate = w3.eth.estimate_gas({"from": ENTRY_POINT_V08, "to": sender, "data": call_data, "gasPrice": 0})
-        except REVERT_EXCEPTIONS as exc:
+        except revert_exceptions() as exc:
             raise decode_revert(revert_data_of(exc) or b"") from None
         call_gas_limit = int(estimate) + _CALL_GAS_MARGIN
     max_fee, tip = suggest_fees(w3)

@@ -19,13 +19,20 @@ setting            flag                 environment           default
 
 The project file is TOML with these keys at top level (or under a ``[smartkeys]`` table). Relative paths in
 it are relative to the file's directory. Secrets have no place in it: ``password``, ``private_key`` and the
-like are refused, as are unknown keys (with a suggestion).
+like are refused, as are unknown keys (with a suggestion). A string value may name environment variables as
+``${VAR}`` (``rpc_url = "https://eth.example/v2/${ALCHEMY_KEY}"``), expanded from the same environment; an unset
+or empty variable is an error naming the entry and the variable, and ``$$`` is a literal ``$``.
+
+``ETH_RPC_URL`` (the variable Foundry's tools read) is a fallback for ``rpc_url``: it is used only when no flag,
+``SMARTKEYS_RPC_URL`` or file entry gives one, so a project file pointing at a local node wins over a
+shell-wide mainnet URL.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import string
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +54,7 @@ __all__ = [
     "ConfigError",
     "DEFAULT_RPC_URL",
     "ENV_VARS",
+    "FALLBACK_ENV_VARS",
     "Setting",
     "redact_url",
     "resolve_config",
@@ -65,6 +73,8 @@ ENV_VARS: Mapping[str, str] = {
     "account": "SMARTKEYS_ACCOUNT",
     "bundler_url": "SMARTKEYS_BUNDLER_URL",
 }
+#: setting -> widely used environment variable, read after the project file (before the default)
+FALLBACK_ENV_VARS: Mapping[str, str] = {"rpc_url": "ETH_RPC_URL"}
 _FLAGS = {name: "--" + name.replace("_", "-") for name in ENV_VARS}
 _PATHS = ("home", "keys_dir")  # anchored to the working directory (flags, env) or the file's directory
 _SECRET_WORDS = ("password", "passphrase", "private", "secret", "mnemonic", "seed")
@@ -176,6 +186,39 @@ def _read_file(path: Path, explicit: bool) -> dict[str, Any]:
     return data
 
 
+class _EnvTemplate(string.Template):
+    """``${VAR}`` and ``$$`` only (string.Template's pattern, without the bare ``$VAR`` form, so a ``$`` in a
+    URL is left alone); ``${`` without a valid name and a closing brace is invalid."""
+
+    pattern = r"""
+    \$(?:
+      (?P<escaped>\$) |
+      \{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\} |
+      (?P<named>(?!)) |
+      (?P<invalid>\{)
+    )
+    """
+
+
+def _expand(value: Any, where: str, env: Mapping[str, str]) -> tuple[Any, list[str]]:
+    """``value`` with ``${VAR}`` replaced from ``env``, and the names used. Non-strings are returned as they are."""
+    if not isinstance(value, str) or "$" not in value:
+        return value, []
+    template = _EnvTemplate(value)
+    names: list[str] = []
+    for match in template.pattern.finditer(value):
+        if match.group("invalid") is not None:
+            raise ConfigError(where, value, "${NAME} with a name of letters, digits and _",
+                              "close the brace, or write $$ for a literal $")
+        name = match.group("braced")
+        if name is not None:
+            if not env.get(name, "").strip():
+                raise ConfigError(where, "${" + name + "}", f"the environment variable {name} to be set",
+                                  f"export {name}=..., or write the value in the file")
+            names.append(name)
+    return template.substitute(env), names
+
+
 def _check(name: str, value: Any, where: str) -> Any:
     """Validate one raw value from ``where`` (a flag, variable or file entry)."""
     if value is None:
@@ -231,9 +274,16 @@ def resolve_config(args: Any, env: Mapping[str, str], cwd: str | os.PathLike[str
             if name in _PATHS and value is not None:
                 value = str(cwd / Path(value).expanduser())
         elif name in file_data:
-            value, source = _check(name, file_data[name], f"{file_path}: {name}"), f"file {file_path}"
+            where = f"{file_path}: {name}"
+            raw, used = _expand(file_data[name], where, env)
+            value, source = _check(name, raw, where), f"file {file_path}"
+            if used:
+                source += " with " + ", ".join("${" + n + "}" for n in used)
             if value is not None and (name in _PATHS or (name == "keystore" and ("/" in value or value.endswith(".json")))):
                 value = str(base / Path(value).expanduser())
+        elif env.get(FALLBACK_ENV_VARS.get(name, ""), "").strip():
+            var = FALLBACK_ENV_VARS[name]
+            value, source = _check(name, env[var], var), f"env {var}"
         else:
             value, source = None, "default"
         values[name] = Setting(name, value, source)

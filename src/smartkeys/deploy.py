@@ -65,7 +65,7 @@ from smartkeys.deployments import (
 from smartkeys._secrets import secret_frames_dropped
 from smartkeys.safe_files import FileInputError, FileMissingError, load_file
 from smartkeys.errors import SmartKeysError, decode_revert
-from smartkeys.tx import REVERT_EXCEPTIONS, check_chain_id, revert_data_of, suggest_fees
+from smartkeys.tx import check_chain_id, revert_data_of, revert_exceptions, suggest_fees
 
 __all__ = [
     "CREATE2_DEPLOYER_RUNTIME",
@@ -385,7 +385,7 @@ class DeployResult:
 def _estimate(w3: Web3, tx: dict) -> int:
     try:
         estimate = int(w3.eth.estimate_gas(tx))
-    except REVERT_EXCEPTIONS as exc:
+    except revert_exceptions() as exc:
         raise DeploymentFailedError(
             f"the deployment to {tx['to']} would revert: {decode_revert(revert_data_of(exc) or b'')}"
         ) from None

@@ -7,6 +7,7 @@ exception (decoded from the revert data) and nothing is sent.
 from __future__ import annotations
 
 import ast
+import sys
 from typing import Any, Callable
 
 from eth_abi import encode as abi_encode
@@ -17,16 +18,46 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 
 from smartkeys.errors import ChainMismatchError, SmartKeysError, TransactionFailedError, decode_revert
 
-try:  # the embedded chain raises its own exception type for reverts
-    from eth_tester.exceptions import TransactionFailed as _EthTesterReverted
-except ImportError:  # pragma: no cover - eth-tester is a core dependency
-    _EthTesterReverted = ContractLogicError
+__all__ = [
+    "REVERT_EXCEPTIONS",
+    "check_chain_id",
+    "prepare_transaction",
+    "revert_data_of",
+    "revert_exceptions",
+    "send_transaction",
+    "suggest_fees",
+]
 
-__all__ = ["REVERT_EXCEPTIONS", "check_chain_id", "prepare_transaction", "revert_data_of", "send_transaction",
-           "suggest_fees"]
+_WEB3_REVERTS: tuple[type[Exception], ...] = (ContractCustomError, ContractLogicError, ContractPanicError)
 
-#: Exceptions that mean "the EVM reverted" across web3 providers (web3 and eth-tester).
-REVERT_EXCEPTIONS = (ContractCustomError, ContractLogicError, ContractPanicError, _EthTesterReverted)
+
+def _eth_tester_reverted() -> type[Exception] | None:
+    """eth-tester's ``TransactionFailed`` if eth-tester is loaded, else None.
+
+    Importing eth-tester pulls in py-evm (~0.15 s); an embedded chain has always imported it before it can
+    raise, so looking in ``sys.modules`` is enough and keeps ``import smartkeys`` free of both.
+    """
+    module = sys.modules.get("eth_tester.exceptions")
+    return getattr(module, "TransactionFailed", None) if module is not None else None
+
+
+def revert_exceptions() -> tuple[type[Exception], ...]:
+    """Exceptions that mean "the EVM reverted" across web3 providers: web3's, plus eth-tester's once it is
+    in use (``except revert_exceptions() as exc:``)."""
+    reverted = _eth_tester_reverted()
+    return _WEB3_REVERTS if reverted is None else (*_WEB3_REVERTS, reverted)
+
+
+def __getattr__(name: str) -> Any:
+    """``REVERT_EXCEPTIONS``: the same tuple as :func:`revert_exceptions`, with eth-tester's exception included
+    (imported on first access, for callers that bind the tuple before any chain exists)."""
+    if name == "REVERT_EXCEPTIONS":
+        try:
+            import eth_tester.exceptions  # noqa: F401
+        except ImportError:  # pragma: no cover - eth-tester is a base dependency
+            pass
+        return revert_exceptions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _GAS_HEADROOM_NUM = 12  # estimate x 1.2 + a flat margin: estimates on 7702 paths can be tight
 _GAS_HEADROOM_DEN = 10
@@ -49,7 +80,8 @@ def revert_data_of(exc: BaseException) -> bytes | None:
     eth-tester puts the revert in the message: ``b'...'`` (raw data, shown as a Python bytes literal) or,
     for ``Error(string)``, the decoded reason text, which is re-encoded here.
     """
-    if isinstance(exc, _EthTesterReverted) and not isinstance(exc, ContractLogicError):
+    reverted = _eth_tester_reverted()
+    if reverted is not None and isinstance(exc, reverted) and not isinstance(exc, ContractLogicError):
         return _eth_tester_revert_data(str(exc.args[0]) if exc.args else "")
     data: Any = getattr(exc, "data", None)
     if isinstance(data, dict):
@@ -113,7 +145,7 @@ def prepare_transaction(w3: Web3, account: LocalAccount, tx: dict, *, gas: int |
         _preflight_call(w3, tx)
         try:
             estimate = _estimate_on_pending_block(w3, tx)
-        except REVERT_EXCEPTIONS as exc:
+        except revert_exceptions() as exc:
             raise decode_revert(revert_data_of(exc) or b"") from None
         tx["gas"] = estimate * _GAS_HEADROOM_NUM // _GAS_HEADROOM_DEN + _GAS_FLAT_MARGIN
     return tx, account.sign_transaction(tx)
@@ -155,7 +187,7 @@ def _estimate_on_pending_block(w3: Web3, tx: dict) -> int:
     geth), else the node's default (eth-tester, which has no block argument for it)."""
     try:
         return int(w3.eth.estimate_gas(tx, "pending"))
-    except REVERT_EXCEPTIONS:
+    except revert_exceptions():
         raise
     except Exception as exc:  # noqa: BLE001 - only "block argument unsupported" is expected here
         if "estimateGas" not in str(exc) and "not been implemented" not in str(exc) and not isinstance(exc, TypeError):
@@ -176,7 +208,7 @@ def _preflight_call(w3: Web3, tx: dict) -> None:
     call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
     try:
         w3.eth.call(call, "pending")
-    except REVERT_EXCEPTIONS as exc:
+    except revert_exceptions() as exc:
         raise decode_revert(revert_data_of(exc) or b"") from None
 
 
@@ -185,7 +217,7 @@ def _replay_revert(w3: Web3, tx: dict, receipt) -> SmartKeysError | None:
     call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
     try:
         w3.eth.call(call, receipt["blockNumber"] - 1)
-    except REVERT_EXCEPTIONS as exc:
+    except revert_exceptions() as exc:
         return decode_revert(revert_data_of(exc) or b"")
     except Exception:  # noqa: BLE001 - diagnostics only: the failure itself is already being raised
         return None

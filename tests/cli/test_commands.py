@@ -294,7 +294,10 @@ def test_call_outside_the_scope_is_refused_with_exit_3(cli, chain, granted, dele
     (["call", "0x000000000000000000000000000000000000bEEF", "transfer(address,uint256)", "1"], "args"),
     (["call", "0x000000000000000000000000000000000000bEEF", "--data", "0xzz"], "--data"),
     (["call", "0x000000000000000000000000000000000000bEEF", "--value", "1 dollar"], "--value"),
-    (["send", "0x000000000000000000000000000000000000bEEF", "1", "--session", "0x12"], "--session"),
+    (["send", "0x000000000000000000000000000000000000bEEF", "1 ether", "--session", "0x12"], "--session"),
+    (["send", "0x000000000000000000000000000000000000bEEF", "1000"], "1000 wei"),
+    (["call", "0x000000000000000000000000000000000000bEEF", "--value", "1000"], "1000 ether"),
+    (["call", "0x000000000000000000000000000000000000bEEF", "--value", "0.5"], "--value"),
 ])
 def test_bad_agent_input_exits_2_naming_the_field_and_sends_nothing(cli, chain, granted, delegated, agent, argv,
                                                                      field):
@@ -307,7 +310,7 @@ def test_bad_agent_input_exits_2_naming_the_field_and_sends_nothing(cli, chain, 
 
 
 def test_agent_without_an_account_exits_2(cli, granted, agent):
-    result = cli("send", "0x000000000000000000000000000000000000bEEF", "1", "--key", "agent",
+    result = cli("send", "0x000000000000000000000000000000000000bEEF", "1 ether", "--key", "agent",
                  drop=("SMARTKEYS_KEYSTORE",))
     assert result.code == 2 and "--account" in result.err
 

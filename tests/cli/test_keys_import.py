@@ -145,7 +145,7 @@ def test_send_by_a_session_key_without_eth_exits_2_saying_fund_it_or_use_a_bundl
         '[limits]\ngas_budget = "0.05 ether"\nnative = { total = "1 ether" }\n')
     assert cli("grant", "--policy", "policy.toml").code == 0
     for via in ("direct", "user-op"):
-        result = cli("send", recipient, "0.01", "--key", "broke", "--via", via, env={"SMARTKEYS_ACCOUNT": delegated})
+        result = cli("send", recipient, "0.01 ether", "--key", "broke", "--via", via, env={"SMARTKEYS_ACCOUNT": delegated})
         assert result.code == 2, result.err
         assert f"fund {key.address} with ETH" in result.err and "--bundler-url" in result.err
         assert "sending 0.01 ether" in result.err

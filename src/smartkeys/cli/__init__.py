@@ -49,7 +49,9 @@ EPILOG = """\
 configuration (first found wins):
   flags  >  environment (SMARTKEYS_RPC_URL, SMARTKEYS_CHAIN_ID, SMARTKEYS_HOME, SMARTKEYS_KEYS_DIR,
   SMARTKEYS_KEYSTORE, SMARTKEYS_ACCOUNT, SMARTKEYS_BUNDLER_URL)  >  smartkeys.toml in the current
-  directory (or --config FILE)  >  defaults.  `smartkeys status` shows each value and its source.
+  directory (or --config FILE; "${VAR}" in it reads the environment)  >  ETH_RPC_URL (the RPC URL
+  only)  >  defaults.  `smartkeys status` shows each value and its source.
+  Native amounts carry a unit ('0.1ether', '2 gwei', '1000 wei'): a bare number is refused.
   Passwords: --password-file FILE, else SMARTKEYS_PASSWORD, else a prompt that does not echo.
   Agent keys: --key KEYSTORE, else SMARTKEYS_SESSION_KEY (hex).
 
@@ -106,7 +108,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 _SETTINGS_FLAGS = (
-    ("--rpc-url", "URL", "JSON-RPC endpoint (env SMARTKEYS_RPC_URL)"),
+    ("--rpc-url", "URL", "JSON-RPC endpoint (env SMARTKEYS_RPC_URL; ETH_RPC_URL after the file)"),
     ("--chain-id", "ID", "refuse to sign unless the RPC reports this chain id (env SMARTKEYS_CHAIN_ID)"),
     ("--home", "DIR", "smartkeys home directory, default ~/.smartkeys (env SMARTKEYS_HOME)"),
     ("--keys-dir", "DIR", "where `keys` stores keystores, default <home>/keys (env SMARTKEYS_KEYS_DIR)"),
@@ -254,14 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("function", nargs="?", metavar="FUNCTION", help="signature, e.g. 'transfer(address,uint256)'")
     call.add_argument("args", nargs="*", metavar="ARG", help="arguments (integers in base units; arrays as JSON)")
     call.add_argument("--data", metavar="HEX", help="raw calldata instead of FUNCTION ARGS")
-    call.add_argument("--value", metavar="AMOUNT", help="native value: '0.1' (ether), '2 gwei', '1000 wei'")
+    call.add_argument("--value", metavar="AMOUNT", help="native value with its unit: '0.1 ether', '2 gwei', '1000 wei' (a bare number is refused)")
     agent_options(call)
 
     send = command("send", c.cmd_send, "act as an agent: send native coin or an ERC-20, in human units",
-                   "Send AMOUNT to TO: native coin ('0.1' = 0.1 ether, or '5 gwei'), or with --token an ERC-20 "
-                   "amount in token units ('2.5' with its decimals read from the chain or the policy file).")
+                   "Send AMOUNT to TO: native coin with its unit ('0.1ether', '5 gwei'; a bare number is refused), "
+                   "or with --token an ERC-20 amount in token units ('2.5' with its decimals read from the chain "
+                   "or the policy file).")
     send.add_argument("to", metavar="TO", help="recipient address")
-    send.add_argument("amount", metavar="AMOUNT", help="amount in human units")
+    send.add_argument("amount", metavar="AMOUNT", help="amount in human units: '0.1ether', or '2.5' with --token")
     send.add_argument("--token", metavar="TOKEN", help="ERC-20 address, or a token name of --policy FILE")
     agent_options(send)
 
@@ -274,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     pending.add_argument("--all", action="store_true", help="list every intent of the outbox, settled ones too")
     pending.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                          help="with --settle, how long to wait for a re-sent one to land (default 10)")
+
+    from smartkeys.cli import _mcp
+
+    mcp = command("mcp", _mcp.cmd_mcp, "serve a session's permitted calls as MCP tools (stdio)",
+                  "Serve one session to an MCP client over stdin/stdout: a tool per permitted call, plus read-only "
+                  "session_budget, session_time_left and session_status. A refusal is a tool error naming the "
+                  "rule and its values; nothing is sent and the server keeps serving. Needs smartkeys[mcp].")
+    agent_options(mcp)
 
     audit = command("audit", c.cmd_audit, "report what the account's session keys did and were refused",
                     "Rebuild every session's activity from the chain's logs and the local refusal journal; "

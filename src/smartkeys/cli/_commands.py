@@ -610,11 +610,19 @@ def _session_rows(head: list, assets, tokens, unknown=frozenset()) -> list[list]
 
 
 def _parse_native(text: str, field: str) -> int:
+    """Wei in ``'0.1 ether'``, ``'0.1ether'``, ``'2 gwei'`` or ``'1000 wei'``.
+
+    A bare number is refused (except 0): ``--value 1000`` reads as wei to users of cast and of JSON-RPC, and as
+    ether to others, and guessing wrong moves 10**18 times too much or too little.
+    """
     from smartkeys.policy import parse_amount
 
     text = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        text += " ether"
+    if re.fullmatch(r"[0-9_]*\.?[0-9_]*", text) and any(ch.isdigit() for ch in text):
+        if text.strip("0._") == "":
+            return 0
+        raise InvalidInputError(field, text, "a native amount with its unit (ether, gwei or wei)",
+                                f"write '{text} ether' or '{text} wei': a bare number is ambiguous")
     return parse_amount(text, field=field)
 
 
