@@ -415,3 +415,25 @@ def test_empty_batch_is_refused_on_both_paths_and_costs_no_use_and_no_gas_budget
             agent.entry_point.handle_ops([op], bundler)
         assert info.value.code == "AA23" and isinstance(info.value.inner, err("EmptyBatch"))
     assert (status(agent), agent.entry_point.balance_of(agent.account)) == before
+
+
+def test_a_session_that_survived_a_visible_redelegation_is_flagged(chain, owner, grant, session_key, token):
+    """The known limit, made visible: a wallet re-delegates away and back with plain authorizations (no
+    ERC-7779 call, no revoke). The contract cannot know; the SDK sees the code history and says so."""
+    from smartkeys.account import delegation_change_since
+    from smartkeys.audit import build_audit
+
+    agent = _usdc_agent(grant, session_key, token)
+    granted_at = chain.w3.eth.block_number
+    assert delegation_change_since(chain.w3, owner.address, granted_at) is None
+    assert "survived_redelegation" not in [f.code for f in build_audit(chain.w3, owner.address).session(
+        agent.session_id).flags]
+    _plain_redelegation(owner, SIMPLE7702_ADDRESS)
+    away = chain.w3.eth.block_number
+    _plain_redelegation(owner, owner.implementation)
+    assert owner.contract.functions.sessionStatus(agent.session_id).call()[0] is True  # it survived
+    changed = delegation_change_since(chain.w3, owner.address, granted_at)
+    assert changed is not None and granted_at < changed <= away
+    flags = build_audit(chain.w3, owner.address).session(agent.session_id).flags
+    (flag,) = [f for f in flags if f.code == "survived_redelegation"]
+    assert flag.block_number == changed and "revoke" in flag.message
