@@ -11,7 +11,8 @@ Every budget rule is tried on both session paths (``path`` fixture):
 
 After every refusal the test checks that nothing changed on chain: the session status (uses, native spent,
 gas spent except the user op's own gas charge), every ledger word of the session, the capped token balances
-of the account and the watched recipients, their native balances, and anything else the test watches.
+of the account and the watched recipients, the account's native balance and EntryPoint deposit (on the user-op
+path: changed together by at most the op's own gas cost), and anything else the test watches.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class Runner:
             token = self.w3.eth.contract(address=cap.token, abi=ERC20_ABI)
             out[f"balance.{cap.token}.account"] = token.functions.balanceOf(agent.account).call()
         out["native.account"] = self.w3.eth.get_balance(agent.account)
+        out["deposit.account"] = agent.entry_point.balance_of(agent.account)  # the account's EntryPoint deposit
         for name, read in watch.items():
             out[name] = read()
         return out
@@ -125,8 +127,10 @@ class Runner:
             # account. That, and only that, changed.
             cost = self.last_op.max_gas_cost()
             assert after.pop("status.gas_spent") == before.pop("status.gas_spent") + cost
-            spent_native = before.pop("native.account") - after.pop("native.account")
-            assert 0 < spent_native <= cost
+            # what the account paid for the op, from its balance and its EntryPoint deposit together
+            paid = (before.pop("native.account") + before.pop("deposit.account")
+                    - after.pop("native.account") - after.pop("deposit.account"))
+            assert 0 < paid <= cost
         assert after == before
         return info.value
 
