@@ -23,7 +23,7 @@ pragma solidity 0.8.30;
 /// | 65            | 12   | nativePerPeriod  | uint96, cap on call values within one period                |
 /// | 77            | 12   | gasBudget        | uint96 wei, cumulative cap on what user ops may cost        |
 /// | 89            | 4    | salt             | uint32, lets an owner grant otherwise identical policies    |
-/// | 93            | 1    | flags            | bit 0: ALLOW_UNCAPPED_ASSETS (see below); other bits zero   |
+/// | 93            | 1    | flags            | bit 0: ALLOW_UNCAPPED_ASSETS, bit 1: ALLOW_STANDING_ALLOWANCES|
 /// | 94            | 1    | n                | number of permissions, 1..32                                |
 /// | 95 + 25i      | 20   | target           | permission i: contract that may be called                   |
 /// |               | 4    | selector         | function selector (0 when mode is ANY or EMPTY)             |
@@ -40,7 +40,11 @@ pragma solidity 0.8.30;
 ///
 /// Flags. ALLOW_UNCAPPED_ASSETS (bit 0) is the owner's explicit, named choice to let the key reach assets that the
 /// policy does not cap (a token without a token cap, an NFT collection). Without it the account refuses such a
-/// grant (default deny). Unknown flag bits are refused so that a later layout cannot be misread.
+/// grant (default deny). ALLOW_STANDING_ALLOWANCES (bit 1) is the owner's explicit choice to let the key call
+/// contracts the account has already approved to spend a capped token (a router, a Permit2-like forwarder):
+/// what they pull during a use is measured and charged, but what such a contract lets others pull later is not.
+/// Without it the account refuses such a call (StandingAllowance). Unknown flag bits are refused so that a later
+/// layout cannot be misread.
 library SessionPolicy {
     uint8 internal constant VERSION = 2;
     uint256 internal constant HEADER = 95;
@@ -56,7 +60,8 @@ library SessionPolicy {
     uint8 internal constant MODE_EMPTY_CALLDATA = 2;
 
     uint8 internal constant FLAG_ALLOW_UNCAPPED_ASSETS = 1;
-    uint8 internal constant KNOWN_FLAGS = FLAG_ALLOW_UNCAPPED_ASSETS;
+    uint8 internal constant FLAG_ALLOW_STANDING_ALLOWANCES = 2;
+    uint8 internal constant KNOWN_FLAGS = FLAG_ALLOW_UNCAPPED_ASSETS | FLAG_ALLOW_STANDING_ALLOWANCES;
 
     /// @dev The policy bytes do not follow the layout above; `offset` is where decoding failed.
     error PolicyMalformed(uint256 offset);

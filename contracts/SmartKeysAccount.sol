@@ -74,6 +74,8 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
     bytes32 private constant SESSION_STORAGE_SLOT = 0x85dece25ab95dba2de628dd50d9c89670ce8c2bc2392e71aa090a7149bc2ae00;
 
     uint256 private constant SIG_VALIDATION_FAILED = 1;
+    /// @dev Most calls one use may make: `SessionUsed` records the call count in one byte.
+    uint256 private constant MAX_CALLS = 255;
 
     // Status word: uses (bits 0-31) | nativeSpent (32-127) | gasSpent (128-223) | epoch + 1 (224-254) | revoked (255).
     // Zero means "never granted"; the epoch field is stored plus one so a granted word is never zero. A revoke sets
@@ -195,6 +197,12 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
     /// @dev Grant refused (default deny): the permission can move an asset the policy does not cap. Cap the token,
     /// or set the policy flag ALLOW_UNCAPPED_ASSETS to say so explicitly.
     error UncappedAsset(address target, bytes4 selector);
+    /// @dev `spender` (a session call's target) may already spend `amount` of capped `token` from this account (an
+    /// allowance the owner gave it): what it lets anyone pull later escapes every measurement. Refused unless the
+    /// policy sets ALLOW_STANDING_ALLOWANCES.
+    error StandingAllowance(address token, address spender, uint256 amount);
+    /// @dev More calls than `SessionUsed` can record (255).
+    error BatchTooLarge(uint256 calls);
 
     /*//////////////////////////////////////////////////////////////
                                MODIFIERS
@@ -261,7 +269,9 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
     {
         bytes calldata policy = _policyFromCallData(userOp.callData);
         // An empty batch is refused here too, so it cannot spend the gas budget.
-        if (_callCountFromCallData(userOp.callData) == 0) revert EmptyBatch();
+        uint256 callCount = _callCountFromCallData(userOp.callData);
+        if (callCount == 0) revert EmptyBatch();
+        if (callCount > MAX_CALLS) revert BatchTooLarge(callCount);
         // Keep going on a bad signature so gas estimation with a dummy signature measures the real path;
         // the EntryPoint rejects the operation (and undoes every write) when sigFailed is set.
         uint256 sigFailed = _recover(userOpHash, userOp.signature) == policy.key() ? 0 : SIG_VALIDATION_FAILED;
@@ -314,6 +324,7 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
         if (!viaEntryPoint && msg.sender != policy.key()) revert NotSessionKey(msg.sender, policy.key());
         uint256 n = calls.length;
         if (n == 0) revert EmptyBatch();
+        if (n > MAX_CALLS) revert BatchTooLarge(n);
         _lockSession();
 
         if (!viaEntryPoint) {
@@ -350,6 +361,8 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
                     if (c.data.length < 4 || !TokenRules.isAccountable(selector)) {
                         revert TokenFunctionNotAccountable(target, selector);
                     }
+                } else if (policy.flags() & SessionPolicy.FLAG_ALLOW_STANDING_ALLOWANCES == 0) {
+                    _requireNoStandingAllowance(policy, t, tokenCount, target, true);
                 }
             }
             uint256 v = c.value;
@@ -438,6 +451,37 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
     {
         for (; j < tokenCount; ++j) {
             if (policy.tokenAt(t, j) == target) return j;
+        }
+    }
+
+    /// @dev Reverts with StandingAllowance if `spender` may already spend a capped token of this account. A
+    /// `spender` without code cannot be made to act by a session call. `strict` (at use): a capped token that
+    /// does not answer `allowance` fails the use; at grant such a token (not deployed yet) is skipped.
+    function _requireNoStandingAllowance(
+        bytes calldata policy,
+        uint256 t,
+        uint256 tokenCount,
+        address spender,
+        bool strict
+    ) private view {
+        if (spender.code.length == 0) return;
+        for (uint256 k; k < tokenCount; ++k) {
+            address token = policy.tokenAt(t, k);
+            bool ok;
+            uint256 amount;
+            assembly ("memory-safe") {
+                let m := mload(0x40)
+                mstore(m, 0xdd62ed3e) // allowance(address,address)
+                mstore(add(m, 0x20), address())
+                mstore(add(m, 0x40), spender)
+                ok := and(gt(returndatasize(), 31), staticcall(gas(), token, add(m, 0x1c), 0x44, 0x00, 0x20))
+                amount := mload(0x00)
+            }
+            if (!ok) {
+                if (strict) revert TokenBalanceUnreadable(token);
+            } else if (amount != 0) {
+                revert StandingAllowance(token, spender, amount);
+            }
         }
     }
 
@@ -750,6 +794,7 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
         if (n == 0) revert EmptyScope();
         uint256 tokenCount = policy.tokenCount(t);
         bool uncappedAllowed = policy.flags() & SessionPolicy.FLAG_ALLOW_UNCAPPED_ASSETS != 0;
+        bool standingAllowed = policy.flags() & SessionPolicy.FLAG_ALLOW_STANDING_ALLOWANCES != 0;
         for (uint256 i; i < n; ++i) {
             (address target, bytes4 selector, uint8 mode) = policy.permission(i);
             if (target == address(this) || target == ENTRY_POINT || target == address(0) || target == TokenRules.PERMIT2)
@@ -766,14 +811,16 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
                     mode == SessionPolicy.MODE_EMPTY_CALLDATA
                         || (mode == SessionPolicy.MODE_EXACT && !TokenRules.isAccountable(selector))
                 ) revert TokenFunctionNotAccountable(target, selector);
-            } else if (
-                !uncappedAllowed
-                    && (
-                        (mode == SessionPolicy.MODE_EXACT && TokenRules.movesAssets(selector))
-                            || TokenRules.looksLikeAsset(target)
-                    )
-            ) {
-                revert UncappedAsset(target, selector);
+            } else {
+                // Default deny: an uncapped asset, or a contract already allowed to spend a capped one.
+                if (
+                    !uncappedAllowed
+                        && (
+                            (mode == SessionPolicy.MODE_EXACT && TokenRules.movesAssets(selector))
+                                || TokenRules.looksLikeAsset(target)
+                        )
+                ) revert UncappedAsset(target, selector);
+                if (!standingAllowed) _requireNoStandingAllowance(policy, t, tokenCount, target, false);
             }
             if (mode == SessionPolicy.MODE_EXACT && _isMulticall(selector)) revert MulticallNotAllowed(target, selector);
             for (uint256 k; k < i; ++k) {

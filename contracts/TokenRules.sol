@@ -94,17 +94,33 @@ library TokenRules {
             || s == 0xd8fbe994 // transferFromAndCall(address,address,uint256) (ERC-1363)
             || s == 0xc1d34b89 // transferFromAndCall(address,address,uint256,bytes) (ERC-1363)
             || s == 0x3177029f // approveAndCall(address,uint256) (ERC-1363)
-            || s == 0xcae9ca51; // approveAndCall(address,uint256,bytes) (ERC-1363)
+            || s == 0xcae9ca51 // approveAndCall(address,uint256,bytes) (ERC-1363)
+            || s == 0x095bcdb6 // transfer(address,uint256,uint256) (ERC-6909)
+            || s == 0xfe99049a // transferFrom(address,address,uint256,uint256) (ERC-6909)
+            || s == 0x426a8493 // approve(address,uint256,uint256) (ERC-6909)
+            || s == 0x558a7297 // setOperator(address,bool) (ERC-6909)
+            || s == 0xb460af94 // withdraw(uint256,address,address) (ERC-4626)
+            || s == 0xba087652; // redeem(uint256,address,address) (ERC-4626)
     }
 
     /// @dev True if `target` answers like an asset ledger: ERC-20/721 `balanceOf(address)` returns a word, or
-    /// ERC-165 says ERC-1155. Used at grant only (never in validation), with a bounded gas stipend per probe.
+    /// ERC-165 says ERC-1155 or ERC-6909. Used at grant only (never in validation), with a bounded gas stipend
+    /// per probe; a probe that runs out of it counts as an asset (fail closed: an expensive `balanceOf`).
     function looksLikeAsset(address target) internal view returns (bool) {
         if (target.code.length == 0) return false;
+        uint256 before = gasleft();
         (bool ok, bytes memory ret) =
-            target.staticcall{gas: 50_000}(abi.encodeWithSelector(0x70a08231, address(this)));
+            target.staticcall{gas: PROBE_GAS}(abi.encodeWithSelector(0x70a08231, address(this)));
         if (ok && ret.length >= 32) return true;
-        (ok, ret) = target.staticcall{gas: 50_000}(abi.encodeWithSelector(0x01ffc9a7, bytes4(0xd9b67a26)));
+        if (!ok && before - gasleft() >= PROBE_GAS) return true;
+        return _supports(target, 0xd9b67a26) || _supports(target, 0x0f632fb3); // ERC-1155, ERC-6909
+    }
+
+    uint256 private constant PROBE_GAS = 50_000;
+
+    function _supports(address target, bytes4 interfaceId) private view returns (bool) {
+        (bool ok, bytes memory ret) =
+            target.staticcall{gas: PROBE_GAS}(abi.encodeWithSelector(0x01ffc9a7, interfaceId));
         return ok && ret.length >= 32 && abi.decode(ret, (uint256)) == 1;
     }
 }

@@ -120,3 +120,58 @@ contract LegacyAllowanceToken is ERC20 {
         _transfer(from, to, value);
     }
 }
+
+/// @notice A contract holders approve once on a token, after which anyone the holder names can pull through it
+/// (the shape of Permit2 deployed elsewhere, of allowance holders and relayer approvals): `approve` moves nothing,
+/// yet hands on the power to move the holder's whole approved balance.
+contract AllowanceForwarder {
+    mapping(address holder => mapping(address token => mapping(address spender => uint256))) public allowed;
+
+    function approve(address token, address spender, uint160 amount, uint48) external {
+        allowed[msg.sender][token][spender] = amount;
+    }
+
+    function pull(address token, address from, address to, uint256 amount) external {
+        allowed[from][token][msg.sender] -= amount;
+        require(ERC20(token).transferFrom(from, to, amount), "pull failed");
+    }
+}
+
+/// @notice A minimal ERC-6909 multi-token: assets without `balanceOf(address)`.
+contract MultiToken6909 {
+    mapping(address owner => mapping(uint256 id => uint256)) public balanceOf;
+
+    function mint(address to, uint256 id, uint256 amount) external {
+        balanceOf[to][id] += amount;
+    }
+
+    function transfer(address to, uint256 id, uint256 amount) external returns (bool) {
+        balanceOf[msg.sender][id] -= amount;
+        balanceOf[to][id] += amount;
+        return true;
+    }
+
+    function supportsInterface(bytes4 interfaceId) external pure returns (bool) {
+        return interfaceId == 0x0f632fb3 || interfaceId == 0x01ffc9a7;
+    }
+}
+
+/// @notice An ERC-20 whose `balanceOf` costs more than a cheap probe allows (checkpointed or rebasing tokens).
+contract CostlyBalanceToken is ERC20 {
+    constructor() ERC20("Costly", "CST") {}
+
+    function mint(address to, uint256 amount) external {
+        _mint(to, amount);
+    }
+
+    function balanceOf(address holder) public view override returns (uint256 amount) {
+        amount = super.balanceOf(holder);
+        uint256 sink;
+        for (uint256 slot = 1000; slot < 1030; ++slot) {
+            assembly ("memory-safe") {
+                sink := add(sink, sload(slot)) // 30 cold reads: 63,000 gas
+            }
+        }
+        if (sink == type(uint256).max) amount = 0;
+    }
+}

@@ -27,6 +27,8 @@ Flags (:class:`AuditFlag`, thresholds in :class:`AuditThresholds`):
 
 - ``survived_redelegation``: a live session granted before a change of the account's EIP-7702 delegation that
   the SDK can see (historical code, probed; :func:`smartkeys.account.delegation_change_since`);
+- ``standing_allowances``: the policy sets ``allow_standing_allowances`` (the key may call contracts the account
+  approved earlier; what they let others pull later is not capped);
 - ``uncapped_assets``: the policy sets ``allow_uncapped_assets`` (the key may move assets no cap limits; the
   audit sees only what the caps measure);
 - ``budget_nearly_used``: a cumulative cap (native, token, gas) or the use limit is at least
@@ -142,7 +144,7 @@ class AuditThresholds:
 class AuditFlag:
     """Something the owner should look at.
 
-    ``code`` is ``survived_redelegation``, ``uncapped_assets``, ``budget_nearly_used``, ``expiry_soon``, ``burst`` or ``edge_of_policy``; ``asset`` the
+    ``code`` is ``survived_redelegation``, ``uncapped_assets``, ``standing_allowances``, ``budget_nearly_used``, ``expiry_soon``, ``burst`` or ``edge_of_policy``; ``asset`` the
     asset concerned (``"native"``, ``"gas"``, ``"uses"``, a token address) or None; ``block_number`` /
     ``tx_hash`` the use it concerns (None for a flag on the session's present state).
     """
@@ -295,8 +297,8 @@ class Revocation:
 class SessionAudit:
     """Everything about one session (one policy, ``session_id = keccak256(policy)``).
 
-    ``granted_*`` describe the latest grant (a re-grant of the same policy resets its budgets);
-    ``grants`` counts them. ``status`` at the report's ``now``: ``active``, ``expired``, ``revoked`` or
+    ``granted_*`` describe the grant (a session id is granted once: the contract refuses a re-grant, so
+    ``grants`` is 1 for every session it accepted). ``status`` at the report's ``now``: ``active``, ``expired``, ``revoked`` or
     ``not-yet-valid``. ``uses`` counts every use since the latest grant; ``uses_remaining`` is None when
     unlimited.
     """
@@ -596,6 +598,7 @@ def _policy_dict(p: SessionPolicy) -> dict[str, Any]:
         "native_per_call": str(p.native_per_call), "native_total": str(p.native_total),
         "native_period": p.native_period, "native_per_period": str(p.native_per_period),
         "gas_budget": str(p.gas_budget), "salt": p.salt, "allow_uncapped_assets": p.allow_uncapped_assets,
+        "allow_standing_allowances": p.allow_standing_allowances,
         "permissions": [
             {"target": x.target, "selector": _hex(x.selector), "mode": x.mode.name.lower(),
              "function": FUNCTION_NAMES.get(x.selector) if x.mode is PermissionMode.EXACT else None}
@@ -958,6 +961,10 @@ class _Auditor:
                         "survived_redelegation", f"granted at block {s.granted_block}, before the account's "
                         f"delegation changed (seen at block {changed}); a session survives re-delegation: revoke "
                         "it unless it was meant to be kept", s.session_id, block_number=changed))
+            if p.allow_standing_allowances:
+                present.insert(0, AuditFlag(
+                    "standing_allowances", "granted with allow_standing_allowances: the key may call contracts "
+                    "this account approved earlier, and what they let others pull later is not capped", s.session_id))
             if p.allow_uncapped_assets:
                 present.insert(0, AuditFlag(
                     "uncapped_assets", "granted with allow_uncapped_assets: the key may move assets that no cap "

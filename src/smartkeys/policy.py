@@ -108,6 +108,10 @@ ANY_FUNCTION = "*"
 UNCAPPED_WARNING = ("WARNING: allow_uncapped_assets is set: the key may move assets that no cap limits "
                     "(up to the account's whole balance of them)")
 
+#: The line every report of a policy with the ALLOW_STANDING_ALLOWANCES flag shows.
+STANDING_WARNING = ("WARNING: allow_standing_allowances is set: the key may call contracts this account already "
+                    "approved to spend a capped token; what they let anyone pull later is not capped")
+
 #: Longest session window accepted without ``allow_long_lifetime: true``.
 MAX_LIFETIME = 400 * 86_400
 #: Native units and their decimals (case-insensitive).
@@ -134,7 +138,7 @@ _COMMON_SIGNATURES = (
     "withdraw(uint256)",
 )
 
-_TOP_KEYS = ("allow", "allow_long_lifetime", "allow_uncapped_assets", "contracts", "key", "limits", "salt", "tokens",
+_TOP_KEYS = ("allow", "allow_long_lifetime", "allow_standing_allowances", "allow_uncapped_assets", "contracts", "key", "limits", "salt", "tokens",
              "valid_for", "valid_from", "valid_until")
 _LIMIT_KEYS = ("gas_budget", "max_uses", "native", "paymasters", "tokens")
 _NATIVE_KEYS = ("per_call", "per_period", "period", "total")
@@ -669,6 +673,9 @@ class PolicyModel:
     #: policy's ALLOW_UNCAPPED_ASSETS flag; without it the account refuses such a grant). Shown loudly by
     #: :meth:`describe`, ``smartkeys status`` and ``smartkeys audit``.
     allow_uncapped_assets: bool = False
+    #: The owner's explicit choice to let the key call contracts the account already approved to spend a capped
+    #: token (compiles to ALLOW_STANDING_ALLOWANCES; without it the account refuses such calls).
+    allow_standing_allowances: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", _address(self.key, "key"))
@@ -682,6 +689,9 @@ class PolicyModel:
     def _validate(self) -> None:
         if not isinstance(self.allow_long_lifetime, bool):
             raise InvalidInputError("allow_long_lifetime", self.allow_long_lifetime, "true or false", "write true or false")
+        if not isinstance(self.allow_standing_allowances, bool):
+            raise InvalidInputError("allow_standing_allowances", self.allow_standing_allowances, "true or false",
+                                    "write true only if the key may call contracts you approved to spend a capped token")
         if not isinstance(self.allow_uncapped_assets, bool):
             raise InvalidInputError("allow_uncapped_assets", self.allow_uncapped_assets, "true or false",
                                     "write true only if the key may move assets that no limit caps")
@@ -984,6 +994,7 @@ class PolicyModel:
             gas_budget=self.limits.gas_budget,
             salt=self.salt,
             allow_uncapped_assets=self.allow_uncapped_assets,
+            allow_standing_allowances=self.allow_standing_allowances,
         )
 
     # -- output -------------------------------------------------------------------------------
@@ -999,6 +1010,8 @@ class PolicyModel:
             out["allow_long_lifetime"] = True
         if self.allow_uncapped_assets:
             out["allow_uncapped_assets"] = True
+        if self.allow_standing_allowances:
+            out["allow_standing_allowances"] = True
         if self.salt:
             out["salt"] = self.salt
         if self.contracts:
@@ -1059,6 +1072,8 @@ class PolicyModel:
         lines = [f"Session key {self.key}"]
         if self.allow_uncapped_assets:
             lines.append(UNCAPPED_WARNING)
+        if self.allow_standing_allowances:
+            lines.append(STANDING_WARNING)
         if now is not None:
             start, end = self.window(now)
             lines.append(f"Valid after {Instant(start)} until {Instant(end)} (UTC)")
@@ -1258,10 +1273,12 @@ def parse_policy(data: Mapping[str, Any]) -> PolicyModel:
     limits = _parse_limits(data.get("limits") or {}, tokens)
     allow_long = data.get("allow_long_lifetime", False)
     allow_uncapped = data.get("allow_uncapped_assets", False)
+    allow_standing = data.get("allow_standing_allowances", False)
     salt = data.get("salt", 0)
     model = PolicyModel(
         key=key, allow=allow, valid_for=valid_for, contracts=contracts, tokens=tokens, limits=limits,
-        allow_long_lifetime=allow_long, salt=salt, allow_uncapped_assets=allow_uncapped, **times,
+        allow_long_lifetime=allow_long, salt=salt, allow_uncapped_assets=allow_uncapped,
+        allow_standing_allowances=allow_standing, **times,
     )
     model.check_sensible()
     return model
@@ -1509,4 +1526,5 @@ def decompile(
         allow_long_lifetime=policy.valid_until - policy.valid_after > MAX_LIFETIME,
         salt=policy.salt,
         allow_uncapped_assets=policy.allow_uncapped_assets,
+        allow_standing_allowances=policy.allow_standing_allowances,
     )

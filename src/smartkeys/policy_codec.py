@@ -39,6 +39,7 @@ from eth_utils import is_address, keccak, to_checksum_address
 from smartkeys.errors import InvalidInputError
 
 __all__ = [
+    "FLAG_ALLOW_STANDING_ALLOWANCES",
     "FLAG_ALLOW_UNCAPPED_ASSETS",
     "MAX_PAYMASTERS",
     "MULTICALL_SELECTORS",
@@ -60,6 +61,8 @@ MAX_PAYMASTERS = 8
 _HEADER = 95
 #: Policy flag bit: the owner lets the key reach assets the policy does not cap (``SessionPolicy.sol``).
 FLAG_ALLOW_UNCAPPED_ASSETS = 1
+FLAG_ALLOW_STANDING_ALLOWANCES = 2
+_KNOWN_FLAGS = FLAG_ALLOW_UNCAPPED_ASSETS | FLAG_ALLOW_STANDING_ALLOWANCES
 
 #: Functions that bundle inner calls a policy cannot see: a wildcard permission never reaches them and an
 #: exact permission for one is refused. Mirrors ``SmartKeysAccount._isMulticall`` (a test compares them).
@@ -196,6 +199,11 @@ class SessionPolicy:
     Only the layout is checked here; the account refuses semantically bad grants (inverted window,
     empty scope, duplicates, forbidden targets, uncapped assets) with its own custom errors.
 
+    ``allow_standing_allowances`` is the owner's explicit choice to let the key call contracts the account has
+    already approved to spend a capped token (a router, a Permit2-like forwarder): what they pull during a use
+    is measured and charged, but what they let anyone pull later is not. Without it the contract refuses such a
+    grant or call (``StandingAllowance``).
+
     ``allow_uncapped_assets`` is the owner's explicit choice to let the key reach assets that no
     ``token_caps`` entry caps (a token without a cap, an NFT collection). Without it the contract refuses
     such a grant (``UncappedAsset``): default deny.
@@ -215,6 +223,7 @@ class SessionPolicy:
     gas_budget: int = 0
     salt: int = 0
     allow_uncapped_assets: bool = False
+    allow_standing_allowances: bool = False
     version: int = field(default=POLICY_VERSION)
 
     def __post_init__(self) -> None:
@@ -226,6 +235,10 @@ class SessionPolicy:
             _uint(name, getattr(self, name), _U96)
         _uint("native_period", self.native_period, _U32)
         _uint("salt", self.salt, _U32)
+        if not isinstance(self.allow_standing_allowances, bool):
+            raise InvalidInputError("allow_standing_allowances", self.allow_standing_allowances, "True or False",
+                                    "pass a bool: True only if the key may call contracts the account already "
+                                    "approved to spend a capped token")
         if not isinstance(self.allow_uncapped_assets, bool):
             raise InvalidInputError("allow_uncapped_assets", self.allow_uncapped_assets, "True or False",
                                     "pass a bool: True only if the key may reach assets the policy does not cap")
@@ -256,7 +269,8 @@ class SessionPolicy:
         out += self.native_per_period.to_bytes(12, "big")
         out += self.gas_budget.to_bytes(12, "big")
         out += self.salt.to_bytes(4, "big")
-        out += bytes([FLAG_ALLOW_UNCAPPED_ASSETS if self.allow_uncapped_assets else 0])
+        out += bytes([(FLAG_ALLOW_UNCAPPED_ASSETS if self.allow_uncapped_assets else 0)
+                      | (FLAG_ALLOW_STANDING_ALLOWANCES if self.allow_standing_allowances else 0)])
         out += bytes([len(self.permissions)])
         for p in self.permissions:
             out += p.encode()
@@ -300,9 +314,10 @@ class SessionPolicy:
             salt=num(4),
         )
         flags = num(1)
-        if flags & ~FLAG_ALLOW_UNCAPPED_ASSETS:
-            raise InvalidInputError("policy.flags", flags, f"only bit {FLAG_ALLOW_UNCAPPED_ASSETS}", "upgrade smartkeys to read this policy")
+        if flags & ~_KNOWN_FLAGS:
+            raise InvalidInputError("policy.flags", flags, f"only bits in {_KNOWN_FLAGS:#04x}", "upgrade smartkeys to read this policy")
         header["allow_uncapped_assets"] = bool(flags & FLAG_ALLOW_UNCAPPED_ASSETS)
+        header["allow_standing_allowances"] = bool(flags & FLAG_ALLOW_STANDING_ALLOWANCES)
         permissions = []
         for _ in range(num(1)):
             target = "0x" + take(20).hex()

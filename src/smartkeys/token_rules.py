@@ -7,8 +7,8 @@ exactly what the chain would:
 
 - :data:`ACCOUNTABLE_SELECTORS`: the only functions a session may call on a token it caps (anything else,
   an old ``increaseApproval``, ``permit``, an operator function, is ``TokenFunctionNotAccountable``);
-- :data:`ASSET_MOVING_SELECTORS`: functions of the ERC-20, ERC-721, ERC-1155, ERC-777, ERC-1363 and ERC-677
-  standards that move a holder's assets or give someone power over them; a permission for one on a target the
+- :data:`ASSET_MOVING_SELECTORS`: functions of the ERC-20, ERC-721, ERC-1155, ERC-777, ERC-1363, ERC-677,
+  ERC-6909 and ERC-4626 standards that move a holder's assets or give someone power over them; a permission for one on a target the
   policy does not cap is ``UncappedAsset`` unless the policy sets ``allow_uncapped_assets`` (default deny);
 - :data:`PERMIT2`: never a session target (an account that approved it lets any Permit2 caller pass that
   power on, outside every measurement).
@@ -73,6 +73,12 @@ ASSET_MOVING_SELECTORS: frozenset[bytes] = ACCOUNTABLE_SELECTORS | {
         "transferFromAndCall(address,address,uint256,bytes)",  # ERC-1363
         "approveAndCall(address,uint256)",  # ERC-1363
         "approveAndCall(address,uint256,bytes)",  # ERC-1363
+        "transfer(address,uint256,uint256)",  # ERC-6909
+        "transferFrom(address,address,uint256,uint256)",  # ERC-6909
+        "approve(address,uint256,uint256)",  # ERC-6909
+        "setOperator(address,bool)",  # ERC-6909
+        "withdraw(uint256,address,address)",  # ERC-4626
+        "redeem(uint256,address,address)",  # ERC-4626
     )
 }
 

@@ -310,7 +310,10 @@ def test_native_period_cap_refuses_excess_within_a_period_and_refills_at_exact_b
 
 def token_agent(agent_for, token, selectors, cap=1_000, **fields):
     perms = tuple(Permission(token.address, s) for s in selectors)
-    return agent_for(permissions=perms + fields.pop("extra", ()), token_caps=(TokenCap(token.address, cap, **fields),))
+    extra = fields.pop("extra", ())
+    # a router the owner approved earlier may be called only by the owner's named choice
+    standing = {"allow_standing_allowances": True} if fields.pop("standing", False) else {}
+    return agent_for(permissions=perms + extra, token_caps=(TokenCap(token.address, cap, **fields),), **standing)
 
 
 def test_token_transfers_across_uses_reach_cap_exactly_then_one_more_unit_reverts_with_token_spend_cap_exceeded(
@@ -464,7 +467,7 @@ def test_pull_through_allowance_owner_gave_router_earlier_is_measured_and_charge
     run, agent_for, token, approved_router
 ):
     router = approved_router
-    agent = token_agent(agent_for, token, [], extra=(Permission(router.address, PULL),))
+    agent = token_agent(agent_for, token, [], extra=(Permission(router.address, PULL),), standing=True)
     pull = router.encode_abi("pull", [token.address, agent.account, RECIPIENT, 600])
     receipt = run(agent, [Call(router.address, 0, pull)])
     assert ledger(agent, token.address)[0] == 600
@@ -476,7 +479,7 @@ def test_pull_through_earlier_router_allowance_over_cap_reverts_with_token_spend
     run, agent_for, token, approved_router
 ):
     router = approved_router
-    agent = token_agent(agent_for, token, [], extra=(Permission(router.address, PULL),))
+    agent = token_agent(agent_for, token, [], extra=(Permission(router.address, PULL),), standing=True)
     pull = lambda amount: Call(router.address, 0,  # noqa: E731
                                router.encode_abi("pull", [token.address, agent.account, RECIPIENT, amount]))
     run(agent, [pull(600)])
@@ -497,7 +500,7 @@ def test_inflow_in_a_separate_call_of_the_batch_does_not_offset_a_pull(
     router = approved_router
     chain.send({"to": token.address, "data": token.encode_abi("mint", [router.address, 10**6])}, chain.accounts[8])
     agent = token_agent(agent_for, token, [],
-                        extra=(Permission(router.address, PULL), Permission(router.address, PAYOUT)))
+                        extra=(Permission(router.address, PULL), Permission(router.address, PAYOUT)), standing=True)
     pull = Call(router.address, 0, router.encode_abi("pull", [token.address, agent.account, RECIPIENT, 100]))
     payout = Call(router.address, 0, router.encode_abi("payout", [token.address, agent.account, 100]))
     balance = token.functions.balanceOf(agent.account).call()
@@ -520,7 +523,7 @@ def test_limitation_pull_and_refund_inside_one_call_is_charged_only_the_net_bala
     capped token is exactly what is charged, but security.md's "never nets inflows" holds only across calls."""
     chain.send({"to": token.address, "data": token.encode_abi("mint", [router.address, 10**6])}, chain.accounts[8])
     owner.execute(token.address, 0, token.encode_abi("approve", [router.address, 10**11]))
-    agent = token_agent(agent_for, token, [], extra=(Permission(router.address, SWAP_AND_REFUND),))
+    agent = token_agent(agent_for, token, [], extra=(Permission(router.address, SWAP_AND_REFUND),), standing=True)
     balance = token.functions.balanceOf(agent.account).call()
     swap = router.encode_abi("swapAndRefund", [token.address, pulled, refunded])
     receipt = run(agent, [Call(router.address, 0, swap)])
@@ -533,7 +536,7 @@ def test_limitation_pull_and_refund_inside_one_call_is_charged_only_the_net_bala
 def test_limitation_swap_and_refund_whose_net_exceeds_cap_is_refused(run, agent_for, chain, token, owner, router):
     chain.send({"to": token.address, "data": token.encode_abi("mint", [router.address, 10**6])}, chain.accounts[8])
     owner.execute(token.address, 0, token.encode_abi("approve", [router.address, 10**11]))
-    agent = token_agent(agent_for, token, [], extra=(Permission(router.address, SWAP_AND_REFUND),))
+    agent = token_agent(agent_for, token, [], extra=(Permission(router.address, SWAP_AND_REFUND),), standing=True)
     e = run.refused(agent, [Call(router.address, 0, router.encode_abi("swapAndRefund", [token.address, 5_000, 3_999]))],
                     "TokenSpendCapExceeded", {"router": balance_of(token, router.address)})
     assert (e.spent, e.requested, e.cap) == (0, 1_001, 1_000)
@@ -781,7 +784,7 @@ def test_session_used_event_carries_value_calls_and_per_token_amounts_matching_t
         permissions=(native_to(), Permission(token.address, TRANSFER), Permission(router.address, PULL),
                      Permission(token_b.address, BURN)),
         token_caps=(TokenCap(token.address, 10_000), TokenCap(token_b.address, 10_000)),
-        native_per_call=100, native_total=1_000,
+        native_per_call=100, native_total=1_000, allow_standing_allowances=True,
     )
     calls = [
         Call(RECIPIENT, 40),

@@ -237,6 +237,89 @@ def test_permit2_is_never_a_session_target(owner, session_key, chain):
     assert e.target == PERMIT2
 
 
+@pytest.fixture
+def forwarder(deploy, owner, token):
+    """A Permit2-shaped contract at a non-canonical address that the owner approved on USDC, long ago."""
+    contract = deploy("test/AllowanceForwarder")
+    owner.execute(token.address, 0, token.encode_abi("approve", [contract.address, 2**256 - 1]))
+    return contract
+
+
+FWD_APPROVE = selector_of("approve(address,address,uint160,uint48)")
+
+
+@pytest.mark.parametrize("mode", ["exact", "any"])
+def test_a_contract_the_owner_approved_earlier_cannot_be_made_to_hand_on_a_capped_balance(
+    run, agent_for, chain, token, forwarder, owner, session_key, mode
+):
+    """The reviewer's attack: ``forwarder.approve(USDC, thief, 2^160-1, ...)`` moves nothing now (charged 0) and
+    lets the thief pull the whole balance later. A call to any contract holding a standing allowance on a capped
+    token is refused, at grant and (if the allowance came after the grant) at use, unless the policy names that
+    choice (ALLOW_STANDING_ALLOWANCES)."""
+    perm = Permission(forwarder.address, FWD_APPROVE) if mode == "exact" else Permission(forwarder.address, mode=ANY)
+    fields = dict(key=session_key.address, valid_after=0, valid_until=chain.time() + 3_600, permissions=(perm,),
+                  token_caps=(TokenCap(token.address, 100),), gas_budget=10**18)
+    e = grant_refused(owner, SessionPolicy(**fields), "StandingAllowance")
+    assert (e.token, e.spender, e.amount) == (token.address, forwarder.address, 2**256 - 1)
+
+    # Granted while no allowance stood; the owner approves afterwards: refused at use, on both paths.
+    owner.execute(token.address, 0, token.encode_abi("approve", [forwarder.address, 0]))
+    agent = agent_for(**{k: v for k, v in fields.items() if k not in ("key", "valid_after", "valid_until")})
+    owner.execute(token.address, 0, token.encode_abi("approve", [forwarder.address, 10**12]))
+    call = Call(forwarder.address, 0, forwarder.encode_abi("approve", [token.address, THIEF, 2**160 - 1, 2**48 - 1]))
+    e = run.refused(agent, [call], "StandingAllowance", {
+        "handed_on": lambda: forwarder.functions.allowed(agent.account, token.address, THIEF).call()})
+    assert (e.token, e.spender, e.amount) == (token.address, forwarder.address, 10**12)
+
+
+def test_standing_allowances_by_the_named_flag_are_measured_while_the_session_runs(run, agent_for, token, forwarder,
+                                                                                   chain):
+    """With the owner's explicit flag the call goes through; a pull during the use is measured and charged."""
+    agent = agent_for(permissions=(Permission(forwarder.address, mode=ANY),), token_caps=(TokenCap(token.address, 100),),
+                      allow_standing_allowances=True)
+    approve = Call(forwarder.address, 0, forwarder.encode_abi("approve", [token.address, forwarder.address, 50, 0]))
+    run(agent, [approve])
+    assert forwarder.functions.allowed(agent.account, token.address, forwarder.address).call() == 50
+    assert ledger(agent, token.address)[0] == 0  # nothing left during the use: the flag's documented risk
+
+
+@pytest.mark.parametrize("kind", ["erc6909_transfer", "erc6909_any", "costly_balance_any"])
+def test_assets_the_cheap_probe_would_miss_are_refused_at_grant(owner, session_key, chain, deploy, kind):
+    if kind.startswith("erc6909"):
+        asset = deploy("test/MultiToken6909")
+        perm = (Permission(asset.address, selector_of("transfer(address,uint256,uint256)"))
+                if kind == "erc6909_transfer" else Permission(asset.address, mode=ANY))
+    else:
+        asset = deploy("test/CostlyBalanceToken")
+        perm = Permission(asset.address, mode=ANY)
+    policy = SessionPolicy(key=session_key.address, valid_after=0, valid_until=chain.time() + 3_600,
+                           permissions=(perm,))
+    e = grant_refused(owner, policy, "UncappedAsset")
+    assert e.target == asset.address
+
+
+def test_a_batch_longer_than_the_usage_record_is_refused_on_both_paths(run, agent_for, target, bundler):
+    """SessionUsed records the call count in a byte: 256 calls would hide what the use moved from the audit.
+    Refused at execution on the direct path, and at validation (AA23, no gas budget spent) as a user op."""
+    agent = agent_for(permissions=(Permission(target.address, PING),), max_uses=3)
+    ping = Call(target.address, 0, target.encode_abi("ping", [1]))
+    if run.path == "direct":
+        e = run.refused(agent, [ping] * 256, "BatchTooLarge", {"counter": lambda: target.functions.counter().call()})
+    else:
+        before = run.state(agent, {"counter": lambda: target.functions.counter().call()})
+        op = agent.sign_user_op(fixed_op(agent, [ping] * 256, call_gas=3_000_000))
+        with pytest.raises(FailedOpWithRevert) as info:
+            agent.entry_point.handle_ops([op], bundler)
+        assert info.value.code == "AA23"
+        e = info.value.inner
+        assert isinstance(e, err("BatchTooLarge"))
+        assert run.state(agent, {"counter": lambda: target.functions.counter().call()}) == before
+    assert e.calls == 256
+    if run.path == "direct":
+        run(agent, [ping] * 255)  # the largest batch is fine
+        assert target.functions.counter().call() == 255
+
+
 # =========================================================================== 3. value paid outside execution
 
 

@@ -588,7 +588,7 @@ def _malformed(case, chain, owner, key):
     if case == "version_3":
         return _patch(good, 0, 3), "PolicyVersionUnsupported", {"version": 3}
     if case == "unknown_flag":
-        return _patch(good, 93, 2), "PolicyMalformed", {"offset": 93}
+        return _patch(good, 93, 4), "PolicyMalformed", {"offset": 93}  # bits 0 and 1 are flags; 2 is not
     if case == "truncated":
         return good[:-1], "PolicyMalformed", {}
     if case == "trailing_byte":

@@ -337,7 +337,14 @@ def cmd_grant(ctx: Context) -> Result:
         session_id = owner.grant(policy)
     ctx.ui.print(model.describe(now))
     ctx.ui.print(f"granted session {_hex(session_id)}")
-    return EXIT_OK, {"account": owner.address, **_policy_doc(policy)}
+    others = [r for r in _reports(owner.w3, owner.address, key=policy.key) if r.live and r.session_id != session_id]
+    if others:
+        # A second grant to the same key is a second, separate budget (a retried grant, a re-run): say so.
+        ids = ", ".join(_hex(r.session_id)[:18] + "…" for r in others)
+        ctx.ui.print(f"note: key {policy.key} also holds {len(others)} other live session(s) ({ids}), each with its "
+                     "own budget: revoke the ones this grant replaces (smartkeys revoke ID)")
+    return EXIT_OK, {"account": owner.address, **_policy_doc(policy),
+                     "other_live_sessions": [_hex(r.session_id) for r in others]}
 
 
 def _policy_doc(policy) -> dict[str, Any]:
