@@ -10,15 +10,16 @@ from smartkeys.cli._context import EXIT_OK, PASSWORD_ENV, SESSION_KEY_ENV, Comma
 def toolbox_for(ctx: Context):
     """The :class:`~smartkeys.toolbox.SessionToolbox` of the session the agent options name."""
     from smartkeys.account import SessionAgent
-    from smartkeys.cli._commands import _agent_prepare, _pick_session, journal_for
+    from smartkeys.cli._commands import _agent_prepare, _pick_session, journal_for, outbox_for
     from smartkeys.toolbox import SessionToolbox
 
     if ctx.args.key and not (getattr(ctx.args, "password_file", None) or ctx.env.get(PASSWORD_ENV)):
         raise CommandError("the MCP server talks over stdin, so it cannot prompt for the session keystore's password",
                            hint=f"pass --password-file FILE or set {PASSWORD_ENV}, or give the key in {SESSION_KEY_ENV}")
     account, model, via, key, w3 = _agent_prepare(ctx)
-    policy = _pick_session(ctx, w3, account, key.address, model)
-    agent = SessionAgent(w3, account, key, policy, chain_id=ctx.config.chain_id.value, journal=journal_for(ctx))
+    policy = _pick_session(ctx, w3, account, key, model)
+    agent = SessionAgent(w3, account, key, policy, chain_id=ctx.config.chain_id.value, journal=journal_for(ctx),
+                         outbox=outbox_for(ctx))
     bundler: Any = None
     if via == "user-op":
         if ctx.config.bundler_url.value:
