@@ -35,9 +35,14 @@ def test_huge_declared_approvals_are_refused_with_token_spend_cap_exceeded(chain
     assert token.functions.allowance(approver.account, spender).call() == 0
 
 
-def test_declared_token_cap_is_checked_before_any_call_runs(chain, grant, session_key, fund, token, deploy):
-    """A batch whose first call would revert on its own (Boom) and whose second declares an over-cap
-    approval is refused with the cap error: declared amounts are checked before anything runs."""
+def test_an_over_cap_approval_after_a_reverting_call_reverts_whole_and_the_preflight_names_the_cap(
+    chain, grant, session_key, fund, token, deploy
+):
+    """Token amounts are checked after the calls run (each is charged max(declared, measured)), so a batch
+    whose first call reverts on its own (Boom) reports that error, with or without an over-cap approval after it,
+    and nothing changes. The SDK's preflight refuses the over-cap batch before signing, naming the cap."""
+    from smartkeys.preflight import SessionState, preflight
+
     target = deploy("test/MockTarget")
     from smartkeys.errors import register_contract_errors
 
@@ -53,8 +58,12 @@ def test_declared_token_cap_is_checked_before_any_call_runs(chain, grant, sessio
     )
     spender = chain.accounts[9].address
     boom = Call(target.address, 0, target.encode_abi("fail", [7]))
-    with pytest.raises(get_error_class("Boom")):
-        agent.send_direct([boom, _approve(token, spender, 10)])  # under the cap: the call itself reverts
+    for amount in (10, 10**6 + 1):
+        with pytest.raises(get_error_class("Boom")):
+            agent.send_direct([boom, _approve(token, spender, amount)])
+    assert token.functions.allowance(agent.account, spender).call() == 0
+    state = SessionState.fresh(agent.policy, agent.account, now=chain.time())
     with pytest.raises(get_error_class("TokenSpendCapExceeded")) as info:
-        agent.send_direct([boom, _approve(token, spender, 10**6 + 1)])
+        preflight(agent.policy, state, [boom, _approve(token, spender, 10**6 + 1)], now=chain.time() + 1,
+                  via_user_op=False)
     assert info.value.requested == 10**6 + 1
