@@ -9,6 +9,7 @@ import {ERC721Holder} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Hol
 import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155Holder.sol";
 import {SessionPolicy} from "./SessionPolicy.sol";
 import {TokenRules} from "./TokenRules.sol";
+import {ArgumentRules} from "./ArgumentRules.sol";
 
 /// @notice ERC-7779 (interoperable delegated accounts): lets a wallet that is about to re-delegate this EOA find
 /// its storage and ask it to clean up.
@@ -416,17 +417,23 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
         if (!empty && data.length < 4) revert CalldataTooShort(target, data.length);
         bytes4 selector = empty ? bytes4(0) : bytes4(data[:4]);
         uint256 n = policy.permissionCount();
+        uint256 failedAt; // the last argument rule that failed, if a permission named the call (see ArgumentRules)
+        bytes32 argument;
         for (uint256 i; i < n; ++i) {
-            (address allowed, bytes4 allowedSelector, uint8 mode) = policy.permission(i);
+            (address allowed, bytes4 allowedSelector, uint8 mode, uint256 rules) = policy.permission(i);
             if (allowed != target) continue;
             if (mode == SessionPolicy.MODE_ANY_SELECTOR) {
                 if (empty || !_isMulticall(selector)) return selector;
             } else if (mode == SessionPolicy.MODE_EMPTY_CALLDATA) {
                 if (empty) return selector;
             } else if (!empty && allowedSelector == selector) {
-                return selector;
+                if (rules == 0) return selector;
+                (uint256 f, bytes32 a) = ArgumentRules.check(policy, rules, data);
+                if (f == 0) return selector;
+                (failedAt, argument) = (f, a);
             }
         }
+        if (failedAt != 0) ArgumentRules.revertViolation(policy, failedAt, target, selector, argument);
         revert CallNotAllowed(target, selector);
     }
 
@@ -751,7 +758,7 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
         uint256 tokenCount = policy.tokenCount(t);
         bool uncappedAllowed = policy.flags() & SessionPolicy.FLAG_ALLOW_UNCAPPED_ASSETS != 0;
         for (uint256 i; i < n; ++i) {
-            (address target, bytes4 selector, uint8 mode) = policy.permission(i);
+            (address target, bytes4 selector, uint8 mode, uint256 rules) = policy.permission(i);
             if (target == address(this) || target == ENTRY_POINT || target == address(0) || target == TokenRules.PERMIT2)
             {
                 revert ForbiddenTarget(target);
@@ -776,9 +783,13 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
                 revert UncappedAsset(target, selector);
             }
             if (mode == SessionPolicy.MODE_EXACT && _isMulticall(selector)) revert MulticallNotAllowed(target, selector);
+            // Permissions for the same call are alternatives (OR): allowed only if each carries its own argument
+            // rules, since one without rules would make the others meaningless.
             for (uint256 k; k < i; ++k) {
-                (address t2, bytes4 s2, uint8 m2) = policy.permission(k);
-                if (t2 == target && s2 == selector && m2 == mode) revert DuplicatePermission(target, selector, mode);
+                (address t2, bytes4 s2, uint8 m2, uint256 r2) = policy.permission(k);
+                if (t2 == target && s2 == selector && m2 == mode && (rules == 0 || r2 == 0)) {
+                    revert DuplicatePermission(target, selector, mode);
+                }
             }
         }
     }

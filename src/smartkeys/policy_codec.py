@@ -1,9 +1,9 @@
 """The packed session policy: exactly the bytes ``contracts/SessionPolicy.sol`` decodes.
 
 A policy is granted on-chain once (the account logs it in ``SessionGranted``) and presented again with
-every use; its ``keccak256`` is the session id. Layout, version 2 (big-endian, no padding)::
+every use; its ``keccak256`` is the session id. Layout, version 3 (big-endian, no padding)::
 
-    0    1   version (2)
+    0    1   version (3)
     1   20   key                session signer
     21   6   valid_after        exclusive
     27   6   valid_until        inclusive
@@ -15,16 +15,17 @@ every use; its ``keccak256`` is the session id. Layout, version 2 (big-endian, n
     77  12   gas_budget         wei
     89   4   salt
     93   1   flags              bit 0: ALLOW_UNCAPPED_ASSETS
-    94   1   n permissions, then n x [target 20 | selector 4 | mode 1]
+    94   1   n permissions, then n x [target 20 | selector 4 | mode 1 | rules offset 2 (0 = none)]
          1   m token caps,  then m x [token 20 | cap 14 | period 4 | per_period 14]
          1   k paymasters,  then k x [paymaster 20]
+             rule groups, in permission order: [count 1 | rules] (see ``smartkeys.argument_rules``)
 
 This module is pure: no network, no clock. The friendly policy model (human units, files) builds on it.
 
 >>> p = SessionPolicy(key="0x" + "11" * 20, valid_after=0, valid_until=2**32,
 ...                   permissions=(Permission("0x" + "22" * 20, "0xa9059cbb"),))
 >>> len(p.encode())
-123
+124
 >>> SessionPolicy.decode(p.encode()) == p
 True
 """
@@ -36,10 +37,13 @@ from enum import IntEnum
 
 from eth_utils import is_address, keccak, to_checksum_address
 
+from smartkeys.argument_rules import MAX_RULES, ArgumentRule, RuleOp
 from smartkeys.errors import InvalidInputError
 
 __all__ = [
+    "ArgumentRule",
     "FLAG_ALLOW_UNCAPPED_ASSETS",
+    "RuleOp",
     "MAX_PAYMASTERS",
     "MULTICALL_SELECTORS",
     "MAX_PERMISSIONS",
@@ -53,7 +57,7 @@ __all__ = [
     "selector_of",
 ]
 
-POLICY_VERSION = 2
+POLICY_VERSION = 3
 MAX_PERMISSIONS = 32
 MAX_TOKEN_CAPS = 16
 MAX_PAYMASTERS = 8
@@ -139,11 +143,16 @@ def _uint(name: str, value: int, maximum: int) -> int:
 
 @dataclass(frozen=True)
 class Permission:
-    """One allowlist entry: the session may call ``selector`` on ``target`` (see :class:`PermissionMode`)."""
+    """One allowlist entry: the session may call ``selector`` on ``target`` (see :class:`PermissionMode`).
+
+    ``rules`` (EXACT mode only, at most 16): :class:`~smartkeys.argument_rules.ArgumentRule` s that must all
+    hold for the call's arguments. Several permissions for the same call are alternatives (OR).
+    """
 
     target: str
     selector: bytes | str = b"\x00\x00\x00\x00"
     mode: PermissionMode = PermissionMode.EXACT
+    rules: tuple[ArgumentRule, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target", _address("permission.target", self.target))
@@ -160,9 +169,27 @@ class Permission:
                     "use mode EXACT for one function, or drop the selector",
                 )
             object.__setattr__(self, "selector", sel)
+        rules = tuple(self.rules)
+        if rules and self.mode is not PermissionMode.EXACT:
+            raise InvalidInputError("permission.rules", len(rules), f"no argument rules with mode {self.mode.name}",
+                                    "use mode EXACT with a selector to constrain arguments")
+        if len(rules) > MAX_RULES:
+            raise InvalidInputError("permission.rules", len(rules), f"at most {MAX_RULES} rules",
+                                    "merge rules (one ONE_OF holds up to 32 values) or split the permission")
+        for r in rules:
+            if not isinstance(r, ArgumentRule):
+                raise InvalidInputError("permission.rules", r, "ArgumentRule values", "build each with ArgumentRule(...)")
+        object.__setattr__(self, "rules", rules)
 
-    def encode(self) -> bytes:
-        return bytes.fromhex(self.target[2:]) + self.selector + bytes([self.mode])
+    def encode(self, rules_offset: int = 0) -> bytes:
+        """The 27-byte entry; ``rules_offset`` is where its rule group starts in the policy (0 = none)."""
+        return bytes.fromhex(self.target[2:]) + self.selector + bytes([self.mode]) + rules_offset.to_bytes(2, "big")
+
+    def encode_rules(self) -> bytes:
+        """The rule group ``count | rules`` (empty if the permission has no rules)."""
+        if not self.rules:
+            return b""
+        return bytes([len(self.rules)]) + b"".join(r.encode() for r in self.rules)
 
 
 @dataclass(frozen=True)
@@ -258,14 +285,21 @@ class SessionPolicy:
         out += self.salt.to_bytes(4, "big")
         out += bytes([FLAG_ALLOW_UNCAPPED_ASSETS if self.allow_uncapped_assets else 0])
         out += bytes([len(self.permissions)])
-        for p in self.permissions:
-            out += p.encode()
+        groups = [p.encode_rules() for p in self.permissions]
+        cursor = _HEADER + 27 * len(self.permissions) + 1 + 52 * len(self.token_caps) + 1 + 20 * len(self.paymasters)
+        for p, g in zip(self.permissions, groups):
+            out += p.encode(cursor if g else 0)
+            cursor += len(g)
+        if cursor > 0xFFFF:
+            raise InvalidInputError("permissions.rules", cursor, "a policy under 64 KiB", "use fewer rule values")
         out += bytes([len(self.token_caps)])
         for c in self.token_caps:
             out += c.encode()
         out += bytes([len(self.paymasters)])
         for pm in self.paymasters:
             out += bytes.fromhex(pm[2:])
+        for g in groups:
+            out += g
         return bytes(out)
 
     @property
@@ -303,15 +337,26 @@ class SessionPolicy:
         if flags & ~FLAG_ALLOW_UNCAPPED_ASSETS:
             raise InvalidInputError("policy.flags", flags, f"only bit {FLAG_ALLOW_UNCAPPED_ASSETS}", "upgrade smartkeys to read this policy")
         header["allow_uncapped_assets"] = bool(flags & FLAG_ALLOW_UNCAPPED_ASSETS)
-        permissions = []
+        entries = []
         for _ in range(num(1)):
             target = "0x" + take(20).hex()
             selector = take(4)
-            permissions.append(Permission(target, selector, PermissionMode(num(1))))
+            entries.append((target, selector, PermissionMode(num(1)), num(2)))
         caps = []
         for _ in range(num(1)):
             caps.append(TokenCap("0x" + take(20).hex(), num(14), num(4), num(14)))
         paymasters = ["0x" + take(20).hex() for _ in range(num(1))]
+        permissions = []
+        for target, selector, mode, offset in entries:
+            rules: list[ArgumentRule] = []
+            if offset:
+                if offset != pos:
+                    raise InvalidInputError("policy.rules", offset, f"the next rule group at byte {pos}",
+                                            "the policy bytes are not canonical")
+                for _ in range(num(1)):
+                    rule, pos = ArgumentRule.decode_from(data, pos)
+                    rules.append(rule)
+            permissions.append(Permission(target, selector, mode, tuple(rules)))
         if pos != len(data):
             raise InvalidInputError("policy", f"{len(data)} bytes", f"exactly {pos} bytes", "remove trailing bytes")
         return cls(key=key, permissions=tuple(permissions), token_caps=tuple(caps), paymasters=tuple(paymasters), **header)

@@ -60,7 +60,8 @@ from smartkeys.errors import (
     UserOperationError,
     register_contract_errors,
 )
-from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
+from smartkeys.argument_rules import first_failure
+from smartkeys.policy_codec import MULTICALL_SELECTORS, Permission, PermissionMode, SessionPolicy
 from smartkeys.token_rules import ACCOUNTABLE_SELECTORS, DECLARED_AMOUNT_OFFSET
 
 __all__ = [
@@ -100,6 +101,7 @@ class _Errors:
             "CallNotAllowed", "NativeValueAboveCallCap", "NativeSpendCapExceeded",
             "NativePeriodCapExceeded", "TokenSpendCapExceeded", "TokenPeriodCapExceeded",
             "GasBudgetExceeded", "PaymasterNotAllowed", "EmptyBatch", "TokenFunctionNotAccountable",
+            "ArgumentRuleViolated",
         ):
             setattr(self, name, ACCOUNT_ERRORS[name])
 
@@ -272,7 +274,7 @@ class _Tables:
 
     __slots__ = (
         "session_id", "key", "valid_after", "valid_until", "max_uses", "native_per_call", "native_total",
-        "native_period", "native_per_period", "gas_budget", "scope", "caps", "cap_order", "paymasters",
+        "native_period", "native_per_period", "gas_budget", "scope", "caps", "cap_order", "paymasters", "ruled",
     )
 
     def __init__(self, policy: SessionPolicy) -> None:
@@ -297,6 +299,11 @@ class _Tables:
                 empty = True
             scope[p.target] = (exact, any_, empty)
         self.scope = {t: (frozenset(e), a, m) for t, (e, a, m) in scope.items()}
+        # targets with argument rules: every permission of the target, in policy order (the contract's loop)
+        self.ruled = {
+            t: tuple(p for p in policy.permissions if p.target == t)
+            for t in {p.target for p in policy.permissions if p.rules}
+        }
         # token -> (index j, cap, period, per_period); first listing wins (grant refuses duplicates)
         caps: dict[str, tuple[int, int, int, int]] = {}
         for j, c in enumerate(policy.token_caps):
@@ -436,6 +443,8 @@ def preflight(
                 raise _E.CallNotAllowed(target=target, selector=sel)
         elif sel not in perm[0] and not (perm[1] and sel not in MULTICALL_SELECTORS):
             raise _E.CallNotAllowed(target=target, selector=sel)
+        elif t.ruled and target in t.ruled:
+            _check_argument_rules(t.ruled[target], target, sel, data)
         if caps:
             offset = None
             if target in caps:
@@ -493,6 +502,26 @@ def preflight(
     return Charges(
         value, charged or {}, gas, 1 if max_uses else 0, tuple(measured) if measured is not None else ()
     )
+
+
+def _check_argument_rules(perms: Sequence[Permission], target: str, sel: bytes, data: bytes) -> None:
+    """``_checkScope``'s loop for a target with argument rules: the first permission that holds whole allows the
+    call; otherwise the last failed rule is reported (``ArgumentRuleViolated``)."""
+    failed = None
+    for p in perms:
+        if p.mode is PermissionMode.ANY_SELECTOR:
+            if sel not in MULTICALL_SELECTORS:
+                return
+        elif p.mode is PermissionMode.EXACT and p.selector == sel:
+            miss = first_failure(p.rules, data)
+            if miss is None:
+                return
+            failed = miss
+    if failed is None:  # only reachable for calls the fast path already refused
+        raise _E.CallNotAllowed(target=target, selector=sel)
+    rule, word = failed
+    raise _E.ArgumentRuleViolated(target=target, selector=sel, argIndex=rule.index, op=int(rule.op),
+                                  value=word.to_bytes(32, "big"))
 
 
 def _check_token_caps(t: _Tables, state: SessionState, charged: Mapping[str, int], now: int) -> None:
