@@ -25,7 +25,7 @@ import {ArgumentRules} from "./ArgumentRules.sol";
 /// | 65            | 12   | nativePerPeriod  | uint96, cap on call values within one period                |
 /// | 77            | 12   | gasBudget        | uint96 wei, cumulative cap on what user ops may cost        |
 /// | 89            | 4    | salt             | uint32, lets an owner grant otherwise identical policies    |
-/// | 93            | 1    | flags            | bit 0: ALLOW_UNCAPPED_ASSETS (see below); other bits zero   |
+/// | 93            | 1    | flags            | bit 0: ALLOW_UNCAPPED_ASSETS, bit 1: RATE_LIMIT; others zero|
 /// | 94            | 1    | n                | number of permissions, 1..32                                |
 /// | 95 + 27i      | 20   | target           | permission i: contract that may be called                   |
 /// |               | 4    | selector         | function selector (0 when mode is ANY or EMPTY)             |
@@ -39,7 +39,10 @@ import {ArgumentRules} from "./ArgumentRules.sol";
 /// | P = T+1+52m   | 1    | k                | number of allowed paymasters, 0..8                          |
 /// | P + 1 + 20h   | 20   | paymaster        | paymaster h                                                 |
 ///
-/// | R = P+1+20k   |      | rule groups      | one per permission whose `rules` is non-zero, in permission |
+/// | L = P+1+20k   | 4    | minInterval      | RATE_LIMIT only: uint32 seconds between uses, 0 = none       |
+/// |               | 4    | usesPerPeriod    | RATE_LIMIT only: uint32, at most this many uses per period   |
+/// |               | 4    | usePeriod        | RATE_LIMIT only: uint32 seconds, 0 = no per-period limit     |
+/// | R = L (+12)   |      | rule groups      | one per permission whose `rules` is non-zero, in permission |
 /// |               |      |                  | order, each starting exactly at that offset (`ArgumentRules`)|
 ///
 /// The total length must be exactly R plus the sizes of the rule groups (none: exactly R). Only EXACT permissions
@@ -63,7 +66,9 @@ library SessionPolicy {
     uint8 internal constant MODE_EMPTY_CALLDATA = 2;
 
     uint8 internal constant FLAG_ALLOW_UNCAPPED_ASSETS = 1;
-    uint8 internal constant KNOWN_FLAGS = FLAG_ALLOW_UNCAPPED_ASSETS;
+    uint8 internal constant FLAG_RATE_LIMIT = 2;
+    uint8 internal constant KNOWN_FLAGS = FLAG_ALLOW_UNCAPPED_ASSETS | FLAG_RATE_LIMIT;
+    uint256 internal constant RATE_LIMIT_SIZE = 12;
 
     /// @dev The policy bytes do not follow the layout above; `offset` is where decoding failed.
     error PolicyMalformed(uint256 offset);
@@ -179,6 +184,19 @@ library SessionPolicy {
         return false;
     }
 
+    /// @dev The rate limit (RATE_LIMIT flag set), given the token-cap count offset `t`.
+    function rateLimit(bytes calldata p, uint256 t)
+        internal
+        pure
+        returns (uint32 minInterval, uint32 usesPerPeriod, uint32 usePeriod)
+    {
+        uint256 o = paymastersOffset(p, t);
+        uint256 w = word(p, o + 1 + (word(p, o) >> 248) * PAYMASTER_SIZE);
+        minInterval = uint32(w >> 224);
+        usesPerPeriod = uint32(w >> 192);
+        usePeriod = uint32(w >> 160);
+    }
+
     /// @dev Reverts unless the layout is well formed: known version, counts within bounds, exact length.
     /// Semantic checks (window, duplicates, forbidden targets) are the account's job at grant time.
     function checkLayout(bytes calldata p) internal pure {
@@ -196,6 +214,7 @@ library SessionPolicy {
         uint256 k = uint8(p[o]);
         if (k > MAX_PAYMASTERS) revert PolicyMalformed(o);
         uint256 r = o + 1 + k * PAYMASTER_SIZE;
+        if (flags(p) & FLAG_RATE_LIMIT != 0) r += RATE_LIMIT_SIZE;
         if (p.length < r) revert PolicyMalformed(p.length);
         // Rule groups: in permission order, each exactly where its permission points, nothing after the last.
         for (uint256 i; i < n; ++i) {

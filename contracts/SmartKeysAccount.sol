@@ -10,6 +10,7 @@ import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155
 import {SessionPolicy} from "./SessionPolicy.sol";
 import {TokenRules} from "./TokenRules.sol";
 import {ArgumentRules} from "./ArgumentRules.sol";
+import {RateLimits} from "./RateLimits.sol";
 
 /// @notice ERC-7779 (interoperable delegated accounts): lets a wallet that is about to re-delegate this EOA find
 /// its storage and ask it to clean up.
@@ -329,6 +330,7 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
             if (status & USES_MASK >= maxUses) revert UsageLimitReached(maxUses);
             status += 1;
         }
+        if (policy.flags() & SessionPolicy.FLAG_RATE_LIMIT != 0) _chargeRate(policy, id);
 
         // 1. Scope (including which functions of a capped token may be called) and native value: all checked
         //    before any call runs. Token amounts are charged as the calls run (2.) and checked after them (3.):
@@ -560,6 +562,13 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
         word += amount;
     }
 
+    /// @dev Rate limits (see `RateLimits`): the state is the session's ledger word under the account's own address.
+    function _chargeRate(bytes calldata policy, bytes32 id) private {
+        (uint32 minInterval, uint32 limit, uint32 period) = policy.rateLimit(policy.tokensOffset());
+        mapping(address => uint256) storage ledger = _sessions().ledger[id];
+        ledger[address(this)] = RateLimits.charge(ledger[address(this)], minInterval, limit, period);
+    }
+
     /// @dev Periodic native allowance (the cumulative native total lives in the status word).
     function _chargePeriod(bytes32 id, address asset, uint32 period, uint256 perPeriod, uint256 amount) private {
         uint256 word = _rollPeriod(_sessions().ledger[id][asset], period);
@@ -603,6 +612,12 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
         if (nativePeriod != 0) $.ledger[sessionId][address(0)] = _freshLedger(nativePeriod);
 
         _initTokenLedgers(policy, t, sessionId);
+        if (policy.flags() & SessionPolicy.FLAG_RATE_LIMIT != 0) {
+            (uint32 minInterval, uint32 limit, uint32 period) = policy.rateLimit(t);
+            _checkPeriod(address(this), period, limit);
+            if (minInterval == 0 && period == 0) revert InvalidPeriod(address(this), 0, 0);
+            $.ledger[sessionId][address(this)] = _freshLedger(period);
+        }
         _checkPaymasters(policy, policy.paymastersOffset(t));
 
         uint32 epoch = $.epoch;

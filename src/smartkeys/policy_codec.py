@@ -14,10 +14,11 @@ every use; its ``keccak256`` is the session id. Layout, version 3 (big-endian, n
     65  12   native_per_period
     77  12   gas_budget         wei
     89   4   salt
-    93   1   flags              bit 0: ALLOW_UNCAPPED_ASSETS
+    93   1   flags              bit 0: ALLOW_UNCAPPED_ASSETS, bit 1: RATE_LIMIT
     94   1   n permissions, then n x [target 20 | selector 4 | mode 1 | rules offset 2 (0 = none)]
          1   m token caps,  then m x [token 20 | cap 14 | period 4 | per_period 14]
          1   k paymasters,  then k x [paymaster 20]
+        12   RATE_LIMIT only:   [min_interval 4 | uses_per_period 4 | use_period 4]
              rule groups, in permission order: [count 1 | rules] (see ``smartkeys.argument_rules``)
 
 This module is pure: no network, no clock. The friendly policy model (human units, files) builds on it.
@@ -43,6 +44,7 @@ from smartkeys.errors import InvalidInputError
 __all__ = [
     "ArgumentRule",
     "FLAG_ALLOW_UNCAPPED_ASSETS",
+    "FLAG_RATE_LIMIT",
     "RuleOp",
     "MAX_PAYMASTERS",
     "MULTICALL_SELECTORS",
@@ -64,6 +66,8 @@ MAX_PAYMASTERS = 8
 _HEADER = 95
 #: Policy flag bit: the owner lets the key reach assets the policy does not cap (``SessionPolicy.sol``).
 FLAG_ALLOW_UNCAPPED_ASSETS = 1
+#: Policy flag bit: the policy carries a rate limit (``RateLimits.sol``).
+FLAG_RATE_LIMIT = 2
 
 #: Functions that bundle inner calls a policy cannot see: a wildcard permission never reaches them and an
 #: exact permission for one is refused. Mirrors ``SmartKeysAccount._isMulticall`` (a test compares them).
@@ -226,6 +230,10 @@ class SessionPolicy:
     ``allow_uncapped_assets`` is the owner's explicit choice to let the key reach assets that no
     ``token_caps`` entry caps (a token without a cap, an NFT collection). Without it the contract refuses
     such a grant (``UncappedAsset``): default deny.
+
+    Rate limits (``RateLimits.sol``, checked at execution on both paths): ``min_interval`` seconds between
+    uses (0 = none), and at most ``uses_per_period`` uses per fixed window of ``use_period`` seconds (both or
+    neither). The contract refuses ``UseTooSoon`` / ``UsesPerPeriodReached``.
     """
 
     key: str
@@ -242,6 +250,9 @@ class SessionPolicy:
     gas_budget: int = 0
     salt: int = 0
     allow_uncapped_assets: bool = False
+    min_interval: int = 0
+    uses_per_period: int = 0
+    use_period: int = 0
     version: int = field(default=POLICY_VERSION)
 
     def __post_init__(self) -> None:
@@ -253,6 +264,11 @@ class SessionPolicy:
             _uint(name, getattr(self, name), _U96)
         _uint("native_period", self.native_period, _U32)
         _uint("salt", self.salt, _U32)
+        for name in ("min_interval", "uses_per_period", "use_period"):
+            _uint(name, getattr(self, name), _U32)
+        if (self.uses_per_period == 0) != (self.use_period == 0):
+            raise InvalidInputError("uses_per_period", self.uses_per_period, "a count together with use_period",
+                                    "give both uses_per_period and use_period, or neither")
         if not isinstance(self.allow_uncapped_assets, bool):
             raise InvalidInputError("allow_uncapped_assets", self.allow_uncapped_assets, "True or False",
                                     "pass a bool: True only if the key may reach assets the policy does not cap")
@@ -283,10 +299,12 @@ class SessionPolicy:
         out += self.native_per_period.to_bytes(12, "big")
         out += self.gas_budget.to_bytes(12, "big")
         out += self.salt.to_bytes(4, "big")
-        out += bytes([FLAG_ALLOW_UNCAPPED_ASSETS if self.allow_uncapped_assets else 0])
+        out += bytes([(FLAG_ALLOW_UNCAPPED_ASSETS if self.allow_uncapped_assets else 0)
+                      | (FLAG_RATE_LIMIT if self.rate_limited else 0)])
         out += bytes([len(self.permissions)])
         groups = [p.encode_rules() for p in self.permissions]
         cursor = _HEADER + 27 * len(self.permissions) + 1 + 52 * len(self.token_caps) + 1 + 20 * len(self.paymasters)
+        cursor += 12 if self.rate_limited else 0
         for p, g in zip(self.permissions, groups):
             out += p.encode(cursor if g else 0)
             cursor += len(g)
@@ -298,9 +316,16 @@ class SessionPolicy:
         out += bytes([len(self.paymasters)])
         for pm in self.paymasters:
             out += bytes.fromhex(pm[2:])
+        if self.rate_limited:
+            out += b"".join(v.to_bytes(4, "big") for v in (self.min_interval, self.uses_per_period, self.use_period))
         for g in groups:
             out += g
         return bytes(out)
+
+    @property
+    def rate_limited(self) -> bool:
+        """True if the policy carries a rate limit (the RATE_LIMIT flag)."""
+        return bool(self.min_interval or self.use_period)
 
     @property
     def session_id(self) -> bytes:
@@ -334,8 +359,8 @@ class SessionPolicy:
             salt=num(4),
         )
         flags = num(1)
-        if flags & ~FLAG_ALLOW_UNCAPPED_ASSETS:
-            raise InvalidInputError("policy.flags", flags, f"only bit {FLAG_ALLOW_UNCAPPED_ASSETS}", "upgrade smartkeys to read this policy")
+        if flags & ~(FLAG_ALLOW_UNCAPPED_ASSETS | FLAG_RATE_LIMIT):
+            raise InvalidInputError("policy.flags", flags, "only bits 0 and 1", "upgrade smartkeys to read this policy")
         header["allow_uncapped_assets"] = bool(flags & FLAG_ALLOW_UNCAPPED_ASSETS)
         entries = []
         for _ in range(num(1)):
@@ -346,6 +371,8 @@ class SessionPolicy:
         for _ in range(num(1)):
             caps.append(TokenCap("0x" + take(20).hex(), num(14), num(4), num(14)))
         paymasters = ["0x" + take(20).hex() for _ in range(num(1))]
+        if flags & FLAG_RATE_LIMIT:
+            header.update(min_interval=num(4), uses_per_period=num(4), use_period=num(4))
         permissions = []
         for target, selector, mode, offset in entries:
             rules: list[ArgumentRule] = []
