@@ -95,57 +95,102 @@ library ArgumentRules {
 
     /// @dev Checks the rule group at `g` of a well-formed policy against call `data`. Returns 0 if every rule holds,
     /// else the offset of the first rule that fails (never 0: groups lie after the header) and the argument word.
+    /// Written in assembly (by hand, no library does this): the high-level version cost ~320 gas per ONE_OF value
+    /// and ~1,400 per rule; this one ~25 per value. The argument is reduced once to the form a value field holds
+    /// (low bytes, or high bytes for bytesN) so that EQ, NE and ONE_OF compare raw fields; LE, GE and RANGE
+    /// compare full words (signed for kind 1).
     function check(bytes calldata p, uint256 g, bytes calldata data)
         internal
         pure
         returns (uint256 failedAt, bytes32 argument)
     {
-        uint256 c = _word(p, g) >> 248;
-        uint256 o = g + 1;
-        for (uint256 r; r < c; ++r) {
-            uint256 head = _word(p, o) >> 232; // index | op | type
-            uint256 index = head >> 16;
-            uint256 op = (head >> 8) & 0xff;
-            uint256 kind = (head & 0xff) >> 5;
-            uint256 width = (head & 31) + 1;
-            uint256 v = o + 3; // first value (ONE_OF: the count byte)
-            uint256 end = 4 + 32 * index + 32;
-            uint256 a;
-            bool ok;
-            if (data.length >= end) {
-                a = uint256(bytes32(data[end - 32:end]));
-                if (_canonical(a, kind, width)) {
-                    bool signed = kind == KIND_SIGNED;
-                    if (op == EQ) {
-                        ok = a == _value(p, v, kind, width);
-                    } else if (op == NE) {
-                        ok = a != _value(p, v, kind, width);
-                    } else if (op == LE) {
-                        ok = _le(a, _value(p, v, kind, width), signed);
-                    } else if (op == GE) {
-                        ok = _le(_value(p, v, kind, width), a, signed);
-                    } else if (op == RANGE) {
-                        ok = _le(_value(p, v, kind, width), a, signed)
-                            && _le(a, _value(p, v + width, kind, width), signed);
-                    } else {
-                        uint256 n = _word(p, v) >> 248;
-                        uint256 x = v + 1;
-                        // A linear scan: at most 32 reads of one word each, cheaper than sorting rules for a
-                        // binary search would save on sets this small.
-                        for (uint256 k; k < n; ++k) {
-                            if (a == _value(p, x, kind, width)) {
-                                ok = true;
-                                break;
+        assembly ("memory-safe") {
+            let base := p.offset
+            let c := shr(248, calldataload(add(base, g)))
+            let o := add(g, 1)
+            for { let r := 0 } lt(r, c) { r := add(r, 1) } {
+                let head := shr(232, calldataload(add(base, o)))
+                let op := and(shr(8, head), 0xff)
+                let kind := shr(5, and(head, 0xff))
+                let width := add(and(head, 31), 1)
+                let bits := shl(3, width)
+                let shift := sub(256, bits)
+                let v := add(o, 3) // first value (ONE_OF: the count byte)
+                let end := add(36, shl(5, shr(16, head)))
+                let ok := 0
+                let a := 0
+                if iszero(lt(data.length, end)) {
+                    a := calldataload(add(data.offset, sub(end, 32)))
+                    // `s`: the argument as a value field holds it; `canonical`: a is the ABI word of its type
+                    let s := a
+                    let canonical := 1
+                    if lt(width, 32) {
+                        switch kind
+                        case 0 { canonical := iszero(shr(bits, a)) }
+                        case 1 {
+                            canonical := eq(signextend(sub(width, 1), a), a)
+                            s := and(a, sub(shl(bits, 1), 1))
+                        }
+                        default {
+                            canonical := iszero(shl(bits, a))
+                            s := shr(shift, a)
+                        }
+                    }
+                    if canonical {
+                        let first := shr(shift, calldataload(add(base, v)))
+                        switch op
+                        case 0 { ok := eq(s, first) } // EQ
+                        case 1 { ok := iszero(eq(s, first)) } // NE
+                        case 5 { // ONE_OF: a linear scan over at most 32 fields, each one calldata read
+                            let x := add(add(base, v), 1)
+                            let last := add(x, mul(shr(248, calldataload(add(base, v))), width))
+                            for {} lt(x, last) { x := add(x, width) } {
+                                if eq(shr(shift, calldataload(x)), s) {
+                                    ok := 1
+                                    break
+                                }
                             }
-                            x += width;
+                        }
+                        default { // LE, GE, RANGE on full words
+                            let lo := first
+                            let hi := shr(shift, calldataload(add(base, add(v, width))))
+                            switch kind
+                            case 1 {
+                                lo := signextend(sub(width, 1), lo)
+                                hi := signextend(sub(width, 1), hi)
+                            }
+                            case 2 {
+                                lo := shl(shift, lo)
+                                hi := shl(shift, hi)
+                            }
+                            switch kind
+                            case 1 {
+                                switch op
+                                case 2 { ok := iszero(sgt(a, lo)) }
+                                case 3 { ok := iszero(slt(a, lo)) }
+                                default { ok := and(iszero(slt(a, lo)), iszero(sgt(a, hi))) }
+                            }
+                            default {
+                                switch op
+                                case 2 { ok := iszero(gt(a, lo)) }
+                                case 3 { ok := iszero(lt(a, lo)) }
+                                default { ok := and(iszero(lt(a, lo)), iszero(gt(a, hi))) }
+                            }
                         }
                     }
                 }
+                if iszero(ok) {
+                    failedAt := o
+                    argument := a
+                    break
+                }
+                // next rule: past this rule's values
+                switch op
+                case 5 { o := add(add(v, 1), mul(shr(248, calldataload(add(base, v))), width)) }
+                case 4 { o := add(v, shl(1, width)) }
+                default { o := add(v, width) }
             }
-            if (!ok) return (o, bytes32(a));
-            o = v + _valuesSize(op, width, op == ONE_OF ? _word(p, v) >> 248 : 0);
         }
-        return (0, 0);
     }
 
     /// @dev Reverts with `ArgumentRuleViolated` for the rule at `o`.

@@ -218,9 +218,10 @@ library SessionPolicy {
         if (p.length < r) revert PolicyMalformed(p.length);
         // Rule groups: in permission order, each exactly where its permission points, nothing after the last.
         for (uint256 i; i < n; ++i) {
-            (,, uint8 mode, uint256 g) = permission(p, i);
+            uint256 w = word(p, HEADER + i * PERMISSION_SIZE);
+            uint256 g = uint16(w >> 40);
             if (g == 0) continue;
-            if (g != r || mode != MODE_EXACT) revert PolicyMalformed(HEADER + i * PERMISSION_SIZE + 25);
+            if (g != r || uint8(w >> 56) != MODE_EXACT) revert PolicyMalformed(HEADER + i * PERMISSION_SIZE + 25);
             r = ArgumentRules.groupEnd(p, g);
         }
         if (p.length != r) revert PolicyMalformed(p.length);
