@@ -144,6 +144,8 @@ _TOKEN_LIMIT_KEYS = ("per_period", "period", "total")
 _TOKEN_KEYS = ("address", "decimals")
 _ALLOW_CALL_KEYS = ("contract", "functions", "where")
 _ALLOW_NATIVE_KEYS = ("send_native_to",)
+#: A signature whose every argument is "type name" (names are allowed for `where`): "pay(address to,uint256 sum)".
+_NAMED_SIG_RE = re.compile(r"^\w+\(\s*\w+\s+\w+\s*(,\s*\w+\s+\w+\s*)*\)$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -779,7 +781,7 @@ class PolicyModel:
         raise InvalidInputError(
             path, ref, "a name from `address_book`, `contracts` or `tokens`, or an address",
             _did_you_mean(ref, [*self.address_book, *self.contracts, *self.tokens],
-                          "add it to `address_book: {NAME: \"0x…\"}` or write its address"),
+                          "add it to `contracts: {NAME: \"0x…\"}` (or `address_book`) or write its address"),
         )
 
     def _rules(self, entry: AllowCall, fn: str, path: str) -> tuple[ArgumentRule, ...]:
@@ -823,7 +825,7 @@ class PolicyModel:
                         raise InvalidInputError(fpath, fn, "a function signature like 'transfer(address,uint256)'", "write it as text")
                     try:
                         # argument names are allowed for `where`; the selector uses the canonical signature
-                        selector = selector_of(argument_names(fn, fpath)[0] if " " in fn.strip() else fn)
+                        selector = selector_of(argument_names(fn, fpath)[0] if _NAMED_SIG_RE.match(fn) else fn)
                     except InvalidInputError:
                         raise InvalidInputError(
                             fpath, fn, "a canonical signature like 'transfer(address,uint256)' or a 0x selector",
