@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
+import {ArgumentRules} from "./ArgumentRules.sol";
+
 /// @title SessionPolicy
 /// @notice Decoder for the packed session policy that an owner grants and an agent presents with every use.
 /// @dev Overview
@@ -8,11 +10,11 @@ pragma solidity 0.8.30;
 /// id) plus spend counters. Granting logs the full policy (so anyone can rebuild it from logs) and every use
 /// sends it again, which is far cheaper than reading it back from storage.
 ///
-/// Encoding, version 2 (all integers big-endian, no padding):
+/// Encoding, version 3 (all integers big-endian, no padding):
 ///
 /// | offset        | size | field            | meaning                                                     |
 /// |---------------|------|------------------|-------------------------------------------------------------|
-/// | 0             | 1    | version          | 0x02                                                        |
+/// | 0             | 1    | version          | 0x03                                                        |
 /// | 1             | 20   | key              | session signer address                                      |
 /// | 21            | 6    | validAfter       | uint48, exclusive (as EntryPoint v0.8)                      |
 /// | 27            | 6    | validUntil       | uint48, inclusive                                           |
@@ -23,12 +25,13 @@ pragma solidity 0.8.30;
 /// | 65            | 12   | nativePerPeriod  | uint96, cap on call values within one period                |
 /// | 77            | 12   | gasBudget        | uint96 wei, cumulative cap on what user ops may cost        |
 /// | 89            | 4    | salt             | uint32, lets an owner grant otherwise identical policies    |
-/// | 93            | 1    | flags            | bit 0: ALLOW_UNCAPPED_ASSETS, bit 1: ALLOW_STANDING_ALLOWANCES|
+/// | 93            | 1    | flags            | bit 0 UNCAPPED_ASSETS, 1 STANDING_ALLOWANCES, 2 RATE_LIMIT |
 /// | 94            | 1    | n                | number of permissions, 1..32                                |
-/// | 95 + 25i      | 20   | target           | permission i: contract that may be called                   |
+/// | 95 + 27i      | 20   | target           | permission i: contract that may be called                   |
 /// |               | 4    | selector         | function selector (0 when mode is ANY or EMPTY)             |
 /// |               | 1    | mode             | 0 = exact selector, 1 = any selector, 2 = empty calldata    |
-/// | T = 95 + 25n  | 1    | m                | number of ERC-20 caps, 0..16                                |
+/// |               | 2    | rules            | offset of its argument-rule group in the policy, 0 = none   |
+/// | T = 95 + 27n  | 1    | m                | number of ERC-20 caps, 0..16                                |
 /// | T + 1 + 52j   | 20   | token            | cap j: ERC-20 token                                         |
 /// |               | 14   | cap              | uint112, cumulative cap                                     |
 /// |               | 4    | period           | uint32 seconds, 0 = no periodic allowance                   |
@@ -36,7 +39,14 @@ pragma solidity 0.8.30;
 /// | P = T+1+52m   | 1    | k                | number of allowed paymasters, 0..8                          |
 /// | P + 1 + 20h   | 20   | paymaster        | paymaster h                                                 |
 ///
-/// The total length must be exactly P + 1 + 20k. Periods are fixed windows: `block.timestamp / period`.
+/// | L = P+1+20k   | 4    | minInterval      | RATE_LIMIT only: uint32 seconds between uses, 0 = none       |
+/// |               | 4    | usesPerPeriod    | RATE_LIMIT only: uint32, at most this many uses per period   |
+/// |               | 4    | usePeriod        | RATE_LIMIT only: uint32 seconds, 0 = no per-period limit     |
+/// | R = L (+12)   |      | rule groups      | one per permission whose `rules` is non-zero, in permission |
+/// |               |      |                  | order, each starting exactly at that offset (`ArgumentRules`)|
+///
+/// The total length must be exactly R plus the sizes of the rule groups (none: exactly R). Only EXACT permissions
+/// may carry rules. Periods are fixed windows: `block.timestamp / period`.
 ///
 /// Flags. ALLOW_UNCAPPED_ASSETS (bit 0) is the owner's explicit, named choice to let the key reach assets that the
 /// policy does not cap (a token without a token cap, an NFT collection). Without it the account refuses such a
@@ -46,9 +56,9 @@ pragma solidity 0.8.30;
 /// Without it the account refuses such a call (StandingAllowance). Unknown flag bits are refused so that a later
 /// layout cannot be misread.
 library SessionPolicy {
-    uint8 internal constant VERSION = 2;
+    uint8 internal constant VERSION = 3;
     uint256 internal constant HEADER = 95;
-    uint256 internal constant PERMISSION_SIZE = 25;
+    uint256 internal constant PERMISSION_SIZE = 27;
     uint256 internal constant TOKEN_CAP_SIZE = 52;
     uint256 internal constant PAYMASTER_SIZE = 20;
     uint256 internal constant MAX_PERMISSIONS = 32;
@@ -61,7 +71,9 @@ library SessionPolicy {
 
     uint8 internal constant FLAG_ALLOW_UNCAPPED_ASSETS = 1;
     uint8 internal constant FLAG_ALLOW_STANDING_ALLOWANCES = 2;
-    uint8 internal constant KNOWN_FLAGS = FLAG_ALLOW_UNCAPPED_ASSETS | FLAG_ALLOW_STANDING_ALLOWANCES;
+    uint8 internal constant FLAG_RATE_LIMIT = 4;
+    uint8 internal constant KNOWN_FLAGS = FLAG_ALLOW_UNCAPPED_ASSETS | FLAG_ALLOW_STANDING_ALLOWANCES | FLAG_RATE_LIMIT;
+    uint256 internal constant RATE_LIMIT_SIZE = 12;
 
     /// @dev The policy bytes do not follow the layout above; `offset` is where decoding failed.
     error PolicyMalformed(uint256 offset);
@@ -122,12 +134,17 @@ library SessionPolicy {
         return word(p, 94) >> 248;
     }
 
-    /// @dev Permission i as (target, selector, mode): one 32-byte read holds all 25 bytes.
-    function permission(bytes calldata p, uint256 i) internal pure returns (address target, bytes4 selector, uint8 mode) {
+    /// @dev Permission i as (target, selector, mode, rules offset): one 32-byte read holds all 27 bytes.
+    function permission(bytes calldata p, uint256 i)
+        internal
+        pure
+        returns (address target, bytes4 selector, uint8 mode, uint256 rules)
+    {
         uint256 w = word(p, HEADER + i * PERMISSION_SIZE);
         target = address(uint160(w >> 96));
         selector = bytes4(bytes32(w << 160));
         mode = uint8(w >> 56);
+        rules = uint16(w >> 40);
     }
 
     /// @dev Offset of the token-cap count byte.
@@ -172,6 +189,19 @@ library SessionPolicy {
         return false;
     }
 
+    /// @dev The rate limit (RATE_LIMIT flag set), given the token-cap count offset `t`.
+    function rateLimit(bytes calldata p, uint256 t)
+        internal
+        pure
+        returns (uint32 minInterval, uint32 usesPerPeriod, uint32 usePeriod)
+    {
+        uint256 o = paymastersOffset(p, t);
+        uint256 w = word(p, o + 1 + (word(p, o) >> 248) * PAYMASTER_SIZE);
+        minInterval = uint32(w >> 224);
+        usesPerPeriod = uint32(w >> 192);
+        usePeriod = uint32(w >> 160);
+    }
+
     /// @dev Reverts unless the layout is well formed: known version, counts within bounds, exact length.
     /// Semantic checks (window, duplicates, forbidden targets) are the account's job at grant time.
     function checkLayout(bytes calldata p) internal pure {
@@ -188,6 +218,17 @@ library SessionPolicy {
         if (p.length <= o) revert PolicyMalformed(o);
         uint256 k = uint8(p[o]);
         if (k > MAX_PAYMASTERS) revert PolicyMalformed(o);
-        if (p.length != o + 1 + k * PAYMASTER_SIZE) revert PolicyMalformed(p.length);
+        uint256 r = o + 1 + k * PAYMASTER_SIZE;
+        if (flags(p) & FLAG_RATE_LIMIT != 0) r += RATE_LIMIT_SIZE;
+        if (p.length < r) revert PolicyMalformed(p.length);
+        // Rule groups: in permission order, each exactly where its permission points, nothing after the last.
+        for (uint256 i; i < n; ++i) {
+            uint256 w = word(p, HEADER + i * PERMISSION_SIZE);
+            uint256 g = uint16(w >> 40);
+            if (g == 0) continue;
+            if (g != r || uint8(w >> 56) != MODE_EXACT) revert PolicyMalformed(HEADER + i * PERMISSION_SIZE + 25);
+            r = ArgumentRules.groupEnd(p, g);
+        }
+        if (p.length != r) revert PolicyMalformed(p.length);
     }
 }

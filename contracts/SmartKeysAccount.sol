@@ -9,6 +9,8 @@ import {ERC721Holder} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Hol
 import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155Holder.sol";
 import {SessionPolicy} from "./SessionPolicy.sol";
 import {TokenRules} from "./TokenRules.sol";
+import {ArgumentRules} from "./ArgumentRules.sol";
+import {RateLimits} from "./RateLimits.sol";
 
 /// @notice ERC-7779 (interoperable delegated accounts): lets a wallet that is about to re-delegate this EOA find
 /// its storage and ask it to clean up.
@@ -339,6 +341,7 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
             if (status & USES_MASK >= maxUses) revert UsageLimitReached(maxUses);
             status += 1;
         }
+        if (policy.flags() & SessionPolicy.FLAG_RATE_LIMIT != 0) _chargeRate(policy, id);
 
         // 1. Scope (including which functions of a capped token may be called) and native value: all checked
         //    before any call runs. Token amounts are charged as the calls run (2.) and checked after them (3.):
@@ -429,17 +432,23 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
         if (!empty && data.length < 4) revert CalldataTooShort(target, data.length);
         bytes4 selector = empty ? bytes4(0) : bytes4(data[:4]);
         uint256 n = policy.permissionCount();
+        uint256 failedAt; // the last argument rule that failed, if a permission named the call (see ArgumentRules)
+        bytes32 argument;
         for (uint256 i; i < n; ++i) {
-            (address allowed, bytes4 allowedSelector, uint8 mode) = policy.permission(i);
+            (address allowed, bytes4 allowedSelector, uint8 mode, uint256 rules) = policy.permission(i);
             if (allowed != target) continue;
             if (mode == SessionPolicy.MODE_ANY_SELECTOR) {
                 if (empty || !_isMulticall(selector)) return selector;
             } else if (mode == SessionPolicy.MODE_EMPTY_CALLDATA) {
                 if (empty) return selector;
             } else if (!empty && allowedSelector == selector) {
-                return selector;
+                if (rules == 0) return selector;
+                (uint256 f, bytes32 a) = ArgumentRules.check(policy, rules, data);
+                if (f == 0) return selector;
+                (failedAt, argument) = (f, a);
             }
         }
+        if (failedAt != 0) ArgumentRules.revertViolation(policy, failedAt, target, selector, argument);
         revert CallNotAllowed(target, selector);
     }
 
@@ -597,6 +606,13 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
         word += amount;
     }
 
+    /// @dev Rate limits (see `RateLimits`): the state is the session's ledger word under the account's own address.
+    function _chargeRate(bytes calldata policy, bytes32 id) private {
+        (uint32 minInterval, uint32 limit, uint32 period) = policy.rateLimit(policy.tokensOffset());
+        mapping(address => uint256) storage ledger = _sessions().ledger[id];
+        ledger[address(this)] = RateLimits.charge(ledger[address(this)], minInterval, limit, period);
+    }
+
     /// @dev Periodic native allowance (the cumulative native total lives in the status word).
     function _chargePeriod(bytes32 id, address asset, uint32 period, uint256 perPeriod, uint256 amount) private {
         uint256 word = _rollPeriod(_sessions().ledger[id][asset], period);
@@ -640,6 +656,12 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
         if (nativePeriod != 0) $.ledger[sessionId][address(0)] = _freshLedger(nativePeriod);
 
         _initTokenLedgers(policy, t, sessionId);
+        if (policy.flags() & SessionPolicy.FLAG_RATE_LIMIT != 0) {
+            (uint32 minInterval, uint32 limit, uint32 period) = policy.rateLimit(t);
+            _checkPeriod(address(this), period, limit);
+            if (minInterval == 0 && period == 0) revert InvalidPeriod(address(this), 0, 0);
+            $.ledger[sessionId][address(this)] = _freshLedger(period);
+        }
         _checkPaymasters(policy, policy.paymastersOffset(t));
 
         uint32 epoch = $.epoch;
@@ -796,7 +818,7 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
         bool uncappedAllowed = policy.flags() & SessionPolicy.FLAG_ALLOW_UNCAPPED_ASSETS != 0;
         bool standingAllowed = policy.flags() & SessionPolicy.FLAG_ALLOW_STANDING_ALLOWANCES != 0;
         for (uint256 i; i < n; ++i) {
-            (address target, bytes4 selector, uint8 mode) = policy.permission(i);
+            (address target, bytes4 selector, uint8 mode, uint256 rules) = policy.permission(i);
             if (target == address(this) || target == ENTRY_POINT || target == address(0) || target == TokenRules.PERMIT2)
             {
                 revert ForbiddenTarget(target);
@@ -823,9 +845,13 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
                 if (!standingAllowed) _requireNoStandingAllowance(policy, t, tokenCount, target, false);
             }
             if (mode == SessionPolicy.MODE_EXACT && _isMulticall(selector)) revert MulticallNotAllowed(target, selector);
+            // Permissions for the same call are alternatives (OR): allowed only if each carries its own argument
+            // rules, since one without rules would make the others meaningless.
             for (uint256 k; k < i; ++k) {
-                (address t2, bytes4 s2, uint8 m2) = policy.permission(k);
-                if (t2 == target && s2 == selector && m2 == mode) revert DuplicatePermission(target, selector, mode);
+                (address t2, bytes4 s2, uint8 m2, uint256 r2) = policy.permission(k);
+                if (t2 == target && s2 == selector && m2 == mode && (rules == 0 || r2 == 0)) {
+                    revert DuplicatePermission(target, selector, mode);
+                }
             }
         }
     }

@@ -20,6 +20,12 @@ contract MockTarget {
         return counter;
     }
 
+    /// Static arguments of every rule kind (signed, bool, fixed bytes, address), for argument-rule tests.
+    function configure(int24 tick, bool flag, bytes4 tag, address who) external {
+        counter += 1;
+        emit Called(msg.sender, 0, abi.encode(tick, flag, tag, who));
+    }
+
     function other() external payable {
         emit Called(msg.sender, msg.value, msg.data);
     }

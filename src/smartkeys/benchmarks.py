@@ -29,6 +29,8 @@ and so is every gas figure: that is what ``bench/gas-snapshot.json`` records and
 
 from __future__ import annotations
 
+import dataclasses
+
 import statistics
 import sys
 import time
@@ -115,6 +117,10 @@ TARGETS: tuple[Target, ...] = (
     Target("ratio.session_userop_vs_simple7702_owner.actual", "<=", 1.15),
     Target("ratio.session_direct_vs_plain_eoa", "<=", 1.35),
     Target("gas.grant_session", "<=", 100_000),
+    # issue 12: argument rules cost at most +2,500 (3 recipients + amount bound) / +4,000 (16 recipients) gas
+    # over the same session use without rules (126,338)
+    Target("gas.session_erc20_userop.rules3", "<=", 126_338 + 2_500),
+    Target("gas.session_erc20_userop.rules16", "<=", 126_338 + 4_000),
     Target("gas.revoke_session", "<=", 30_000),
     Target("gas.revoke_all", "<=", 30_000),
     Target("gas.revoke_all.again", "<=", 30_000),
@@ -167,6 +173,7 @@ def measure_gas(chain: Any, *, progress: Callable[[str], None] | None = None) ->
     from smartkeys.account import Call, Owner, SessionAgent
     from smartkeys.entrypoint import UserOpResult
     from smartkeys.localchain import SIMPLE7702_ADDRESS
+    from smartkeys.argument_rules import ArgumentRule, RuleOp
     from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap, selector_of
 
     say = progress or (lambda _m: None)
@@ -237,6 +244,23 @@ def measure_gas(chain: Any, *, progress: Callable[[str], None] | None = None) ->
     op("gas.session_erc20_userop_first.smartkeys", agent.send_user_op([transfer], bundler=bundler))
     op("gas.session_erc20_userop.smartkeys", agent.send_user_op([transfer], bundler=bundler))
     figures["gas.session_erc20_direct.smartkeys"] = gas(agent.send_direct([transfer]))
+
+    # The same (second) session use under argument rules: a 3-recipient list plus an amount bound, and a
+    # 16-recipient list; the real recipient is listed last (the scan's worst case).
+    say("gas: session use under argument rules")
+    fillers = [w3.to_checksum_address(f"0x{0xA000 + i:040x}") for i in range(15)]
+    transfer_sel = selector_of("transfer(address,uint256)")
+    for name, rules in (
+        ("rules3", (ArgumentRule(0, RuleOp.ONE_OF, "address", (*fillers[:2], recipient.address)),
+                    ArgumentRule(1, RuleOp.LE, "uint256", (100 * AMOUNT,)))),
+        ("rules16", (ArgumentRule(0, RuleOp.ONE_OF, "address", (*fillers, recipient.address)),)),
+    ):
+        ruled = dataclasses.replace(policy, permissions=(Permission(token.address, transfer_sel, rules=rules),
+                                                         *policy.permissions[1:]))
+        owner.grant(ruled)
+        ruled_agent = SessionAgent(w3, owner.address, session_key, ruled)
+        ruled_agent.send_user_op([transfer], bundler=bundler)
+        op(f"gas.session_erc20_userop.{name}", ruled_agent.send_user_op([transfer], bundler=bundler))
 
     figures["gas.revoke_session"] = gas(owner.revoke(session_id))
     figures["gas.revoke_all"] = gas(owner.revoke_all())
@@ -452,6 +476,7 @@ def e2e_grant_use_revoke(chain: Any, *, rounds: int = 5, progress: Callable[[str
 
     from smartkeys import artifacts
     from smartkeys.account import Owner, SessionAgent
+    from smartkeys.argument_rules import ArgumentRule, RuleOp
     from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap, selector_of
 
     say = progress or (lambda _m: None)

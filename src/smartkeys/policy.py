@@ -61,6 +61,8 @@ from eth_utils import keccak
 
 from smartkeys.encoding import checked_address, checked_bytes, checked_uint
 from smartkeys.errors import InvalidInputError, SmartKeysError
+from smartkeys.argument_rules import ArgumentRule
+from smartkeys.policy_where import argument_names, compile_where
 from smartkeys.policy_codec import (
     MULTICALL_SELECTORS,
     MAX_PAYMASTERS,
@@ -138,14 +140,16 @@ _COMMON_SIGNATURES = (
     "withdraw(uint256)",
 )
 
-_TOP_KEYS = ("allow", "allow_long_lifetime", "allow_standing_allowances", "allow_uncapped_assets", "contracts", "key", "limits", "salt", "tokens",
+_TOP_KEYS = ("address_book", "allow", "allow_long_lifetime", "allow_standing_allowances", "allow_uncapped_assets", "contracts", "key", "limits", "salt", "tokens",
              "valid_for", "valid_from", "valid_until")
-_LIMIT_KEYS = ("gas_budget", "max_uses", "native", "paymasters", "tokens")
+_LIMIT_KEYS = ("every", "gas_budget", "max_uses", "native", "paymasters", "tokens", "uses_per_day")
 _NATIVE_KEYS = ("per_call", "per_period", "period", "total")
 _TOKEN_LIMIT_KEYS = ("per_period", "period", "total")
 _TOKEN_KEYS = ("address", "decimals")
-_ALLOW_CALL_KEYS = ("contract", "functions")
+_ALLOW_CALL_KEYS = ("contract", "functions", "where")
 _ALLOW_NATIVE_KEYS = ("send_native_to",)
+#: A signature whose every argument is "type name" (names are allowed for `where`): "pay(address to,uint256 sum)".
+_NAMED_SIG_RE = re.compile(r"^\w+\(\s*\w+\s+\w+\s*(,\s*\w+\s+\w+\s*)*\)$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -592,6 +596,8 @@ class AllowCall:
 
     contract: str
     functions: tuple[str, ...] | str
+    #: Argument rules in human terms (see :mod:`smartkeys.policy_where`), for an entry with one function.
+    where: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.functions, list):
@@ -644,6 +650,9 @@ class Limits:
     max_uses: int = 0
     gas_budget: int = 0
     paymasters: tuple[str, ...] = ()
+    #: Rate limits (``RateLimits.sol``): seconds between uses (0 = none), and uses per UTC day (0 = no limit).
+    every: int = 0
+    uses_per_day: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tokens", dict(self.tokens))
@@ -676,9 +685,12 @@ class PolicyModel:
     #: The owner's explicit choice to let the key call contracts the account already approved to spend a capped
     #: token (compiles to ALLOW_STANDING_ALLOWANCES; without it the account refuses such calls).
     allow_standing_allowances: bool = False
+    #: Names for addresses, usable in ``where`` rules (and wherever a contract name is).
+    address_book: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", _address(self.key, "key"))
+        object.__setattr__(self, "address_book", dict(self.address_book))
         object.__setattr__(self, "allow", tuple(self.allow))
         object.__setattr__(self, "contracts", dict(self.contracts))
         object.__setattr__(self, "tokens", dict(self.tokens))
@@ -732,7 +744,7 @@ class PolicyModel:
             if isinstance(entry, AllowNativeTransfer):
                 entry = AllowNativeTransfer(literal(entry.send_native_to, f"allow[{i}].send_native_to"))
             elif isinstance(entry, AllowCall):
-                entry = AllowCall(literal(entry.contract, f"allow[{i}].contract"), entry.functions)
+                entry = AllowCall(literal(entry.contract, f"allow[{i}].contract"), entry.functions, entry.where)
             allow.append(entry)
         object.__setattr__(self, "allow", tuple(allow))
         if isinstance(self.limits, Limits):
@@ -774,10 +786,27 @@ class PolicyModel:
             return self.contracts[ref]
         if isinstance(ref, str) and ref in self.tokens:
             return self.tokens[ref].address
+        if isinstance(ref, str) and ref in self.address_book:
+            return self.address_book[ref]
         raise InvalidInputError(
-            path, ref, "a name from `contracts` or `tokens`, or an address",
-            _did_you_mean(ref, [*self.contracts, *self.tokens], "add it to `contracts: {NAME: \"0x…\"}` or write its address"),
+            path, ref, "a name from `address_book`, `contracts` or `tokens`, or an address",
+            _did_you_mean(ref, [*self.address_book, *self.contracts, *self.tokens],
+                          "add it to `contracts: {NAME: \"0x…\"}` (or `address_book`) or write its address"),
         )
+
+    def _rules(self, entry: AllowCall, fn: str, path: str) -> tuple[ArgumentRule, ...]:
+        """The argument rules of an entry's ``where`` table (amounts in the called token's units)."""
+        if entry.where is None:
+            return ()
+        if len(entry.functions) != 1:
+            raise InvalidInputError(f"{path}.where", dict(entry.where), "rules for an entry with exactly one function",
+                                    "split the entry: one allow entry per function that has a `where`")
+        amount = None
+        name = entry.contract if isinstance(entry.contract, str) and entry.contract in self.tokens else None
+        if name is not None:
+            token = self.tokens[name]
+            amount = lambda text, p: _token_amount(text, p, name, token, self.tokens)  # noqa: E731
+        return compile_where(entry.where, fn, f"{path}.where", self._target, amount)
 
     def _permissions(self) -> list[tuple[str, Permission]]:
         """(field path, permission) for every allow entry, in order."""
@@ -805,7 +834,8 @@ class PolicyModel:
                     if not isinstance(fn, str):
                         raise InvalidInputError(fpath, fn, "a function signature like 'transfer(address,uint256)'", "write it as text")
                     try:
-                        selector = selector_of(fn)
+                        # argument names are allowed for `where`; the selector uses the canonical signature
+                        selector = selector_of(argument_names(fn, fpath)[0] if _NAMED_SIG_RE.match(fn) else fn)
                     except InvalidInputError:
                         raise InvalidInputError(
                             fpath, fn, "a canonical signature like 'transfer(address,uint256)' or a 0x selector",
@@ -816,7 +846,7 @@ class PolicyModel:
                             fpath, fn, "a function that is not a multicall",
                             f"{MULTICALL_SELECTORS[selector]} hides inner calls the policy cannot check: allow the inner functions instead",
                         )
-                    out.append((fpath, Permission(target, selector, PermissionMode.EXACT)))
+                    out.append((fpath, Permission(target, selector, PermissionMode.EXACT, self._rules(entry, fn, path))))
             else:
                 raise InvalidInputError(path, entry, "an AllowCall or AllowNativeTransfer", "use parse_policy() for mappings")
         return out
@@ -995,6 +1025,9 @@ class PolicyModel:
             salt=self.salt,
             allow_uncapped_assets=self.allow_uncapped_assets,
             allow_standing_allowances=self.allow_standing_allowances,
+            min_interval=self.limits.every,
+            uses_per_period=self.limits.uses_per_day,
+            use_period=86_400 if self.limits.uses_per_day else 0,
         )
 
     # -- output -------------------------------------------------------------------------------
@@ -1094,7 +1127,10 @@ class PolicyModel:
                 if entry.any_function:
                     may.append(f"{name}: ANY function")
                 else:
-                    may.append(f"{name}: {', '.join(entry.functions)}")
+                    text = f"{name}: {', '.join(entry.functions)}"
+                    if entry.where:
+                        text += " where " + ", ".join(f"{k} {_where_text(v)}" for k, v in entry.where.items())
+                    may.append(text)
         lines.append("May: " + "; ".join(may))
         native = self.limits.native
         if native is None:
@@ -1111,9 +1147,23 @@ class PolicyModel:
                 text += f", {format_amount(cap.per_period, d, name)} {period_text(cap.period, now)}"
             lines.append(text)
         lines.append(f"Uses: {self.limits.max_uses or 'unlimited'}; gas budget: {_native_text(self.limits.gas_budget)}")
+        if self.limits.every or self.limits.uses_per_day:
+            rate = []
+            if self.limits.every:
+                rate.append(f"at most one use every {_duration_text(self.limits.every)}")
+            if self.limits.uses_per_day:
+                rate.append(f"at most {self.limits.uses_per_day} uses per UTC day")
+            lines.append("Rate: " + "; ".join(rate))
         if self.limits.paymasters:
             lines.append("Paymasters: " + ", ".join(self._name_of(self._target(p, 'limits.paymasters')) for p in self.limits.paymasters))
         return "\n".join(lines)
+
+
+def _where_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "one of [" + ", ".join(str(v) for v in value) + "]"
+    text = str(value).strip()
+    return text if text[:2] in ("<=", ">=", "==", "!=") or ".." in text else f"== {text}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -1190,7 +1240,10 @@ def _parse_allow(value: Any) -> tuple[AllowEntry, ...]:
             raise InvalidInputError(f"{path}.functions", functions, "a list of function signatures, or \"*\"", "write a list of signatures")
         else:
             functions = tuple(functions)
-        entries.append(AllowCall(contract, functions))
+        where = raw.get("where")
+        if where is not None:
+            where = _mapping(where, f"{path}.where", '{to = ["treasury"], amount = "<= 50 USDC"}')
+        entries.append(AllowCall(contract, functions, where))
     return tuple(entries)
 
 
@@ -1239,7 +1292,11 @@ def _parse_limits(value: Any, tokens: Mapping[str, Token]) -> Limits:
     for i, p in enumerate(paymasters):
         if not isinstance(p, str):
             _address(p, f"limits.paymasters[{i}]")
-    return Limits(native=native, tokens=caps, max_uses=max_uses, gas_budget=gas_budget, paymasters=tuple(paymasters))
+    every = parse_duration(raw["every"], "limits.every") if raw.get("every") is not None else 0
+    uses_per_day = raw.get("uses_per_day", 0)
+    _int_field(uses_per_day, "limits.uses_per_day", _U32, "use a whole number of uses per day (0 or absent = no limit)")
+    return Limits(native=native, tokens=caps, max_uses=max_uses, gas_budget=gas_budget, paymasters=tuple(paymasters),
+                  every=every, uses_per_day=uses_per_day)
 
 
 _MISPLACED = {k: f"limits.{k}" for k in _LIMIT_KEYS if k != "tokens"}
@@ -1255,6 +1312,8 @@ def parse_policy(data: Mapping[str, Any]) -> PolicyModel:
     key = _address(data["key"], "key")
     tokens = _parse_tokens(data.get("tokens") or {}, "tokens")
     contracts = _parse_contracts(data.get("contracts") or {})
+    address_book = {name: _address(a, f"address_book.{name}")
+                     for name, a in _mapping(data.get("address_book") or {}, "address_book", "{NAME = \"0x…\"}").items()}
     times = {name: _parse_time(data[name], name) for name in ("valid_from", "valid_until") if data.get(name) is not None}
     valid_for = None
     if data.get("valid_for") is not None:
@@ -1278,7 +1337,7 @@ def parse_policy(data: Mapping[str, Any]) -> PolicyModel:
     model = PolicyModel(
         key=key, allow=allow, valid_for=valid_for, contracts=contracts, tokens=tokens, limits=limits,
         allow_long_lifetime=allow_long, salt=salt, allow_uncapped_assets=allow_uncapped,
-        allow_standing_allowances=allow_standing, **times,
+        allow_standing_allowances=allow_standing, address_book=address_book, **times,
     )
     model.check_sensible()
     return model

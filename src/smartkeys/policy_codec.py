@@ -1,9 +1,9 @@
 """The packed session policy: exactly the bytes ``contracts/SessionPolicy.sol`` decodes.
 
 A policy is granted on-chain once (the account logs it in ``SessionGranted``) and presented again with
-every use; its ``keccak256`` is the session id. Layout, version 2 (big-endian, no padding)::
+every use; its ``keccak256`` is the session id. Layout, version 3 (big-endian, no padding)::
 
-    0    1   version (2)
+    0    1   version (3)
     1   20   key                session signer
     21   6   valid_after        exclusive
     27   6   valid_until        inclusive
@@ -14,17 +14,19 @@ every use; its ``keccak256`` is the session id. Layout, version 2 (big-endian, n
     65  12   native_per_period
     77  12   gas_budget         wei
     89   4   salt
-    93   1   flags              bit 0: ALLOW_UNCAPPED_ASSETS
-    94   1   n permissions, then n x [target 20 | selector 4 | mode 1]
+    93   1   flags              bit 0: ALLOW_UNCAPPED_ASSETS, bit 1: RATE_LIMIT
+    94   1   n permissions, then n x [target 20 | selector 4 | mode 1 | rules offset 2 (0 = none)]
          1   m token caps,  then m x [token 20 | cap 14 | period 4 | per_period 14]
          1   k paymasters,  then k x [paymaster 20]
+        12   RATE_LIMIT only:   [min_interval 4 | uses_per_period 4 | use_period 4]
+             rule groups, in permission order: [count 1 | rules] (see ``smartkeys.argument_rules``)
 
 This module is pure: no network, no clock. The friendly policy model (human units, files) builds on it.
 
 >>> p = SessionPolicy(key="0x" + "11" * 20, valid_after=0, valid_until=2**32,
 ...                   permissions=(Permission("0x" + "22" * 20, "0xa9059cbb"),))
 >>> len(p.encode())
-123
+124
 >>> SessionPolicy.decode(p.encode()) == p
 True
 """
@@ -36,11 +38,15 @@ from enum import IntEnum
 
 from eth_utils import is_address, keccak, to_checksum_address
 
+from smartkeys.argument_rules import MAX_RULES, ArgumentRule, RuleOp
 from smartkeys.errors import InvalidInputError
 
 __all__ = [
+    "ArgumentRule",
     "FLAG_ALLOW_STANDING_ALLOWANCES",
     "FLAG_ALLOW_UNCAPPED_ASSETS",
+    "FLAG_RATE_LIMIT",
+    "RuleOp",
     "MAX_PAYMASTERS",
     "MULTICALL_SELECTORS",
     "MAX_PERMISSIONS",
@@ -54,7 +60,7 @@ __all__ = [
     "selector_of",
 ]
 
-POLICY_VERSION = 2
+POLICY_VERSION = 3
 MAX_PERMISSIONS = 32
 MAX_TOKEN_CAPS = 16
 MAX_PAYMASTERS = 8
@@ -62,7 +68,9 @@ _HEADER = 95
 #: Policy flag bit: the owner lets the key reach assets the policy does not cap (``SessionPolicy.sol``).
 FLAG_ALLOW_UNCAPPED_ASSETS = 1
 FLAG_ALLOW_STANDING_ALLOWANCES = 2
-_KNOWN_FLAGS = FLAG_ALLOW_UNCAPPED_ASSETS | FLAG_ALLOW_STANDING_ALLOWANCES
+#: Policy flag bit: the policy carries a rate limit (``RateLimits.sol``).
+FLAG_RATE_LIMIT = 4
+_KNOWN_FLAGS = FLAG_ALLOW_UNCAPPED_ASSETS | FLAG_ALLOW_STANDING_ALLOWANCES | FLAG_RATE_LIMIT
 
 #: Functions that bundle inner calls a policy cannot see: a wildcard permission never reaches them and an
 #: exact permission for one is refused. Mirrors ``SmartKeysAccount._isMulticall`` (a test compares them).
@@ -142,11 +150,16 @@ def _uint(name: str, value: int, maximum: int) -> int:
 
 @dataclass(frozen=True)
 class Permission:
-    """One allowlist entry: the session may call ``selector`` on ``target`` (see :class:`PermissionMode`)."""
+    """One allowlist entry: the session may call ``selector`` on ``target`` (see :class:`PermissionMode`).
+
+    ``rules`` (EXACT mode only, at most 16): :class:`~smartkeys.argument_rules.ArgumentRule` s that must all
+    hold for the call's arguments. Several permissions for the same call are alternatives (OR).
+    """
 
     target: str
     selector: bytes | str = b"\x00\x00\x00\x00"
     mode: PermissionMode = PermissionMode.EXACT
+    rules: tuple[ArgumentRule, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target", _address("permission.target", self.target))
@@ -163,9 +176,27 @@ class Permission:
                     "use mode EXACT for one function, or drop the selector",
                 )
             object.__setattr__(self, "selector", sel)
+        rules = tuple(self.rules)
+        if rules and self.mode is not PermissionMode.EXACT:
+            raise InvalidInputError("permission.rules", len(rules), f"no argument rules with mode {self.mode.name}",
+                                    "use mode EXACT with a selector to constrain arguments")
+        if len(rules) > MAX_RULES:
+            raise InvalidInputError("permission.rules", len(rules), f"at most {MAX_RULES} rules",
+                                    "merge rules (one ONE_OF holds up to 32 values) or split the permission")
+        for r in rules:
+            if not isinstance(r, ArgumentRule):
+                raise InvalidInputError("permission.rules", r, "ArgumentRule values", "build each with ArgumentRule(...)")
+        object.__setattr__(self, "rules", rules)
 
-    def encode(self) -> bytes:
-        return bytes.fromhex(self.target[2:]) + self.selector + bytes([self.mode])
+    def encode(self, rules_offset: int = 0) -> bytes:
+        """The 27-byte entry; ``rules_offset`` is where its rule group starts in the policy (0 = none)."""
+        return bytes.fromhex(self.target[2:]) + self.selector + bytes([self.mode]) + rules_offset.to_bytes(2, "big")
+
+    def encode_rules(self) -> bytes:
+        """The rule group ``count | rules`` (empty if the permission has no rules)."""
+        if not self.rules:
+            return b""
+        return bytes([len(self.rules)]) + b"".join(r.encode() for r in self.rules)
 
 
 @dataclass(frozen=True)
@@ -207,6 +238,10 @@ class SessionPolicy:
     ``allow_uncapped_assets`` is the owner's explicit choice to let the key reach assets that no
     ``token_caps`` entry caps (a token without a cap, an NFT collection). Without it the contract refuses
     such a grant (``UncappedAsset``): default deny.
+
+    Rate limits (``RateLimits.sol``, checked at execution on both paths): ``min_interval`` seconds between
+    uses (0 = none), and at most ``uses_per_period`` uses per fixed window of ``use_period`` seconds (both or
+    neither). The contract refuses ``UseTooSoon`` / ``UsesPerPeriodReached``.
     """
 
     key: str
@@ -224,6 +259,9 @@ class SessionPolicy:
     salt: int = 0
     allow_uncapped_assets: bool = False
     allow_standing_allowances: bool = False
+    min_interval: int = 0
+    uses_per_period: int = 0
+    use_period: int = 0
     version: int = field(default=POLICY_VERSION)
 
     def __post_init__(self) -> None:
@@ -239,6 +277,11 @@ class SessionPolicy:
             raise InvalidInputError("allow_standing_allowances", self.allow_standing_allowances, "True or False",
                                     "pass a bool: True only if the key may call contracts the account already "
                                     "approved to spend a capped token")
+        for name in ("min_interval", "uses_per_period", "use_period"):
+            _uint(name, getattr(self, name), _U32)
+        if (self.uses_per_period == 0) != (self.use_period == 0):
+            raise InvalidInputError("uses_per_period", self.uses_per_period, "a count together with use_period",
+                                    "give both uses_per_period and use_period, or neither")
         if not isinstance(self.allow_uncapped_assets, bool):
             raise InvalidInputError("allow_uncapped_assets", self.allow_uncapped_assets, "True or False",
                                     "pass a bool: True only if the key may reach assets the policy does not cap")
@@ -270,17 +313,33 @@ class SessionPolicy:
         out += self.gas_budget.to_bytes(12, "big")
         out += self.salt.to_bytes(4, "big")
         out += bytes([(FLAG_ALLOW_UNCAPPED_ASSETS if self.allow_uncapped_assets else 0)
-                      | (FLAG_ALLOW_STANDING_ALLOWANCES if self.allow_standing_allowances else 0)])
+                      | (FLAG_ALLOW_STANDING_ALLOWANCES if self.allow_standing_allowances else 0)
+                      | (FLAG_RATE_LIMIT if self.rate_limited else 0)])
         out += bytes([len(self.permissions)])
-        for p in self.permissions:
-            out += p.encode()
+        groups = [p.encode_rules() for p in self.permissions]
+        cursor = _HEADER + 27 * len(self.permissions) + 1 + 52 * len(self.token_caps) + 1 + 20 * len(self.paymasters)
+        cursor += 12 if self.rate_limited else 0
+        for p, g in zip(self.permissions, groups):
+            out += p.encode(cursor if g else 0)
+            cursor += len(g)
+        if cursor > 0xFFFF:
+            raise InvalidInputError("permissions.rules", cursor, "a policy under 64 KiB", "use fewer rule values")
         out += bytes([len(self.token_caps)])
         for c in self.token_caps:
             out += c.encode()
         out += bytes([len(self.paymasters)])
         for pm in self.paymasters:
             out += bytes.fromhex(pm[2:])
+        if self.rate_limited:
+            out += b"".join(v.to_bytes(4, "big") for v in (self.min_interval, self.uses_per_period, self.use_period))
+        for g in groups:
+            out += g
         return bytes(out)
+
+    @property
+    def rate_limited(self) -> bool:
+        """True if the policy carries a rate limit (the RATE_LIMIT flag)."""
+        return bool(self.min_interval or self.use_period)
 
     @property
     def session_id(self) -> bytes:
@@ -318,15 +377,28 @@ class SessionPolicy:
             raise InvalidInputError("policy.flags", flags, f"only bits in {_KNOWN_FLAGS:#04x}", "upgrade smartkeys to read this policy")
         header["allow_uncapped_assets"] = bool(flags & FLAG_ALLOW_UNCAPPED_ASSETS)
         header["allow_standing_allowances"] = bool(flags & FLAG_ALLOW_STANDING_ALLOWANCES)
-        permissions = []
+        entries = []
         for _ in range(num(1)):
             target = "0x" + take(20).hex()
             selector = take(4)
-            permissions.append(Permission(target, selector, PermissionMode(num(1))))
+            entries.append((target, selector, PermissionMode(num(1)), num(2)))
         caps = []
         for _ in range(num(1)):
             caps.append(TokenCap("0x" + take(20).hex(), num(14), num(4), num(14)))
         paymasters = ["0x" + take(20).hex() for _ in range(num(1))]
+        if flags & FLAG_RATE_LIMIT:
+            header.update(min_interval=num(4), uses_per_period=num(4), use_period=num(4))
+        permissions = []
+        for target, selector, mode, offset in entries:
+            rules: list[ArgumentRule] = []
+            if offset:
+                if offset != pos:
+                    raise InvalidInputError("policy.rules", offset, f"the next rule group at byte {pos}",
+                                            "the policy bytes are not canonical")
+                for _ in range(num(1)):
+                    rule, pos = ArgumentRule.decode_from(data, pos)
+                    rules.append(rule)
+            permissions.append(Permission(target, selector, mode, tuple(rules)))
         if pos != len(data):
             raise InvalidInputError("policy", f"{len(data)} bytes", f"exactly {pos} bytes", "remove trailing bytes")
         return cls(key=key, permissions=tuple(permissions), token_caps=tuple(caps), paymasters=tuple(paymasters), **header)

@@ -60,7 +60,8 @@ from smartkeys.errors import (
     UserOperationError,
     register_contract_errors,
 )
-from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
+from smartkeys.argument_rules import first_failure
+from smartkeys.policy_codec import MULTICALL_SELECTORS, Permission, PermissionMode, SessionPolicy
 from smartkeys.token_rules import ACCOUNTABLE_SELECTORS, DECLARED_AMOUNT_OFFSET
 
 __all__ = [
@@ -100,6 +101,7 @@ class _Errors:
             "CallNotAllowed", "NativeValueAboveCallCap", "NativeSpendCapExceeded",
             "NativePeriodCapExceeded", "TokenSpendCapExceeded", "TokenPeriodCapExceeded",
             "GasBudgetExceeded", "PaymasterNotAllowed", "EmptyBatch", "TokenFunctionNotAccountable",
+            "ArgumentRuleViolated", "UseTooSoon", "UsesPerPeriodReached",
         ):
             setattr(self, name, ACCOUNT_ERRORS[name])
 
@@ -165,6 +167,9 @@ class SessionState:
     epoch: int = 0
     tokens: Mapping[str, Ledger] = field(default_factory=dict)
     native_ledger: Ledger = _EMPTY_LEDGER
+    rate_ledger: Ledger = _EMPTY_LEDGER
+    """Rate limits (``sessionLedger(id, account)``): ``total_spent`` is the last use's timestamp (0 = never),
+    ``period_spent`` the uses in period ``period_index``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "account", checked_address(self.account, "account"))
@@ -183,7 +188,8 @@ class SessionState:
         """The state right after ``grantSession(policy)`` at block time ``now`` (nothing spent)."""
         tokens = {c.token: Ledger(0, 0, now // c.period if c.period else 0) for c in policy.token_caps}
         native = Ledger(0, 0, now // policy.native_period if policy.native_period else 0)
-        return cls(account, True, 0, 0, 0, epoch, epoch, tokens, native)
+        rate = Ledger(0, 0, now // policy.use_period if policy.use_period else 0)
+        return cls(account, True, 0, 0, 0, epoch, epoch, tokens, native, rate)
 
     def after(self, policy: SessionPolicy, charges: Charges, *, now: int) -> SessionState:
         """The state once a use with ``charges`` succeeded at block time ``now`` (as the contract writes it)."""
@@ -204,9 +210,16 @@ class SessionState:
             index = now // policy.native_period
             in_period = native.period_spent if native.period_index == index else 0
             native = Ledger(native.total_spent, in_period + charges.native, index)
+        rate = self.rate_ledger
+        if policy.rate_limited:
+            if policy.use_period:
+                index = now // policy.use_period
+                rate = Ledger(now, (rate.period_spent if rate.period_index == index else 0) + 1, index)
+            else:
+                rate = Ledger(now, rate.period_spent, rate.period_index)
         return SessionState(
             self.account, self.granted, self.uses + charges.uses, self.native_spent + charges.native,
-            self.gas_spent + charges.gas, self.granted_epoch, self.epoch, tokens, native,
+            self.gas_spent + charges.gas, self.granted_epoch, self.epoch, tokens, native, rate,
         )
 
 
@@ -255,8 +268,13 @@ def read_session_state(w3: Any, account: str, policy: SessionPolicy) -> SessionS
     if policy.native_period:
         _, period_spent, index = contract.functions.sessionLedger(sid, ZERO_ADDRESS).call()
         native_ledger = Ledger(0, int(period_spent), int(index))
+    rate_ledger = _EMPTY_LEDGER
+    if policy.rate_limited:
+        last, period_uses, index = contract.functions.sessionLedger(sid, account).call()
+        rate_ledger = Ledger(int(last), int(period_uses), int(index))
     return SessionState(
-        account, granted, int(uses), int(native), int(gas), int(granted_epoch), epoch, tokens, native_ledger
+        account, granted, int(uses), int(native), int(gas), int(granted_epoch), epoch, tokens, native_ledger,
+        rate_ledger,
     )
 
 
@@ -272,7 +290,8 @@ class _Tables:
 
     __slots__ = (
         "session_id", "key", "valid_after", "valid_until", "max_uses", "native_per_call", "native_total",
-        "native_period", "native_per_period", "gas_budget", "scope", "caps", "cap_order", "paymasters",
+        "native_period", "native_per_period", "gas_budget", "scope", "caps", "cap_order", "paymasters", "ruled",
+        "rate",
     )
 
     def __init__(self, policy: SessionPolicy) -> None:
@@ -297,6 +316,13 @@ class _Tables:
                 empty = True
             scope[p.target] = (exact, any_, empty)
         self.scope = {t: (frozenset(e), a, m) for t, (e, a, m) in scope.items()}
+        self.rate = ((policy.min_interval, policy.uses_per_period, policy.use_period)
+                     if policy.rate_limited else None)
+        # targets with argument rules: every permission of the target, in policy order (the contract's loop)
+        self.ruled = {
+            t: tuple(p for p in policy.permissions if p.target == t)
+            for t in {p.target for p in policy.permissions if p.rules}
+        }
         # token -> (index j, cap, period, per_period); first listing wins (grant refuses duplicates)
         caps: dict[str, tuple[int, int, int, int]] = {}
         for j, c in enumerate(policy.token_caps):
@@ -404,6 +430,15 @@ def preflight(
     max_uses = t.max_uses
     if max_uses and state.uses >= max_uses:
         raise _E.UsageLimitReached(maxUses=max_uses)
+    if t.rate is not None:  # RateLimits.charge
+        min_interval, limit, period = t.rate
+        rate = state.rate_ledger
+        if min_interval and rate.total_spent and now < rate.total_spent + min_interval:
+            raise _E.UseTooSoon(lastUse=rate.total_spent, minInterval=min_interval, timestamp=now)
+        if period:
+            used = rate.period_spent if rate.period_index == now // period else 0
+            if used >= limit:
+                raise _E.UsesPerPeriodReached(limit=limit, period=period, used=used)
 
     # 1. scope, per-call native cap, declared outflows -- per call, in order
     account = state.account
@@ -436,6 +471,8 @@ def preflight(
                 raise _E.CallNotAllowed(target=target, selector=sel)
         elif sel not in perm[0] and not (perm[1] and sel not in MULTICALL_SELECTORS):
             raise _E.CallNotAllowed(target=target, selector=sel)
+        elif t.ruled and target in t.ruled:
+            _check_argument_rules(t.ruled[target], target, sel, data)
         if caps:
             offset = None
             if target in caps:
@@ -493,6 +530,26 @@ def preflight(
     return Charges(
         value, charged or {}, gas, 1 if max_uses else 0, tuple(measured) if measured is not None else ()
     )
+
+
+def _check_argument_rules(perms: Sequence[Permission], target: str, sel: bytes, data: bytes) -> None:
+    """``_checkScope``'s loop for a target with argument rules: the first permission that holds whole allows the
+    call; otherwise the last failed rule is reported (``ArgumentRuleViolated``)."""
+    failed = None
+    for p in perms:
+        if p.mode is PermissionMode.ANY_SELECTOR:
+            if sel not in MULTICALL_SELECTORS:
+                return
+        elif p.mode is PermissionMode.EXACT and p.selector == sel:
+            miss = first_failure(p.rules, data)
+            if miss is None:
+                return
+            failed = miss
+    if failed is None:  # only reachable for calls the fast path already refused
+        raise _E.CallNotAllowed(target=target, selector=sel)
+    rule, word = failed
+    raise _E.ArgumentRuleViolated(target=target, selector=sel, argIndex=rule.index, op=int(rule.op),
+                                  value=word.to_bytes(32, "big"))
 
 
 def _check_token_caps(t: _Tables, state: SessionState, charged: Mapping[str, int], now: int) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +36,7 @@ from eth_utils import keccak
 from smartkeys.account import Call
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
+from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
 from smartkeys.timefmt import period_text, utc_text
 
@@ -210,6 +211,10 @@ class _Tool:
     selector: bytes
     payable: bool
     description: str
+    #: argument index -> JSON-schema keywords from the permission's argument rules (enum, minimum, maximum)
+    constraints: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: argument index -> {enum name: address} for recipient lists given as names
+    aliases: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def schema(self, native_cap: int) -> dict[str, Any]:
         props: dict[str, Any] = {}
@@ -218,6 +223,13 @@ class _Tool:
             for i, p in enumerate(self.function.get("inputs", [])):  # type: ignore[union-attr]
                 pname = p.get("name") or f"arg{i}"
                 props[pname] = _schema(p)
+                if i in self.constraints:
+                    extra = dict(self.constraints[i])
+                    if "enum" in extra:  # names replace the address pattern
+                        props[pname] = {"type": "string"}
+                    if "description" in extra and "description" in props[pname]:
+                        extra["description"] = props[pname]["description"] + "; " + extra["description"]
+                    props[pname].update(extra)
                 required.append(pname)
         elif self.kind == "raw_args":
             props["args"] = {"type": "string", "pattern": _HEX_PATTERN,
@@ -257,6 +269,19 @@ def _limits(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]], names:
         used = getattr(state, "uses", None)
         left = f", {policy.max_uses - used} remaining" if used is not None else ""
         parts.append(f"At most {policy.max_uses} uses in total{left}.")
+    if policy.rate_limited:
+        rate = getattr(state, "rate_ledger", None)
+        if policy.min_interval:
+            text = f"At most one use every {policy.min_interval} s"
+            if rate is not None and rate.total_spent:
+                nxt = rate.total_spent + policy.min_interval
+                text += f"; the next use is allowed from {utc_text(nxt, sep=' ', suffix=' UTC')} (unix {nxt})"
+            parts.append(text + ".")
+        if policy.use_period:
+            text = f"At most {policy.uses_per_period} uses {period_text(policy.use_period, now)}"
+            if rate is not None and now is not None and rate.period_index == now // policy.use_period:
+                text += f" ({max(0, policy.uses_per_period - rate.period_spent)} left in this one)"
+            parts.append(text + ".")
     eth = lambda v: _units(v, 18, "ETH")  # noqa: E731
     if policy.native_total:
         text = f"Native value: at most {eth(policy.native_per_call)} per call, {eth(policy.native_total)} in total"
@@ -316,8 +341,9 @@ def _build(policy: SessionPolicy, names, abis, tokens, state, now: int | None = 
         desc = f"Call {sig} on {who(target)} from the smart account."
         if target in capped and _selector(fn) in _ERC20_OUTFLOW:
             desc += " The amount counts against the token cap in full."
+        constraints, aliases, text = _rule_constraints(policy, target, _selector(fn), fn, names, tokens)
         return _Tool(_tool_name(label(target), fn["name"]), target, "function", fn, _selector(fn), payable,
-                     f"{desc} {limits}")
+                     f"{desc}{text} {limits}", constraints, aliases)
 
     def native_tool(target: str) -> _Tool:
         return _Tool(_tool_name("send_native_to", label(target)), target, "native", None, b"", True,
@@ -353,6 +379,64 @@ def _build(policy: SessionPolicy, names, abis, tokens, state, now: int | None = 
 
 
 _ERC20_OUTFLOW = frozenset(_selector(f) for f in ERC20_ABI)
+
+
+def _rule_constraints(policy: SessionPolicy, target: str, selector: bytes, fn: Mapping[str, Any],
+                      names: Mapping[str, str], tokens: Mapping[str, tuple[str, int]]):
+    """(schema keywords per argument, name -> address per argument, description text) of the argument rules.
+
+    Only when exactly one permission names the call: alternatives (OR) cannot be one JSON schema, so then the
+    description lists them and the schema stays open (preflight and the contract still decide)."""
+    perms = [p for p in policy.permissions if p.target == target and p.selector == selector
+             and p.mode is PermissionMode.EXACT]
+    ruled = [p for p in perms if p.rules]
+    if not ruled:
+        return {}, {}, ""
+    inputs = fn.get("inputs", [])
+    symbol, decimals = tokens.get(target, (None, None))
+
+    def shown(rule: ArgumentRule, v: Any) -> str:
+        if rule.abi_type == "address":
+            return names.get(v, v)
+        if symbol is not None and rule.abi_type.startswith("uint"):
+            return _units(v, decimals, symbol)
+        return str(v.hex() if isinstance(v, bytes) else v)
+
+    def arg(rule: ArgumentRule) -> str:
+        return (inputs[rule.index].get("name") if rule.index < len(inputs) else None) or f"arg{rule.index}"
+
+    texts = []
+    for p in ruled:
+        parts = []
+        for r in p.rules:
+            vals = [shown(r, v) for v in r.values]
+            parts.append({
+                RuleOp.EQ: f"{arg(r)} = {vals[0]}", RuleOp.NE: f"{arg(r)} != {vals[0]}",
+                RuleOp.LE: f"{arg(r)} <= {vals[0]}", RuleOp.GE: f"{arg(r)} >= {vals[0]}",
+                RuleOp.RANGE: f"{vals[0]} <= {arg(r)} <= {vals[-1]}",
+            }.get(r.op, f"{arg(r)} one of [{', '.join(vals)}]"))
+        texts.append(" and ".join(parts))
+    text = " Allowed only when " + (" OR when ".join(texts)) + " (checked on chain)."
+    if len(perms) != 1:
+        return {}, {}, text
+    constraints: dict[int, dict[str, Any]] = {}
+    aliases: dict[int, dict[str, str]] = {}
+    for r in perms[0].rules:
+        c = constraints.setdefault(r.index, {})
+        if r.abi_type == "address" and r.op in (RuleOp.ONE_OF, RuleOp.EQ):
+            table = {names.get(v, v): v for v in r.values}
+            c["enum"] = list(table)
+            aliases[r.index] = table
+        elif r.abi_type.startswith("uint") and r.op in (RuleOp.LE, RuleOp.GE, RuleOp.RANGE):
+            lo = r.values[0] if r.op in (RuleOp.GE, RuleOp.RANGE) else None
+            hi = r.values[-1] if r.op in (RuleOp.LE, RuleOp.RANGE) else None
+            if lo is not None:
+                c["minimum"] = lo
+            if hi is not None:
+                c["maximum"] = hi
+            human = [f"at least {shown(r, lo)}" if lo is not None else "", f"at most {shown(r, hi)}" if hi is not None else ""]
+            c["description"] = " and ".join(h for h in human if h)
+    return constraints, aliases, text
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,7 +535,16 @@ def call_from_tool(
     if tool.kind == "raw_args":
         return Call(tool.target, 0, tool.selector + _coerce("args", {"type": "bytes"}, arguments["args"]))
     inputs: Sequence[Mapping[str, Any]] = tool.function.get("inputs", [])  # type: ignore[union-attr]
-    values = [_coerce(p.get("name") or f"arg{i}", p, arguments[p.get("name") or f"arg{i}"])
-              for i, p in enumerate(inputs)]
+    def given(i: int, p: Mapping[str, Any]) -> Any:
+        raw = arguments[p.get("name") or f"arg{i}"]
+        table = tool.aliases.get(i)
+        if table is not None:  # a recipient list: the model names one of its entries
+            if raw not in table:
+                raise InvalidInputError(f"arguments.{p.get('name') or f'arg{i}'}", raw,
+                                        f"one of {', '.join(table)}", "pick a recipient from the list")
+            return table[raw]
+        return raw
+
+    values = [_coerce(p.get("name") or f"arg{i}", p, given(i, p)) for i, p in enumerate(inputs)]
     data = tool.selector + abi_encode([_abi_type(p) for p in inputs], values)
     return Call(tool.target, value, data)

@@ -585,10 +585,12 @@ def _malformed(case, chain, owner, key):
         return _patch(good, 0, 0), "PolicyVersionUnsupported", {"version": 0}
     if case == "version_1":  # the layout before the flags byte
         return _patch(good, 0, 1), "PolicyVersionUnsupported", {"version": 1}
-    if case == "version_3":
-        return _patch(good, 0, 3), "PolicyVersionUnsupported", {"version": 3}
+    if case == "version_2":  # the layout before argument rules and rate limits
+        return _patch(good, 0, 2), "PolicyVersionUnsupported", {"version": 2}
+    if case == "version_4":
+        return _patch(good, 0, 4), "PolicyVersionUnsupported", {"version": 4}
     if case == "unknown_flag":
-        return _patch(good, 93, 4), "PolicyMalformed", {"offset": 93}  # bits 0 and 1 are flags; 2 is not
+        return _patch(good, 93, 8), "PolicyMalformed", {"offset": 93}  # bits 0-2 are flags; 3 is not
     if case == "truncated":
         return good[:-1], "PolicyMalformed", {}
     if case == "trailing_byte":
@@ -605,7 +607,7 @@ MALFORMED = [
     "duplicate_permission", "empty_scope", "mode_3", "selector_with_any_mode", "selector_with_empty_mode",
     "duplicate_token", "zero_token", "token_is_account", "token_period_without_per_period",
     "token_per_period_without_period", "native_period_without_per_period", "zero_paymaster",
-    "duplicate_paymaster", "version_0", "version_1", "version_3", "unknown_flag", "truncated", "trailing_byte", "shorter_than_header",
+    "duplicate_paymaster", "version_0", "version_1", "version_2", "version_4", "unknown_flag", "truncated", "trailing_byte", "shorter_than_header",
     "too_many_permissions",
 ]
 

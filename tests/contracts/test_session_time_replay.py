@@ -567,7 +567,7 @@ def test_good_session_op_validation_data_carries_the_window_in_the_entry_point_b
 def _tampered(agent, token):
     """The agent's policy with one byte changed: the token cap's top byte (cap becomes huge)."""
     data = bytearray(agent.policy.encode())
-    t = 95 + 25 * len(agent.policy.permissions)
+    t = 95 + 27 * len(agent.policy.permissions)
     cap_msb = t + 1 + 20
     assert data[t + 1 : t + 21] == bytes.fromhex(token.address[2:])
     data[cap_msb] = 0x01
@@ -607,7 +607,7 @@ def test_signed_session_op_with_one_policy_byte_changed_in_call_data_is_refused(
     op = signed_op(agent, [transfer(token, recipient, 1000)])
     policy = agent.policy.encode()
     at = op.call_data.index(policy)
-    t = 95 + 25 * len(agent.policy.permissions)
+    t = 95 + 27 * len(agent.policy.permissions)
     call_data = bytearray(op.call_data)
     call_data[at + t + 1 + 20] = 0x01  # the token cap's top byte
     tampered = dataclasses.replace(op, call_data=bytes(call_data))

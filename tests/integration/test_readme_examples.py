@@ -94,7 +94,7 @@ def test_for_agent_developers_examples_run(prelude, token, key_source, monkeypat
     assert token.functions.balanceOf(RECIPIENT).call() == 5_000_000 + 2_500_000
     assert balance_before - token.functions.balanceOf(namespace["account"]).call() == 7_500_000
     out = capsys.readouterr().out
-    assert "refused before signing: 5000000 1000000000 100000000" in out
+    assert "refused before signing: argument 1 1000000000" in out  # the amount rule, before the cap
     report = namespace["owner"].session_report(namespace["policy"])
     assert report.uses == 2 and report.asset(namespace["usdc"]).spent == 7_500_000
 

@@ -40,6 +40,7 @@ from smartkeys.errors import (
     UserOperationError,
     decode_revert,
 )
+from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap, selector_of
 from smartkeys.preflight import SessionWindowError, preflight, read_session_state
 from smartkeys.tx import REVERT_EXCEPTIONS, revert_data_of
@@ -66,7 +67,16 @@ PERMISSIONS = [
     ("token", None, ANY),
     ("recipient", None, EMPTY),
     ("recipient", None, ANY),
+    # argument rules (ArgumentRules.sol): a recipient list AND an amount bound; a ranged ping; and a second
+    # transfer permission that is an alternative (OR) to the first
+    ("token", "transfer(address,uint256)", EXACT, (
+        ArgumentRule(0, RuleOp.ONE_OF, "address", (RECIPIENT, STRANGER)),
+        ArgumentRule(1, RuleOp.LE, "uint256", (10**6,)))),
+    ("target", "ping(uint256)", EXACT, (ArgumentRule(0, RuleOp.RANGE, "uint256", (2, 4)),)),
+    ("token", "transfer(address,uint256)", EXACT, (ArgumentRule(1, RuleOp.GE, "uint256", (3 * 10**6,)),)),
 ]
+#: a permission without rules next to one with rules for the same call is refused at grant
+_EXCLUSIVE = [(4, 9), (4, 11), (0, 10)]
 
 ether_values = st.sampled_from([0, 0, 1, 10**15, 10**15 + 1, 10**18, 10**18 + 1])
 token_amounts = st.sampled_from([0, 1, 10**6, 10**6 + 1, 3 * 10**6, 10**9, 10**11])
@@ -79,6 +89,8 @@ call_specs = st.one_of(
     st.tuples(st.just("permitted"), st.one_of(st.just(0), ether_values), token_amounts, st.integers(0, 15)),
     st.tuples(st.just("permitted"), st.one_of(st.just(0), ether_values), token_amounts, st.integers(0, 15)),
     st.tuples(st.sampled_from(["ping", "other", "receive", "native_recipient"]), ether_values, st.just(0), st.just(0)),
+    st.tuples(st.just("ping_wide"), ether_values, st.integers(0, 4), st.just(0)),
+    st.tuples(st.sampled_from(["transfer_stranger", "transfer_other"]), st.just(0), token_amounts, st.just(0)),
     st.tuples(st.sampled_from(["transfer", "increaseAllowance", "burn"]), st.just(0), token_amounts, st.just(0)),
     st.tuples(st.just("approve"), st.just(0), approve_amounts, st.just(0)),
     st.tuples(st.sampled_from(["multicall", "forbidden_self", "forbidden_ep", "forbidden_zero", "stranger"]),
@@ -98,7 +110,8 @@ uses = st.lists(
 
 policies = st.fixed_dictionaries(
     {
-        "perms": st.lists(st.integers(0, len(PERMISSIONS) - 1), min_size=1, max_size=4, unique=True),
+        "perms": st.lists(st.integers(0, len(PERMISSIONS) - 1), min_size=1, max_size=4, unique=True).filter(
+            lambda ps: not any(a in ps and b in ps for a, b in _EXCLUSIVE)),
         "token_cap": st.one_of(
             st.none(),
             st.tuples(
@@ -121,9 +134,9 @@ policies = st.fixed_dictionaries(
 def _build_policy(spec, key, addresses):
     perms = []
     for index in spec["perms"]:
-        where, signature, mode = PERMISSIONS[index]
+        where, signature, mode, *rules = PERMISSIONS[index]
         selector = selector_of(signature) if signature else b"\x00\x00\x00\x00"
-        perms.append(Permission(addresses[where], selector, mode))
+        perms.append(Permission(addresses[where], selector, mode, rules[0] if rules else ()))
     caps = ()
     if spec["token_cap"] is not None:
         cap, (period, per_period) = spec["token_cap"]
@@ -135,8 +148,11 @@ def _build_policy(spec, key, addresses):
 PERMITTED_KINDS = {
     0: ["ping"], 1: ["other"], 2: ["ping", "other", "receive"], 3: ["receive"], 4: ["transfer"], 5: ["approve"],
     6: ["transfer", "approve", "increaseAllowance", "burn"], 7: ["native_recipient"], 8: ["native_recipient"],
+    9: ["transfer", "transfer_stranger", "transfer_other"], 10: ["ping", "ping_wide"],
+    11: ["transfer", "transfer_other"],
 }
-TOKEN_KINDS = {"transfer", "approve", "increaseAllowance", "burn"}
+TOKEN_KINDS = {"transfer", "transfer_stranger", "transfer_other", "approve", "increaseAllowance", "burn"}
+OTHER = "0x000000000000000000000000000000000000dEaD"
 
 
 def _resolve(spec, policy_spec):
@@ -162,6 +178,12 @@ def _call(kind, value, arg, addresses, target, token):
         return Call(addresses["target"], value, b"")
     if kind == "native_recipient":
         return Call(RECIPIENT, value, b"")
+    if kind == "ping_wide":  # 1..5 around the ranged ping's bounds (2..4)
+        return Call(addresses["target"], value, target.encode_abi("ping", [1 + arg % 5]))
+    if kind == "transfer_stranger":
+        return Call(addresses["token"], 0, token.encode_abi("transfer", [STRANGER, arg]))
+    if kind == "transfer_other":
+        return Call(addresses["token"], 0, token.encode_abi("transfer", [OTHER, arg]))
     if kind in ("transfer", "approve", "increaseAllowance"):
         return Call(addresses["token"], 0, token.encode_abi(kind, [RECIPIENT, arg]))
     if kind == "burn":

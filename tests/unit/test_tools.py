@@ -56,7 +56,7 @@ def tools(p=None, **kwargs):
 
 def test_one_tool_per_permitted_function_with_wildcards_expanded_and_multicall_left_out():
     names = set(tools())
-    assert {"usdc_transfer", "target_ping", "target_other", "target_callback",
+    assert {"usdc_transfer", "target_ping", "target_other", "target_callback", "target_configure",
             "send_native_to_target", "send_native_to_alice", "call_contract_555555",
             "send_native_to_contract_555555"} == names
     assert not any("multicall" in n or "counter" in n or "fail" in n for n in names)  # view/pure left out too
