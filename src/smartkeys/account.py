@@ -762,9 +762,39 @@ class SessionAgent:
         try:
             yield
         except (RevertError, UserOperationError, TransactionFailedError) as exc:
+            self.humanize(exc)
             if self.journal is not None:
                 self._record_refusal(calls, exc, path)
             raise
+
+    def units(self):
+        """The :class:`smartkeys.refusals.Units` of this session (token symbols and decimals read once)."""
+        from smartkeys.refusals import units_for_policy
+
+        cached = getattr(self, "_units", None)
+        if cached is None:
+            cached = self._units = units_for_policy(self.w3, self.policy)
+        return cached
+
+    def humanize(self, exc: BaseException) -> BaseException:
+        """Put the refusal in the policy's units into ``str(exc)`` (what was asked, what is left, what to do:
+        :func:`smartkeys.refusals.explain`); the class and its fields (``exc.spent``, ``exc.cap``) are kept.
+        Errors it does not know are left as they are. Returns ``exc``."""
+        from smartkeys.refusals import explain
+
+        try:
+            now = int(self.w3.eth.get_block("latest")["timestamp"]) + 1
+        except Exception:  # noqa: BLE001 - the RPC may be what failed
+            now = None
+        text = explain(exc, self.units(), now=now)
+        if text is None:
+            return exc
+        if isinstance(exc, TransactionFailedError):
+            tx = getattr(exc, "tx_hash", None)
+            tx_text = ("0x" + bytes(tx).hex()) if isinstance(tx, (bytes, bytearray)) else str(tx or "")
+            text = f"the transaction {tx_text} was mined but the account refused it: {text}"
+        Exception.__init__(exc, text)
+        return exc
 
     def _record_refusal(self, calls: Sequence[Any], exc: BaseException, path: str) -> None:
         block_number = block_time = None
@@ -1268,7 +1298,7 @@ def choose_session(
                 nonce = agent.entry_point.get_nonce(agent.account, agent.nonce_key)
                 agent._provisional_op(list(calls), nonce, None)
         except (RevertError, UserOperationError) as exc:
-            refusals.append((policy.session_id, exc))
+            refusals.append((policy.session_id, agent.humanize(exc)))
             continue
         return policy
     raise NoSessionAllowsError(Web3.to_checksum_address(getattr(key, "address")), Web3.to_checksum_address(account),

@@ -772,6 +772,23 @@ class ContractRevertError(RevertError):
             message += f"; fix: {cls.hint}"
         return message
 
+    def describe(self, units: Any = None, *, now: int | None = None) -> str:
+        """This refusal in the policy's own units (what was asked, what is left, what to do), or ``str(self)``
+        for an error :func:`smartkeys.refusals.explain` does not know. ``units``: a
+        :class:`smartkeys.refusals.Units` (token symbols and decimals, function names, the policy)."""
+        from smartkeys.refusals import explain
+
+        return explain(self, units, now=now) or str(self)
+
+    def humanize(self, units: Any = None, *, now: int | None = None) -> ContractRevertError:
+        """Make ``str(self)`` the :meth:`describe` text (class, fields and ``data`` unchanged); returns self."""
+        from smartkeys.refusals import explain
+
+        text = explain(self, units, now=now)
+        if text is not None:
+            Exception.__init__(self, text)
+        return self
+
     def __reduce__(self) -> Any:
         cls = type(self)
         if cls.abi_entry is None:  # a static class: picklable by reference
