@@ -208,11 +208,15 @@ class AuditEntry:
     epoch: int | None = None
     revoked_sessions: tuple[bytes, ...] = ()
     refusal: Refusal | None = None
+    explanation: str | None = None
+    """A refusal in the policy's units (:func:`smartkeys.refusals.explain`), when the error is one it knows."""
 
     @property
     def note(self) -> str:
         """A one-line human note (the refusal's reason, the epoch of a revoke-all)."""
         if self.kind == "refusal" and self.refusal is not None:
+            if self.explanation:
+                return f"{self.explanation} ({self.refusal.error}, via {self.refusal.path})"
             fields = ", ".join(f"{k}={v}" for k, v in self.refusal.fields.items())
             return f"{self.refusal.error}({fields}) via {self.refusal.path}"
         if self.kind == "revoke_all":
@@ -232,6 +236,7 @@ class AuditEntry:
             "flags": [f.to_dict() for f in self.flags], "epoch": self.epoch,
             "revoked_sessions": [_hex(s) for s in self.revoked_sessions],
             "refusal": self.refusal.to_json() if self.refusal is not None else None, "note": self.note,
+            "explanation": self.explanation,
         }
 
 
@@ -720,13 +725,30 @@ class _Auditor:
         s = self.sessions.get(r.session_id)
         calls = tuple(CallInfo(c.target, c.selector if c.selector else _ZERO4, FUNCTION_NAMES.get(c.selector))
                       for c in r.calls)
-        entry = AuditEntry("refusal", r.block_time if r.block_time is not None else int(r.time), r.block_number,
-                           None, None, r.session_id, r.key, calls, refusal=r)
+        when = r.block_time if r.block_time is not None else int(r.time)
+        entry = AuditEntry("refusal", when, r.block_number, None, None, r.session_id, r.key, calls, refusal=r,
+                           explanation=self._explain(r, s, when))
         if s is not None:
             s.refusals.append(entry)
             s.entries.append(entry)
         self.entries.append(entry)
         return entry
+
+    def _explain(self, r: Refusal, s: Any, when: int) -> str | None:
+        """The refusal in the policy's units, rebuilt from the journal's error name and fields."""
+        from smartkeys.refusals import Units, explain, refusal_from_fields
+
+        token = r.fields.get("token")
+        if isinstance(token, str):
+            try:
+                self._meta(token)
+            except Exception:  # noqa: BLE001 - a name is a nicety
+                pass
+        try:
+            return explain(refusal_from_fields(r.error, r.fields),
+                           Units(tokens=dict(self.tokens), policy=getattr(s, "policy", None)), now=when)
+        except (KeyError, TypeError, ValueError):  # a journal line with odd fields: keep the raw note
+            return None
 
     # -- events -----------------------------------------------------------------------------
 

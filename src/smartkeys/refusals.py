@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Units", "duration_text", "explain", "units_for_policy"]
+__all__ = ["Units", "duration_text", "explain", "refusal_from_fields", "units_for_policy"]
 
 _NATIVE = "native"
 
@@ -59,12 +59,21 @@ class Units:
 
         return format_asset(asset, int(value), dict(self.tokens))
 
-    def function(self, selector: bytes) -> str:
-        selector = bytes(selector)
+    def function(self, selector: bytes | str) -> str:
+        selector = bytes.fromhex(selector.removeprefix("0x")) if isinstance(selector, str) else bytes(selector)
         if selector == b"\x00\x00\x00\x00":
             return "a plain transfer or any function"
         name = self.functions.get(selector) or _known_functions().get(selector)
         return name or f"function 0x{selector.hex()}"
+
+
+def _contract_label(u: Units, address: str) -> str:
+    meta = u.tokens.get(address)
+    address = str(address)
+    return f"{meta[0]} ({address[:6]}…{address[-4:]})" if meta else address
+
+
+Units.contract = _contract_label  # type: ignore[attr-defined]
 
 
 def _known_functions() -> dict[bytes, str]:
@@ -108,6 +117,7 @@ def _period_of(policy: Any, asset: str) -> int:
 
 def _cap_text(u: Units, asset: str, spent: int, requested: int, cap: int, scope: str, *, period: int = 0,
               now: int | None = None) -> str:
+    spent, requested, cap = int(spent), int(requested), int(cap)
     left = max(0, cap - spent)
     what = f"asked for {u.amount(asset, requested)}, but "
     if left:
@@ -131,7 +141,15 @@ def _cap_text(u: Units, asset: str, spent: int, requested: int, cap: int, scope:
     return what + "; " + ", or ".join(todo)
 
 
-def explain(err: BaseException, units: Units | None = None, *, now: int | None = None) -> str | None:
+def refusal_from_fields(name: str, fields: Mapping[str, Any]) -> Any:
+    """A stand-in refusal (``error_name`` and ``args``) for :func:`explain`, from a journal's recorded name and
+    JSON fields (ints as decimal strings, bytes as 0x-hex)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(error_name=name, args=dict(fields), inner=None, revert=None)
+
+
+def explain(err: Any, units: Units | None = None, *, now: int | None = None) -> str | None:
     """One sentence for a session refusal in human units, or None if ``err`` is not one this knows.
 
     ``now``: the chain time (unix seconds) for "wait until" and "N ago" (the error's own timestamp is used
@@ -186,11 +204,11 @@ def explain(err: BaseException, units: Units | None = None, *, now: int | None =
         return (f"the session's {f['maxUses']} uses are all used (0 left); "
                 "ask the owner to renew it (grant a new session)")
     if name in ("CallNotAllowed", "MulticallNotAllowed"):
-        what = f"{u.function(f['selector'])} on {f['target']}"
+        what = f"{u.function(f['selector'])} on {u.contract(f['target'])}"
         allowed = ""
         if policy is not None and policy.permissions:
             allowed = " (it allows: " + "; ".join(
-                f"{u.function(p.selector)} on {p.target}" for p in policy.permissions[:4]) + \
+                f"{u.function(p.selector)} on {u.contract(p.target)}" for p in policy.permissions[:4]) + \
                 ("; …" if len(policy.permissions) > 4 else "") + ")"
         verb = "a batch of" if name == "MulticallNotAllowed" else "calling"
         return (f"{verb} {what} is outside the session's scope{allowed}; "
@@ -206,7 +224,7 @@ def explain(err: BaseException, units: Units | None = None, *, now: int | None =
     if name == "PaymasterNotAllowed":
         return f"the paymaster {f['paymaster']} is not in the session's paymasters; use no paymaster or an allowed one"
     if name == "UncappedAsset":
-        return (f"{u.function(f['selector'])} on {f['target']} can move an asset the session has no cap for; "
+        return (f"{u.function(f['selector'])} on {u.contract(f['target'])} can move an asset the session has no cap for; "
                 "ask the owner to add a cap for it")
     return None
 
