@@ -417,9 +417,25 @@ class AuditReport:
             "to_block": self.to_block, "now": self.now, "now_iso": _iso(self.now), "epoch": self.epoch,
             "thresholds": self.thresholds.to_dict(),
             "tokens": {a: {"symbol": s, "decimals": d} for a, (s, d) in self.tokens.items()},
-            "sessions": [s.to_dict() for s in self.sessions],
+            "sessions": [self._with_texts(s) for s in self.sessions],
             "entries": [e.to_dict() for e in self.entries],
         }
+
+    def _with_texts(self, s: SessionAudit) -> dict[str, Any]:
+        """A session's JSON plus the human twins of its amounts (``*_text``) and its time left, so the JSON
+        carries what the text report shows (the same shape as ``status --json``; README "JSON output")."""
+        from smartkeys.refusals import duration_text
+
+        doc = s.to_dict()
+        for a in doc.get("assets", []):
+            for name in ("cap", "spent", "remaining", "period_cap", "period_spent", "period_remaining"):
+                if isinstance(a.get(name), str):
+                    a[f"{name}_text"] = self.format_amount(a["asset"], int(a[name]))
+        left = max(s.policy.valid_until - self.now, 0)
+        doc.setdefault("uses_left", s.uses_remaining)
+        doc["seconds_left"] = left
+        doc["time_left_text"] = duration_text(left)
+        return doc
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
