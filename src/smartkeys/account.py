@@ -257,6 +257,33 @@ def amount_fields(name: str, asset: str, value: int, tokens: Mapping[str, tuple[
     return {name: str(int(value)), f"{name}_text": format_asset(asset, int(value), dict(tokens or {}))}
 
 
+def grant_warnings(policy: SessionPolicy, *, bundler_configured: bool = False) -> list[str]:
+    """What a policy cannot do that it seems meant for, as sentences with the fix (``smartkeys grant`` prints
+    them; nothing is refused for them):
+
+    - no ``gas_budget`` while a bundler is configured: every user operation of the session is refused
+      (``GasBudgetExceeded`` with budget 0);
+    - a token cap on a token the scope never lets the key call: the cap can never be used;
+    - native caps on a scope whose every permission is a token with a cap (no plain transfer possible).
+    """
+    out = []
+    if bundler_configured and policy.gas_budget == 0:
+        out.append("this policy has no gas budget (limits.gas_budget), but a bundler is configured: every user "
+                   "operation of this session will be refused (GasBudgetExceeded, budget 0); add limits.gas_budget "
+                   "(e.g. \"0.01 ether\"), or let the key send directly (--via direct) and pay its own gas")
+    targets = {p.target for p in policy.permissions}
+    for cap in policy.token_caps:
+        if cap.token not in targets:
+            out.append(f"the policy caps token {cap.token} but allows no call to it: the cap can never be used; "
+                       "add an [[allow]] entry for the token, or drop the cap")
+    if (policy.native_total or policy.native_per_call) and targets and \
+            targets <= {c.token for c in policy.token_caps} and \
+            not any(p.selector == b"\x00\x00\x00\x00" for p in policy.permissions):
+        out.append("the policy sets native (ETH) limits, but its scope allows only token calls: the key cannot "
+                   "send ETH; allow a recipient (an [[allow]] entry with functions = \"*\"), or drop the native limits")
+    return out
+
+
 def _asset(asset: str, spent: int, cap: int, period: int = 0, period_cap: int = 0, ledger: Any = None,
            now: int = 0) -> AssetReport:
     period_spent = 0

@@ -112,3 +112,56 @@ def test_token_cap_refusal_str_in_the_sdk_is_in_token_units(chain, usdc, fund):
     assert "asked for 10 USDC" in text and "only 5 USDC" in text and "send at most 5 USDC" in text
     assert "45000000" not in text
     assert info.value.spent == 45 * 10**6 and info.value.cap == 50 * 10**6
+
+
+# --------------------------------------------------------------------------- kind 2: what is left
+
+
+def test_send_prints_what_is_left_and_its_json_has_the_session_model(cli, chain, native_granted, delegated, agent):
+    result = cli("send", BEEF, "0.1 ether", "--key", "agent", "--via", "direct", env=_agent_env(delegated))
+    assert result.code == 0, result.err
+    assert "charged" in result.out and "native 0.1 ETH" in result.out
+    assert "100000000000000000" not in result.out
+    left = next(line for line in result.out.splitlines() if line.strip().startswith("left"))
+    assert "0.15 ETH of 0.25 ETH" in left and "2 of 3 uses" in left and "h" in left and "until" in left
+    doc = cli("--json", "send", BEEF, "0.1 ether", "--key", "agent", "--via", "direct",
+              env=_agent_env(delegated)).json
+    assert doc["amount"] == str(10**17) and doc["amount_text"] == "0.1 ETH"
+    assert doc["charges"]["native"] == str(10**17) and doc["charges"]["native_text"] == "0.1 ETH"
+    native = {a["asset"]: a for a in doc["session"]["assets"]}["native"]
+    assert (native["spent"], native["remaining"], native["remaining_text"]) == (str(2 * 10**17), str(5 * 10**16),
+                                                                                "0.05 ETH")
+    assert doc["session"]["uses_left"] == 1 and 0 < doc["session"]["seconds_left"] <= 24 * 3600
+
+
+def test_status_shows_remaining_uses_left_and_time_left(cli, chain, native_granted, delegated, agent):
+    assert cli("send", BEEF, "0.1 ether", "--key", "agent", "--via", "direct", env=_agent_env(delegated)).code == 0
+    result = cli("status")
+    assert result.code == 0, result.err
+    assert "LEFT" in result.out
+    line = next(line for line in result.out.splitlines() if native_granted[:18] in line)
+    assert "1/3 (2 left)" in line and " left)" in line.split("1/3")[0]  # time left in VALID UNTIL
+    assert "0.1 ETH" in result.out and "0.15 ETH" in result.out
+    (session,) = cli("--json", "status").json["sessions"]
+    assert session["status"] == "live" and session["uses_left"] == 2
+    native = {a["asset"]: a for a in session["assets"]}["native"]
+    assert native["remaining"] == str(15 * 10**16) and native["remaining_text"] == "0.15 ETH"
+
+
+def test_user_op_without_gas_budget_is_refused_with_the_fix_and_grant_warned(cli, chain, delegated, tmp_path,
+                                                                             agent, fund):
+    fund(delegated, 10**18)
+    env = {"SMARTKEYS_BUNDLER_URL": "http://127.0.0.1:9/rpc"}
+    granted = cli("--json", "grant", "--policy", str(_native_policy(tmp_path, agent)), env=env)
+    assert granted.code == 0, granted.err
+    (warning,) = granted.json["warnings"]
+    assert "no gas budget" in warning and "bundler" in warning and "limits.gas_budget" in warning
+    dry = cli("grant", "--dry-run", "--policy", str(_native_policy(tmp_path, agent)), env=env)
+    assert dry.code == 0 and "WARNING: this policy has no gas budget" in dry.out + dry.err
+    # without a bundler configured, nothing to warn about
+    assert cli("--json", "grant", "--dry-run", "--policy", str(_native_policy(tmp_path, agent))).json["warnings"] == []
+    result = cli("--json", "send", BEEF, "0.01 ether", "--key", "agent", "--via", "user-op",
+                 env=_agent_env(delegated))
+    assert result.code == 3, result.err
+    message = result.json["error"]["message"]
+    assert "no gas budget" in message and "--via direct" in message and "budget=0" not in message

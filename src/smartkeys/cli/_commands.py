@@ -322,7 +322,7 @@ def cmd_grant(ctx: Context) -> Result:
         policy = model.compile(now)
         ctx.ui.print(model.describe(now))
         ctx.ui.print(f"session id {_hex(policy.session_id)} (dry run: nothing sent)")
-        return EXIT_OK, {"dry_run": True, **_policy_doc(policy)}
+        return EXIT_OK, {"dry_run": True, **_policy_doc(policy), "warnings": _grant_warnings(ctx, policy)}
     owner = _owner(ctx)
     _require_delegated(owner)
     now = int(owner.w3.eth.get_block("latest")["timestamp"])
@@ -337,22 +337,36 @@ def cmd_grant(ctx: Context) -> Result:
         session_id = owner.grant(policy)
     ctx.ui.print(model.describe(now))
     ctx.ui.print(f"granted session {_hex(session_id)}")
-    return EXIT_OK, {"account": owner.address, **_policy_doc(policy)}
+    warnings = _grant_warnings(ctx, policy)
+    return EXIT_OK, {"account": owner.address, **_policy_doc(policy), "warnings": warnings}
+
+
+def _grant_warnings(ctx: Context, policy) -> list[str]:
+    from smartkeys.account import grant_warnings
+
+    warnings = grant_warnings(policy, bundler_configured=bool(ctx.config.bundler_url.value))
+    for warning in warnings:
+        ctx.ui.print(f"WARNING: {warning}")
+    return warnings
 
 
 def _policy_doc(policy) -> dict[str, Any]:
+    from smartkeys.account import amount_fields
+
     return {
         "session_id": _hex(policy.session_id),
         "key": policy.key,
         "valid_after": policy.valid_after,
         "valid_until": policy.valid_until,
         "max_uses": policy.max_uses,
-        "gas_budget": policy.gas_budget,
+        **amount_fields("gas_budget", "gas", policy.gas_budget),
+        **amount_fields("native_per_call", "native", policy.native_per_call),
+        **amount_fields("native_total", "native", policy.native_total),
         "salt": policy.salt,
         "allow_uncapped_assets": policy.allow_uncapped_assets,
         "permissions": [{"target": p.target, "mode": p.mode.name, "selector": _hex(p.selector)}
                         for p in policy.permissions],
-        "token_caps": [{"token": c.token, "cap": c.cap, "period": c.period, "per_period": c.per_period}
+        "token_caps": [{"token": c.token, "cap": str(c.cap), "period": c.period, "per_period": str(c.per_period)}
                        for c in policy.token_caps],
     }
 
