@@ -486,8 +486,9 @@ class AuditReport:
         """Write a PNG of each session's cumulative spend over time against its cap.
 
         One panel per asset (native value, each capped token); per session a step line of the cumulative
-        spend and a dashed line, same colour, at its cap. Needs matplotlib (``pip install 'smartkeys[plot]'``);
-        it is imported here, with the non-interactive Agg backend. Returns ``path``.
+        spend and a dashed line, same colour, at its cap. Needs matplotlib (a dependency of smartkeys); it is
+        imported here, with the non-interactive Agg backend. Returns ``path``. Without matplotlib:
+        :class:`~smartkeys.errors.InvalidInputError` (exit 2 in the CLI) naming the fix.
         """
         try:
             import matplotlib
@@ -495,12 +496,13 @@ class AuditReport:
             matplotlib.use("Agg", force=True)
             import matplotlib.dates as mdates
             import matplotlib.pyplot as plt
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            from smartkeys.errors import SmartKeysError
+        except ImportError:
+            from smartkeys.errors import InvalidInputError
 
-            raise SmartKeysError(
-                "AuditReport.plot needs matplotlib; fix: pip install 'smartkeys[plot]' (or pip install matplotlib)"
-            ) from exc
+            raise InvalidInputError(
+                "plot", str(path), "matplotlib installed (a dependency of smartkeys)",
+                "pip install 'matplotlib>=3.7,<4' (or reinstall smartkeys: pip install -e .)",
+            ) from None
 
         series: dict[str, list[tuple[SessionAudit, AssetAudit]]] = {}
         for s in self.sessions:

@@ -62,7 +62,7 @@ class Units:
     def function(self, selector: bytes | str) -> str:
         selector = bytes.fromhex(selector.removeprefix("0x")) if isinstance(selector, str) else bytes(selector)
         if selector == b"\x00\x00\x00\x00":
-            return "a plain transfer or any function"
+            return "a plain ETH transfer (empty calldata)"
         name = self.functions.get(selector) or _known_functions().get(selector)
         return name or f"function 0x{selector.hex()}"
 
@@ -74,6 +74,17 @@ def _contract_label(u: Units, address: str) -> str:
 
 
 Units.contract = _contract_label  # type: ignore[attr-defined]
+
+
+def _permission_label(u: Units, permission: Any) -> str:
+    mode = int(getattr(permission, "mode", 0))
+    if mode == 1:
+        return "any function"
+    if mode == 2:
+        return "plain ETH transfers"
+    if bytes(permission.selector) == b"\x00\x00\x00\x00":
+        return "function 0x00000000"
+    return u.function(permission.selector)
 
 
 def _known_functions() -> dict[bytes, str]:
@@ -208,7 +219,7 @@ def explain(err: Any, units: Units | None = None, *, now: int | None = None) -> 
         allowed = ""
         if policy is not None and policy.permissions:
             allowed = " (it allows: " + "; ".join(
-                f"{u.function(p.selector)} on {u.contract(p.target)}" for p in policy.permissions[:4]) + \
+                f"{_permission_label(u, p)} on {u.contract(p.target)}" for p in policy.permissions[:4]) + \
                 ("; …" if len(policy.permissions) > 4 else "") + ")"
         verb = "a batch of" if name == "MulticallNotAllowed" else "calling"
         return (f"{verb} {what} is outside the session's scope{allowed}; "

@@ -165,3 +165,43 @@ def test_user_op_without_gas_budget_is_refused_with_the_fix_and_grant_warned(cli
     assert result.code == 3, result.err
     message = result.json["error"]["message"]
     assert "no gas budget" in message and "--via direct" in message and "budget=0" not in message
+
+
+# --------------------------------------------------------------------------- kind 3: one model, text and JSON
+
+
+def test_revoked_session_status_and_audit_json_agree_with_the_text(cli, chain, native_granted, delegated, agent):
+    assert cli("send", BEEF, "0.1 ether", "--key", "agent", "--via", "direct", env=_agent_env(delegated)).code == 0
+    assert cli("revoke", native_granted).code == 0
+    text = cli("status").out
+    line = next(line for line in text.splitlines() if native_granted[:18] in line)
+    (session,) = cli("--json", "status").json["sessions"]
+    assert session["status"] == "revoked" and " revoked " in line
+    assert session["uses"] == 1 and "1/3" in line
+    status_native = {a["asset"]: a for a in session["assets"]}["native"]
+    assert status_native["spent_text"] in line and status_native["spent"] == str(10**17)  # the real spend
+    audit = cli("--json", "audit").json
+    (audited,) = audit["sessions"]
+    assert audited["status"] == "revoked"
+    for a in audited["assets"]:  # amounts are strings in base units, each with its human twin
+        assert isinstance(a["spent"], str) and isinstance(a["cap"], str) and "spent_text" in a
+    audit_native = {a["asset"]: a for a in audited["assets"]}["native"]
+    for name in ("spent", "cap", "remaining", "spent_text", "remaining_text"):
+        assert audit_native[name] == status_native[name], name
+    gas = {a["asset"]: a for a in audited["assets"]}["gas"]
+    assert gas["spent"] == "0" and gas["spent_text"] == "0 ETH"  # known (direct path), same as the text
+    assert "—" not in cli("audit").out.split("timeline:")[0]
+
+
+# --------------------------------------------------------------------------- kind 5: what the README promises
+
+
+def test_audit_plot_without_matplotlib_exits_2_with_the_fix(cli, delegated, granted, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    result = cli("--json", "audit", "--plot", "spend.png")
+    assert result.code == 2, result.err
+    assert "matplotlib" in result.json["error"]["message"] and "pip install" in result.json["error"]["message"]
+    assert "Traceback" not in result.err
+
