@@ -31,7 +31,8 @@ Flags (:class:`AuditFlag`, thresholds in :class:`AuditThresholds`):
   audit sees only what the caps measure);
 - ``budget_nearly_used``: a cumulative cap (native, token, gas) or the use limit is at least
   ``budget_nearly_used`` (0.8) used -- on the use that got it there, and on the session while it holds.
-- ``expiry_soon``: the window ends within ``expiry_soon_s`` of a use, or of ``now`` for a live session.
+- ``expiry_soon``: the window ends within ``min(expiry_soon_s, expiry_soon_fraction x the key's lifetime)``
+  (24 h, 20 %) of a use, or of ``now`` for a live session: a one-hour key is flagged in its last 12 minutes.
 - ``burst``: a use came at ``burst_factor`` (5x) the key's own median rate or faster (the gap since its
   previous use is at most a fifth of its median gap), once the key has ``burst_min_uses`` earlier uses.
 - ``edge_of_policy``: one use took at least ``edge_fraction`` (90 %) of the per-call native cap, of what
@@ -122,7 +123,10 @@ class AuditThresholds:
     budget_nearly_used: float = 0.8
     """Fraction of a cumulative cap (or of ``max_uses``) used."""
     expiry_soon_s: int = 86_400
-    """Seconds before the end of the window."""
+    """Seconds before the end of the window, at most (see ``expiry_soon_fraction``)."""
+    expiry_soon_fraction: float = 0.2
+    """...and at most this fraction of the key's lifetime (grant or start to end), so a key granted for an hour
+    is not flagged from its first second: the window is ``min(expiry_soon_s, fraction x lifetime)``."""
     burst_factor: float = 5.0
     """A use at this many times the key's median rate (or faster) is a burst."""
     burst_min_uses: int = 5
@@ -133,6 +137,7 @@ class AuditThresholds:
     def to_dict(self) -> dict[str, Any]:
         return {
             "budget_nearly_used": self.budget_nearly_used, "expiry_soon_s": self.expiry_soon_s,
+            "expiry_soon_fraction": self.expiry_soon_fraction,
             "burst_factor": self.burst_factor, "burst_min_uses": self.burst_min_uses,
             "edge_fraction": self.edge_fraction,
         }
@@ -645,6 +650,12 @@ def _policy_text(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]]) -
         return json.dumps(_policy_dict(policy))
 
 
+def _span(seconds: int) -> str:
+    from smartkeys.refusals import duration_text
+
+    return duration_text(seconds)
+
+
 def token_meta(w3: Any, token: str) -> tuple[str, int] | None:
     """The ERC-20 ``(symbol, decimals)`` of ``token``, or None if it does not answer both."""
     try:
@@ -853,9 +864,9 @@ class _Auditor:
         flags += self._edge_flags(s, charges, remaining_before, count, when, ref)
         flags += self._nearly_used_flags(s, charges, ref)
         flags += self._burst_flags(s, when, ref)
-        if 0 <= s.policy.valid_until - when <= self.t.expiry_soon_s:
-            flags.append(AuditFlag("expiry_soon", f"used {s.policy.valid_until - when} s before the key expires",
-                                   **ref))
+        if 0 <= s.policy.valid_until - when <= self._expiry_window(s):
+            flags.append(AuditFlag("expiry_soon",
+                                   f"used {_span(s.policy.valid_until - when)} before the key expires", **ref))
         s.flags += [f for f in flags if f.code in ("burst", "edge_of_policy")]
         period_after = {a.asset: a.periods.get(when // a.period, 0) for a in s.assets if a.period}
         entry = AuditEntry("use", when, log.block_number, log.tx_hash, log.log_index, sid, s.key, tuple(calls),
@@ -956,6 +967,12 @@ class _Auditor:
 
     # -- result -----------------------------------------------------------------------------
 
+    def _expiry_window(self, s: SessionAudit) -> float:
+        """How close to its end a key's window must be to flag ``expiry_soon``: the absolute threshold, cut to a
+        fraction of the key's lifetime (from its grant, or its start if later, to its end)."""
+        lifetime = max(s.policy.valid_until - max(s.policy.valid_after, s.granted_time), 0)
+        return min(self.t.expiry_soon_s, self.t.expiry_soon_fraction * lifetime)
+
     def read_gas_spent(self, block: int) -> None:
         """Set each session's ``gas`` spent from ``sessionStatus`` at ``block`` (gas has no event)."""
         contract = self.w3.eth.contract(address=self.account, abi=_ACCOUNT_ABI)
@@ -985,9 +1002,9 @@ class _Auditor:
             if p.max_uses and s.uses >= self.t.budget_nearly_used * p.max_uses:
                 present.append(AuditFlag("budget_nearly_used", f"{s.uses} of {p.max_uses} uses made",
                                          s.session_id, asset=USES))
-            if s.status in ("active", "not-yet-valid") and p.valid_until - now <= self.t.expiry_soon_s:
+            if s.status in ("active", "not-yet-valid") and p.valid_until - now <= self._expiry_window(s):
                 present.append(AuditFlag(
-                    "expiry_soon", f"the key expires in {p.valid_until - now} s (at {_iso(p.valid_until)})",
+                    "expiry_soon", f"the key expires in {_span(p.valid_until - now)} (at {_iso(p.valid_until)})",
                     s.session_id))
             if s.status == "active":
                 from smartkeys.account import delegation_change_since
