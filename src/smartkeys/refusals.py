@@ -133,7 +133,7 @@ def _cap_text(u: Units, asset: str, spent: int, requested: int, cap: int, scope:
     what = f"asked for {u.amount(asset, requested)}, but "
     if left:
         what += (f"only {u.amount(asset, left)} of the session's {u.amount(asset, cap)} {scope} is left "
-                 f"({u.amount(asset, spent)} spent)")
+                 f"({u.amount(asset, spent)} spent{' this period' if period else ''})")
     else:
         what += f"the session's {u.amount(asset, cap)} {scope} is used up"
     todo = []

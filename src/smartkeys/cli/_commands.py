@@ -72,6 +72,12 @@ def cmd_node(ctx: Context) -> Result:
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # `kill PID` stops anvil and the bundler as Ctrl-C does, leaving no orphans
 
+    _node_preflight(ctx)
+    ctx.ui.info(f"starting anvil on {ctx.args.host}:{ctx.args.port}" + (" and the Alto bundler" if ctx.args.bundler
+                                                                          else "") + " (deploying the contracts)…")
+    flush = getattr(ctx.ui.err, "flush", None)
+    if flush is not None:
+        flush()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, terminate)
@@ -82,6 +88,30 @@ def cmd_node(ctx: Context) -> Result:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return int(code or 0), None  # type: ignore[return-value] - run_node writes its own output
+
+
+def _node_preflight(ctx: Context) -> None:
+    """What `node` needs, checked before anything starts (exit 2 with the fix, JSON under --json): anvil (and
+    Alto) installed by `npm ci`, and free ports -- else anvil fails to bind while another node on the port
+    answers the readiness check, and the banner printed would be the other node's."""
+    from smartkeys import localchain, node
+
+    try:
+        localchain.find_anvil()
+        if ctx.args.bundler:
+            node.find_alto()
+    except (localchain.LocalChainError, node.AltoError) as exc:
+        raise CommandError(str(exc).split("; fix: ")[0], hint=str(exc).split("; fix: ")[-1]
+                           if "; fix: " in str(exc) else "run `npm ci` in the smartkeys checkout") from None
+    for flag, host, port in (("--port", ctx.args.host, ctx.args.port),
+                             ("--bundler-port", "127.0.0.1", ctx.args.bundler_port if ctx.args.bundler else None)):
+        if port is None:
+            continue
+        if not 0 < port < 65536:
+            raise InvalidInputError(flag, port, "a TCP port from 1 to 65535", f"e.g. {flag} 8545")
+        if node.port_in_use(host, port):
+            raise CommandError(f"port {port} on {host} is already in use (another node or bundler?)",
+                               hint=f"stop what listens there, or pass {flag} with a free port")
 
 
 # --------------------------------------------------------------------------- keys
@@ -274,13 +304,27 @@ def cmd_delegate(ctx: Context) -> Result:
         return EXIT_OK, {**doc, "changed": False, "transaction_hash": None}
     if before is not None:
         ctx.ui.info(f"note: {owner.address} currently delegates to {before}; re-delegating to smartkeys")
+    epoch = _epoch_word(owner)  # storage outlives a delegation: sessions of an earlier one are still there
     with _owner_pays(ctx, owner), ctx.ui.progress("sending the EIP-7702 set-code transaction"):
         receipt = owner.delegate(keep_sessions=ctx.args.keep_sessions, from_block=_check_from_block(ctx))
     tx = _hex(receipt["transactionHash"])
     ctx.ui.print(f"delegated {owner.address} to smartkeys {owner.implementation}")
     ctx.ui.pairs([("transaction", tx), ("block", receipt["blockNumber"])], indent="  ")
+    revoked = _epoch_word(owner) != epoch
+    with ctx.ui.progress("reading the sessions"):
+        reports = _reports(owner.w3, owner.address, from_block=_check_from_block(ctx))
+    live = [r for r in reports if r.status == "live"]
+    if revoked:
+        ctx.ui.print(f"sessions: every session granted before ({len(reports)}) was revoked in the same transaction, "
+                     "as delegating does unless --keep-sessions; grant again what you need")
+    elif live:
+        ctx.ui.print(f"sessions: {len(live)} granted during an earlier delegation are live again (--keep-sessions); "
+                     "see `smartkeys status`, revoke what you did not mean to keep")
+    elif reports:
+        ctx.ui.print(f"sessions: {len(reports)} granted before, none usable now (revoked, expired or used up)")
     return EXIT_OK, {**doc, "changed": True, "previous": before, "transaction_hash": tx,
-                     "block": int(receipt["blockNumber"])}
+                     "block": int(receipt["blockNumber"]), "sessions_revoked": revoked,
+                     "sessions_live": [_hex(r.session_id) for r in live]}
 
 
 def _epoch_word(owner) -> int:
