@@ -772,14 +772,15 @@ def _session_key(ctx: Context):
     raise CommandError("no session key", hint=f"pass --key KEYSTORE (path or label), or set {SESSION_KEY_ENV}")
 
 
-def _pick_session(ctx: Context, w3: Web3, account: str, key, model, calls, via: str):
+def _pick_session(ctx: Context, w3: Web3, account: str, key, model, calls=None, via: str = "direct"):
     """``--session ID``, else the newest live session of the key whose preflight allows ``calls``
-    (:func:`smartkeys.account.choose_session`); none: exit 3 naming each candidate and ``--session``."""
+    (:func:`smartkeys.account.choose_session`); none: exit 3 naming each candidate and ``--session``.
+    ``calls`` None (no action known yet, as for `mcp`): the newest live session."""
     from smartkeys.account import build_session_report, choose_session
     from smartkeys.policy import granted_policies, policy_from_chain
     from smartkeys.preflight import read_session_state
 
-    key_address = key.address
+    key_address = key if isinstance(key, str) else key.address
 
     if ctx.args.session:
         if not _SESSION_ID_RE.match(ctx.args.session):
@@ -800,6 +801,8 @@ def _pick_session(ctx: Context, w3: Web3, account: str, key, model, calls, via: 
         raise CommandError(f"no live session for key {key_address} at {account}",
                            hint="ask the owner to run `smartkeys grant --policy FILE`, or pass --session ID")
     candidates = live[::-1]  # newest grant first
+    if calls is None:
+        return candidates[0]
     policy = choose_session(w3, account, key, candidates, calls, via="user_op" if via == "user-op" else "direct",
                             chain_id=ctx.config.chain_id.value)
     if policy is not candidates[0]:
