@@ -146,6 +146,9 @@ def test_status_shows_remaining_uses_left_and_time_left(cli, chain, native_grant
     assert session["status"] == "live" and session["uses_left"] == 2
     native = {a["asset"]: a for a in session["assets"]}["native"]
     assert native["remaining"] == str(15 * 10**16) and native["remaining_text"] == "0.15 ETH"
+    audit = cli("audit").out
+    line = next(line for line in audit.splitlines() if native_granted[:18] in line)
+    assert "active (" in line and " left)" in line and "1/3 (2 left)" in line and "0.15 ETH" in line
 
 
 def test_user_op_without_gas_budget_is_refused_with_the_fix_and_grant_warned(cli, chain, delegated, tmp_path,

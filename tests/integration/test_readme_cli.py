@@ -180,6 +180,9 @@ def test_readme_walkthrough_runs_against_smartkeys_node(tmp_path):
     assert (work / "spend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "granted session 0x" in result.stdout and "succeeded via user op" in result.stdout
     assert "NativeValueAboveCallCap" in result.stderr and "nothing was sent" in result.stderr
+    # in the policy's units, with what to do; the successful send says what is left
+    assert "asked to send 0.5 ETH in one call" in result.stderr and "send at most 0.1 ETH" in result.stderr
+    assert re.search(r"left\s+0\.15 ETH of 0\.25 ETH", result.stdout), result.stdout
     assert "revoked session 0x" in result.stdout
     assert re.search(r"sessions: 1 granted, 0 usable now", result.stdout)
     keys = sorted(p.name for p in (home / ".smartkeys" / "keys").iterdir())

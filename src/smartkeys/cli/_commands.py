@@ -1129,7 +1129,12 @@ def _print_audit(ctx: Context, report) -> None:
         return
     rows = []
     for s in report.sessions:
-        rows += _session_rows([_hex(s.session_id)[:18] + "…", s.key, s.status, _uses_text(s.uses, s.max_uses),
+        status = s.status
+        if s.status in ("active", "not-yet-valid") and s.policy.valid_until > report.now:
+            from smartkeys.refusals import duration_text
+
+            status += f" ({duration_text(s.policy.valid_until - report.now)} left)"
+        rows += _session_rows([_hex(s.session_id)[:18] + "…", s.key, status, _uses_text(s.uses, s.max_uses),
                                len(s.refusals)], s.assets, report.tokens, left=True)
     ui.print()
     ui.table(["SESSION", "KEY", "STATUS", "USES", "REFUSED", "ASSET", "SPENT", "CAP", "LEFT"], rows)
