@@ -47,7 +47,7 @@ def test_send_over_the_per_call_cap_says_the_cap_in_ether_and_what_to_send(cli, 
     assert "500000000000000000" not in message and "0x" not in message.split("refused")[1][:40]
     # the typed class and its raw fields are kept for programs
     assert result.json["error"]["type"] == "NativeValueAboveCallCap"
-    assert int(result.json["error"]["fields"]["cap"]) == 10**17
+    assert result.json["error"]["fields"]["cap"] == str(10**17)  # raw, as a decimal string like every amount
     assert _chain_state(chain, delegated, agent.address) == before
 
 

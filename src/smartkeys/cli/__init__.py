@@ -462,8 +462,11 @@ def _fail(ui: UI, exc: BaseException, code: int, debug: bool) -> int:
     if ui.json_mode:
         error: dict[str, Any] = {"type": type(exc).__name__, "message": message, "exit_code": code}
         fields = getattr(exc, "args", None)
-        if isinstance(fields, dict):  # a decoded contract error: its values (spent, cap, ...)
-            error["fields"] = fields
+        if isinstance(fields, dict):  # a decoded contract error: its raw values (spent, cap, ...), integers as
+            from smartkeys.journal import _jsonable  # decimal strings and bytes as 0x-hex, as in every report
+
+            error["fields"] = {k: _jsonable(v) for k, v in fields.items()}
+            error["name"] = getattr(exc, "name", type(exc).__name__)
         if getattr(exc, "field", None):
             error["field"] = exc.field
         for attr in ("hash", "intent_id", "sender", "nonce", "status", "retry_after"):
