@@ -899,7 +899,7 @@ def _left_text(session: dict[str, Any]) -> str:
         parts.append(text)
     if session["uses_left"] is not None:
         parts.append(f"{session['uses_left']} of {session['max_uses']} uses")
-    parts.append(f"{session['time_left_text']} (until {_utc(session['valid_until'])})")
+    parts.append(f"{session['time_left_text']} left (until {_utc(session['valid_until'])})")
     return ", ".join(parts)
 
 
