@@ -323,7 +323,7 @@ class NoSessionAllowsError(SmartKeysError):
         self.key = key
         self.account = account
         self.candidates = tuple(candidates)
-        reasons = "; ".join(f"0x{sid.hex()}: {type(err).__name__}: {str(err)[:160]}" for sid, err in self.candidates)
+        reasons = "; ".join(f"0x{sid.hex()}: {type(err).__name__}: {str(err)[:300]}" for sid, err in self.candidates)
         super().__init__(
             f"none of the {len(self.candidates)} live sessions of key {key} at {account} allows this action "
             f"({reasons}); nothing was sent; fix: pick one with --session ID (Python: policy_from_chain(w3, "
