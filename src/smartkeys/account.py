@@ -878,6 +878,13 @@ class SessionAgent:
             cached = self._units = units_for_policy(self.w3, self.policy)
         return cached
 
+    def name_functions(self, *signatures: str) -> None:
+        """Let refusals name these functions (``"mint(address,uint256)"``) instead of their selectors; the
+        common ERC-20 ones are known already."""
+        from smartkeys.refusals import units_for_policy
+
+        self._units = units_for_policy(self.w3, self.policy, signatures=signatures)
+
     def humanize(self, exc: BaseException) -> BaseException:
         """Put the refusal in the policy's units into ``str(exc)`` (what was asked, what is left, what to do:
         :func:`smartkeys.refusals.explain`); the class and its fields (``exc.spent``, ``exc.cap``) are kept.

@@ -208,3 +208,11 @@ def test_audit_plot_without_matplotlib_exits_2_with_the_fix(cli, delegated, gran
     assert "matplotlib" in result.json["error"]["message"] and "pip install" in result.json["error"]["message"]
     assert "Traceback" not in result.err
 
+
+
+def test_a_refused_call_names_the_function_the_user_typed(cli, chain, granted, delegated, agent, usdc):
+    result = cli("--json", "call", usdc.address, "mint(address,uint256)", chain.accounts[5].address, "1",
+                 "--key", "agent", env=_agent_env(delegated))
+    assert result.code == 3, result.err
+    message = result.json["error"]["message"]
+    assert "calling mint(address,uint256) on USDC" in message and "0x40c10f19" not in message

@@ -832,6 +832,9 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
 
     extra = {"journal": journal_for(ctx)} if "journal" in inspect.signature(SessionAgent).parameters else {}
     agent = SessionAgent(w3, account, key, policy, chain_id=ctx.config.chain_id.value, outbox=outbox_for(ctx), **extra)
+    function = getattr(ctx.args, "function", None)
+    if function:  # a refusal names the function the user typed, not its selector
+        agent.name_functions(function)
     bundler: Any = None
     if via == "user-op":
         if ctx.config.bundler_url.value:
