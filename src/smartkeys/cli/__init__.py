@@ -483,6 +483,10 @@ def _message(exc: BaseException, code: int) -> str:
     if isinstance(exc, Aborted):
         return "aborted: not confirmed; nothing was sent"
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if text.startswith("reverted with "):  # a raw contract error no session explained (e.g. the owner's grant)
+        from smartkeys.refusals import explain
+
+        text = explain(exc) or text
     if code == EXIT_REFUSED:
         from smartkeys.errors import TransactionFailedError
 
