@@ -142,7 +142,9 @@ def test_status_shows_remaining_uses_left_and_time_left(cli, chain, native_grant
     line = next(line for line in result.out.splitlines() if native_granted[:18] in line)
     assert "1/3 (2 left)" in line and " left)" in line.split("1/3")[0]  # time left in VALID UNTIL
     assert "0.1 ETH" in result.out and "0.15 ETH" in result.out
-    (session,) = cli("--json", "status").json["sessions"]
+    doc = cli("--json", "status").json
+    (session,) = doc["sessions"]
+    assert isinstance(doc["account"]["balance"], str) and doc["account"]["balance_text"].endswith(" ETH")
     assert session["status"] == "live" and session["uses_left"] == 2
     native = {a["asset"]: a for a in session["assets"]}["native"]
     assert native["remaining"] == str(15 * 10**16) and native["remaining_text"] == "0.15 ETH"

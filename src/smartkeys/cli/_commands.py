@@ -533,7 +533,9 @@ def cmd_status(ctx: Context) -> Result:
     if balance == 0:
         ctx.ui.print(f"note: the account has no ETH, and its owner pays the gas of delegate, grant and revoke; "
                      f"fund {account} with ETH first")
-    doc["account"] = {"address": account, "balance_wei": balance, "delegation": delegation,
+    from smartkeys.account import amount_fields
+
+    doc["account"] = {"address": account, **amount_fields("balance", "native", balance), "delegation": delegation,
                       "is_smartkeys": is_smartkeys, "implementation": implementation, "session_epoch": epoch}
     tokens = {}
     if reports:
