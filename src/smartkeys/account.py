@@ -171,6 +171,61 @@ class SessionReport:
         """Uses left, or None when unlimited."""
         return max(self.max_uses - self.uses, 0) if self.max_uses else None
 
+    @property
+    def status(self) -> str:
+        """``"revoked"``, ``"expired"``, ``"not yet"`` (before the window), ``"used up"`` or ``"live"``, as a use in
+        the next block (``as_of + 1``) would find it."""
+        if not self.live:
+            return "revoked"
+        if self.as_of + 1 > self.valid_until:
+            return "expired"
+        if self.as_of + 1 <= self.valid_after:
+            return "not yet"
+        if self.max_uses and self.uses >= self.max_uses:
+            return "used up"
+        return "live"
+
+    @property
+    def seconds_left(self) -> int:
+        """Seconds until the window ends (0 once it has ended)."""
+        return max(self.valid_until - self.as_of, 0)
+
+    def to_dict(self, tokens: Mapping[str, tuple[str, int]] | None = None) -> dict[str, Any]:
+        """The report as JSON (the shape ``smartkeys status --json`` prints; see README "JSON output").
+
+        Amounts (wei for ``native`` and ``gas``, base units for tokens) are **decimal strings**, each with a
+        ``*_text`` twin in human units (``tokens``: address -> (symbol, decimals), from
+        :func:`smartkeys.audit.token_meta`; a token not in it is shown in base units). Times are unix seconds
+        (JSON integers) with ``*_iso`` UTC text; ``seconds_left`` counts to the end of the window;
+        ``uses_left`` is None when uses are unlimited; a periodic cap gives ``period`` (seconds),
+        ``period_resets_at`` (unix seconds) and ``period_rule`` (text).
+        """
+        from smartkeys.refusals import duration_text
+        from smartkeys.timefmt import next_period_start, period_text, utc_text
+
+        assets = []
+        for a in self.assets:
+            doc: dict[str, Any] = {"asset": a.asset, "symbol": _symbol(a.asset, tokens)}
+            for name in ("spent", "cap", "remaining"):
+                doc.update(amount_fields(name, a.asset, getattr(a, name), tokens))
+            doc["period"] = a.period
+            if a.period:
+                for name in ("period_cap", "period_spent", "period_remaining"):
+                    doc.update(amount_fields(name, a.asset, getattr(a, name), tokens))
+                resets = next_period_start(self.as_of, a.period)
+                doc.update(period_resets_at=resets, period_resets_at_iso=utc_text(resets),
+                           period_rule=period_text(a.period))
+            assets.append(doc)
+        return {
+            "session_id": "0x" + self.session_id.hex(), "key": self.key, "status": self.status, "live": self.live,
+            "in_window": self.in_window, "as_of": self.as_of,
+            "valid_after": self.valid_after, "valid_after_iso": utc_text(self.valid_after),
+            "valid_until": self.valid_until, "valid_until_iso": utc_text(self.valid_until),
+            "seconds_left": self.seconds_left, "time_left_text": duration_text(self.seconds_left),
+            "uses": self.uses, "max_uses": self.max_uses, "uses_left": self.uses_remaining,
+            "allow_uncapped_assets": self.allow_uncapped_assets, "assets": assets,
+        }
+
     def asset(self, name: str) -> AssetReport:
         """The report of ``"native"``, ``"gas"`` or a token address."""
         if name not in ("native", "gas"):
@@ -180,6 +235,53 @@ class SessionReport:
                 return a
         raise InvalidInputError("asset", name, "'native', 'gas' or a capped token of the policy",
                                 f"use one of {', '.join(a.asset for a in self.assets)}")
+
+
+def _symbol(asset: str, tokens: Mapping[str, tuple[str, int]] | None) -> str | None:
+    if asset in ("native", "gas"):
+        return "ETH"
+    meta = (tokens or {}).get(asset)
+    return meta[0] if meta else None
+
+
+def amount_fields(name: str, asset: str, value: int, tokens: Mapping[str, tuple[str, int]] | None = None
+                  ) -> dict[str, str]:
+    """``{name: "<base units>", name_text: "<human>"}``: one amount as the JSON reports give it (decimal string,
+    exact; ``*_text`` from :func:`smartkeys.audit.format_asset`).
+
+    >>> amount_fields("cap", "native", 10**17)
+    {'cap': '100000000000000000', 'cap_text': '0.1 ETH'}
+    """
+    from smartkeys.audit import format_asset
+
+    return {name: str(int(value)), f"{name}_text": format_asset(asset, int(value), dict(tokens or {}))}
+
+
+def grant_warnings(policy: SessionPolicy, *, bundler_configured: bool = False) -> list[str]:
+    """What a policy cannot do that it seems meant for, as sentences with the fix (``smartkeys grant`` prints
+    them; nothing is refused for them):
+
+    - no ``gas_budget`` while a bundler is configured: every user operation of the session is refused
+      (``GasBudgetExceeded`` with budget 0);
+    - a token cap on a token the scope never lets the key call: the cap can never be used;
+    - native caps on a scope whose every permission is a token with a cap (no plain transfer possible).
+    """
+    out = []
+    if bundler_configured and policy.gas_budget == 0:
+        out.append("this policy has no gas budget (limits.gas_budget), but a bundler is configured: every user "
+                   "operation of this session will be refused (GasBudgetExceeded, budget 0); add limits.gas_budget "
+                   "(e.g. \"0.01 ether\"), or let the key send directly (--via direct) and pay its own gas")
+    targets = {p.target for p in policy.permissions}
+    for cap in policy.token_caps:
+        if cap.token not in targets:
+            out.append(f"the policy caps token {cap.token} but allows no call to it: the cap can never be used; "
+                       "add an [[allow]] entry for the token, or drop the cap")
+    if (policy.native_total or policy.native_per_call) and targets and \
+            targets <= {c.token for c in policy.token_caps} and \
+            not any(p.selector == b"\x00\x00\x00\x00" for p in policy.permissions):
+        out.append("the policy sets native (ETH) limits, but its scope allows only token calls: the key cannot "
+                   "send ETH; allow a recipient (an [[allow]] entry with functions = \"*\"), or drop the native limits")
+    return out
 
 
 def _asset(asset: str, spent: int, cap: int, period: int = 0, period_cap: int = 0, ledger: Any = None,
@@ -762,9 +864,46 @@ class SessionAgent:
         try:
             yield
         except (RevertError, UserOperationError, TransactionFailedError) as exc:
+            self.humanize(exc)
             if self.journal is not None:
                 self._record_refusal(calls, exc, path)
             raise
+
+    def units(self):
+        """The :class:`smartkeys.refusals.Units` of this session (token symbols and decimals read once)."""
+        from smartkeys.refusals import units_for_policy
+
+        cached = getattr(self, "_units", None)
+        if cached is None:
+            cached = self._units = units_for_policy(self.w3, self.policy)
+        return cached
+
+    def name_functions(self, *signatures: str) -> None:
+        """Let refusals name these functions (``"mint(address,uint256)"``) instead of their selectors; the
+        common ERC-20 ones are known already."""
+        from smartkeys.refusals import units_for_policy
+
+        self._units = units_for_policy(self.w3, self.policy, signatures=signatures)
+
+    def humanize(self, exc: BaseException) -> BaseException:
+        """Put the refusal in the policy's units into ``str(exc)`` (what was asked, what is left, what to do:
+        :func:`smartkeys.refusals.explain`); the class and its fields (``exc.spent``, ``exc.cap``) are kept.
+        Errors it does not know are left as they are. Returns ``exc``."""
+        from smartkeys.refusals import explain
+
+        try:
+            now = int(self.w3.eth.get_block("latest")["timestamp"]) + 1
+        except Exception:  # noqa: BLE001 - the RPC may be what failed
+            now = None
+        text = explain(exc, self.units(), now=now)
+        if text is None:
+            return exc
+        if isinstance(exc, TransactionFailedError):
+            tx = getattr(exc, "tx_hash", None)
+            tx_text = ("0x" + bytes(tx).hex()) if isinstance(tx, (bytes, bytearray)) else str(tx or "")
+            text = f"the transaction {tx_text} was mined but the account refused it: {text}"
+        Exception.__init__(exc, text)
+        return exc
 
     def _record_refusal(self, calls: Sequence[Any], exc: BaseException, path: str) -> None:
         block_number = block_time = None
@@ -1268,7 +1407,7 @@ def choose_session(
                 nonce = agent.entry_point.get_nonce(agent.account, agent.nonce_key)
                 agent._provisional_op(list(calls), nonce, None)
         except (RevertError, UserOperationError) as exc:
-            refusals.append((policy.session_id, exc))
+            refusals.append((policy.session_id, agent.humanize(exc)))
             continue
         return policy
     raise NoSessionAllowsError(Web3.to_checksum_address(getattr(key, "address")), Web3.to_checksum_address(account),

@@ -33,7 +33,8 @@ Flags (:class:`AuditFlag`, thresholds in :class:`AuditThresholds`):
   audit sees only what the caps measure);
 - ``budget_nearly_used``: a cumulative cap (native, token, gas) or the use limit is at least
   ``budget_nearly_used`` (0.8) used -- on the use that got it there, and on the session while it holds.
-- ``expiry_soon``: the window ends within ``expiry_soon_s`` of a use, or of ``now`` for a live session.
+- ``expiry_soon``: the window ends within ``min(expiry_soon_s, expiry_soon_fraction x the key's lifetime)``
+  (24 h, 20 %) of a use, or of ``now`` for a live session: a one-hour key is flagged in its last 12 minutes.
 - ``burst``: a use came at ``burst_factor`` (5x) the key's own median rate or faster (the gap since its
   previous use is at most a fifth of its median gap), once the key has ``burst_min_uses`` earlier uses.
 - ``edge_of_policy``: one use took at least ``edge_fraction`` (90 %) of the per-call native cap, of what
@@ -124,7 +125,10 @@ class AuditThresholds:
     budget_nearly_used: float = 0.8
     """Fraction of a cumulative cap (or of ``max_uses``) used."""
     expiry_soon_s: int = 86_400
-    """Seconds before the end of the window."""
+    """Seconds before the end of the window, at most (see ``expiry_soon_fraction``)."""
+    expiry_soon_fraction: float = 0.2
+    """...and at most this fraction of the key's lifetime (grant or start to end), so a key granted for an hour
+    is not flagged from its first second: the window is ``min(expiry_soon_s, fraction x lifetime)``."""
     burst_factor: float = 5.0
     """A use at this many times the key's median rate (or faster) is a burst."""
     burst_min_uses: int = 5
@@ -135,6 +139,7 @@ class AuditThresholds:
     def to_dict(self) -> dict[str, Any]:
         return {
             "budget_nearly_used": self.budget_nearly_used, "expiry_soon_s": self.expiry_soon_s,
+            "expiry_soon_fraction": self.expiry_soon_fraction,
             "burst_factor": self.burst_factor, "burst_min_uses": self.burst_min_uses,
             "edge_fraction": self.edge_fraction,
         }
@@ -210,11 +215,15 @@ class AuditEntry:
     epoch: int | None = None
     revoked_sessions: tuple[bytes, ...] = ()
     refusal: Refusal | None = None
+    explanation: str | None = None
+    """A refusal in the policy's units (:func:`smartkeys.refusals.explain`), when the error is one it knows."""
 
     @property
     def note(self) -> str:
         """A one-line human note (the refusal's reason, the epoch of a revoke-all)."""
         if self.kind == "refusal" and self.refusal is not None:
+            if self.explanation:
+                return f"{self.explanation} ({self.refusal.error}, via {self.refusal.path})"
             fields = ", ".join(f"{k}={v}" for k, v in self.refusal.fields.items())
             return f"{self.refusal.error}({fields}) via {self.refusal.path}"
         if self.kind == "revoke_all":
@@ -234,6 +243,7 @@ class AuditEntry:
             "flags": [f.to_dict() for f in self.flags], "epoch": self.epoch,
             "revoked_sessions": [_hex(s) for s in self.revoked_sessions],
             "refusal": self.refusal.to_json() if self.refusal is not None else None, "note": self.note,
+            "explanation": self.explanation,
         }
 
 
@@ -414,9 +424,25 @@ class AuditReport:
             "to_block": self.to_block, "now": self.now, "now_iso": _iso(self.now), "epoch": self.epoch,
             "thresholds": self.thresholds.to_dict(),
             "tokens": {a: {"symbol": s, "decimals": d} for a, (s, d) in self.tokens.items()},
-            "sessions": [s.to_dict() for s in self.sessions],
+            "sessions": [self._with_texts(s) for s in self.sessions],
             "entries": [e.to_dict() for e in self.entries],
         }
+
+    def _with_texts(self, s: SessionAudit) -> dict[str, Any]:
+        """A session's JSON plus the human twins of its amounts (``*_text``) and its time left, so the JSON
+        carries what the text report shows (the same shape as ``status --json``; README "JSON output")."""
+        from smartkeys.refusals import duration_text
+
+        doc = s.to_dict()
+        for a in doc.get("assets", []):
+            for name in ("cap", "spent", "remaining", "period_cap", "period_spent", "period_remaining"):
+                if isinstance(a.get(name), str):
+                    a[f"{name}_text"] = self.format_amount(a["asset"], int(a[name]))
+        left = max(s.policy.valid_until - self.now, 0)
+        doc.setdefault("uses_left", s.uses_remaining)
+        doc["seconds_left"] = left
+        doc["time_left_text"] = duration_text(left)
+        return doc
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
@@ -467,8 +493,9 @@ class AuditReport:
         """Write a PNG of each session's cumulative spend over time against its cap.
 
         One panel per asset (native value, each capped token); per session a step line of the cumulative
-        spend and a dashed line, same colour, at its cap. Needs matplotlib (``pip install 'smartkeys[plot]'``);
-        it is imported here, with the non-interactive Agg backend. Returns ``path``.
+        spend and a dashed line, same colour, at its cap. Needs matplotlib (a dependency of smartkeys); it is
+        imported here, with the non-interactive Agg backend. Returns ``path``. Without matplotlib:
+        :class:`~smartkeys.errors.InvalidInputError` (exit 2 in the CLI) naming the fix.
         """
         try:
             import matplotlib
@@ -476,12 +503,13 @@ class AuditReport:
             matplotlib.use("Agg", force=True)
             import matplotlib.dates as mdates
             import matplotlib.pyplot as plt
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            from smartkeys.errors import SmartKeysError
+        except ImportError:
+            from smartkeys.errors import InvalidInputError
 
-            raise SmartKeysError(
-                "AuditReport.plot needs matplotlib; fix: pip install 'smartkeys[plot]' (or pip install matplotlib)"
-            ) from exc
+            raise InvalidInputError(
+                "plot", str(path), "matplotlib installed (a dependency of smartkeys)",
+                "pip install 'matplotlib>=3.7,<4' (or reinstall smartkeys: pip install -e .)",
+            ) from None
 
         series: dict[str, list[tuple[SessionAudit, AssetAudit]]] = {}
         for s in self.sessions:
@@ -625,6 +653,12 @@ def _policy_text(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]]) -
         return json.dumps(_policy_dict(policy))
 
 
+def _span(seconds: int) -> str:
+    from smartkeys.refusals import duration_text
+
+    return duration_text(seconds)
+
+
 def token_meta(w3: Any, token: str) -> tuple[str, int] | None:
     """The ERC-20 ``(symbol, decimals)`` of ``token``, or None if it does not answer both."""
     try:
@@ -723,13 +757,30 @@ class _Auditor:
         s = self.sessions.get(r.session_id)
         calls = tuple(CallInfo(c.target, c.selector if c.selector else _ZERO4, FUNCTION_NAMES.get(c.selector))
                       for c in r.calls)
-        entry = AuditEntry("refusal", r.block_time if r.block_time is not None else int(r.time), r.block_number,
-                           None, None, r.session_id, r.key, calls, refusal=r)
+        when = r.block_time if r.block_time is not None else int(r.time)
+        entry = AuditEntry("refusal", when, r.block_number, None, None, r.session_id, r.key, calls, refusal=r,
+                           explanation=self._explain(r, s, when))
         if s is not None:
             s.refusals.append(entry)
             s.entries.append(entry)
         self.entries.append(entry)
         return entry
+
+    def _explain(self, r: Refusal, s: Any, when: int) -> str | None:
+        """The refusal in the policy's units, rebuilt from the journal's error name and fields."""
+        from smartkeys.refusals import Units, explain, refusal_from_fields
+
+        token = r.fields.get("token")
+        if isinstance(token, str):
+            try:
+                self._meta(token)
+            except Exception:  # noqa: BLE001 - a name is a nicety
+                pass
+        try:
+            return explain(refusal_from_fields(r.error, r.fields),
+                           Units(tokens=dict(self.tokens), policy=getattr(s, "policy", None)), now=when)
+        except (KeyError, TypeError, ValueError):  # a journal line with odd fields: keep the raw note
+            return None
 
     # -- events -----------------------------------------------------------------------------
 
@@ -816,9 +867,9 @@ class _Auditor:
         flags += self._edge_flags(s, charges, remaining_before, count, when, ref)
         flags += self._nearly_used_flags(s, charges, ref)
         flags += self._burst_flags(s, when, ref)
-        if 0 <= s.policy.valid_until - when <= self.t.expiry_soon_s:
-            flags.append(AuditFlag("expiry_soon", f"used {s.policy.valid_until - when} s before the key expires",
-                                   **ref))
+        if 0 <= s.policy.valid_until - when <= self._expiry_window(s):
+            flags.append(AuditFlag("expiry_soon",
+                                   f"used {_span(s.policy.valid_until - when)} before the key expires", **ref))
         s.flags += [f for f in flags if f.code in ("burst", "edge_of_policy")]
         period_after = {a.asset: a.periods.get(when // a.period, 0) for a in s.assets if a.period}
         entry = AuditEntry("use", when, log.block_number, log.tx_hash, log.log_index, sid, s.key, tuple(calls),
@@ -919,6 +970,12 @@ class _Auditor:
 
     # -- result -----------------------------------------------------------------------------
 
+    def _expiry_window(self, s: SessionAudit) -> float:
+        """How close to its end a key's window must be to flag ``expiry_soon``: the absolute threshold, cut to a
+        fraction of the key's lifetime (from its grant, or its start if later, to its end)."""
+        lifetime = max(s.policy.valid_until - max(s.policy.valid_after, s.granted_time), 0)
+        return min(self.t.expiry_soon_s, self.t.expiry_soon_fraction * lifetime)
+
     def read_gas_spent(self, block: int) -> None:
         """Set each session's ``gas`` spent from ``sessionStatus`` at ``block`` (gas has no event)."""
         contract = self.w3.eth.contract(address=self.account, abi=_ACCOUNT_ABI)
@@ -948,9 +1005,9 @@ class _Auditor:
             if p.max_uses and s.uses >= self.t.budget_nearly_used * p.max_uses:
                 present.append(AuditFlag("budget_nearly_used", f"{s.uses} of {p.max_uses} uses made",
                                          s.session_id, asset=USES))
-            if s.status in ("active", "not-yet-valid") and p.valid_until - now <= self.t.expiry_soon_s:
+            if s.status in ("active", "not-yet-valid") and p.valid_until - now <= self._expiry_window(s):
                 present.append(AuditFlag(
-                    "expiry_soon", f"the key expires in {p.valid_until - now} s (at {_iso(p.valid_until)})",
+                    "expiry_soon", f"the key expires in {_span(p.valid_until - now)} (at {_iso(p.valid_until)})",
                     s.session_id))
             if s.status == "active":
                 from smartkeys.account import delegation_change_since

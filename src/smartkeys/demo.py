@@ -110,8 +110,8 @@ def run_demo(out: TextIO, *, color: bool = False) -> int:
     def refused(title: str, action: Callable[[], object]) -> bool:
         try:
             action()
-        except SmartKeysError as exc:
-            say(f"refused as expected: {exc}")
+        except SmartKeysError as exc:  # its text is in the policy's units (SessionAgent.humanize)
+            say(f"refused as expected ({getattr(exc, 'name', type(exc).__name__)}): {exc}")
             return True
         say(f"NOT refused: {title}")
         return False

@@ -4,6 +4,7 @@ Every exception smartkeys raises derives from :class:`SmartKeysError`::
 
     SmartKeysError
     ├── InvalidInputError (+ValueError)   bad argument: .field .value .expected .hint
+    │   ├── InsufficientFundsError        a sender without the ETH a transaction needs: .address .balance .required
     │   └── safe_files.FileInputError     a file refused (special, too large, too deep, ...): .path .reason
     ├── ChainMismatchError                RPC chain id != configured: .expected .actual
     ├── NotDelegatedError                 the account does not run smartkeys: .account .delegation .runs
@@ -87,6 +88,7 @@ __all__ = [
     "ErrorNotRegistered",
     "FailedOp",
     "FailedOpWithRevert",
+    "InsufficientFundsError",
     "InvalidInputError",
     "NoSessionAllowsError",
     "NotDelegatedError",
@@ -224,6 +226,34 @@ class InvalidInputError(SmartKeysError, ValueError):
         super().__init__(message)
 
 
+class InsufficientFundsError(InvalidInputError):
+    """A transaction's sender cannot pay for it (gas limit x max fee + value): nothing was signed or sent.
+
+    ``address`` the sender, ``balance`` and ``required`` in wei (``required`` None when unknown). A subclass
+    of :class:`InvalidInputError` (``field`` is ``"sender"``), so the CLI exits 2 with the fix.
+
+    >>> str(InsufficientFundsError("0x00000000000000000000000000000000000000aa", 0, 21_000 * 10**9))
+    "field 'sender': expected an address holding at least 0.000021 ETH for this transaction, got '0x00000000000000000000000000000000000000aa' (balance 0 ETH); fix: fund 0x00000000000000000000000000000000000000aa with ETH, then send again"
+    """
+
+    def __init__(self, address: str, balance: int | None, required: int | None = None) -> None:
+        from decimal import Decimal
+
+        def eth(wei: int) -> str:
+            text = format(Decimal(int(wei)).scaleb(-18), "f")
+            return (text.rstrip("0").rstrip(".") if "." in text else text) + " ETH"
+
+        self.address = address
+        self.balance = balance
+        self.required = required
+        need = f"at least {eth(required)}" if required is not None else "enough ETH"
+        shown = "unknown" if balance is None else eth(balance)
+        InvalidInputError.__init__(self, "sender", address, f"an address holding {need} for this transaction",
+                                   f"fund {address} with ETH, then send again")
+        Exception.__init__(self, str(self).replace(f"got {_preview(address)}",
+                                                   f"got {_preview(address)} (balance {shown})", 1))
+
+
 class ChainMismatchError(SmartKeysError):
     """The chain the RPC reports is not the chain the configuration names. Nothing was signed."""
 
@@ -293,7 +323,7 @@ class NoSessionAllowsError(SmartKeysError):
         self.key = key
         self.account = account
         self.candidates = tuple(candidates)
-        reasons = "; ".join(f"0x{sid.hex()}: {type(err).__name__}: {str(err)[:160]}" for sid, err in self.candidates)
+        reasons = "; ".join(f"0x{sid.hex()}: {type(err).__name__}: {str(err)[:300]}" for sid, err in self.candidates)
         super().__init__(
             f"none of the {len(self.candidates)} live sessions of key {key} at {account} allows this action "
             f"({reasons}); nothing was sent; fix: pick one with --session ID (Python: policy_from_chain(w3, "
@@ -771,6 +801,23 @@ class ContractRevertError(RevertError):
         if cls.hint:
             message += f"; fix: {cls.hint}"
         return message
+
+    def describe(self, units: Any = None, *, now: int | None = None) -> str:
+        """This refusal in the policy's own units (what was asked, what is left, what to do), or ``str(self)``
+        for an error :func:`smartkeys.refusals.explain` does not know. ``units``: a
+        :class:`smartkeys.refusals.Units` (token symbols and decimals, function names, the policy)."""
+        from smartkeys.refusals import explain
+
+        return explain(self, units, now=now) or str(self)
+
+    def humanize(self, units: Any = None, *, now: int | None = None) -> ContractRevertError:
+        """Make ``str(self)`` the :meth:`describe` text (class, fields and ``data`` unchanged); returns self."""
+        from smartkeys.refusals import explain
+
+        text = explain(self, units, now=now)
+        if text is not None:
+            Exception.__init__(self, text)
+        return self
 
     def __reduce__(self) -> Any:
         cls = type(self)

@@ -92,6 +92,20 @@ def find_loopback_preload(explicit: str | None = None) -> str:
     return _find(_PRELOAD, "SMARTKEYS_LOOPBACK_PRELOAD", explicit, "the loopback preload")
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """True if something listens on ``host:port`` (binding it, as anvil would, fails)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT leftover is not "in use"
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def _free_loopback_port() -> int:
     from smartkeys.localchain import _free_loopback_port as free
 

@@ -142,13 +142,30 @@ def prepare_transaction(w3: Web3, account: LocalAccount, tx: dict, *, gas: int |
     if gas is not None:
         tx["gas"] = gas
     elif "gas" not in tx:
+        _require_funds(w3, tx, 21_000)  # an empty sender: say so before a node's estimate fails obscurely
         _preflight_call(w3, tx)
         try:
             estimate = _estimate_on_pending_block(w3, tx)
         except revert_exceptions() as exc:
             raise decode_revert(revert_data_of(exc) or b"") from None
         tx["gas"] = estimate * _GAS_HEADROOM_NUM // _GAS_HEADROOM_DEN + _GAS_FLAT_MARGIN
+    _require_funds(w3, tx, int(tx["gas"]))
     return tx, account.sign_transaction(tx)
+
+
+def _require_funds(w3: Web3, tx: dict, gas: int) -> None:
+    """:class:`~smartkeys.errors.InsufficientFundsError` unless ``tx["from"]`` holds ``gas`` x max fee +
+    value (the balance every node checks before accepting a transaction), so an unfunded sender gets the same
+    typed "fund ADDRESS" error on every node instead of each client's own text (eth-tester's ValidationError)."""
+    from smartkeys.errors import InsufficientFundsError
+
+    fee = int(tx.get("maxFeePerGas", tx.get("gasPrice", 0)))
+    required = gas * fee + int(tx.get("value", 0))
+    if required == 0:
+        return
+    balance = int(w3.eth.get_balance(tx["from"], "pending"))
+    if balance < required:
+        raise InsufficientFundsError(tx["from"], balance, required)
 
 
 def send_transaction(

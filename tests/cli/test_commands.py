@@ -218,7 +218,8 @@ def test_send_token_in_human_units_directly(cli, chain, granted, delegated, agen
     assert result.code == 0, result.err
     doc = result.json
     assert doc["success"] is True and doc["path"] == "direct" and doc["session_id"] == granted
-    assert doc["amount"] == 2_500_000 and doc["charges"]["tokens"] == {usdc.address: 2_500_000}
+    assert doc["amount"] == "2500000" and doc["amount_text"] == "2.5 USDC"
+    assert doc["charges"]["tokens"] == {usdc.address: {"amount": "2500000", "amount_text": "2.5 USDC"}}
     assert usdc.functions.balanceOf(to).call() == 2_500_000
 
 
@@ -430,7 +431,8 @@ def test_status_shows_spend_and_caps_in_human_units(cli, chain, granted, delegat
     assert "50000000000000000" not in block and "3000000" not in block  # no raw base units
     (session,) = cli("--json", "status").json["sessions"]
     assets = {a["asset"]: a for a in session["assets"]}
-    assert assets[usdc.address]["spent"] == 3_000_000 and assets["gas"]["cap"] == 5 * 10**16
+    assert assets[usdc.address]["spent"] == "3000000" and assets["gas"]["cap"] == str(5 * 10**16)
+    assert assets[usdc.address]["remaining_text"] == "97 USDC" and assets["gas"]["cap_text"] == "0.05 ETH"
 
 
 def test_status_shows_a_revoked_session_as_revoked_with_what_it_spent(cli, chain, granted, delegated, usdc):
@@ -446,7 +448,8 @@ def test_status_shows_a_revoked_session_as_revoked_with_what_it_spent(cli, chain
     assert "gas    0 ETH   0.05 ETH" in block  # revoking keeps the counters: known, and 0 on the direct path
     (session,) = cli("--json", "status").json["sessions"]
     assert (session["live"], session["uses"]) == (False, 1)
-    assert {a["asset"]: a["spent"] for a in session["assets"]}[usdc.address] == 3_000_000
+    assert {a["asset"]: a["spent"] for a in session["assets"]}[usdc.address] == "3000000"
+    assert session["status"] == "revoked"  # the JSON says what the text says
 
 
 def test_audit_and_watch_show_amounts_in_one_unit_per_asset(cli, chain, granted, delegated, usdc):

@@ -34,7 +34,7 @@ def _grant(cli, path) -> str:
     return result.json["session_id"]
 
 
-def _send(cli, amount="0.001", *extra):
+def _send(cli, amount="0.001 ether", *extra):
     return cli("--json", "send", BEEF, amount, "--key", "agent", "--via", "direct", *extra)
 
 
@@ -53,16 +53,18 @@ def test_send_uses_the_older_session_when_the_newest_is_used_up(cli, delegated, 
 def test_when_no_session_allows_it_every_candidate_and_the_flag_are_named(cli, delegated, agent, tmp_path):
     a = _grant(cli, _policy_file(tmp_path, "a.toml", agent.address, "7d", 5, per_call="0.01 ether"))
     b = _grant(cli, _policy_file(tmp_path, "b.toml", agent.address, "10m", 3, per_call="0.02 ether"))
-    result = _send(cli, "0.05")
+    result = _send(cli, "0.05 ether")
     assert result.code == 3, result.err
     error = result.json["error"]
     assert error["type"] == "NoSessionAllowsError"
     assert a in error["message"] and b in error["message"] and "--session" in error["message"]
     assert error["message"].index(b) < error["message"].index(a)  # newest first
+    # each candidate's reason in ether, with what it would allow
+    assert "at most 0.01 ETH per call" in error["message"] and "at most 0.02 ETH per call" in error["message"]
 
 
 def test_session_flag_still_picks_exactly_that_session(cli, delegated, agent, tmp_path):
     a = _grant(cli, _policy_file(tmp_path, "a.toml", agent.address, "7d", 5))
     _grant(cli, _policy_file(tmp_path, "b.toml", agent.address, "10m", 3))
-    result = _send(cli, "0.001", "--session", a)
+    result = _send(cli, "0.001 ether", "--session", a)
     assert result.code == 0 and result.json["session_id"] == a, result.err

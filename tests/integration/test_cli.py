@@ -20,9 +20,9 @@ def test_demo_tells_the_story_and_exits_zero():
         "Delegate the owner's EOA",
         "now has code 0xef0100",
         "succeeded: True",
-        "refused as expected: reverted with TokenSpendCapExceeded",
-        "refused as expected: reverted with CallNotAllowed",
-        "refused as expected: reverted with SessionNotActive",
+        "refused as expected (TokenSpendCapExceeded): asked for 10 USDC, but only 5 USDC",
+        "refused as expected (CallNotAllowed): calling approve(address,uint256) on USDC",
+        "refused as expected (SessionNotActive): the session is not active",
     ):
         assert expected in out, f"missing {expected!r} in demo output:\n{out}"
     assert "NOT refused" not in out

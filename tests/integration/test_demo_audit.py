@@ -18,17 +18,21 @@ def test_demo_tells_the_story_with_the_audit_and_the_journal():
         "Delegate the owner's EOA",
         "grants an agent a session key",
         "succeeded: True",
-        "refused as expected: reverted with TokenSpendCapExceeded",
-        "refused as expected: reverted with CallNotAllowed",
+        "refused as expected (TokenSpendCapExceeded): asked for 10 USDC, but only 5 USDC",
+        "refused as expected (CallNotAllowed): calling approve(address,uint256) on USDC",
         "The owner audits the key",
         "budget_nearly_used",
-        "refusal: TokenSpendCapExceeded(",
-        "refusal: CallNotAllowed(",
+        "refusal: asked for 10 USDC, but only 5 USDC of the session's 50 USDC total is left (45 USDC spent); "
+        "send at most 5 USDC",
+        "(TokenSpendCapExceeded, via direct)",
+        "(CallNotAllowed, via direct)",
         "status now: revoked",
-        "refused as expected: reverted with SessionNotActive",
+        "refused as expected (SessionNotActive): the session is not active",
     ):
         assert expected in text, f"missing {expected!r} in demo output:\n{text}"
-    table = [line.strip() for line in text.splitlines() if "45 USDC" in line and "5 USDC" in line]
+    table = [line.strip() for line in text.splitlines() if "45 USDC" in line and "5 USDC" in line
+             and "refus" not in line]
     assert len(table) == 1 and "2/5" in table[0] and "active" in table[0]
     assert "NOT refused" not in text
+    assert "45000000" not in text and "reverted with" not in text  # no raw base units, no raw revert
     assert elapsed < 10  # the story itself takes about 2-3 s; leave room for a loaded machine

@@ -106,6 +106,27 @@ def test_split_commands_handles_heredocs_continuations_and_expected_codes():
     assert split_commands(block) == [("foo a  # exit 3", 3), ("cat > f <<'EOF'\nx = 1\nEOF", 0), ("bar \\\n  --baz", 0)]
 
 
+def test_the_quickstart_install_brings_what_the_walkthrough_uses():
+    """The walkthrough runs with what the Quickstart installs (`pip install -e .`, no extras): every module a
+    walkthrough command needs beyond the standard library is a base dependency in pyproject.toml."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    text = README.read_text(encoding="utf-8")
+    quickstart = text[text.index("## Quickstart"):text.index("## A short tour")]
+    (install,) = re.findall(r"pip install[^&\n]*", quickstart)
+    assert re.search(r"-e \.(\s|$)", install) and "[" not in install, install  # the base install, no extras
+    walkthrough = _block_after(text, WALK_MARK)
+    needs = {"matplotlib": "--plot" in walkthrough}
+    pyproject = tomllib.loads((README.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    base = {re.split(r"[<>=!\[; ]", d, maxsplit=1)[0].lower() for d in pyproject["project"]["dependencies"]}
+    for module, needed in needs.items():
+        if needed:
+            assert module in base, f"the walkthrough needs {module}, which `{install}` does not install"
+
+
 def test_readme_walkthrough_runs_against_smartkeys_node(tmp_path):
     from smartkeys.localchain import LocalChainError, find_anvil
     from smartkeys.node import AltoError, find_alto
@@ -159,6 +180,9 @@ def test_readme_walkthrough_runs_against_smartkeys_node(tmp_path):
     assert (work / "spend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "granted session 0x" in result.stdout and "succeeded via user op" in result.stdout
     assert "NativeValueAboveCallCap" in result.stderr and "nothing was sent" in result.stderr
+    # in the policy's units, with what to do; the successful send says what is left
+    assert "asked to send 0.5 ETH in one call" in result.stderr and "send at most 0.1 ETH" in result.stderr
+    assert re.search(r"left\s+0\.15 ETH of 0\.25 ETH", result.stdout), result.stdout
     assert "revoked session 0x" in result.stdout
     assert re.search(r"sessions: 1 granted, 0 usable now", result.stdout)
     keys = sorted(p.name for p in (home / ".smartkeys" / "keys").iterdir())

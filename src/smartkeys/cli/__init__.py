@@ -104,7 +104,23 @@ class _Parser(argparse.ArgumentParser):
         raise _ParserExit(status)
 
     def error(self, message: str) -> Any:  # type: ignore[override]
-        raise _UsageError(message, self.format_usage())
+        raise _UsageError(_did_you_mean(message), self.format_usage())
+
+
+def _did_you_mean(message: str) -> str:
+    """argparse's "invalid choice: 'stauts' (choose from ...)" plus the closest choices ("did you mean
+    'status'?", as Ape's errors do). difflib ranks by similarity; argparse suggests only from Python 3.14."""
+    import difflib
+    import re
+
+    match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not match:
+        return message
+    choices = re.findall(r"'([^']*)'", match.group(2)) or [c.strip() for c in match.group(2).split(",")]
+    close = difflib.get_close_matches(match.group(1), choices, n=2, cutoff=0.6)
+    if not close:
+        return message
+    return message + "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
 
 
 _SETTINGS_FLAGS = (
@@ -122,7 +138,17 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """Options accepted before or after the command name (defaults only on the top-level parser, so a
     subcommand never resets a value given before it)."""
     default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
-    group = parser.add_argument_group("global options")
+    if top:
+        group = parser.add_argument_group("global options")
+    else:  # accepted after the command too, but listed once, in `smartkeys --help` (not in every command's help)
+        group = parser.add_argument_group("global options")
+        real_add = group.add_argument
+
+        def hidden(*args: Any, **kwargs: Any) -> Any:
+            kwargs["help"] = argparse.SUPPRESS
+            return real_add(*args, **kwargs)
+
+        group.add_argument = hidden  # type: ignore[method-assign]
     group.add_argument("--json", action="store_true", default=default(False),
                        help="print one JSON document on stdout (and nothing else)")
     group.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks on errors")
@@ -135,6 +161,11 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
                             "past it: exit 4, and a send in flight is reported with its hash")
     for flag, metavar, text in _SETTINGS_FLAGS:
         group.add_argument(flag, metavar=metavar, default=default(None), help=text)
+
+
+_SUB_EPILOG = ("global options (--json, --debug, --config, --password-file, --timeout, --rpc-url, --chain-id, "
+               "--home, --keys-dir, --keystore, --account, --bundler-url) work before or after the command: "
+               "see `smartkeys --help`")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, func: Any, help: str, description: str | None = None, **kw: Any) -> argparse.ArgumentParser:
+        kw.setdefault("epilog", _SUB_EPILOG)
         sub = commands.add_parser(name, help=help, description=description or help, **kw)
         _add_common(sub, top=False)
         sub.set_defaults(func=func)
@@ -173,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", parser_class=_Parser, required=True)
 
     def keys_command(name: str, func: Any, help: str, description: str | None = None) -> argparse.ArgumentParser:
-        sub = keys_sub.add_parser(name, help=help, description=description or help)
+        sub = keys_sub.add_parser(name, help=help, description=description or help, epilog=_SUB_EPILOG)
         _add_common(sub, top=False)
         sub.set_defaults(func=func)
         return sub
@@ -361,14 +393,41 @@ def main(
             ctx = Context(args, env, ui, web3=web3, cwd=os.getcwd())
             with deadline(limit):
                 code, document = args.func(ctx)
+        except BrokenPipeError:
+            return _reader_gone(out, EXIT_OK)
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every failure becomes one line + exit code
             exc = _typed_network_fault(exc)
             return _fail(ui, exc, exit_code_for(exc), debug)
         if json_mode and document is not None:
-            ui.emit_json({"ok": code == EXIT_OK, "command": _command_name(args), **document})
+            try:
+                ui.emit_json({"ok": code == EXIT_OK, "command": _command_name(args), **document})
+            except BrokenPipeError:
+                return _reader_gone(out, code)
+        try:
+            flush = getattr(out, "flush", None)
+            if flush is not None:
+                flush()
+        except BrokenPipeError:
+            return _reader_gone(out, code)
         return code
     finally:
         _Parser.streams = (sys.stdout, sys.stderr)
+
+
+def _reader_gone(out: TextIO, code: int) -> int:
+    """stdout's reader closed the pipe (``smartkeys --json audit | head -2``): what it read is all it wanted, so
+    no traceback and no error; stdout is pointed at /dev/null so the interpreter's final flush cannot fail
+    again (the recipe of the Python docs, "Note on SIGPIPE")."""
+    try:
+        fileno = out.fileno()
+    except (AttributeError, OSError, ValueError):  # an in-memory stream (tests): nothing to redirect
+        return code
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fileno)
+    finally:
+        os.close(devnull)
+    return code
 
 
 def _typed_network_fault(exc: BaseException) -> BaseException:
@@ -403,8 +462,11 @@ def _fail(ui: UI, exc: BaseException, code: int, debug: bool) -> int:
     if ui.json_mode:
         error: dict[str, Any] = {"type": type(exc).__name__, "message": message, "exit_code": code}
         fields = getattr(exc, "args", None)
-        if isinstance(fields, dict):  # a decoded contract error: its values (spent, cap, ...)
-            error["fields"] = fields
+        if isinstance(fields, dict):  # a decoded contract error: its raw values (spent, cap, ...), integers as
+            from smartkeys.journal import _jsonable  # decimal strings and bytes as 0x-hex, as in every report
+
+            error["fields"] = {k: _jsonable(v) for k, v in fields.items()}
+            error["name"] = getattr(exc, "name", type(exc).__name__)
         if getattr(exc, "field", None):
             error["field"] = exc.field
         for attr in ("hash", "intent_id", "sender", "nonce", "status", "retry_after"):
@@ -421,6 +483,10 @@ def _message(exc: BaseException, code: int) -> str:
     if isinstance(exc, Aborted):
         return "aborted: not confirmed; nothing was sent"
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if text.startswith("reverted with "):  # a raw contract error no session explained (e.g. the owner's grant)
+        from smartkeys.refusals import explain
+
+        text = explain(exc) or text
     if code == EXIT_REFUSED:
         from smartkeys.errors import TransactionFailedError
 

@@ -72,6 +72,12 @@ def cmd_node(ctx: Context) -> Result:
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # `kill PID` stops anvil and the bundler as Ctrl-C does, leaving no orphans
 
+    _node_preflight(ctx)
+    ctx.ui.info(f"starting anvil on {ctx.args.host}:{ctx.args.port}" + (" and the Alto bundler" if ctx.args.bundler
+                                                                          else "") + " (deploying the contracts)…")
+    flush = getattr(ctx.ui.err, "flush", None)
+    if flush is not None:
+        flush()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, terminate)
@@ -82,6 +88,30 @@ def cmd_node(ctx: Context) -> Result:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return int(code or 0), None  # type: ignore[return-value] - run_node writes its own output
+
+
+def _node_preflight(ctx: Context) -> None:
+    """What `node` needs, checked before anything starts (exit 2 with the fix, JSON under --json): anvil (and
+    Alto) installed by `npm ci`, and free ports -- else anvil fails to bind while another node on the port
+    answers the readiness check, and the banner printed would be the other node's."""
+    from smartkeys import localchain, node
+
+    try:
+        localchain.find_anvil()
+        if ctx.args.bundler:
+            node.find_alto()
+    except (localchain.LocalChainError, node.AltoError) as exc:
+        raise CommandError(str(exc).split("; fix: ")[0], hint=str(exc).split("; fix: ")[-1]
+                           if "; fix: " in str(exc) else "run `npm ci` in the smartkeys checkout") from None
+    for flag, host, port in (("--port", ctx.args.host, ctx.args.port),
+                             ("--bundler-port", "127.0.0.1", ctx.args.bundler_port if ctx.args.bundler else None)):
+        if port is None:
+            continue
+        if not 0 < port < 65536:
+            raise InvalidInputError(flag, port, "a TCP port from 1 to 65535", f"e.g. {flag} 8545")
+        if node.port_in_use(host, port):
+            raise CommandError(f"port {port} on {host} is already in use (another node or bundler?)",
+                               hint=f"stop what listens there, or pass {flag} with a free port")
 
 
 # --------------------------------------------------------------------------- keys
@@ -274,13 +304,27 @@ def cmd_delegate(ctx: Context) -> Result:
         return EXIT_OK, {**doc, "changed": False, "transaction_hash": None}
     if before is not None:
         ctx.ui.info(f"note: {owner.address} currently delegates to {before}; re-delegating to smartkeys")
+    epoch = _epoch_word(owner)  # storage outlives a delegation: sessions of an earlier one are still there
     with _owner_pays(ctx, owner), ctx.ui.progress("sending the EIP-7702 set-code transaction"):
         receipt = owner.delegate(keep_sessions=ctx.args.keep_sessions, from_block=_check_from_block(ctx))
     tx = _hex(receipt["transactionHash"])
     ctx.ui.print(f"delegated {owner.address} to smartkeys {owner.implementation}")
     ctx.ui.pairs([("transaction", tx), ("block", receipt["blockNumber"])], indent="  ")
+    revoked = _epoch_word(owner) != epoch
+    with ctx.ui.progress("reading the sessions"):
+        reports = _reports(owner.w3, owner.address, from_block=_check_from_block(ctx))
+    live = [r for r in reports if r.status == "live"]
+    if revoked:
+        ctx.ui.print(f"sessions: every session granted before ({len(reports)}) was revoked in the same transaction, "
+                     "as delegating does unless --keep-sessions; grant again what you need")
+    elif live:
+        ctx.ui.print(f"sessions: {len(live)} granted during an earlier delegation are live again (--keep-sessions); "
+                     "see `smartkeys status`, revoke what you did not mean to keep")
+    elif reports:
+        ctx.ui.print(f"sessions: {len(reports)} granted before, none usable now (revoked, expired or used up)")
     return EXIT_OK, {**doc, "changed": True, "previous": before, "transaction_hash": tx,
-                     "block": int(receipt["blockNumber"])}
+                     "block": int(receipt["blockNumber"]), "sessions_revoked": revoked,
+                     "sessions_live": [_hex(r.session_id) for r in live]}
 
 
 def _epoch_word(owner) -> int:
@@ -322,7 +366,7 @@ def cmd_grant(ctx: Context) -> Result:
         policy = model.compile(now)
         ctx.ui.print(model.describe(now))
         ctx.ui.print(f"session id {_hex(policy.session_id)} (dry run: nothing sent)")
-        return EXIT_OK, {"dry_run": True, **_policy_doc(policy)}
+        return EXIT_OK, {"dry_run": True, **_policy_doc(policy), "warnings": _grant_warnings(ctx, policy)}
     owner = _owner(ctx)
     _require_delegated(owner)
     now = int(owner.w3.eth.get_block("latest")["timestamp"])
@@ -343,23 +387,37 @@ def cmd_grant(ctx: Context) -> Result:
         ids = ", ".join(_hex(r.session_id)[:18] + "…" for r in others)
         ctx.ui.print(f"note: key {policy.key} also holds {len(others)} other live session(s) ({ids}), each with its "
                      "own budget: revoke the ones this grant replaces (smartkeys revoke ID)")
-    return EXIT_OK, {"account": owner.address, **_policy_doc(policy),
+    warnings = _grant_warnings(ctx, policy)
+    return EXIT_OK, {"account": owner.address, **_policy_doc(policy), "warnings": warnings,
                      "other_live_sessions": [_hex(r.session_id) for r in others]}
 
 
+def _grant_warnings(ctx: Context, policy) -> list[str]:
+    from smartkeys.account import grant_warnings
+
+    warnings = grant_warnings(policy, bundler_configured=bool(ctx.config.bundler_url.value))
+    for warning in warnings:
+        ctx.ui.print(f"WARNING: {warning}")
+    return warnings
+
+
 def _policy_doc(policy) -> dict[str, Any]:
+    from smartkeys.account import amount_fields
+
     return {
         "session_id": _hex(policy.session_id),
         "key": policy.key,
         "valid_after": policy.valid_after,
         "valid_until": policy.valid_until,
         "max_uses": policy.max_uses,
-        "gas_budget": policy.gas_budget,
+        **amount_fields("gas_budget", "gas", policy.gas_budget),
+        **amount_fields("native_per_call", "native", policy.native_per_call),
+        **amount_fields("native_total", "native", policy.native_total),
         "salt": policy.salt,
         "allow_uncapped_assets": policy.allow_uncapped_assets,
         "permissions": [{"target": p.target, "mode": p.mode.name, "selector": _hex(p.selector)}
                         for p in policy.permissions],
-        "token_caps": [{"token": c.token, "cap": c.cap, "period": c.period, "per_period": c.per_period}
+        "token_caps": [{"token": c.token, "cap": str(c.cap), "period": c.period, "per_period": str(c.per_period)}
                        for c in policy.token_caps],
     }
 
@@ -436,33 +494,6 @@ def _reports(w3: Web3, account: str, key: str | None = None, from_block: int | N
             for p in granted_policies(w3, account, key=key, from_block=from_block)]
 
 
-def _report_doc(r) -> dict[str, Any]:
-    from smartkeys.timefmt import next_period_start, period_text
-
-    return {
-        "session_id": _hex(r.session_id), "key": r.key, "live": r.live, "in_window": r.in_window,
-        "valid_after": r.valid_after, "valid_until": r.valid_until, "uses": r.uses, "max_uses": r.max_uses,
-        "allow_uncapped_assets": r.allow_uncapped_assets,
-        "assets": [{"asset": a.asset, "spent": a.spent, "cap": a.cap, "remaining": a.remaining,
-                    "period": a.period, "period_spent": a.period_spent, "period_remaining": a.period_remaining,
-                    **({"period_resets_at": next_period_start(r.as_of, a.period),
-                        "period_rule": period_text(a.period)} if a.period else {})}
-                   for a in r.assets],
-    }
-
-
-def _state_text(r) -> str:
-    if not r.live:
-        return "revoked"
-    if r.as_of + 1 > r.valid_until:
-        return "expired"
-    if r.as_of + 1 <= r.valid_after:
-        return "not yet"
-    if r.max_uses and r.uses >= r.max_uses:
-        return "used up"
-    return "live"
-
-
 def cmd_status(ctx: Context) -> Result:
     from smartkeys.account import account_contract
     from smartkeys.audit import format_asset
@@ -509,22 +540,28 @@ def cmd_status(ctx: Context) -> Result:
     if balance == 0:
         ctx.ui.print(f"note: the account has no ETH, and its owner pays the gas of delegate, grant and revoke; "
                      f"fund {account} with ETH first")
-    doc["account"] = {"address": account, "balance_wei": balance, "delegation": delegation,
+    from smartkeys.account import amount_fields
+
+    doc["account"] = {"address": account, **amount_fields("balance", "native", balance), "delegation": delegation,
                       "is_smartkeys": is_smartkeys, "implementation": implementation, "session_epoch": epoch}
-    doc["sessions"] = [_report_doc(r) for r in reports]
-    live = sum(1 for r in reports if _state_text(r) == "live")
-    ctx.ui.print()
-    ctx.ui.print(f"sessions: {len(reports)} granted, {live} usable now")
+    tokens = {}
     if reports:
         with ctx.ui.progress("reading token names"):
             tokens = _token_names(w3, [a.asset for r in reports for a in r.assets])
+    # one model per session (SessionReport.to_dict), printed as JSON or rendered below as text
+    doc["sessions"] = [r.to_dict(tokens) for r in reports]
+    live = sum(1 for r in reports if r.status == "live")
+    ctx.ui.print()
+    ctx.ui.print(f"sessions: {len(reports)} granted, {live} usable now")
+    if reports:
         rows = []
-        for r in reports:
+        for r, d in zip(reports, doc["sessions"]):
             # Revoking keeps a session's counters, so a revoked session shows what it did, as a live one does.
-            head = [_hex(r.session_id)[:18] + "…", r.key, _state_text(r), _utc(r.valid_until),
+            head = [_hex(r.session_id)[:18] + "…", r.key, d["status"], _until_text(d),
                     _uses_text(r.uses, r.max_uses)]
-            rows += _session_rows(head, r.assets, tokens)
-        ctx.ui.table(["SESSION", "KEY", "STATUS", "VALID UNTIL", "USES", "ASSET", "SPENT", "CAP"], rows, indent="  ")
+            rows += _session_rows(head, r.assets, tokens, left=True)
+        ctx.ui.table(["SESSION", "KEY", "STATUS", "VALID UNTIL", "USES", "ASSET", "SPENT", "CAP", "LEFT"], rows,
+                     indent="  ")
         _print_periods(ctx, reports, tokens, chain["timestamp"])
         _warn_survivors(ctx, w3, account, [r for r in reports if r.live], _check_from_block(ctx))
         for r in reports:
@@ -578,7 +615,18 @@ _UNKNOWN = "—"
 
 
 def _uses_text(uses: int | None, max_uses: int) -> str:
-    return f"{_UNKNOWN if uses is None else uses}/{max_uses or '∞'}"
+    text = f"{_UNKNOWN if uses is None else uses}/{max_uses or '∞'}"
+    if max_uses and uses is not None:
+        text += f" ({max(max_uses - uses, 0)} left)"
+    return text
+
+
+def _until_text(d: dict[str, Any]) -> str:
+    """The window's end, and the time left while the session is usable."""
+    text = _utc(d["valid_until"])
+    if d["status"] in ("live", "not yet") and d["seconds_left"]:
+        text += f" ({d['time_left_text']} left)"
+    return text
 
 
 def _token_names(w3: Web3, assets, cache: dict[str, tuple[str, int]] | None = None) -> dict[str, tuple[str, int]]:
@@ -599,17 +647,22 @@ def _asset_label(asset: str, tokens) -> str:
     return tokens[asset][0] if asset in tokens else asset[:10] + "…"
 
 
-def _session_rows(head: list, assets, tokens, unknown=frozenset()) -> list[list]:
-    """Table rows of one session: its ``head`` cells then one ``ASSET, SPENT, CAP`` line per budget (those
-    with a cap or a spend), the head cells blank on the lines after the first. Amounts in human units
-    (:func:`smartkeys.audit.format_asset`); the spend of an asset in ``unknown`` is shown as —."""
+def _session_rows(head: list, assets, tokens, *, left: bool = False) -> list[list]:
+    """Table rows of one session: its ``head`` cells then one ``ASSET, SPENT, CAP[, LEFT]`` line per budget
+    (those with a cap or a spend), the head cells blank on the lines after the first. Amounts in human units
+    (:func:`smartkeys.audit.format_asset`); LEFT adds what is left of a periodic cap this period."""
     from smartkeys.audit import format_asset
 
-    budgets = [[_asset_label(a.asset, tokens),
-                _UNKNOWN if a.asset in unknown else format_asset(a.asset, a.spent, tokens),
-                format_asset(a.asset, a.cap, tokens)]
+    def left_text(a) -> str:
+        text = format_asset(a.asset, a.remaining, tokens)
+        if a.period:
+            text += f" ({format_asset(a.asset, a.period_remaining, tokens)} this period)"
+        return text
+
+    budgets = [[_asset_label(a.asset, tokens), format_asset(a.asset, a.spent, tokens),
+                format_asset(a.asset, a.cap, tokens)] + ([left_text(a)] if left else [])
                for a in assets if a.cap or a.spent]
-    budgets = budgets or [["-", "", ""]]
+    budgets = budgets or [["-", "", ""] + ([""] if left else [])]
     return [(head if i == 0 else [None] * len(head)) + b for i, b in enumerate(budgets)]
 
 
@@ -736,7 +789,7 @@ def _pick_session(ctx: Context, w3: Web3, account: str, key, model, calls=None, 
     from smartkeys.policy import granted_policies, policy_from_chain
     from smartkeys.preflight import read_session_state
 
-    key_address = key.address
+    key_address = key if isinstance(key, str) else key.address
 
     if ctx.args.session:
         if not _SESSION_ID_RE.match(ctx.args.session):
@@ -788,6 +841,9 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
 
     extra = {"journal": journal_for(ctx)} if "journal" in inspect.signature(SessionAgent).parameters else {}
     agent = SessionAgent(w3, account, key, policy, chain_id=ctx.config.chain_id.value, outbox=outbox_for(ctx), **extra)
+    function = getattr(ctx.args, "function", None)
+    if function:  # a refusal names the function the user typed, not its selector
+        agent.name_functions(function)
     bundler: Any = None
     if via == "user-op":
         if ctx.config.bundler_url.value:
@@ -813,21 +869,50 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
     with payer, ctx.ui.progress("preflight, sign and submit"):
         receipt = agent.batch(calls, via="user_op" if via == "user-op" else "direct", bundler=bundler,
                               intent=getattr(ctx.args, "intent", None), on_submit=submitted)
+    from smartkeys.account import amount_fields, build_session_report
+    from smartkeys.audit import format_asset
+
     charges = receipt.charges
+    tokens = _token_names(w3, list(charges.tokens) + [c.token for c in policy.token_caps])
+    # what is left after this use: the session's counters as the chain now has them
+    report = build_session_report(policy, agent.session_state(), int(w3.eth.get_block("latest")["timestamp"]))
+    session = report.to_dict(tokens)
+    charged = [("native", charges.native), ("gas", charges.gas), *charges.tokens.items()]
     doc = {
         "account": account, "session_id": _hex(policy.session_id), "key": key.address, "path": receipt.path,
         "success": receipt.success, "transaction_hash": _hex(receipt.transaction_hash),
         "user_op_hash": _hex(receipt.user_op_hash), "gas_used": receipt.gas_used,
-        "charges": {"native": charges.native, "tokens": dict(charges.tokens), "gas": charges.gas, "uses": charges.uses},
+        "charges": {**amount_fields("native", "native", charges.native),
+                    **amount_fields("gas", "gas", charges.gas),
+                    "tokens": {t: amount_fields("amount", t, v, tokens) for t, v in charges.tokens.items()},
+                    "uses": charges.uses},
+        "session": session,
     }
     ctx.ui.print(f"{'succeeded' if receipt.success else 'FAILED'} via {receipt.path.replace('_', ' ')}")
     ctx.ui.pairs([(k, v) for k, v in (
         ("transaction", doc["transaction_hash"]), ("user operation", doc["user_op_hash"]),
         ("gas used", receipt.gas_used), ("session", doc["session_id"]),
-        ("charged", ", ".join(f"{k} {v}" for k, v in (("native", charges.native), ("gas", charges.gas),
-                                                       *charges.tokens.items())) or "nothing"),
+        ("charged", ", ".join(f"{_asset_label(a, tokens)} {format_asset(a, v, tokens)}"
+                              for a, v in charged if v) or "nothing"),
+        ("left", _left_text(session)),
     ) if v is not None], indent="  ")
     return (EXIT_OK if receipt.success else 3), doc
+
+
+def _left_text(session: dict[str, Any]) -> str:
+    """What a session has left, from its JSON model: each capped budget (and its period), uses, time."""
+    parts = []
+    for a in session["assets"]:
+        if a["cap"] == "0":
+            continue
+        text = f"{a['remaining_text']} of {a['cap_text']}" + (" gas" if a["asset"] == "gas" else "")
+        if a["period"]:
+            text += f" ({a['period_remaining_text']} this period, resets {_utc(a['period_resets_at'])})"
+        parts.append(text)
+    if session["uses_left"] is not None:
+        parts.append(f"{session['uses_left']} of {session['max_uses']} uses")
+    parts.append(f"{session['time_left_text']} left (until {_utc(session['valid_until'])})")
+    return ", ".join(parts)
 
 
 def outbox_for(ctx: Context):
@@ -948,10 +1033,18 @@ def cmd_send(ctx: Context) -> Result:
     policy = _pick_session(ctx, w3, account, key, model, calls, via)
     ctx.ui.info(f"sending {shown} to {to}")
     code, doc = _submit(ctx, account, key, w3, policy, calls, via, model)
-    doc["amount"] = amount
+    doc["amount"] = str(amount)  # base units (wei for native), a decimal string as in every report
+    doc["amount_text"] = _amount_text(calls[0].target if token_ref is not None else "native", amount,
+                                      (symbol, decimals) if token_ref is not None and symbol else None)
     doc["to"] = to
     doc["token"] = None if token_ref is None else calls[0].target
     return code, doc
+
+
+def _amount_text(asset: str, amount: int, meta: tuple[str, int] | None) -> str:
+    from smartkeys.audit import format_asset
+
+    return format_asset(asset, amount, {asset: meta} if meta else None)
 
 
 def _token_info(w3: Web3, token: str) -> tuple[int, str | None]:
@@ -1048,10 +1141,15 @@ def _print_audit(ctx: Context, report) -> None:
         return
     rows = []
     for s in report.sessions:
-        rows += _session_rows([_hex(s.session_id)[:18] + "…", s.key, s.status, _uses_text(s.uses, s.max_uses),
-                               len(s.refusals)], s.assets, report.tokens)
+        status = s.status
+        if s.status in ("active", "not-yet-valid") and s.policy.valid_until > report.now:
+            from smartkeys.refusals import duration_text
+
+            status += f" ({duration_text(s.policy.valid_until - report.now)} left)"
+        rows += _session_rows([_hex(s.session_id)[:18] + "…", s.key, status, _uses_text(s.uses, s.max_uses),
+                               len(s.refusals)], s.assets, report.tokens, left=True)
     ui.print()
-    ui.table(["SESSION", "KEY", "STATUS", "USES", "REFUSED", "ASSET", "SPENT", "CAP"], rows)
+    ui.table(["SESSION", "KEY", "STATUS", "USES", "REFUSED", "ASSET", "SPENT", "CAP", "LEFT"], rows)
     for s in report.sessions:
         if s.policy.allow_uncapped_assets:
             ui.print(f"WARNING: session {_hex(s.session_id)[:18]}… ({s.status}) has allow_uncapped_assets: its key "

@@ -186,13 +186,17 @@ class Context:
         try:
             yield
         except Exception as exc:  # noqa: BLE001 - re-raised unless it is the funds refusal
-            if isinstance(exc, SmartKeysError) and not isinstance(exc, NetworkError):
+            from smartkeys.errors import InsufficientFundsError
+
+            if isinstance(exc, InsufficientFundsError) and exc.address == address:
+                pass  # the SDK's own check: said again below with the role and the alternative
+            elif isinstance(exc, SmartKeysError) and not isinstance(exc, NetworkError):
                 raise
             try:
                 wei: int | None = int(self.w3().eth.get_balance(address))
             except Exception:  # noqa: BLE001 - diagnostics only
                 wei = None
-            if not is_insufficient_funds(exc, wei):
+            if not isinstance(exc, InsufficientFundsError) and not is_insufficient_funds(exc, wei):
                 raise
             balance = "unknown" if wei is None else f"{Decimal(wei) / Decimal(10**18)} ETH"
             raise CommandError(
