@@ -48,10 +48,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from eth_utils import keccak
 
 from smartkeys import artifacts
-from smartkeys.account import Call
+from smartkeys.account import Call, _status_word
 from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.delegation import require_smartkeys
 from smartkeys.encoding import checked_address, checked_uint
@@ -83,12 +82,6 @@ ACCOUNT_ERRORS = register_contract_errors(_ACCOUNT_ABI)
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _ZERO4 = b"\x00\x00\x00\x00"
 _U256 = 2**256
-
-_AMOUNT_OFFSET = DECLARED_AMOUNT_OFFSET
-
-# ERC-7201 namespace of the account's sessions (SmartKeysAccount.SESSION_STORAGE_SLOT): epoch at +0,
-# the status mapping at +1, the ledger mapping at +2.
-_SESSION_STORAGE_SLOT = 0x85DECE25AB95DBA2DE628DD50D9C89670CE8C2BC2392E71AA090A7149BC2AE00
 
 
 class _Errors:
@@ -237,8 +230,6 @@ class Charges:
     measured: tuple[int, ...] = ()
 
 
-def _status_slot(session_id: bytes) -> int:
-    return int.from_bytes(keccak(session_id + (_SESSION_STORAGE_SLOT + 1).to_bytes(32, "big")), "big")
 
 
 def read_session_state(w3: Any, account: str, policy: SessionPolicy) -> SessionState:
@@ -258,7 +249,7 @@ def read_session_state(w3: Any, account: str, policy: SessionPolicy) -> SessionS
     if live:
         granted = True
     else:
-        word = int.from_bytes(bytes(w3.eth.get_storage_at(account, _status_slot(sid))), "big")
+        word = _status_word(w3, account, sid)  # the one reader of the raw word (account.py)
         granted = word != 0 and not word >> 255
     tokens = {}
     for cap in policy.token_caps:
@@ -478,7 +469,7 @@ def preflight(
             if target in caps:
                 if n == 0 or sel not in ACCOUNTABLE_SELECTORS:
                     raise _E.TokenFunctionNotAccountable(token=target, selector=sel)
-                offset = _AMOUNT_OFFSET.get(sel)
+                offset = DECLARED_AMOUNT_OFFSET.get(sel)
             if offset is None or n < offset + 32:
                 if measured is None:
                     measured = []
