@@ -48,7 +48,6 @@ unix seconds, plus ISO-8601 UTC text in ``*_iso`` fields.
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import json
 import statistics
 import threading
@@ -489,63 +488,35 @@ class AuditReport:
         writer.writeheader()
         writer.writerows(self.csv_rows())
 
-    def plot(self, path: str, *, width: float = 10.0, dpi: int = 100) -> str:
-        """Write a PNG of each session's cumulative spend over time against its cap.
-
-        One panel per asset (native value, each capped token); per session a step line of the cumulative
-        spend and a dashed line, same colour, at its cap. Needs matplotlib (a dependency of smartkeys); it is
-        imported here, with the non-interactive Agg backend. Returns ``path``. Without matplotlib:
+    def figure(self, *, width: float = 12.0) -> Any:
+        """The audit picture as a matplotlib ``Figure``: one panel per asset (native value, each token, gas) in
+        human units with each session's cumulative spend, its caps (identical caps drawn once, naming the
+        sessions), periodic caps and resets, refusals, revocations and expiries, plus a sessions panel; see
+        :mod:`smartkeys._audit_plot` for the layout and the artist ids. ``width`` in inches. Needs matplotlib
+        (a dependency of smartkeys), used without pyplot. Without it:
         :class:`~smartkeys.errors.InvalidInputError` (exit 2 in the CLI) naming the fix.
         """
         try:
-            import matplotlib
+            from smartkeys._audit_plot import audit_figure
 
-            matplotlib.use("Agg", force=True)
-            import matplotlib.dates as mdates
-            import matplotlib.pyplot as plt
-        except ImportError:
+            return audit_figure(self, width=width)
+        except ImportError as err:
+            if "matplotlib" not in str(err):
+                raise
             from smartkeys.errors import InvalidInputError
 
             raise InvalidInputError(
-                "plot", str(path), "matplotlib installed (a dependency of smartkeys)",
+                "plot", f"no matplotlib ({err})", "matplotlib installed (a dependency of smartkeys)",
                 "pip install 'matplotlib>=3.7,<4' (or reinstall smartkeys: pip install -e .)",
             ) from None
 
-        series: dict[str, list[tuple[SessionAudit, AssetAudit]]] = {}
-        for s in self.sessions:
-            for a in s.assets:
-                if a.asset != GAS and a.cap > 0:
-                    series.setdefault(a.asset, []).append((s, a))
-        panels = list(series.items()) or [("(no capped spend)", [])]
-        fig, axes = plt.subplots(len(panels), 1, figsize=(width, 3.2 * len(panels)), squeeze=False)
-        colours = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0", "C1", "C2", "C3"])
+    def plot(self, path: str, *, width: float = 12.0, dpi: int = 100) -> str:
+        """Write :meth:`figure` to ``path`` as a PNG (``dpi`` dots per inch). Returns ``path``.
 
-        def when(t: int) -> _dt.datetime:
-            # matplotlib dates stop at 9999: a far expiry is drawn at the axis' end, its text says the truth
-            return _dt.datetime.fromtimestamp(min(t, 253_402_300_799), _dt.timezone.utc)
-
-        for (asset, items), ax in zip(panels, axes[:, 0]):
-            scale, unit = _unit_of(asset, self.tokens)
-            for i, (s, a) in enumerate(items):
-                colour = colours[i % len(colours)]
-                points = list(a.history) + [(max(self.now, a.history[-1][0] if a.history else self.now), a.spent)]
-                xs = [when(t) for t, _ in points]
-                ys = [v / scale for _, v in points]
-                label = f"key {s.key[:8]}… / session {s.session_id.hex()[:8]}"
-                ax.step(xs, ys, where="post", color=colour, linewidth=2, label=label)
-                ax.plot([xs[0], xs[-1]], [a.cap / scale] * 2, linestyle="--", color=colour, linewidth=1.2,
-                        label=f"cap {a.cap / scale:g} {unit}")
-            name = asset if asset in (NATIVE, "(no capped spend)") else self.tokens.get(asset, (asset[:10],))[0]
-            ax.set_title(f"Cumulative spend: {name}")
-            ax.set_ylabel(unit)
-            ax.grid(True, alpha=0.3)
-            ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
-            if items:
-                ax.legend(fontsize="small", loc="upper left")
-        fig.autofmt_xdate()
-        fig.tight_layout()
+        Raises :class:`~smartkeys.errors.InvalidInputError` without matplotlib (see :meth:`figure`).
+        """
+        fig = self.figure(width=width)
         fig.savefig(path, format="png", dpi=dpi)
-        plt.close(fig)
         return path
 
 
@@ -610,14 +581,6 @@ def format_asset(asset: str, amount: int, tokens: Mapping[str, tuple[str, int]] 
 
 
 _format = format_asset
-
-
-def _unit_of(asset: str, tokens: Mapping[str, tuple[str, int]]) -> tuple[int, str]:
-    if asset in (NATIVE, GAS):
-        return 10**18, "ETH"
-    if asset in tokens:
-        return 10 ** tokens[asset][1], tokens[asset][0]
-    return 1, "base units"
 
 
 def _policy_dict(p: SessionPolicy) -> dict[str, Any]:
