@@ -45,6 +45,8 @@ _PERIOD_LINES_MAX = 60
 """At most this many reset lines per period length in a panel; more would grey the panel out: then resets
 are short ticks on the panel's top edge instead."""
 _REFUSAL_COLOUR = "#c00000"
+_ZOOM = 4
+"""When the highest cap is more than this many times the highest spend, the axis fits the spend."""
 _END_KINDS = ("revoked", "expired", "active", "not-yet-valid")
 
 
@@ -221,11 +223,13 @@ def audit_figure(report: AuditReport, *, width: float = 12.0) -> Figure:
 
     grey = "0.3"
     handles = [
-        Line2D([], [], color=grey, linewidth=2, label="cumulative spend\n(colour = session)"),
+        Line2D([], [], color=grey, linewidth=2, label="cumulative spend (colour = session)"),
         Line2D([], [], color=grey, linestyle="--", linewidth=1.2, label="cap (one line per value)"),
         Line2D([], [], color=grey, linestyle=":", linewidth=1.2, label="cap per period"),
         Line2D([], [], color=grey, linestyle=":", linewidth=0.9, alpha=0.7, label="spent this period"),
         Line2D([], [], color="0.6", linestyle=(0, (1, 3)), linewidth=0.8, label="period reset"),
+        Line2D([], [], color=grey, marker="o", markersize=6, markeredgecolor="black", markeredgewidth=0.6,
+               linestyle="", label="granted"),
         Line2D([], [], color="black", marker="o", markersize=3, linestyle="", label="use"),
         Line2D([], [], color=_REFUSAL_COLOUR, marker="x", markersize=8, markeredgewidth=2, linestyle="",
                label="refusal (journal)"),
@@ -236,8 +240,9 @@ def audit_figure(report: AuditReport, *, width: float = 12.0) -> Figure:
     ]
     if _GAS in assets:
         handles.append(Line2D([], [], color=grey, marker="D", markersize=5, linestyle="",
-                              label="gas total (no per-use\nevent)"))
-    fig.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=True, title="marks")
+                              label="gas total (no per-use event)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=(len(handles) + 1) // 2, fontsize="small",
+               frameon=True)
     return fig
 
 
@@ -247,24 +252,30 @@ def _asset_panel(ax: Any, report: AuditReport, asset: str, lanes: Sequence[_Lane
 
     scale, unit, title = _unit(report, asset)
     ax.set_label(f"asset:{asset}")
-    ax.set_title(title, loc="left", fontsize="medium")
     ax.set_ylabel(f"{unit}, cumulative" if unit != "base units" else "base units, cumulative")
     ax.grid(True, alpha=0.25)
     caps: dict[int, list[_Lane]] = {}
     period_caps: dict[tuple[int, int], list[_Lane]] = {}
     periods: set[int] = set()
-    top = 0.0
+    top = spent_top = 0.0
+    budgets: list[_Lane] = []
+    total = 0
+    users = 0
     for lane in lanes:
         a = next((x for x in lane.session.assets if x.asset == asset and _drawn(x)), None)
         if a is None:
             continue
+        budgets.append(lane)
         c = lane.colour
+        total += a.spent
+        users += 1 if a.spent else 0
         if a.cap:
             caps.setdefault(a.cap, []).append(lane)
         if a.period and a.period_cap:
             period_caps.setdefault((a.period_cap, a.period), []).append(lane)
             periods.add(a.period)
         top = max(top, a.cap / scale, a.period_cap / scale, a.spent / scale)
+        spent_top = max(spent_top, a.spent / scale)
         end_x = date_number(lane.end)
         if asset == _GAS:  # a total read from the status word: no path in time to draw
             ax.plot([end_x], [a.spent / scale], marker="D", markersize=5, color=c, markeredgecolor="black",
@@ -280,7 +291,8 @@ def _asset_panel(ax: Any, report: AuditReport, asset: str, lanes: Sequence[_Lane
                 px, py = _period_series(a, lane)
                 ax.step([date_number(t) for t in px], [v / scale for v in py], where="post", color=c,
                         linewidth=0.9, linestyle=":", alpha=0.8, gid=f"period-spend:{asset}:{lane.sid}")
-        _end_marker(ax, lane, end_x, last / scale, asset)
+        if asset != _GAS:  # the diamond is the gas line's end
+            _end_marker(ax, lane, end_x, last / scale, asset)
         for e in lane.session.refusals:
             if _refusal_asset(e) != asset:
                 continue
@@ -289,21 +301,28 @@ def _asset_panel(ax: Any, report: AuditReport, asset: str, lanes: Sequence[_Lane
                 y = _spent_at(a.history, e.time) - _spent_at(a.history, (e.time // a.period) * a.period - 1)
             ax.plot([date_number(e.time)], [y / scale], marker="x", markersize=8, markeredgewidth=2,
                     color=_REFUSAL_COLOUR, linestyle="", zorder=5, gid=f"refusal:{asset}:{lane.sid}")
+    # caps far above what was spent would squash every line to the floor: then the axis fits the spend (and
+    # the caps within ZOOM x of it) and the caps above are listed at the top of the margin, marked as such
     ymax = top * 1.12 if top > 0 else 1.0
+    if 0 < spent_top and top > _ZOOM * spent_top:
+        ymax = 1.12 * max([spent_top] + [v / scale for v in (*caps, *(c for c, _ in period_caps))
+                                         if v / scale <= _ZOOM * spent_top])
     ax.set_ylim(-0.03 * ymax, ymax)
     labels: list[tuple[float, str, Any]] = []
-    for cap, group in sorted(caps.items()):
+    lines = [("--", f"cap:{asset}:{cap}", cap, f"cap {format_asset(asset, cap, report.tokens)}", group)
+             for cap, group in sorted(caps.items())]
+    lines += [(":", f"period-cap:{asset}:{cap}:{period}", cap,
+               f"{format_asset(asset, cap, report.tokens)} {_period_name(period)}", group)
+              for (cap, period), group in sorted(period_caps.items())]
+    for style, gid, cap, text, group in lines:
         colour = group[0].colour if len(group) == 1 else "0.3"
         ax.plot([date_number(min(x.start for x in group)), date_number(max(x.end for x in group))],
-                [cap / scale] * 2, linestyle="--", linewidth=1.2, color=colour, gid=f"cap:{asset}:{cap}")
-        labels.append((cap / scale, f"cap {format_asset(asset, cap, report.tokens)} · {_names(group)}", colour))
-    for (cap, period), group in sorted(period_caps.items()):
-        colour = group[0].colour if len(group) == 1 else "0.3"
-        ax.plot([date_number(min(x.start for x in group)), date_number(max(x.end for x in group))],
-                [cap / scale] * 2, linestyle=":", linewidth=1.2, color=colour,
-                gid=f"period-cap:{asset}:{cap}:{period}")
-        labels.append((cap / scale, f"{format_asset(asset, cap, report.tokens)} {_period_name(period)} · "
-                       f"{_names(group)}", colour))
+                [cap / scale] * 2, linestyle=style, linewidth=1.2, color=colour, gid=gid)
+        above = cap / scale > ymax
+        labels.append((min(cap / scale, ymax), f"{'↑ ' if above else ''}{text} · {_names(group)}"
+                       f"{' (above the axis)' if above else ''}", colour))
+    ax.set_title(f"{title}: {format_asset(asset, total, report.tokens)} in total, by {users} of {len(budgets)} "
+                 f"session{'s' if len(budgets) != 1 else ''}", loc="left", fontsize="medium")
     for period in sorted(periods):
         _period_resets(ax, asset, period, xlim)
     _margin_labels(ax, labels, ymax)
@@ -389,6 +408,9 @@ def _sessions_panel(ax: Any, report: AuditReport, lanes: Sequence[_Lane]) -> Non
         y = n - lane.number  # S1 on top
         ax.hlines(y, date_number(lane.start), date_number(lane.end), colors=[lane.colour], linewidth=5,
                   gid=f"life:{lane.sid}")
+        # the grant, so a session that lived minutes in a week-long picture is still seen
+        ax.plot([date_number(lane.start)], [y], marker="o", markersize=6, color=lane.colour, markeredgecolor="black",
+                markeredgewidth=0.6, linestyle="", zorder=3, gid=f"granted:sessions:{lane.sid}")
         uses = [date_number(e.time) for e in lane.session.entries if e.kind == "use" and e.time <= lane.end]
         if uses:
             ax.plot(uses, [y] * len(uses), marker="o", markersize=3, color="black", linestyle="", zorder=3,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import struct
 import threading
 import time
 
@@ -367,18 +366,53 @@ def test_csv_has_one_row_per_event_and_asset(report, history, audited_token):
     assert "asked for 10 USDC" in refusal["note"] and "when the period resets" in refusal["note"]
 
 
-def test_plot_writes_a_non_blank_png(report, tmp_path):
-    from matplotlib import image  # in the test extra
+def _marks(fig, gid):
+    """The (x, y) points of the artists with this gid, over every axes (x in days since 1970)."""
+    return [(float(x), float(y)) for ax in fig.axes for line in ax.get_lines() if line.get_gid() == gid
+            for x, y in zip(line.get_xdata(), line.get_ydata())]
 
-    path = tmp_path / "spend.png"
-    report.plot(str(path), width=8, dpi=50)
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    assert (width, height) == (400, 2 * 160)  # two panels (native, USDC) of 3.2 in at 50 dpi
-    pixels = image.imread(str(path))
-    colours = {tuple(round(float(v), 2) for v in px[:3]) for px in pixels.reshape(-1, pixels.shape[-1])[::7]}
-    assert len(colours) > 10  # lines, text, grid: not a blank canvas
+
+def test_plot_figure_has_a_panel_per_asset_and_draws_the_history_where_it_happened(report, history, audited_token):
+    from smartkeys._audit_plot import date_number
+
+    h, token = history, audited_token.address
+    fig = report.figure()
+    fig.draw_without_rendering()
+    assert [ax.get_label() for ax in fig.axes] == ["asset:native", f"asset:{token}", "asset:gas", "sessions"]
+    assert [ax.get_ylabel().split(",")[0] for ax in fig.axes[:3]] == ["ETH", "USDC", "ETH"]
+    (legend,) = fig.legends
+    assert not any(legend.get_window_extent().overlaps(ax.get_window_extent()) for ax in fig.axes)
+    sid = {name: "0x" + getattr(h, name).session_id.hex() for name in "ABCDE"}
+
+    # B revoked at t0 + 600 with 41 USDC spent: its line stops there, with the revoked mark
+    assert max(x for x, _ in _marks(fig, f"spend:{token}:{sid['B']}")) == date_number(h.t0 + 600)
+    assert _marks(fig, f"revoked:{token}:{sid['B']}") == [(date_number(h.t0 + 600), 41.0)]
+    # A revoked by the epoch, 100 s into the next day, having spent 75 USDC (10+5+20+1+1+38) and 1.15 ether
+    t_epoch = h.t_next_day + 100
+    assert _marks(fig, f"revoked:{token}:{sid['A']}") == [(date_number(t_epoch), 75.0)]
+    assert _marks(fig, f"revoked:native:{sid['A']}") == [(date_number(t_epoch), pytest.approx(1.15))]
+    assert max(x for x, _ in _marks(fig, f"spend:native:{sid['A']}")) == date_number(t_epoch)
+    # C expired at t1 + 800 (the report runs to t1 + 900): its line stops at the expiry
+    assert _marks(fig, f"expired:{token}:{sid['C']}") == [(date_number(h.t1 + 800), 2.0)]
+    assert max(x for x, _ in _marks(fig, f"spend:{token}:{sid['C']}")) < date_number(report.now)
+    # D and E cap no asset but gas: they are on the gas panel only, still active at the end
+    assert not _marks(fig, f"spend:{token}:{sid['D']}") and _marks(fig, f"gas-total:{sid['D']}")
+    assert _marks(fig, f"active:sessions:{sid['E']}") == [(date_number(report.now), 0.0)]
+
+    # refusals from the journal: A's over its daily cap at the 35 USDC it had spent that day, B's over its
+    # total at its 41 USDC; the not-active / revoked / expired ones only on the sessions panel
+    refused = {e.refusal.error: e for e in report.refusals if e.refusal is not None}
+    a_cross = _marks(fig, f"refusal:{token}:{sid['A']}")
+    assert a_cross == [(date_number(refused["TokenPeriodCapExceeded"].time), 35.0)]
+    assert _marks(fig, f"refusal:{token}:{sid['B']}") == [(date_number(refused["TokenSpendCapExceeded"].time), 41.0)]
+    for name in "ABC":
+        session = report.session(getattr(h, name).session_id)
+        assert len(_marks(fig, f"refusal:sessions:{sid[name]}")) == len(session.refusals) >= 1
+    # A's daily cap is drawn once, and its reset at 00:00 UTC between its two days is marked
+    (resets,) = [c for c in fig.axes[1].collections if c.get_gid() == f"period-reset:{token}:86400"]
+    assert date_number(h.t_next_day - 10) in [seg[0][0] for seg in resets.get_segments()]
+    caps = sorted(line.get_gid() for line in fig.axes[1].get_lines() if line.get_gid().startswith("cap:"))
+    assert caps == sorted(f"cap:{token}:{v * USDC}" for v in (100, 50, 10))
 
 
 # ------------------------------------------------------------------ progress, watch
