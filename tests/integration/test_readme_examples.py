@@ -105,4 +105,6 @@ def test_for_agent_developers_examples_run(prelude, token, key_source, monkeypat
     assert audited.key == agent_key.address and audited.uses == 2
     assert audited.asset(namespace["usdc"]).spent == 7_500_000
     assert Path("spend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [ax.get_label() for ax in namespace["fig"].axes][-1] == "sessions"  # the figure behind the PNG
+    assert f"asset:{namespace['usdc']}" in [ax.get_label() for ax in namespace["fig"].axes]
     assert len(Path("audit.csv").read_text().splitlines()) == 1 + 3  # header, the grant, two uses
