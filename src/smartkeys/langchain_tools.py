@@ -3,7 +3,8 @@
 :func:`langchain_tools` turns each tool of a :class:`~smartkeys.toolbox.SessionToolbox` into a
 ``langchain_core.tools.StructuredTool`` with the same name, description and JSON-schema arguments, so any
 LangChain or LangGraph agent can bind them (``model.bind_tools(tools)``) or run them
-(``tool.invoke({...})``). A tool returns the toolbox's JSON-ready dict.
+(``tool.invoke({...})``). A tool returns the toolbox's JSON-ready dict, in the CLI's JSON model (amounts as
+decimal strings in base units with ``*_text`` twins; see :mod:`smartkeys.toolbox`).
 
 A refusal (the session's rules, the chain, a bad argument) raises :class:`SessionToolRefusal`, a
 ``ToolException`` that carries the typed error (``.error``) and its JSON (``.payload``:

@@ -5,7 +5,8 @@ low-level ``mcp.server.Server``; :func:`serve_stdio` serves it over stdin/stdout
 ``smartkeys mcp`` runs. The tools are the toolbox's: one per permitted (contract, function) plus
 ``session_budget``, ``session_time_left`` and ``session_status`` (annotated read-only).
 
-A tool call's result is the toolbox's JSON result, as text and as ``structuredContent``. A refusal (the
+A tool call's result is the toolbox's JSON result, as text and as ``structuredContent``, in the CLI's JSON
+model (amounts as decimal strings in base units with ``*_text`` twins; see :mod:`smartkeys.toolbox`). A refusal (the
 session's rules, the chain, or a bad argument) is a tool error (``isError: true``) whose content is
 :func:`smartkeys.toolbox.refusal`'s JSON: ``{"error": "TokenSpendCapExceeded", "message": ..., "fields":
 {"spent": ..., "requested": ..., "cap": ...}}``; nothing was sent and the server keeps serving.

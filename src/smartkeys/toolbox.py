@@ -9,15 +9,20 @@ Tools
 -----
 - one tool per permitted (contract, function) of the policy, as :func:`smartkeys.tools.tool_definitions` makes
   them (descriptions state the limits and, when listed, what is left);
-- ``session_budget``: spent, cap and remaining per asset (``native`` and ``gas`` in wei, each capped token in
-  base units, with its symbol and decimals when known), and the current period's remainder;
+- ``session_budget``: spent, cap and remaining per asset (``native``, ``gas``, each capped token, with its symbol
+  and decimals when known), and the current period's spend, remainder and reset;
 - ``session_time_left``: the window ``(valid_after, valid_until]`` (unix seconds, EntryPoint v0.8 rule) and the
   seconds left at the latest block;
-- ``session_status``: session id, account, key, live (granted, not revoked, current epoch), in window, uses.
+- ``session_status``: the session as ``smartkeys status --json`` gives it (status, window, uses, budgets), plus
+  the account and whether a use would be accepted now.
 
-Results are JSON-ready dicts (integers stay integers, bytes become 0x-hex). A refusal -- the preflight or the
-chain refusing, or a bad argument from the model -- raises a :class:`~smartkeys.errors.SmartKeysError`;
-:func:`refusal` turns it into ``{"error": <type>, "message", "fields": {...}}`` for a tool error.
+Results are JSON-ready dicts in the model of the CLI's JSON (README "JSON output"): amounts are **decimal
+strings in base units** (wei for native value and gas, the token's base units), each with a ``*_text`` twin in
+the policy's human units (``"remaining": "7500000", "remaining_text": "7.5 USDC"``); times are unix seconds with
+``*_iso`` UTC text; counts and gas units are integers; bytes are 0x-hex. A refusal -- the preflight or the chain
+refusing, or a bad argument from the model -- raises a :class:`~smartkeys.errors.SmartKeysError`;
+:func:`refusal` turns it into ``{"error": <type>, "message", "fields": {...}}`` for a tool error (the fields'
+integers as decimal strings too).
 """
 
 from __future__ import annotations
@@ -37,12 +42,14 @@ READ_ONLY_TOOLS: tuple[str, ...] = ("session_budget", "session_status", "session
 _NO_ARGS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
 
 _READ_ONLY_DESCRIPTIONS = {
-    "session_budget": "What this session key may still spend: for each asset (native coin and gas in wei, each "
-                      "capped token in base units with its symbol and decimals), the amount spent, the cap, what "
-                      "remains, and what remains in the current period. Read-only.",
-    "session_status": "This session's status: session id, smart account, session key address, whether it is "
-                      "live (granted and not revoked) and inside its validity window, uses made and allowed. "
-                      "Read-only.",
+    "session_budget": "What this session key may still spend: for each asset (native coin, gas, each capped "
+                      "token with its symbol and decimals), the amount spent, the cap, what remains, and what "
+                      "remains in the current period, as decimal strings in base units (wei, token base units) "
+                      "each with a *_text twin in human units (e.g. remaining_text: '7.5 USDC'). Read-only.",
+    "session_status": "This session's status: session id, smart account, session key address, status (live, "
+                      "expired, not yet, used up, revoked), its validity window and time left, uses made and "
+                      "left, its budgets (as session_budget gives them), and usable (a use would be accepted "
+                      "now). Read-only.",
     "session_time_left": "The session's validity window (unix seconds, valid after valid_after and until "
                          "valid_until inclusive), the latest block time, and the seconds left. Read-only.",
 }
@@ -75,10 +82,12 @@ def refusal(exc: BaseException) -> dict[str, Any]:
     """A refusal as a JSON-ready dict: ``error`` (the exception's type, e.g. ``"TokenSpendCapExceeded"``),
     ``message``, ``fields`` (a contract error's values by ABI name: ``spent``, ``requested``, ``cap``, ...) and,
     for bad arguments, ``field``, ``expected`` and ``hint``."""
+    from smartkeys.journal import _jsonable as _field_json
+
     out: dict[str, Any] = {"error": type(exc).__name__, "message": " ".join(str(exc).split())}
     fields = getattr(exc, "args", None)
-    if isinstance(fields, Mapping):  # a decoded contract error
-        out["fields"] = _jsonable(fields)
+    if isinstance(fields, Mapping):  # a decoded contract error: integers as decimal strings, as the CLI gives them
+        out["fields"] = _field_json(fields)
     code = getattr(exc, "code", None)
     if isinstance(code, str):  # an EntryPoint AAxx code
         out["code"] = code
@@ -157,9 +166,12 @@ class SessionToolbox:
 
         A permitted call is preflighted against the session's on-chain counters, then sent ``via`` the
         configured path; the result has ``success``, ``path``, ``transaction_hash``, ``user_op_hash``,
-        ``gas_used`` and ``charges``. Raises :class:`SmartKeysError` on a refusal (nothing sent) or a bad
+        ``gas_used`` (gas units), ``charges`` (``native``, ``gas``: decimal strings in wei with ``*_text``;
+        ``tokens``: ``{address: {"amount", "amount_text"}}``; ``uses``) and ``session``: what is left after the
+        use, as :meth:`session_status` gives it (the shape of ``smartkeys send --json``). Raises :class:`SmartKeysError` on a refusal (nothing sent) or a bad
         argument (naming it), and ``TransactionFailedError`` if the mined use failed.
         """
+        from smartkeys.account import amount_fields
         from smartkeys.tools import call_from_tool
 
         if name in READ_ONLY_TOOLS:
@@ -179,14 +191,23 @@ class SessionToolbox:
                               names=self.names, abis=self.abis, tokens=self.tokens)
         receipt = self.agent.batch([call], via=self.via, bundler=self.bundler)
         charges = receipt.charges
+        tokens = dict(self.tokens)
+        for token in charges.tokens:
+            if token not in tokens:
+                info = _read_token(self.agent.w3, token)
+                if info is not None:
+                    tokens[token] = info
         return {
             "success": receipt.success,
             "path": receipt.path,
             "transaction_hash": _jsonable(receipt.transaction_hash),
             "user_op_hash": _jsonable(receipt.user_op_hash),
             "gas_used": receipt.gas_used,
-            "charges": {"native": charges.native, "gas": charges.gas, "uses": charges.uses,
-                        "tokens": dict(charges.tokens)},
+            "charges": {**amount_fields("native", "native", charges.native),
+                        **amount_fields("gas", "gas", charges.gas),
+                        "tokens": {t: amount_fields("amount", t, v, tokens) for t, v in charges.tokens.items()},
+                        "uses": charges.uses},
+            "session": self.session_status(),
         }
 
     # ------------------------------------------------------------------ read-only tools
@@ -197,47 +218,57 @@ class SessionToolbox:
         now = int(self.agent.w3.eth.get_block("latest")["timestamp"])
         return build_session_report(self.agent.policy, self.agent.session_state(), now)
 
+    def _with_decimals(self, assets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The status assets plus ``decimals`` (18 for native and gas, the token's, None when unknown), so a
+        model can turn human amounts into the base units the call tools take."""
+        for a in assets:
+            a["decimals"] = 18 if a["asset"] in ("native", "gas") else self.tokens.get(a["asset"], (None, None))[1]
+        return assets
+
     def session_budget(self) -> dict[str, Any]:
-        """``{"assets": [...]}``: per asset ``asset``, ``unit``, ``decimals``, ``spent``, ``cap``, ``remaining``
-        (base units; ``cap`` 0 means nothing may be spent), and for periodic caps ``period`` (seconds),
-        ``period_cap`` and ``period_remaining``."""
+        """``{"session_id", "as_of", "as_of_iso", "assets": [...]}``: per asset the entry of ``smartkeys status
+        --json`` (``asset``, ``symbol``, ``spent``, ``cap``, ``remaining`` as decimal strings in base units, each
+        with its ``*_text``; ``cap`` 0 means nothing may be spent; ``period`` in seconds, and for a periodic cap
+        ``period_cap``, ``period_spent``, ``period_remaining`` with their ``*_text``, ``period_resets_at`` and
+        ``period_rule``), plus ``decimals`` (18 for native and gas, the token's, or None when unknown)."""
+        from smartkeys.timefmt import utc_text
+
         report = self._report()
-        assets = []
-        for a in report.assets:
-            if a.asset in ("native", "gas"):
-                unit, decimals = "wei", 18
-            else:
-                unit, decimals = self.tokens.get(a.asset, (a.asset, None))
-            entry: dict[str, Any] = {"asset": a.asset, "unit": unit, "decimals": decimals, "spent": a.spent,
-                                     "cap": a.cap, "remaining": a.remaining}
-            if a.period:
-                entry.update(period=a.period, period_cap=a.period_cap, period_remaining=a.period_remaining)
-            assets.append(entry)
-        return {"session_id": _jsonable(report.session_id), "as_of": report.as_of, "assets": assets}
+        assets = self._with_decimals(report.to_dict(self.tokens)["assets"])
+        return {"session_id": _jsonable(report.session_id), "as_of": report.as_of,
+                "as_of_iso": utc_text(report.as_of), "assets": assets}
 
     def session_time_left(self) -> dict[str, Any]:
-        """``valid_after`` (exclusive), ``valid_until`` (inclusive), ``now`` (latest block time), ``seconds_left``
-        (0 once expired), ``started`` and ``expired`` as the next block would see them."""
+        """``valid_after`` (exclusive), ``valid_until`` (inclusive), ``now`` (latest block time), each with its
+        ``*_iso`` UTC text, ``seconds_left`` (0 once expired) with ``time_left_text``, ``started`` and ``expired``
+        as the next block would see them."""
+        from smartkeys.refusals import duration_text
+        from smartkeys.timefmt import utc_text
+
         policy = self.agent.policy
         now = int(self.agent.w3.eth.get_block("latest")["timestamp"])
         next_block = now + 1
+        left = max(policy.valid_until - now, 0)
         return {
-            "valid_after": policy.valid_after, "valid_until": policy.valid_until, "now": now,
-            "seconds_left": max(policy.valid_until - now, 0),
+            "valid_after": policy.valid_after, "valid_after_iso": utc_text(policy.valid_after),
+            "valid_until": policy.valid_until, "valid_until_iso": utc_text(policy.valid_until),
+            "now": now, "now_iso": utc_text(now), "seconds_left": left, "time_left_text": duration_text(left),
             "started": next_block > policy.valid_after, "expired": next_block > policy.valid_until,
         }
 
     def session_status(self) -> dict[str, Any]:
-        """``session_id``, ``account``, ``key``, ``live``, ``in_window``, ``uses``, ``max_uses`` (0: unlimited),
-        ``uses_remaining`` (None: unlimited) and ``usable`` (live and in window and uses left)."""
+        """The session as ``smartkeys status --json`` gives it (:meth:`smartkeys.account.SessionReport.to_dict`:
+        ``session_id``, ``key``, ``status``, ``live``, ``in_window``, ``valid_after``/``valid_until`` with
+        ``*_iso``, ``seconds_left``, ``time_left_text``, ``uses``, ``max_uses`` (0: unlimited), ``uses_left``
+        (None: unlimited), ``assets`` as :meth:`session_budget` gives them), plus ``account`` and ``usable``
+        (live, in window and uses left)."""
         report = self._report()
         uses_left = report.uses_remaining
-        return {
-            "session_id": _jsonable(report.session_id), "account": self.agent.account, "key": report.key,
-            "live": report.live, "in_window": report.in_window, "uses": report.uses, "max_uses": report.max_uses,
-            "uses_remaining": uses_left,
-            "usable": bool(report.live and report.in_window and (uses_left is None or uses_left > 0)),
-        }
+        doc = report.to_dict(self.tokens)
+        doc["assets"] = self._with_decimals(doc["assets"])
+        doc["account"] = self.agent.account
+        doc["usable"] = bool(report.live and report.in_window and (uses_left is None or uses_left > 0))
+        return doc
 
 
 def _read_token(w3: Any, token: str) -> tuple[str, int] | None:

@@ -40,18 +40,24 @@ def test_tools_mirror_the_toolbox(toolbox):
 def test_invoke_allowed_then_refused_then_budget(toolbox, token):
     tools = {t.name: t for t in langchain_tools(toolbox)}
     result = tools["usdc_transfer"].invoke({"to": RECIPIENT, "amount": 3 * USDC})
-    assert result["success"] is True and result["charges"]["tokens"] == {token.address: 3 * USDC}
+    assert result["success"] is True
+    # the CLI's JSON model: decimal strings in base units with their human twins
+    assert result["charges"]["tokens"] == {token.address: {"amount": str(3 * USDC), "amount_text": "3 USDC"}}
+    left = next(a for a in result["session"]["assets"] if a["asset"] == token.address)
+    assert (left["remaining"], left["remaining_text"]) == (str(7 * USDC), "7 USDC")
 
     refused = tools["usdc_transfer"].invoke({"to": RECIPIENT, "amount": 8 * USDC})
     payload = json.loads(refused)
     assert payload["error"] == "TokenSpendCapExceeded"
     assert (payload["fields"]["spent"], payload["fields"]["requested"], payload["fields"]["cap"]) == \
-        (3 * USDC, 8 * USDC, 10 * USDC)
+        (str(3 * USDC), str(8 * USDC), str(10 * USDC))
     assert token.functions.balanceOf(RECIPIENT).call() == 3 * USDC  # the refusal sent nothing
 
     budget = tools["session_budget"].invoke({})
     usdc = next(a for a in budget["assets"] if a["asset"] == token.address)
-    assert (usdc["spent"], usdc["remaining"]) == (3 * USDC, 7 * USDC)
+    assert (usdc["spent"], usdc["remaining"]) == (str(3 * USDC), str(7 * USDC))
+    assert (usdc["spent_text"], usdc["remaining_text"], usdc["symbol"], usdc["decimals"]) == \
+        ("3 USDC", "7 USDC", "USDC", 6)
 
 
 def test_a_tool_call_refusal_is_an_error_tool_message(toolbox):
@@ -67,4 +73,4 @@ def test_without_error_handling_the_typed_error_is_raised(toolbox):
     with pytest.raises(SessionToolRefusal) as info:
         tools["usdc_transfer"].invoke({"to": RECIPIENT, "amount": 11 * USDC})
     assert type(info.value.error).__name__ == "TokenSpendCapExceeded"
-    assert info.value.error.cap == 10 * USDC and info.value.payload["fields"]["cap"] == 10 * USDC
+    assert info.value.error.cap == 10 * USDC and info.value.payload["fields"]["cap"] == str(10 * USDC)

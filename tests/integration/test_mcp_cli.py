@@ -71,7 +71,8 @@ def test_smartkeys_mcp_serves_a_session_over_stdio(anvil_chain, tmp_path):
     assert names == ["usdc_transfer", "session_budget", "session_status", "session_time_left"]
     assert ok.is_error is False and ok.structured_content["success"] is True, ok.content
     assert refused.is_error is True and refused.structured_content["error"] == "TokenSpendCapExceeded"
-    assert refused.structured_content["fields"]["requested"] == 7 * USDC
+    assert refused.structured_content["fields"]["requested"] == str(7 * USDC)
     usdc = next(a for a in budget.structured_content["assets"] if a["asset"] == token_address)
-    assert (usdc["spent"], usdc["remaining"], usdc["unit"]) == (4 * USDC, 6 * USDC, "USDC")
+    assert (usdc["spent"], usdc["remaining"], usdc["symbol"]) == (str(4 * USDC), str(6 * USDC), "USDC")
+    assert (usdc["spent_text"], usdc["remaining_text"]) == ("4 USDC", "6 USDC")
     assert token.functions.balanceOf(RECIPIENT).call() == 4 * USDC

@@ -55,20 +55,35 @@ def test_list_call_refuse_then_read_the_budget(toolbox, token, mode):
 
     assert ok.is_error is False, ok.content
     assert ok.structured_content["success"] is True and ok.structured_content["path"] == "user_op"
-    assert ok.structured_content["charges"]["tokens"] == {token.address: 2_500_000}
+    # amounts as the CLI's JSON gives them: decimal strings in base units, each with its human twin
+    charges = ok.structured_content["charges"]
+    assert charges["tokens"] == {token.address: {"amount": "2500000", "amount_text": "2.5 USDC"}}
+    assert (charges["native"], charges["native_text"], charges["uses"]) == ("0", "0 ETH", 1)
+    assert int(charges["gas"]) > 0 and charges["gas_text"].endswith(" ETH")  # a user op: gas counts
+    left = next(a for a in ok.structured_content["session"]["assets"] if a["asset"] == token.address)
+    assert (left["remaining"], left["remaining_text"]) == ("7500000", "7.5 USDC")
+    assert ok.structured_content["session"]["uses_left"] == 4
     assert balances == (2_500_000, 2_500_000)  # the refused call moved nothing
 
     assert refused.is_error is True
     payload = json.loads(refused.content[0].text)
     assert payload == refused.structured_content
     assert payload["error"] == "TokenSpendCapExceeded"
-    assert payload["fields"]["spent"] == 2_500_000 and payload["fields"]["cap"] == 10 * USDC
-    assert payload["fields"]["requested"] == 9 * USDC
+    assert payload["fields"]["spent"] == "2500000" and payload["fields"]["cap"] == str(10 * USDC)
+    assert payload["fields"]["requested"] == str(9 * USDC)
+    assert "9 USDC" in payload["message"]  # the message in the policy's units
 
     assert budget.is_error is False
     usdc = next(a for a in budget.structured_content["assets"] if a["asset"] == token.address)
-    assert (usdc["unit"], usdc["decimals"]) == ("USDC", 6)
-    assert (usdc["spent"], usdc["cap"], usdc["remaining"]) == (2_500_000, 10 * USDC, 7_500_000)
+    assert (usdc["symbol"], usdc["decimals"]) == ("USDC", 6)
+    assert (usdc["spent"], usdc["cap"], usdc["remaining"]) == ("2500000", str(10 * USDC), "7500000")
+    assert (usdc["spent_text"], usdc["cap_text"], usdc["remaining_text"]) == ("2.5 USDC", "10 USDC", "7.5 USDC")
+    gas = next(a for a in budget.structured_content["assets"] if a["asset"] == "gas")
+    assert gas["spent"] == charges["gas"] and gas["decimals"] == 18  # the same figure as the use charged
+    # nothing in the whole result is a JSON number that could be an amount past 2**53
+    numeric = {k for a in budget.structured_content["assets"] for k, v in a.items()
+               if isinstance(v, int) and not isinstance(v, bool)}
+    assert numeric <= {"period", "decimals", "period_resets_at"}, numeric  # seconds and digits, not amounts
 
 
 def test_bad_arguments_and_unknown_tools_are_tool_errors_naming_the_field(toolbox):
@@ -91,7 +106,7 @@ def test_bad_arguments_and_unknown_tools_are_tool_errors_naming_the_field(toolbo
 def test_time_left_and_status_follow_the_chain(toolbox, chain):
     policy = toolbox.agent.policy
     left = toolbox.call("session_time_left")
-    assert left["valid_until"] == policy.valid_until
+    assert left["valid_until"] == policy.valid_until and left["valid_until_iso"].endswith("Z")
     assert left["seconds_left"] == policy.valid_until - left["now"] > 0 and left["expired"] is False
     chain.set_next_block_timestamp(policy.valid_until + 1)
     chain.mine()
@@ -99,6 +114,7 @@ def test_time_left_and_status_follow_the_chain(toolbox, chain):
     assert toolbox.call("session_time_left")["seconds_left"] == 0
     status = toolbox.call("session_status")
     assert status["live"] is True and status["in_window"] is False and status["usable"] is False
+    assert status["status"] == "expired" and status["time_left_text"] == "0 s" and status["uses_left"] == 5
 
 
 def test_a_node_failure_is_a_tool_error_without_the_message_and_the_server_keeps_serving(toolbox, monkeypatch):

@@ -81,15 +81,17 @@ def test_mcp_and_langchain_examples_run_after_the_agent_developers_session(chain
     assert out[0] == str(["usdc_transfer", "session_budget", "session_status", "session_time_left"])
     # refused, with the contract error's values: 10**12 breaks the policy's `amount = "<= 50 USDC"` rule (argument 1)
     # before any cap is reached
-    assert out[1].startswith("True ArgumentRuleViolated {") and "'argIndex': 1" in out[1]
-    assert f"'asset': '{token.address}'" in out[2]
+    assert out[1].startswith("True ArgumentRuleViolated {") and "'argIndex': '1'" in out[1]
+    assert f"'asset': '{token.address}'" in out[2] and "'remaining_text': '" in out[2]  # the CLI's JSON model
     # the refusal moved nothing
     assert namespace["owner"].session_report(namespace["policy"]).asset(token.address).spent == spent_before
 
     exec(compile(langchain_block, f"README.md[{INTEGRATIONS}]", "exec"), namespace)
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("True {") and f"'{token.address}': 1000000" in out[0]
-    assert out[1].startswith("ArgumentRuleViolated {") and "'argIndex': 1" in out[1]  # the amount rule, as above
+    # amounts as in the CLI's JSON: decimal strings in base units with their human twins
+    assert out[0].startswith("True {") and f"'{token.address}': {{'amount': '1000000', 'amount_text': '1 USDC'}}" \
+        in out[0]
+    assert out[1].startswith("ArgumentRuleViolated {") and "'argIndex': '1'" in out[1]  # the amount rule, as above
     assert namespace["owner"].session_report(namespace["policy"]).asset(token.address).spent == spent_before + 10**6
 
 
