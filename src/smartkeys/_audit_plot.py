@@ -29,7 +29,7 @@ matplotlib is used through its object API (``matplotlib.figure.Figure``): no pyp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,7 @@ _ZOOM = 4
 _END_KINDS = ("revoked", "expired", "active", "not-yet-valid")
 
 
-def date_number(t: int | float) -> float:
+def date_number(t: float) -> float:
     """matplotlib's date number (days since 1970-01-01 UTC, its default epoch) of unix seconds ``t``."""
     return float(t) / 86_400.0
 
@@ -319,8 +319,8 @@ def _asset_panel(ax: Any, report: AuditReport, asset: str, lanes: Sequence[_Lane
         ax.plot([date_number(min(x.start for x in group)), date_number(max(x.end for x in group))],
                 [cap / scale] * 2, linestyle=style, linewidth=1.2, color=colour, gid=gid)
         above = cap / scale > ymax
-        labels.append((min(cap / scale, ymax), f"{'↑ ' if above else ''}{text} · {_names(group)}"
-                       f"{' (above the axis)' if above else ''}", colour))
+        label = f"{'↑ ' if above else ''}{text} · {_names(group)}{' (above the axis)' if above else ''}"
+        labels.append((min(cap / scale, ymax), label, colour))
     ax.set_title(f"{title}: {format_asset(asset, total, report.tokens)} in total, by {users} of {len(budgets)} "
                  f"session{'s' if len(budgets) != 1 else ''}", loc="left", fontsize="medium")
     for period in sorted(periods):

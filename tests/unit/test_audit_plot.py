@@ -11,10 +11,17 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from smartkeys._audit_plot import date_number  # noqa: E402
-from smartkeys.audit import AssetAudit, AuditEntry, AuditReport, AuditThresholds, Revocation, SessionAudit  # noqa: E402
-from smartkeys.journal import Refusal  # noqa: E402
-from smartkeys.policy_codec import SessionPolicy  # noqa: E402
+from smartkeys._audit_plot import date_number
+from smartkeys.audit import (
+    AssetAudit,
+    AuditEntry,
+    AuditReport,
+    AuditThresholds,
+    Revocation,
+    SessionAudit,
+)
+from smartkeys.journal import Refusal
+from smartkeys.policy_codec import SessionPolicy
 
 DAY = 86_400
 T0 = 1_800_000_000 - 1_800_000_000 % DAY + 9 * 3_600  # 09:00 UTC
