@@ -185,6 +185,7 @@ def audit_figure(report: AuditReport, *, width: float = 12.0) -> Figure:
     """
     import matplotlib.dates as mdates
     from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
     from matplotlib.lines import Line2D
 
     from smartkeys.timefmt import utc_text
@@ -193,8 +194,10 @@ def audit_figure(report: AuditReport, *, width: float = 12.0) -> Figure:
     assets = _assets(report)
     panel_h, row_h = 2.5, 0.24
     lanes_h = 0.9 + row_h * max(len(lanes), 1)
-    heights = [panel_h] * len(assets) + [lanes_h]
-    fig = Figure(figsize=(width, sum(heights) + 1.0), layout="constrained")
+    heights = [panel_h if asset != _GAS else 1.8 for asset in assets] + [lanes_h]  # gas: totals only
+    # constrained layout keeps the margin labels and the legend inside the figure; the wider pad keeps them in
+    # at low dpi too, where small text renders a few pixels wider than the layout measured
+    fig = Figure(figsize=(width, sum(heights) + 1.0), layout=ConstrainedLayoutEngine(w_pad=0.15, h_pad=0.06))
     axes = fig.subplots(len(heights), 1, sharex=True, squeeze=False, height_ratios=heights)[:, 0]
 
     start = min([lane.start for lane in lanes] + [e.time for e in report.entries] + [report.now])

@@ -140,6 +140,10 @@ def test_the_legend_never_covers_an_axes_and_does_not_grow_with_sessions(figure_
     assert 8 <= len(legend.get_texts()) <= 12  # the marks, not one entry per session and cap
     fig_box = fig.bbox
     assert fig_box.x0 <= box.x0 and box.x1 <= fig_box.x1 and box.y1 <= fig_box.y1  # not cut off
+    for ax in fig.axes:  # nor the cap labels in the right margin, nor the session names on the left
+        for text in [*ax.texts, *ax.get_yticklabels()]:
+            extent = text.get_window_extent()
+            assert fig_box.x0 <= extent.x0 and extent.x1 <= fig_box.x1, text.get_text()
 
 
 def test_time_tick_labels_are_unique_and_only_on_the_bottom_axes(figure_and_report):
@@ -243,3 +247,13 @@ def test_no_sessions_gives_one_sessions_panel_saying_so():
     fig = rendered(report)
     assert [ax.get_label() for ax in fig.axes] == ["sessions"]
     assert "no sessions granted in this range" in [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_a_few_minutes_of_history_gets_distinct_time_labels():
+    # the old plot's case: everything within minutes, and "%m-%d %H:%M" wrote the same label 8 times
+    s = _session(0, usdc_cap=100 * 10**6, charges=tuple((T0 + 30 * k, USDC, 10**6) for k in range(1, 9)))
+    fig = rendered(_report([s], T0 + 300))
+    labels = [t.get_text() for t in fig.axes[-1].get_xticklabels() if t.get_visible() and t.get_text()]
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+    (line,) = by_gid(fig, f"spend:{USDC}:0x{s.session_id.hex()}")
+    assert list(line.get_ydata()) == [0.0, *range(1, 9), 8.0]  # every charge is a step, in USDC
