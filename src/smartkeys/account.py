@@ -885,6 +885,14 @@ class SessionAgent:
 
         self._units = units_for_policy(self.w3, self.policy, signatures=signatures)
 
+    def name_addresses(self, names: Mapping[str, str]) -> None:
+        """Let refusals name addresses (``{"0x…": "treasury"}``, e.g. the policy file's address book:
+        :meth:`smartkeys.policy.PolicyModel.address_names`): a recipient outside the session's list is then
+        refused as "to = 0x… … use one of shop, treasury"."""
+        units = self.units()
+        self._units = dataclasses.replace(units, names={**units.names, **{checked_address(a, "names"): str(n)
+                                                                           for a, n in names.items()}})
+
     def humanize(self, exc: BaseException) -> BaseException:
         """Put the refusal in the policy's units into ``str(exc)`` (what was asked, what is left, what to do:
         :func:`smartkeys.refusals.explain`); the class and its fields (``exc.spent``, ``exc.cap``) are kept.

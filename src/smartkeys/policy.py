@@ -212,7 +212,16 @@ def _check_keys(value: Mapping[str, Any], path: str, allowed: Iterable[str], *, 
         raise InvalidInputError(_join(path, k), k, f"one of: {', '.join(allowed)}", hint)
 
 
+#: A value still to be filled in, as the presets write it: "<FILL IN: the treasury's address>".
+_PLACEHOLDER_RE = re.compile(r"^\s*<\s*(?:FILL IN:?\s*)?(.*?)\s*>\s*$", re.S)
+
+
 def _address(value: Any, path: str) -> str:
+    if isinstance(value, str) and _PLACEHOLDER_RE.match(value):
+        raise InvalidInputError(
+            path, value, "an address (0x + 40 hex digits)",
+            f"replace the placeholder with {_PLACEHOLDER_RE.match(value).group(1) or 'the address'}",
+        )
     if isinstance(value, int) and not isinstance(value, bool):
         raise InvalidInputError(
             path, value, "an address as quoted text (0x + 40 hex digits)",

@@ -310,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     pending.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                          help="with --settle, how long to wait for a re-sent one to land (default 10)")
 
+    from smartkeys.cli import _policy
+
+    _policy.add_policy_command(commands, lambda sub: _add_common(sub, top=False), _SUB_EPILOG)
+
     from smartkeys.cli import _mcp
 
     mcp = command("mcp", _mcp.cmd_mcp, "serve a session's permitted calls as MCP tools (stdio)",
@@ -451,7 +455,8 @@ def _typed_network_fault(exc: BaseException) -> BaseException:
 
 
 def _command_name(args: argparse.Namespace) -> str:
-    return args.command + (f" {args.keys_command}" if getattr(args, "keys_command", None) else "")
+    sub = getattr(args, "keys_command", None) or getattr(args, "policy_command", None)
+    return args.command + (f" {sub}" if sub else "")
 
 
 def _fail(ui: UI, exc: BaseException, code: int, debug: bool) -> int:
