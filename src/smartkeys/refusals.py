@@ -302,18 +302,12 @@ def _argument_rule_text(u: Units, f: Mapping[str, Any]) -> str:
     shown = [value_text(rule, v, **kw) for v in rule.values]
     r = RuleOp(op)
     if r is RuleOp.ONE_OF:
-        fix = f"use one of {', '.join(shown)}, or ask the owner to add {got} to the list"
-    elif r is RuleOp.EQ:
-        fix = f"use {shown[0]}"
-    elif r is RuleOp.NE:
-        fix = f"use another value than {shown[0]}"
-    elif r is RuleOp.LE:
-        fix = f"use at most {shown[0]}"
-    elif r is RuleOp.GE:
-        fix = f"use at least {shown[0]}"
-    else:
-        fix = f"use a value from {shown[0]} to {shown[1]}"
-    return f"{what} with {arg} = {got} is refused by the session's rule \"{allowed}\"; {fix}"
+        return (f"{what}: {arg} {got} is not on the session's list [{', '.join(shown)}]; use one of them, or ask "
+                f"the owner to add {got} to the policy's list")
+    fix = {RuleOp.EQ: f"use {shown[0]}", RuleOp.NE: f"use another value than {shown[0]}",
+           RuleOp.LE: f"use at most {shown[0]}", RuleOp.GE: f"use at least {shown[0]}"}.get(
+        r, f"use a value from {shown[0]} to {shown[-1]}")
+    return f"{what}: {arg} = {got} breaks the session's rule \"{allowed}\"; {fix}"
 
 
 def _scope(period: int) -> str:

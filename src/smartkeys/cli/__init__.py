@@ -250,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", c.cmd_status,
                      "show the resolved configuration, chain, delegation, session epoch and sessions")
     status.add_argument("--from-block", type=int, default=None, metavar="N", help="first block to search for the account's grants (default: the block of its first transaction, found by binary search; set it on a node without historical state)")
+    _names_option(status)
 
     grant = command("grant", c.cmd_grant, "grant a session key from a policy file (TOML, JSON or YAML)",
                     "Load and check the policy file (every mistake names its field), compile it at the "
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--to-block", default="latest", metavar="N", help="last block (default latest)")
     audit.add_argument("--csv", metavar="FILE", help="also write the entries as CSV")
     audit.add_argument("--plot", metavar="FILE.png", help="also plot spending over time (needs matplotlib)")
+    _names_option(audit)
     _threshold_options(audit)
 
     watch = command("watch", c.cmd_watch, "follow the account's session activity live (Ctrl-C to stop)")
@@ -338,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--max-events", type=int, default=None, metavar="N", help="stop after N events")
     _threshold_options(watch)
     return parser
+
+
+def _names_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--policy", action="append", default=[], metavar="FILE", dest="name_policies",
+                     help="a policy file whose address_book, contracts and tokens name the addresses of the "
+                          "sessions' argument rules (recipient lists); repeatable")
 
 
 def _threshold_options(sub: argparse.ArgumentParser) -> None:
