@@ -41,8 +41,8 @@ _READ_ONLY_DESCRIPTIONS = {
                       "capped token in base units with its symbol and decimals), the amount spent, the cap, what "
                       "remains, and what remains in the current period. Read-only.",
     "session_status": "This session's status: session id, smart account, session key address, whether it is "
-                      "live (granted and not revoked) and inside its validity window, uses made and allowed. "
-                      "Read-only.",
+                      "live (granted and not revoked) and inside its validity window, uses made and allowed, and under "
+                      "a rate limit when the next use is allowed. Read-only.",
     "session_time_left": "The session's validity window (unix seconds, valid after valid_after and until "
                          "valid_until inclusive), the latest block time, and the seconds left. Read-only.",
 }
@@ -138,8 +138,10 @@ class SessionToolbox:
     def _call_tools(self, state: Any) -> list[dict[str, Any]]:
         from smartkeys.tools import tool_definitions
 
+        # with the counters, the chain's time too: periodic caps and rate limits then say when they allow more
+        now = int(self.agent.w3.eth.get_block("latest")["timestamp"]) if state is not None else None
         return tool_definitions(self.agent.policy, names=self.names, abis=self.abis, tokens=self.tokens,
-                                state=state, format="anthropic")
+                                state=state, format="anthropic", now=now)
 
     def definitions(self, *, with_state: bool = True) -> list[ToolSpec]:
         """Every tool: the permitted calls first (their descriptions say what is left when ``with_state``,
@@ -229,14 +231,18 @@ class SessionToolbox:
 
     def session_status(self) -> dict[str, Any]:
         """``session_id``, ``account``, ``key``, ``live``, ``in_window``, ``uses``, ``max_uses`` (0: unlimited),
-        ``uses_remaining`` (None: unlimited) and ``usable`` (live and in window and uses left)."""
+        ``uses_remaining`` (None: unlimited), ``usable`` (live and in window and uses left) and ``rate_limits``
+        (None without; else :func:`smartkeys.policy_view.rate_view`: ``next_use_at`` and its text)."""
         report = self._report()
         uses_left = report.uses_remaining
+        from smartkeys.policy_view import rate_view
+
         return {
             "session_id": _jsonable(report.session_id), "account": self.agent.account, "key": report.key,
             "live": report.live, "in_window": report.in_window, "uses": report.uses, "max_uses": report.max_uses,
             "uses_remaining": uses_left,
             "usable": bool(report.live and report.in_window and (uses_left is None or uses_left > 0)),
+            "rate_limits": rate_view(self.agent.policy, report.rate_ledger, report.as_of + 1),
         }
 
 

@@ -879,6 +879,8 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
     function = getattr(ctx.args, "function", None)
     if function:  # a refusal names the function the user typed, not its selector
         agent.name_functions(function)
+    if model is not None:  # and the recipients by the names of the policy file's address book
+        agent.name_addresses(model.address_names())
     bundler: Any = None
     if via == "user-op":
         if ctx.config.bundler_url.value:
