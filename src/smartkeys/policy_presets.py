@@ -64,7 +64,8 @@ functions = ["checkIn()"]         # replace with the signature(s) of your contra
 max_uses = 1000
 every = "1m"                      # at most one use a minute
 uses_per_day = 200                # and at most 200 per UTC day
-gas_budget = "0.005 ether"        # what its user operations may cost the account (0: direct sends only)
+gas_budget = "0.02 ether"         # what its user operations may cost the account, each charged its maximum
+                                  # cost (gas limits x max fee); 0: direct sends only, the key pays its gas
 """
 
 _OPERATOR = """\
@@ -87,7 +88,7 @@ where = { to = ["treasury", "supplier"], amount = "<= 50 USDC" }   # recipients,
 max_uses = 100
 every = "10m"                     # at most one use every 10 minutes
 uses_per_day = 20                 # and at most 20 per UTC day
-gas_budget = "0.01 ether"
+gas_budget = "0.05 ether"         # what its user operations may cost the account (each its maximum cost)
 
 [limits.tokens.USDC]
 total = "200 USDC"                # for the whole session
@@ -118,7 +119,7 @@ functions = ["transfer(address,uint256)", "approve(address,uint256)"]   # an app
 
 [limits]
 max_uses = 20
-gas_budget = "0.01 ether"
+gas_budget = "0.02 ether"
 
 [limits.native]                   # ETH the calls may carry
 total = "0.01 ether"
