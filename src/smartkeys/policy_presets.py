@@ -131,10 +131,10 @@ total = "25 USDC"
 
 #: Preset name -> (one-line summary, TOML body after the key).
 PRESETS: dict[str, tuple[str, str]] = {
-    "observer": ("moves nothing: named functions of one contract, no native value, no token functions, "
-                 "rate-limited", _OBSERVER),
-    "operator": ("ERC-20 transfers within caps, to a recipient list only, with a bound per transfer and a "
-                 "rate limit", _OPERATOR),
+    "observer": (("moves nothing: named functions of one contract, no native value, no token functions, "
+                  "rate-limited"), _OBSERVER),
+    "operator": (("ERC-20 transfers within caps, to a recipient list only, with a bound per transfer and a "
+                  "rate limit"), _OPERATOR),
     "admin-in-window": ("broad scope (any function of one contract) for one hour only, with small caps", _ADMIN),
 }
 

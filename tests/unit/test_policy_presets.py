@@ -68,7 +68,7 @@ _TOKEN_FUNCTIONS = {selector_of(s) for s in (
 
 
 def test_observer_moves_nothing_no_value_no_token_function_no_wildcard():
-    model, policy = _compiled("observer")
+    _, policy = _compiled("observer")
     assert (policy.native_total, policy.native_per_call, policy.native_per_period) == (0, 0, 0)
     assert policy.token_caps == () and not policy.allow_uncapped_assets and not policy.allow_standing_allowances
     assert policy.permissions and all(p.mode is PermissionMode.EXACT for p in policy.permissions)
@@ -91,7 +91,7 @@ def test_operator_writes_within_caps_to_its_recipient_list_under_a_rate_limit():
 
 
 def test_admin_in_window_is_broad_for_one_hour_with_small_caps():
-    model, policy = _compiled("admin-in-window")
+    _, policy = _compiled("admin-in-window")
     assert policy.valid_until - policy.valid_after == 3_600  # one hour from the grant (valid_after = now - 1)
     assert any(p.mode is PermissionMode.ANY_SELECTOR for p in policy.permissions)
     assert policy.native_total <= 10**16 and policy.native_per_call <= policy.native_total
@@ -119,3 +119,12 @@ def test_write_preset_refuses_an_unknown_preset_or_format_with_the_fix(tmp_path,
         write_preset(name, tmp_path / path)
     assert info.value.field == field and fix in str(info.value)
     assert not (tmp_path / path).exists()
+
+
+def test_doctests_pass():
+    import doctest
+
+    from smartkeys import policy_presets
+
+    result = doctest.testmod(policy_presets)
+    assert result.attempted and not result.failed
