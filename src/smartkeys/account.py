@@ -160,6 +160,10 @@ class SessionReport:
     as_of: int
     #: The policy's ALLOW_UNCAPPED_ASSETS flag: the key may move assets that no cap limits. Reports say so loudly.
     allow_uncapped_assets: bool = False
+    #: The granted policy (for its argument rules and rate limits) and its rate ledger (last use, uses in the
+    #: period: :attr:`smartkeys.preflight.SessionState.rate_ledger`), when known.
+    policy: SessionPolicy | None = None
+    rate_ledger: Any = None
 
     @property
     def in_window(self) -> bool:
@@ -190,7 +194,8 @@ class SessionReport:
         """Seconds until the window ends (0 once it has ended)."""
         return max(self.valid_until - self.as_of, 0)
 
-    def to_dict(self, tokens: Mapping[str, tuple[str, int]] | None = None) -> dict[str, Any]:
+    def to_dict(self, tokens: Mapping[str, tuple[str, int]] | None = None,
+                names: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The report as JSON (the shape ``smartkeys status --json`` prints; see README "JSON output").
 
         Amounts (wei for ``native`` and ``gas``, base units for tokens) are **decimal strings**, each with a
@@ -198,7 +203,10 @@ class SessionReport:
         :func:`smartkeys.audit.token_meta`; a token not in it is shown in base units). Times are unix seconds
         (JSON integers) with ``*_iso`` UTC text; ``seconds_left`` counts to the end of the window;
         ``uses_left`` is None when uses are unlimited; a periodic cap gives ``period`` (seconds),
-        ``period_resets_at`` (unix seconds) and ``period_rule`` (text).
+        ``period_resets_at`` (unix seconds) and ``period_rule`` (text). With the policy known,
+        ``argument_rules`` (:func:`smartkeys.policy_view.rules_view`: recipient lists with their ``names``,
+        address -> name, and bounds in the token's units) and ``rate_limits``
+        (:func:`smartkeys.policy_view.rate_view`, None without: interval, uses per period, ``next_use_at``).
         """
         from smartkeys.refusals import duration_text
         from smartkeys.timefmt import next_period_start, period_text, utc_text
@@ -224,7 +232,18 @@ class SessionReport:
             "seconds_left": self.seconds_left, "time_left_text": duration_text(self.seconds_left),
             "uses": self.uses, "max_uses": self.max_uses, "uses_left": self.uses_remaining,
             "allow_uncapped_assets": self.allow_uncapped_assets, "assets": assets,
+            **self._rules_doc(tokens, names),
         }
+
+    def _rules_doc(self, tokens: Mapping[str, tuple[str, int]] | None,
+                   names: Mapping[str, str] | None) -> dict[str, Any]:
+        if self.policy is None:
+            return {}
+        from smartkeys.policy_view import rate_view, rules_view
+
+        # a use could happen in the next block at the earliest (as `status` and `in_window` count)
+        return {"argument_rules": rules_view(self.policy, names=names, tokens=tokens),
+                "rate_limits": rate_view(self.policy, self.rate_ledger, self.as_of + 1)}
 
     def asset(self, name: str) -> AssetReport:
         """The report of ``"native"``, ``"gas"`` or a token address."""
@@ -308,7 +327,7 @@ def build_session_report(policy: SessionPolicy, state: SessionState, now: int) -
         assets.append(_asset(cap.token, spent, cap.cap, cap.period, cap.per_period, ledger, now))
     return SessionReport(
         policy.session_id, policy.key, state.live, policy.valid_after, policy.valid_until, state.uses,
-        policy.max_uses, tuple(assets), now, policy.allow_uncapped_assets,
+        policy.max_uses, tuple(assets), now, policy.allow_uncapped_assets, policy, state.rate_ledger,
     )
 
 
@@ -884,6 +903,14 @@ class SessionAgent:
         from smartkeys.refusals import units_for_policy
 
         self._units = units_for_policy(self.w3, self.policy, signatures=signatures)
+
+    def name_addresses(self, names: Mapping[str, str]) -> None:
+        """Let refusals name addresses (``{"0x…": "treasury"}``, e.g. the policy file's address book:
+        :meth:`smartkeys.policy.PolicyModel.address_names`): a recipient outside the session's list is then
+        refused as "to = 0x… … use one of shop, treasury"."""
+        units = self.units()
+        self._units = dataclasses.replace(units, names={**units.names, **{checked_address(a, "names"): str(n)
+                                                                           for a, n in names.items()}})
 
     def humanize(self, exc: BaseException) -> BaseException:
         """Put the refusal in the policy's units into ``str(exc)`` (what was asked, what is left, what to do:

@@ -388,6 +388,8 @@ class AuditReport:
     entries: list[AuditEntry]
     tokens: dict[str, tuple[str, int]] = field(default_factory=dict)
     """token address -> (symbol, decimals), where the token answered."""
+    names: dict[str, str] = field(default_factory=dict)
+    """address -> name (a policy file's address book, contracts, tokens) for argument rules' addresses."""
 
     def session(self, session_id: bytes | str) -> SessionAudit:
         """The session with this id (bytes or 0x-hex)."""
@@ -437,11 +439,26 @@ class AuditReport:
             for name in ("cap", "spent", "remaining", "period_cap", "period_spent", "period_remaining"):
                 if isinstance(a.get(name), str):
                     a[f"{name}_text"] = self.format_amount(a["asset"], int(a[name]))
+        from smartkeys.policy_view import rate_view, rules_view
+
+        doc["argument_rules"] = rules_view(s.policy, names=self.names, tokens=self.tokens)
+        doc["rate_limits"] = rate_view(s.policy, self.rate_ledger(s), self.now + 1)
         left = max(s.policy.valid_until - self.now, 0)
         doc.setdefault("uses_left", s.uses_remaining)
         doc["seconds_left"] = left
         doc["time_left_text"] = duration_text(left)
         return doc
+
+    def rate_ledger(self, s: SessionAudit) -> Any:
+        """The session's rate ledger as its ``SessionUsed`` events rebuild it (last use, uses in the period of
+        ``now + 1``, the next block): what ``RateLimits.sol`` keeps, for :func:`smartkeys.policy_view.rate_view`."""
+        from smartkeys.preflight import Ledger
+
+        times = [e.time for e in s.use_entries]
+        period = s.policy.use_period
+        index = (self.now + 1) // period if period else 0
+        in_period = sum(1 for t in times if t // period == index) if period else 0
+        return Ledger(max(times, default=0), in_period, index)
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
@@ -601,9 +618,11 @@ def _policy_dict(p: SessionPolicy) -> dict[str, Any]:
     }
 
 
-def _policy_text(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]]) -> str:
+def _policy_text(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]],
+                 names: Mapping[str, str] | None = None) -> str:
     from smartkeys.policy import decompile
 
+    address_names = names
     names: dict[str, tuple[str, int]] = {}
     for c in policy.token_caps:
         if c.token in tokens:
@@ -611,7 +630,8 @@ def _policy_text(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]]) -
             name = symbol if symbol.isidentifier() and symbol not in names else f"token_{c.token[2:10].lower()}"
             names[name] = (c.token, decimals)
     try:
-        return decompile(policy, tokens=names).describe(now=policy.valid_after)
+        book = {n: a for a, n in (address_names or {}).items() if n not in names}
+        return decompile(policy, tokens=names, address_book=book).describe(now=policy.valid_after)
     except Exception:  # noqa: BLE001 - a policy the friendly model cannot express: fall back to the fields
         return json.dumps(_policy_dict(policy))
 
@@ -679,8 +699,10 @@ def _fetch_logs(w3: Any, account: str, start: int, end: int, chunk_size: int | N
 
 
 class _Auditor:
-    def __init__(self, w3: Any, account: str, thresholds: AuditThresholds) -> None:
+    def __init__(self, w3: Any, account: str, thresholds: AuditThresholds,
+                 names: Mapping[str, str] | None = None) -> None:
         self.w3 = w3
+        self.names = {to_checksum_address(a): str(n) for a, n in (names or {}).items()}
         self.account = account
         self.t = thresholds
         self.sessions: dict[bytes, SessionAudit] = {}
@@ -733,7 +755,7 @@ class _Auditor:
         """The refusal in the policy's units, rebuilt from the journal's error name and fields."""
         from smartkeys.refusals import Units, explain, refusal_from_fields
 
-        token = r.fields.get("token")
+        token = r.fields.get("token") or r.fields.get("target")
         if isinstance(token, str):
             try:
                 self._meta(token)
@@ -741,7 +763,8 @@ class _Auditor:
                 pass
         try:
             return explain(refusal_from_fields(r.error, r.fields),
-                           Units(tokens=dict(self.tokens), policy=getattr(s, "policy", None)), now=when)
+                           Units(tokens=dict(self.tokens), policy=getattr(s, "policy", None), names=self.names),
+                           now=when)
         except (KeyError, TypeError, ValueError):  # a journal line with odd fields: keep the raw note
             return None
 
@@ -768,7 +791,7 @@ class _Auditor:
             a.ledger_period_index = when // a.period if a.period else 0
             a.history.append((when, 0))
         old = self.sessions.get(sid)
-        s = SessionAudit(sid, policy.key, policy, _policy_text(policy, self.tokens), log.block_number, when,
+        s = SessionAudit(sid, policy.key, policy, _policy_text(policy, self.tokens, self.names), log.block_number, when,
                          log.tx_hash, int(epoch), grants=(old.grants + 1) if old else 1, assets=assets)
         if old is not None:  # a re-grant: fresh budgets, history kept
             s.entries, s.refusals = old.entries, old.refusals
@@ -991,7 +1014,7 @@ class _Auditor:
                     "limits, and only capped assets are measured here", s.session_id))
             s.flags = present + historic
         return AuditReport(self.account, chain_id, from_block, to_block, now, self.epoch, self.t,
-                           list(self.sessions.values()), list(self.entries), dict(self.tokens))
+                           list(self.sessions.values()), list(self.entries), dict(self.tokens), dict(self.names))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1010,8 +1033,13 @@ def build_audit(
     now: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     chunk_size: int | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> AuditReport:
     """Rebuild the audit of ``account`` from its logs in ``[from_block, to_block]`` (+ ``journal`` refusals).
+
+    ``names`` (address -> name, e.g. :meth:`smartkeys.policy.PolicyModel.address_names`) names the addresses
+    of argument rules (recipient lists) in the texts and the JSON (``argument_rules``; ``rate_limits`` gives
+    each session's rate limits and when its next use is allowed).
 
     ``now`` (unix seconds) is when statuses and present-state flags are evaluated; default: the timestamp of
     ``to_block``. ``from_block`` defaults to the account's first transaction block
@@ -1030,7 +1058,7 @@ def build_audit(
     # the gas spent is read from the account's code at ``end``: without smartkeys code there it would be an
     # undecodable empty answer, so name the cause (and the fix) instead
     require_smartkeys(w3, account, action="audit the account", block=end)
-    auditor = _Auditor(w3, account, thresholds)
+    auditor = _Auditor(w3, account, thresholds, names)
     logs = _fetch_logs(w3, account, from_block, end, chunk_size, progress)
     refusals: list[Refusal] = []
     if journal is not None:

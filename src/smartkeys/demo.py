@@ -14,7 +14,8 @@ from typing import Callable, TextIO
 from eth_account import Account
 
 from smartkeys import artifacts
-from smartkeys.account import Owner, SessionAgent
+from smartkeys.account import Call, Owner, SessionAgent
+from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.audit import AuditReport, build_audit
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.errors import SmartKeysError, register_contract_errors
@@ -65,6 +66,7 @@ def run_demo(out: TextIO, *, color: bool = False) -> int:
     say(f"EntryPoint v0.8     {ENTRY_POINT_V08}")
     say(f"SmartKeysAccount    {account_address()}")
     bundler, owner_eoa, minter, recipient = chain.accounts[0], chain.accounts[1], chain.accounts[2], chain.accounts[3]
+    stranger = chain.accounts[4]
 
     token_address = chain.deploy_create2("test/MockERC20", 1, ["USD Coin", "USDC", 6])
     token = w3.eth.contract(address=token_address, abi=artifacts.load("test/MockERC20")["abi"])
@@ -81,14 +83,16 @@ def run_demo(out: TextIO, *, color: bool = False) -> int:
     say(f"owner {owner.address} now has code 0xef0100‖{owner.delegation()}")
     say(f"set-code transaction: {receipt['gasUsed']:,} gas")
 
-    step("The owner grants an agent a session key: USDC transfers only, 50 USDC in total, 7 days, 5 uses")
+    step("The owner grants an agent a session key: USDC transfers to 'shop' only, 50 USDC in total, 7 days, 5 uses")
     agent_key = Account.create()
+    # `where = { to = ["shop"] }` in a policy file: the recipient list is an argument rule the contract checks
+    shop_only = ArgumentRule(0, RuleOp.ONE_OF, "address", (recipient.address,))
     policy = SessionPolicy(
         key=agent_key.address,
         valid_after=0,
         valid_until=chain.time() + 7 * 86_400,
         max_uses=5,
-        permissions=(Permission(token_address, "transfer(address,uint256)"),),
+        permissions=(Permission(token_address, "transfer(address,uint256)", rules=(shop_only,)),),
         token_caps=(TokenCap(token_address, 50 * USDC),),
         gas_budget=10**17,
     )
@@ -97,6 +101,8 @@ def run_demo(out: TextIO, *, color: bool = False) -> int:
     workdir = tempfile.TemporaryDirectory(prefix="smartkeys-demo-")
     journal = RefusalJournal(os.path.join(workdir.name, "refusals.jsonl"))
     agent = SessionAgent(w3, owner.address, agent_key, policy, journal=journal)
+    agent.name_addresses({recipient.address: "shop"})  # the policy file's address book: refusals use the names
+    say(f"recipient list: shop = {recipient.address}")
     say("the agent's SDK records every refusal in a journal (here a temporary file)")
 
     step("The agent works within its limits")
@@ -105,32 +111,40 @@ def run_demo(out: TextIO, *, color: bool = False) -> int:
     chain.send({"to": agent_key.address, "value": 10**17}, minter)
     receipt = agent.transfer(token_address, recipient.address, 25 * USDC, via="direct")
     say(f"pays 25 USDC with a transaction from its own address: succeeded: {receipt.success}")
-    say(f"recipient has {usdc(recipient.address)}")
+    say(f"shop has {usdc(recipient.address)}")
 
     def refused(title: str, action: Callable[[], object]) -> bool:
         try:
             action()
         except SmartKeysError as exc:  # its text is in the policy's units (SessionAgent.humanize)
-            say(f"refused as expected ({getattr(exc, 'name', type(exc).__name__)}): {exc}")
+            cause = getattr(exc, "revert", None) or exc  # a mined, failed transaction: the account's own error
+            say(f"refused as expected ({getattr(cause, 'name', type(exc).__name__)}): {exc}")
             return True
         say(f"NOT refused: {title}")
         return False
 
     ok = True
-    step("The agent goes beyond its limits: refused before anything is signed")
+    step("The agent goes beyond its limits: refused before anything is signed, and by the chain itself")
     say("pay 10 USDC more (only 5 USDC of its cap is left):")
     ok &= refused("over cap", lambda: agent.transfer(token_address, recipient.address, 10 * USDC, via="direct"))
     say("call approve(), which its policy does not allow:")
     approve = token.encode_abi("approve", [recipient.address, 1])
     ok &= refused("approve", lambda: agent.call(token_address, approve, via="direct"))
+    say(f"pay 1 USDC to {stranger.address}, who is not on its recipient list:")
+    ok &= refused("recipient list", lambda: agent.transfer(token_address, stranger.address, 1 * USDC, via="direct"))
+    say("the same payment sent without the SDK's check (a compromised agent): the account itself refuses it")
+    to_stranger = Call(token_address, 0, token.encode_abi("transfer", [stranger.address, 1 * USDC]))
+    ok &= refused("recipient list on chain", lambda: agent.send_direct([to_stranger], gas=300_000))
+    say(f"{stranger.address[:10]}… has {usdc(stranger.address)}; the session spent nothing for it")
+    ok &= token.functions.balanceOf(stranger.address).call() == 0
 
     step("The owner audits the key: from the chain's events, plus the agent's refusal journal")
-    report = build_audit(w3, owner.address, journal=journal)
+    report = build_audit(w3, owner.address, journal=journal, names={recipient.address: "shop"})
     for line in _audit_table(report):
         say(line)
     for entry in report.refusals:
         say(f"refusal: {entry.note}")
-    ok &= bool(report.refusals) and len(report.refusals) == 2
+    ok &= bool(report.refusals) and len(report.refusals) == 4
 
     step("The owner revokes the key")
     receipt = owner.revoke(policy.session_id)

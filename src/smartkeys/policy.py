@@ -61,7 +61,7 @@ from eth_utils import keccak
 
 from smartkeys.encoding import checked_address, checked_bytes, checked_uint
 from smartkeys.errors import InvalidInputError, SmartKeysError
-from smartkeys.argument_rules import ArgumentRule
+from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.policy_where import argument_names, compile_where
 from smartkeys.policy_codec import (
     MULTICALL_SELECTORS,
@@ -212,7 +212,16 @@ def _check_keys(value: Mapping[str, Any], path: str, allowed: Iterable[str], *, 
         raise InvalidInputError(_join(path, k), k, f"one of: {', '.join(allowed)}", hint)
 
 
+#: A value still to be filled in, as the presets write it: "<FILL IN: the treasury's address>".
+_PLACEHOLDER_RE = re.compile(r"^\s*<\s*(?:FILL IN:?\s*)?(.*?)\s*>\s*$", re.S)
+
+
 def _address(value: Any, path: str) -> str:
+    if isinstance(value, str) and _PLACEHOLDER_RE.match(value):
+        raise InvalidInputError(
+            path, value, "an address (0x + 40 hex digits)",
+            f"replace the placeholder with {_PLACEHOLDER_RE.match(value).group(1) or 'the address'}",
+        )
     if isinstance(value, int) and not isinstance(value, bool):
         raise InvalidInputError(
             path, value, "an address as quoted text (0x + 40 hex digits)",
@@ -1051,6 +1060,8 @@ class PolicyModel:
             out["contracts"] = dict(self.contracts)
         if self.tokens:
             out["tokens"] = {n: {"address": t.address, "decimals": t.decimals} for n, t in self.tokens.items()}
+        if self.address_book:
+            out["address_book"] = dict(self.address_book)
         allow: list[dict[str, Any]] = []
         for entry in self.allow:
             if isinstance(entry, AllowNativeTransfer):
@@ -1058,6 +1069,9 @@ class PolicyModel:
             else:
                 functions = entry.functions if entry.functions == ANY_FUNCTION else list(entry.functions)
                 allow.append({"contract": entry.contract, "functions": functions})
+                if entry.where:
+                    allow[-1]["where"] = {k: list(v) if isinstance(v, (list, tuple)) else v
+                                          for k, v in entry.where.items()}
         out["allow"] = allow
         limits: dict[str, Any] = {}
         native = self.limits.native
@@ -1081,8 +1095,21 @@ class PolicyModel:
             limits["gas_budget"] = _native_text(self.limits.gas_budget)
         if self.limits.paymasters:
             limits["paymasters"] = list(self.limits.paymasters)
+        if self.limits.every:
+            limits["every"] = _duration_text(self.limits.every)
+        if self.limits.uses_per_day:
+            limits["uses_per_day"] = self.limits.uses_per_day
         if limits:
             out["limits"] = limits
+        return out
+
+    def address_names(self) -> dict[str, str]:
+        """``{address: name}`` for every name of the file (``address_book``, then ``contracts``, then
+        ``tokens``: the later wins), for reports and refusals that show a granted policy
+        (:mod:`smartkeys.policy_view`, :meth:`smartkeys.account.SessionAgent.name_addresses`)."""
+        out = {a: name for name, a in self.address_book.items()}
+        out.update({a: name for name, a in self.contracts.items()})
+        out.update({t.address: name for name, t in self.tokens.items()})
         return out
 
     def _name_of(self, address: str) -> str:
@@ -1517,13 +1544,20 @@ def decompile(
     tokens: Mapping[str, Any] | None = None,
     contracts: Mapping[str, str] | None = None,
     signatures: Iterable[str] = (),
+    address_book: Mapping[str, str] | None = None,
 ) -> PolicyModel:
     """A :class:`PolicyModel` (human units) for a packed policy, e.g. one from :func:`policy_from_chain`.
 
     ``tokens`` (``{name: Token | {address, decimals} | (address, decimals)}``) name tokens and give their
     decimals; capped tokens not listed are shown in base units as ``token_<address prefix>``.
-    ``signatures`` turn selectors back into names (common ERC-20 ones are known). The window becomes
-    absolute times, so ``decompile(p).compile(now) == p`` for any ``now`` before it ends.
+    ``signatures`` turn selectors back into names (common ERC-20 ones are known). ``address_book``
+    (``{name: address}``) names the addresses of argument rules. Argument rules become ``where`` tables and
+    rate limits ``limits.every`` / ``limits.uses_per_day``. The window becomes absolute times, so
+    ``decompile(p).compile(now) == p`` for any ``now`` before it ends.
+
+    A policy the file format cannot say raises :class:`InvalidInputError` rather than show less than it
+    allows: argument rules on a function whose signature is unknown (pass it in ``signatures``), two rules on
+    one argument, or a use period other than a day.
     """
     token_table = _parse_tokens(tokens or {}, "tokens")
     contract_table = _parse_contracts(contracts or {})
@@ -1551,9 +1585,46 @@ def decompile(
             return by_address[address]
         return address
 
+    book = {name: _address(a, f"address_book.{name}") for name, a in (address_book or {}).items()}
+    book_names = {a: name for name, a in book.items()}
+
+    def where_of(perm: Permission, fn: str, target: str) -> dict[str, Any]:
+        if fn.startswith("0x"):
+            raise InvalidInputError("signatures", fn, "the signature of a function that has argument rules",
+                                    "pass its signature in signatures=[...] to show its rules")
+        _, types, arg_names = argument_names(fn, "signatures")
+        token = used_tokens.get(target)
+        where: dict[str, Any] = {}
+        for rule in perm.rules:
+            name = arg_names[rule.index] if rule.index < len(arg_names) else f"arg{rule.index}"
+            if name in where:
+                raise InvalidInputError(f"where.{name}", rule.op.name, "one rule per argument",
+                                        "a where table holds one rule per argument: read the packed policy instead")
+
+            def text(v: Any) -> str:
+                if rule.abi_type == "address":
+                    return book_names.get(v, v)
+                if isinstance(v, bytes):
+                    return "0x" + v.hex()
+                if isinstance(v, bool):
+                    return "true" if v else "false"
+                if token is not None and token.decimals and rule.abi_type.startswith("uint") \
+                        and name in ("amount", "added"):
+                    return format_amount(v, token.decimals, target)
+                return str(v)
+
+            shown = [text(v) for v in rule.values]
+            where[name] = (shown if rule.op is RuleOp.ONE_OF else f"{shown[0]} .. {shown[1]}" if rule.op is RuleOp.RANGE
+                           else f"{_RULE_OPS[rule.op]} {shown[0]}")
+        return where
+
     allow: list[AllowEntry] = []
     for perm in policy.permissions:
         target = name_of(perm.target)
+        if perm.mode is PermissionMode.EXACT and perm.rules:
+            fn = sig_of.get(perm.selector, "0x" + perm.selector.hex())
+            allow.append(AllowCall(target, (fn,), where_of(perm, fn, target)))
+            continue
         if perm.mode is PermissionMode.EMPTY_CALLDATA:
             allow.append(AllowNativeTransfer(target))
         elif perm.mode is PermissionMode.ANY_SELECTOR:
@@ -1561,7 +1632,7 @@ def decompile(
         else:
             fn = sig_of.get(perm.selector, "0x" + perm.selector.hex())
             last = allow[-1] if allow else None
-            if isinstance(last, AllowCall) and last.contract == target and not last.any_function:
+            if isinstance(last, AllowCall) and last.contract == target and not last.any_function and not last.where:
                 allow[-1] = AllowCall(target, (*last.functions, fn))
             else:
                 allow.append(AllowCall(target, (fn,)))
@@ -1580,10 +1651,21 @@ def decompile(
         tokens=used_tokens,
         limits=Limits(
             native=native, tokens=caps, max_uses=policy.max_uses, gas_budget=policy.gas_budget,
-            paymasters=tuple(policy.paymasters),
+            paymasters=tuple(policy.paymasters), every=policy.min_interval, uses_per_day=_uses_per_day(policy),
         ),
+        address_book={name: a for name, a in book.items() if name not in used_contracts and name not in used_tokens},
         allow_long_lifetime=policy.valid_until - policy.valid_after > MAX_LIFETIME,
         salt=policy.salt,
         allow_uncapped_assets=policy.allow_uncapped_assets,
         allow_standing_allowances=policy.allow_standing_allowances,
     )
+
+
+_RULE_OPS = {RuleOp.EQ: "==", RuleOp.NE: "!=", RuleOp.LE: "<=", RuleOp.GE: ">="}
+
+
+def _uses_per_day(policy: SessionPolicy) -> int:
+    if policy.use_period and policy.use_period != 86_400:
+        raise InvalidInputError("use_period", policy.use_period, "a use period of one day (limits.uses_per_day)",
+                                "policy files count uses per UTC day: read the packed policy instead")
+    return policy.uses_per_period

@@ -47,12 +47,14 @@ class Units:
     """What turns raw refusal fields into the policy's units.
 
     ``tokens``: token address -> ``(symbol, decimals)``; ``functions``: 4-byte selector -> signature;
-    ``policy``: the session's :class:`~smartkeys.policy_codec.SessionPolicy` (periods, scope, window), optional.
+    ``policy``: the session's :class:`~smartkeys.policy_codec.SessionPolicy` (periods, scope, window), optional;
+    ``names``: address -> name (a policy file's ``address_book``, ``contracts`` and ``tokens``), for recipients.
     """
 
     tokens: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     functions: Mapping[bytes, str] = field(default_factory=dict)
     policy: Any = None
+    names: Mapping[str, str] = field(default_factory=dict)
 
     def amount(self, asset: str, value: int) -> str:
         from smartkeys.audit import format_asset
@@ -93,10 +95,11 @@ def _known_functions() -> dict[bytes, str]:
     return {selector_of(s): s for s in _COMMON_SIGNATURES}
 
 
-def units_for_policy(w3: Any, policy: Any, *, signatures: tuple[str, ...] = ()) -> Units:
+def units_for_policy(w3: Any, policy: Any, *, signatures: tuple[str, ...] = (),
+                     names: Mapping[str, str] | None = None) -> Units:
     """:class:`Units` for ``policy``: symbols and decimals read from chain (:func:`smartkeys.audit.token_meta`;
     a token that does not answer is shown in base units), function names from the common ERC-20 signatures
-    plus ``signatures``."""
+    plus ``signatures``, and ``names`` (address -> name, e.g. a policy file's address book) for recipients."""
     from smartkeys.audit import token_meta
     from smartkeys.policy import selector_of
 
@@ -109,7 +112,10 @@ def units_for_policy(w3: Any, policy: Any, *, signatures: tuple[str, ...] = ()) 
             meta = None
         if meta is not None:
             tokens[address] = meta
-    return Units(tokens=tokens, functions={selector_of(s): s for s in signatures}, policy=policy)
+    from eth_utils import to_checksum_address
+
+    return Units(tokens=tokens, functions={selector_of(s): s for s in signatures}, policy=policy,
+                 names={to_checksum_address(a): n for a, n in (names or {}).items()})
 
 
 def _utc(ts: int) -> str:
@@ -234,10 +240,74 @@ def explain(err: Any, units: Units | None = None, *, now: int | None = None) -> 
                 "call another contract")
     if name == "PaymasterNotAllowed":
         return f"the paymaster {f['paymaster']} is not in the session's paymasters; use no paymaster or an allowed one"
+    if name == "ArgumentRuleViolated":
+        return _argument_rule_text(u, f)
+    if name == "UseTooSoon":
+        last, interval = int(f["lastUse"]), int(f["minInterval"])
+        t = int(f.get("timestamp") or now or 0)
+        nxt = last + interval
+        return (f"the session allows one use every {duration_text(interval)} and was last used at {_utc(last)}; "
+                f"the next use is allowed from {_utc(nxt)} (in {duration_text(nxt - t)}): wait until then")
+    if name == "UsesPerPeriodReached":
+        from smartkeys.timefmt import next_period_start, period_text
+
+        limit, period = int(f["limit"]), int(f["period"])
+        text = f"the session's {limit} uses {period_text(period).split(' (')[0]} are used up ({int(f['used'])} used)"
+        if now is not None and period:
+            nxt = next_period_start(now, period)  # `now`: the time the use was checked at (the next block's)
+            return text + f"; the next use is allowed from {_utc(nxt)} (in {duration_text(nxt - now)}): wait until then"
+        return text + "; wait for the period to reset"
     if name == "UncappedAsset":
         return (f"{u.function(f['selector'])} on {u.contract(f['target'])} can move an asset the session has no cap for; "
                 "ask the owner to add a cap for it")
     return None
+
+
+def _argument_rule_text(u: Units, f: Mapping[str, Any]) -> str:
+    """``ArgumentRuleViolated(target, selector, argIndex, op, value)`` in the policy's words: the argument and
+    the value sent, the rule it broke (a recipient list by its names, a bound in the token's units) and the fix."""
+    from smartkeys.argument_rules import RuleOp
+    from smartkeys.policy_view import argument_name, rule_text, value_text
+
+    target = str(f["target"])
+    selector = bytes.fromhex(f["selector"].removeprefix("0x")) if isinstance(f["selector"], str) else bytes(f["selector"])
+    index, op = int(f["argIndex"]), int(f["op"])
+    raw = f["value"]
+    word = int(raw, 16) if isinstance(raw, str) else int.from_bytes(bytes(raw), "big")
+    functions = {bytes(k): v for k, v in dict(u.functions).items()}
+    what = f"{u.function(selector)} on {u.contract(target)}"
+    rule = None
+    policy = u.policy
+    if policy is not None:
+        for p in policy.permissions:
+            if p.target == target and bytes(p.selector) == selector:
+                rule = next((r for r in p.rules if r.index == index and int(r.op) == op), rule)
+    arg = argument_name(selector, index, functions)
+    if rule is None:  # no policy to say more: the raw rule, still without base-unit guessing
+        return (f"{what} with {arg} = {word} breaks the session's argument rule (op {RuleOp(op).name}); "
+                "ask the owner what the policy allows")
+    sent = word
+    if rule.abi_type == "address":
+        sent = "0x" + word.to_bytes(32, "big")[-20:].hex()
+    elif rule.abi_type.startswith("bytes"):
+        sent = word.to_bytes(32, "big")[: int(rule.abi_type[5:])]
+    elif rule.abi_type.startswith("int") and word >> 255:
+        sent = word - 2**256
+    kw = dict(target=target, selector=selector, names=u.names, tokens=u.tokens, signatures=functions)
+    try:
+        got = value_text(rule, sent, **kw)
+    except Exception:  # noqa: BLE001 - a word the type cannot hold (not canonical): show it raw
+        got = f"0x{word:064x}"
+    allowed = rule_text(rule, **kw)
+    shown = [value_text(rule, v, **kw) for v in rule.values]
+    r = RuleOp(op)
+    if r is RuleOp.ONE_OF:
+        return (f"{what}: {arg} {got} is not on the session's list [{', '.join(shown)}]; use one of them, or ask "
+                f"the owner to add {got} to the policy's list")
+    fix = {RuleOp.EQ: f"use {shown[0]}", RuleOp.NE: f"use another value than {shown[0]}",
+           RuleOp.LE: f"use at most {shown[0]}", RuleOp.GE: f"use at least {shown[0]}"}.get(
+        r, f"use a value from {shown[0]} to {shown[-1]}")
+    return f"{what}: {arg} = {got} breaks the session's rule \"{allowed}\"; {fix}"
 
 
 def _scope(period: int) -> str:

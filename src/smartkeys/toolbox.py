@@ -49,7 +49,7 @@ _READ_ONLY_DESCRIPTIONS = {
     "session_status": "This session's status: session id, smart account, session key address, status (live, "
                       "expired, not yet, used up, revoked), its validity window and time left, uses made and "
                       "left, its budgets (as session_budget gives them), and usable (a use would be accepted "
-                      "now). Read-only.",
+                      "now), and under a rate limit when the next use is allowed (rate_limits). Read-only.",
     "session_time_left": "The session's validity window (unix seconds, valid after valid_after and until "
                          "valid_until inclusive), the latest block time, and the seconds left. Read-only.",
 }
@@ -147,8 +147,10 @@ class SessionToolbox:
     def _call_tools(self, state: Any) -> list[dict[str, Any]]:
         from smartkeys.tools import tool_definitions
 
+        # with the counters, the chain's time too: periodic caps and rate limits then say when they allow more
+        now = int(self.agent.w3.eth.get_block("latest")["timestamp"]) if state is not None else None
         return tool_definitions(self.agent.policy, names=self.names, abis=self.abis, tokens=self.tokens,
-                                state=state, format="anthropic")
+                                state=state, format="anthropic", now=now)
 
     def definitions(self, *, with_state: bool = True) -> list[ToolSpec]:
         """Every tool: the permitted calls first (their descriptions say what is left when ``with_state``,
@@ -261,13 +263,17 @@ class SessionToolbox:
         ``session_id``, ``key``, ``status``, ``live``, ``in_window``, ``valid_after``/``valid_until`` with
         ``*_iso``, ``seconds_left``, ``time_left_text``, ``uses``, ``max_uses`` (0: unlimited), ``uses_left``
         (None: unlimited), ``assets`` as :meth:`session_budget` gives them), plus ``account`` and ``usable``
-        (live, in window and uses left)."""
+        (live, in window and uses left) and ``rate_limits`` (None without; else
+        :func:`smartkeys.policy_view.rate_view`: ``next_use_at`` and its text)."""
         report = self._report()
         uses_left = report.uses_remaining
         doc = report.to_dict(self.tokens)
         doc["assets"] = self._with_decimals(doc["assets"])
         doc["account"] = self.agent.account
         doc["usable"] = bool(report.live and report.in_window and (uses_left is None or uses_left > 0))
+        from smartkeys.policy_view import rate_view
+
+        doc["rate_limits"] = rate_view(self.agent.policy, report.rate_ledger, report.as_of + 1)
         return doc
 
 

@@ -270,18 +270,24 @@ def _limits(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]], names:
         left = f", {policy.max_uses - used} remaining" if used is not None else ""
         parts.append(f"At most {policy.max_uses} uses in total{left}.")
     if policy.rate_limited:
+        from smartkeys.policy_view import next_use_at
+        from smartkeys.refusals import duration_text
+
         rate = getattr(state, "rate_ledger", None)
         if policy.min_interval:
-            text = f"At most one use every {policy.min_interval} s"
-            if rate is not None and rate.total_spent:
-                nxt = rate.total_spent + policy.min_interval
-                text += f"; the next use is allowed from {utc_text(nxt, sep=' ', suffix=' UTC')} (unix {nxt})"
-            parts.append(text + ".")
+            parts.append(f"At most one use every {duration_text(policy.min_interval)} ({policy.min_interval} s).")
         if policy.use_period:
             text = f"At most {policy.uses_per_period} uses {period_text(policy.use_period, now)}"
             if rate is not None and now is not None and rate.period_index == now // policy.use_period:
                 text += f" ({max(0, policy.uses_per_period - rate.period_spent)} left in this one)"
             parts.append(text + ".")
+        if rate is not None:  # when the rate limits allow the next use (RateLimits.sol)
+            nxt = next_use_at(policy, rate, now if now is not None else 0)
+            if now is not None and nxt <= now:
+                parts.append("The rate limits allow a use now.")
+            elif nxt:
+                parts.append(f"The next use is allowed from {utc_text(nxt, sep=' ', suffix=' UTC')} (unix {nxt}); "
+                             "a use before then is refused.")
     eth = lambda v: _units(v, 18, "ETH")  # noqa: E731
     if policy.native_total:
         text = f"Native value: at most {eth(policy.native_per_call)} per call, {eth(policy.native_total)} in total"

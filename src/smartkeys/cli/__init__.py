@@ -250,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", c.cmd_status,
                      "show the resolved configuration, chain, delegation, session epoch and sessions")
     status.add_argument("--from-block", type=int, default=None, metavar="N", help="first block to search for the account's grants (default: the block of its first transaction, found by binary search; set it on a node without historical state)")
+    _names_option(status)
 
     grant = command("grant", c.cmd_grant, "grant a session key from a policy file (TOML, JSON or YAML)",
                     "Load and check the policy file (every mistake names its field), compile it at the "
@@ -310,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     pending.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                          help="with --settle, how long to wait for a re-sent one to land (default 10)")
 
+    from smartkeys.cli import _policy
+
+    _policy.add_policy_command(commands, lambda sub: _add_common(sub, top=False), _SUB_EPILOG)
+
     from smartkeys.cli import _mcp
 
     mcp = command("mcp", _mcp.cmd_mcp, "serve a session's permitted calls as MCP tools (stdio)",
@@ -326,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--to-block", default="latest", metavar="N", help="last block (default latest)")
     audit.add_argument("--csv", metavar="FILE", help="also write the entries as CSV")
     audit.add_argument("--plot", metavar="FILE.png", help="also plot spending over time (needs matplotlib)")
+    _names_option(audit)
     _threshold_options(audit)
 
     watch = command("watch", c.cmd_watch, "follow the account's session activity live (Ctrl-C to stop)")
@@ -334,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--max-events", type=int, default=None, metavar="N", help="stop after N events")
     _threshold_options(watch)
     return parser
+
+
+def _names_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--policy", action="append", default=[], metavar="FILE", dest="name_policies",
+                     help="a policy file whose address_book, contracts and tokens name the addresses of the "
+                          "sessions' argument rules (recipient lists); repeatable")
 
 
 def _threshold_options(sub: argparse.ArgumentParser) -> None:
@@ -451,7 +463,8 @@ def _typed_network_fault(exc: BaseException) -> BaseException:
 
 
 def _command_name(args: argparse.Namespace) -> str:
-    return args.command + (f" {args.keys_command}" if getattr(args, "keys_command", None) else "")
+    sub = getattr(args, "keys_command", None) or getattr(args, "policy_command", None)
+    return args.command + (f" {sub}" if sub else "")
 
 
 def _fail(ui: UI, exc: BaseException, code: int, debug: bool) -> int:

@@ -549,7 +549,8 @@ def cmd_status(ctx: Context) -> Result:
         with ctx.ui.progress("reading token names"):
             tokens = _token_names(w3, [a.asset for r in reports for a in r.assets])
     # one model per session (SessionReport.to_dict), printed as JSON or rendered below as text
-    doc["sessions"] = [r.to_dict(tokens) for r in reports]
+    names = _address_names(ctx)
+    doc["sessions"] = [r.to_dict(tokens, names) for r in reports]
     live = sum(1 for r in reports if r.status == "live")
     ctx.ui.print()
     ctx.ui.print(f"sessions: {len(reports)} granted, {live} usable now")
@@ -563,6 +564,7 @@ def cmd_status(ctx: Context) -> Result:
         ctx.ui.table(["SESSION", "KEY", "STATUS", "VALID UNTIL", "USES", "ASSET", "SPENT", "CAP", "LEFT"], rows,
                      indent="  ")
         _print_periods(ctx, reports, tokens, chain["timestamp"])
+        _print_rules(ctx, reports, doc["sessions"], indent="  ")
         _warn_survivors(ctx, w3, account, [r for r in reports if r.live], _check_from_block(ctx))
         for r in reports:
             if r.allow_uncapped_assets and r.live:
@@ -590,6 +592,39 @@ def _warn_survivors(ctx: Context, w3: Web3, account: str, live, from_block: int 
         ctx.ui.print(f"  WARNING: the account's delegation changed after some live sessions were granted (seen at "
                      f"block {changed}); sessions survive re-delegation: revoke the ones you did not mean to keep "
                      "(smartkeys revoke SESSION, or --all)")
+
+
+def _address_names(ctx: Context) -> dict[str, str]:
+    """``address -> name`` from the ``--policy FILE`` options of status/audit (address books, contracts, tokens)."""
+    from smartkeys.policy import load_policy
+
+    names: dict[str, str] = {}
+    for path in getattr(ctx.args, "name_policies", None) or ():
+        names.update(load_policy(ctx.path(path)).address_names())
+    return names
+
+
+def _print_rules(ctx: Context, sessions, docs, *, indent: str = "", blank: bool = False) -> None:
+    """Each session's argument rules (recipient lists by name, bounds in token units) and rate limits (with when
+    the next use is allowed, for a session that can still be used), from the JSON model of the report."""
+    rules, rates = [], []
+    for s, d in zip(sessions, docs):
+        label = f"{_hex(s.session_id)[:18]}…"
+        rules += [f"{label} {entry['text']}" for entry in d.get("argument_rules") or ()]
+        rate = d.get("rate_limits")
+        if rate:
+            text = rate["text"]
+            if d.get("status") not in ("live", "active", "not yet", "not-yet-valid"):
+                text = text.split("; next use allowed")[0]  # a session that cannot be used has no next use
+            rates.append(f"{label} {text}")
+    if blank and (rules or rates):
+        ctx.ui.print()
+    for title, lines in (("argument rules (all must hold; entries for one function are alternatives):", rules),
+                         ("rate limits:", rates)):
+        if lines:
+            ctx.ui.print(f"{indent}{title}")
+            for line in lines:
+                ctx.ui.print(f"{indent}  {line}")
 
 
 def _print_periods(ctx: Context, reports, tokens, now: int) -> None:
@@ -844,6 +879,8 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
     function = getattr(ctx.args, "function", None)
     if function:  # a refusal names the function the user typed, not its selector
         agent.name_functions(function)
+    if model is not None:  # and the recipients by the names of the policy file's address book
+        agent.name_addresses(model.address_names())
     bundler: Any = None
     if via == "user-op":
         if ctx.config.bundler_url.value:
@@ -1112,7 +1149,7 @@ def cmd_audit(ctx: Context) -> Result:
     w3 = ctx.w3()
     with ctx.ui.progress("reading the account's logs"):
         report = build_audit(w3, account, from_block=ctx.args.from_block, to_block=to_block,
-                             journal=journal_for(ctx), thresholds=thresholds)
+                             journal=journal_for(ctx), thresholds=thresholds, names=_address_names(ctx))
     files: dict[str, str] = {}
     if ctx.args.csv:
         path = ctx.path(ctx.args.csv)
@@ -1124,15 +1161,15 @@ def cmd_audit(ctx: Context) -> Result:
         with ctx.ui.progress("plotting"):
             report.plot(str(path))
         files["plot"] = str(path)
-    _print_audit(ctx, report)
+    doc = report.to_dict()
+    _print_audit(ctx, report, doc["sessions"])
     for kind, path in files.items():
         ctx.ui.info(f"wrote {kind} to {path}")
-    doc = report.to_dict()
     doc["files"] = files
     return EXIT_OK, doc
 
 
-def _print_audit(ctx: Context, report) -> None:
+def _print_audit(ctx: Context, report, docs=()) -> None:
     ui = ctx.ui
     ui.print(f"audit of {report.account} on chain {report.chain_id}, blocks {report.from_block}..{report.to_block} "
              f"(epoch {report.epoch})")
@@ -1154,6 +1191,7 @@ def _print_audit(ctx: Context, report) -> None:
         if s.policy.allow_uncapped_assets:
             ui.print(f"WARNING: session {_hex(s.session_id)[:18]}… ({s.status}) has allow_uncapped_assets: its key "
                      "could move assets that no cap limits, and this audit shows only what the caps measure")
+    _print_rules(ctx, report.sessions, docs, blank=True)
     flags = report.flags
     ui.print()
     if flags:

@@ -30,10 +30,10 @@ def toolbox_for(ctx: Context):
             bundler = key.account  # self-bundled: the session key submits handleOps and is refunded by the EntryPoint
     names: dict[str, str] = {}
     tokens: dict[str, tuple[str, int]] = {}
-    if model is not None:  # the policy file's names for contracts and tokens
-        names = {address: name for name, address in model.contracts.items()}
+    if model is not None:  # the policy file's names for contracts, tokens and the address book's recipients
+        names = model.address_names()
         tokens = {t.address: (name, t.decimals) for name, t in model.tokens.items()}
-        names.update({address: name for address, (name, _) in tokens.items()})
+        agent.name_addresses(names)
     return SessionToolbox(agent, via="user_op" if via == "user-op" else "direct", bundler=bundler,
                           names=names, tokens=tokens)
 
