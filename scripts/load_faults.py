@@ -185,7 +185,7 @@ def _drive(agent: Any, it: _Intent, token: str, client: Any, bundler_eoa: Any, c
         it.outcomes.append(outcome)
         with lock:
             counts[outcome.split(":")[0]] += 1
-            if ":" in outcome:
+            if ":" in outcome and not outcome.startswith("duplicate"):
                 counts["error " + outcome.split(":", 1)[1]] += 1
 
     for _ in range(max_attempts):
