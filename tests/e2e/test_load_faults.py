@@ -10,8 +10,13 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "load_faults.py"
 
 
 def _load_script():
+    import sys
+
+    if "load_faults" in sys.modules:
+        return sys.modules["load_faults"]
     spec = importlib.util.spec_from_file_location("load_faults", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["load_faults"] = module  # its dataclasses look their module up while being defined
     spec.loader.exec_module(module)
     return module
 
