@@ -97,6 +97,8 @@ class Figures:
             f"untyped exceptions      {self.untyped}",
             f"faults fired            {self.faults_fired}",
             f"ledger mismatches       {self.ledger_mismatches}",
+            f"said done, not landed   {self.reported_landed_not_on_chain}",
+            f"said failed, landed     {self.reported_failed_but_landed}",
             f"outbox                  {self.outbox_bytes} bytes after {self.outbox_compactions} compactions",
             f"wall time               {self.seconds:.0f} s",
             "errors (by type)        " + (", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) or "none"),
@@ -171,6 +173,7 @@ class _Intent:
     amount: int
     hashes: list[str] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
+    failed_hashes: list[str] = field(default_factory=list)  # what an attempt reported as failed had sent
 
 
 def _drive(agent: Any, it: _Intent, token: str, client: Any, bundler_eoa: Any, counts: Counter,
@@ -189,6 +192,7 @@ def _drive(agent: Any, it: _Intent, token: str, client: Any, bundler_eoa: Any, c
                 counts["error " + outcome.split(":", 1)[1]] += 1
 
     for _ in range(max_attempts):
+        sent_before = len(it.hashes)
         try:
             agent.transfer(token, it.recipient, it.amount, via=via, **kw,
                            on_submit=lambda intent: it.hashes.append("0x" + intent.hash.hex()))
@@ -209,6 +213,7 @@ def _drive(agent: Any, it: _Intent, token: str, client: Any, bundler_eoa: Any, c
                 return
         except SmartKeysError as exc:
             note(f"failed:{type(exc).__name__}")
+            it.failed_hashes.extend(it.hashes[sent_before:])
         except Exception as exc:  # noqa: BLE001 - what this run hunts for
             note(f"untyped:{type(exc).__name__}: {str(exc)[:80]}")
             return
@@ -390,10 +395,10 @@ def _check(fig: Figures, w3: Any, token: Any, owner: Any, agents: list[Any], int
             if "ok" in it.outcomes and not on_chain:
                 fig.reported_landed_not_on_chain += 1
                 fig.problems.append(f"key {k} {it.path} #{it.index} reported done, not on chain")
-            if it.outcomes and it.outcomes[-1].startswith("failed") and on_chain and "ok" not in it.outcomes \
-                    and "settled" not in it.outcomes and not any(o.startswith("duplicate") for o in it.outcomes):
+            lied = [h for h in it.failed_hashes if landed[h]]
+            if lied:  # an attempt was reported failed, yet what it sent landed
                 fig.reported_failed_but_landed += 1
-                fig.problems.append(f"key {k} {it.path} #{it.index} last reported failed but landed: {it.outcomes}")
+                fig.problems.append(f"key {k} {it.path} #{it.index} reported failed but {lied[0]} landed")
         spent = read_session_state(w3, owner.address, agent.policy).tokens[token.address].total_spent
         if spent != expected:
             fig.ledger_mismatches += 1
