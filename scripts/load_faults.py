@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Exactly once under load and faults: many session keys pay through a fault proxy, then every ledger is checked.
 
 ``--keys`` agents (one thread each, its own session key, one shared default-style outbox) each make ``--ops``
@@ -131,7 +130,15 @@ class _Restart:
 
 def fault_modes(chain_id: int, seed: int, rate: float = 1.0) -> tuple[list[Any], list[Any]]:
     """The node's and the bundler's fault modes (``rate`` scales every probability)."""
-    from fault_proxy import CutAnswer, Delay, Down, Drop, Malformed, RateLimit, SwallowUserOps
+    from fault_proxy import (
+        CutAnswer,
+        Delay,
+        Down,
+        Drop,
+        Malformed,
+        RateLimit,
+        SwallowUserOps,
+    )
 
     from smartkeys.deployments import ENTRY_POINT_V08
     from smartkeys.userop import PackedUserOperation, user_op_hash
@@ -179,7 +186,11 @@ class _Intent:
 def _drive(agent: Any, it: _Intent, token: str, client: Any, bundler_eoa: Any, counts: Counter,
            lock: threading.Lock, max_attempts: int = 15) -> None:
     """One intent, retried until the SDK says it landed (or ``max_attempts`` is used up)."""
-    from smartkeys.errors import DuplicateIntentError, OutcomeUnknownError, SmartKeysError
+    from smartkeys.errors import (
+        DuplicateIntentError,
+        OutcomeUnknownError,
+        SmartKeysError,
+    )
 
     via = "direct" if it.path == "direct" else "user_op"
     kw = {} if it.path == "direct" else {"bundler": client if it.path == "bundler" else bundler_eoa}

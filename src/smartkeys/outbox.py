@@ -230,7 +230,7 @@ class Outbox:
             fd = self._open_locked()
             try:
                 size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
+                if size and hasattr(os, "pread") and os.pread(fd, 1, size - 1) != b"\n":
                     line = b"\n" + line  # a writer died mid-line: keep its torn line apart from this one
                 os.write(fd, line)
                 if sync:

@@ -9,6 +9,7 @@ refusing a retry), within ``keep_named_for``. Settled and acknowledged unnamed e
 from __future__ import annotations
 
 import os
+import runpy
 import subprocess
 import sys
 import threading
@@ -142,18 +143,24 @@ import sys, time
 sys.path.insert(0, {src!r})
 from eth_utils import keccak
 from smartkeys.outbox import Intent, Outbox, LANDED
-name, n, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-box = Outbox(path, auto_compact_bytes=8_000)  # every writer compacts too, often
-A = "0x" + "11" * 20
-for i in range(n):
-    tag = f"{{name}}-{{i}}"
-    named = i % 3 == 0
-    it = Intent(intent_id=tag if named else "auto:" + keccak(text=tag).hex()[:32], kind="transaction",
-                hash=keccak(text="hash:" + tag), chain_id=31337, sender=A, nonce=i, signer=A, account=A, via="direct",
-                from_block=0, created=time.time(), payload={{"raw": "0x" + "cd" * 200}})
-    box.record(it)
-    if i % 4 != 1:  # every 4th stays pending
-        box.mark(it, LANDED, transaction_hash=keccak(text="tx:" + tag), acknowledged=True)
+
+
+def write(name, n, path):
+    box = Outbox(path, auto_compact_bytes=8_000)  # every writer compacts too, often
+    a = "0x" + "11" * 20
+    for i in range(n):
+        tag = f"{{name}}-{{i}}"
+        named = i % 3 == 0
+        it = Intent(intent_id=tag if named else "auto:" + keccak(text=tag).hex()[:32], kind="transaction",
+                    hash=keccak(text="hash:" + tag), chain_id=31337, sender=a, nonce=i, signer=a, account=a,
+                    via="direct", from_block=0, created=time.time(), payload={{"raw": "0x" + "cd" * 200}})
+        box.record(it)
+        if i % 4 != 1:  # every 4th stays pending
+            box.mark(it, LANDED, transaction_hash=keccak(text="tx:" + tag), acknowledged=True)
+
+
+if __name__ == "__main__":
+    write(sys.argv[1], int(sys.argv[2]), sys.argv[3])
 """
 
 
@@ -170,9 +177,10 @@ def test_compaction_under_concurrent_writers_loses_nothing(tmp_path):
     compactions = []
     stop = threading.Event()
 
+    write = runpy.run_path(str(script), run_name="writer")["write"]  # the same writer, in threads
+
     def thread_writer(name):
-        exec(compile(WRITER.format(src=SRC).replace("name, n, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]",
-                                                    f"name, n, path = {name!r}, {n}, {str(path)!r}"), "w", "exec"), {})
+        write(name, n, path)
 
     def compactor():
         box = Outbox(path, auto_compact_bytes=None)
