@@ -31,6 +31,32 @@ except ImportError:  # pragma: no cover
 pytest_plugins = ["alto", "fault_proxy", "smartkeys.pytest_plugin"]  # tests/fault_proxy.py: the hostile provider
 
 
+def pytest_configure(config):
+    """State the SDK keeps by default (the outbox, the refusal journal) never goes to the user's home: a
+    session-wide temporary SMARTKEYS_HOME (for session fixtures and subprocesses), a fresh one per test below."""
+    import tempfile
+
+    config._smartkeys_home = (os.environ.get("SMARTKEYS_HOME"), tempfile.mkdtemp(prefix="smartkeys-test-home-"))
+    os.environ["SMARTKEYS_HOME"] = config._smartkeys_home[1]
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    previous, home = getattr(config, "_smartkeys_home", (None, None))
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("SMARTKEYS_HOME", None)
+        else:
+            os.environ["SMARTKEYS_HOME"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _temporary_smartkeys_home(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("SMARTKEYS_HOME", str(tmp_path_factory.mktemp("smartkeys-home")))
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--chain",

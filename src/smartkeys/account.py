@@ -647,36 +647,11 @@ class Owner:
                                         runs=implementation_name(current))
         guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address, signer=self.address,
                             session_id=None, calls=[Call(self.address, 0, data)], name=None)
-
-        def record(tx, signed) -> None:
-            guard.record(kind="transaction", hash=bytes(signed.hash), sender=self.address, nonce=int(tx["nonce"]),
-                         via="direct", payload={"raw": "0x" + bytes(signed.raw_transaction).hex()})
-
         # one sender per EOA nonce at a time, across threads and processes (smartkeys.locks)
         with lane_lock(self.chain_id, self.address, kind="tx", cross_process=shared_chain(self.w3)), \
                 _typed_chain_errors(self.w3):
             guard.check_prior()
-            try:
-                receipt = send_transaction(self.w3, self._account, {"to": self.address, "data": data},
-                                           on_signed=record)
-            except TransactionFailedError as exc:
-                guard.done(REVERTED, transaction_hash=_bytes32(exc.tx_hash))
-                raise
-            except transport_faults() as exc:
-                if guard.intent is None:  # nothing was signed
-                    raise
-                if is_nonce_refusal(exc):  # another process sent from this EOA; ours may have landed before
-                    landed = guard.refused(exc)
-                elif is_already_known(exc) or isinstance(exc, NetworkError) or not _is_node_refusal(exc):
-                    landed = guard.unknown(exc)
-                else:
-                    guard.not_sent(str(exc))
-                    raise
-                assert landed is not None
-                receipt = self.w3.eth.get_transaction_receipt(landed.transaction_hash)
-            guard.done(LANDED, transaction_hash=bytes(receipt["transactionHash"]),
-                       block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))
-            return receipt
+            return _guarded_transaction(self.w3, guard, self._account, {"to": self.address, "data": data})
 
     # -- reports ------------------------------------------------------------------------
 
@@ -747,10 +722,11 @@ class Owner:
                 _typed_chain_errors(self.w3):
             if isinstance(bundler, BundlerClient):
                 return self._via_bundler(calls, bundler)
+            guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address,
+                                signer=self.address, session_id=None, calls=calls, name=None)
+            guard.check_prior()
             op = self.sign_user_op(self.build_user_op(calls))
-            with lane_lock(self.chain_id, bundler.address, kind="tx", cross_process=shared_chain(self.w3)):
-                (result,) = self.entry_point.handle_ops([op], bundler)
-            return result.raise_for_failure()
+            return _guarded_handle_ops(self.w3, self.entry_point, guard, op, bundler).raise_for_failure()
 
     def _via_bundler(self, calls: Sequence[Call], client: BundlerClient) -> UserOpResult:
         """Estimate with the bundler (dummy signature), sign, ``eth_sendUserOperation``, wait for the receipt.
@@ -811,9 +787,14 @@ class SessionAgent:
     The key never leaves this object: it is not in its repr, and only signatures are produced.
     With a ``journal`` (:class:`~smartkeys.journal.RefusalJournal`), every refusal -- by the preflight or
     by the chain (a reverted estimate, a failed operation) -- is recorded there before it is raised.
-    With an ``outbox`` (:class:`~smartkeys.outbox.Outbox`), every signed use is recorded there (fsync-ed)
-    before it is sent, so that a crash or a network fault can be settled without paying twice
-    (:meth:`settle`); see :meth:`batch` for what a retry of the same intent does.
+    Every signed use is recorded in the ``outbox`` (:class:`~smartkeys.outbox.Outbox`, fsync-ed) before it
+    is sent, so that a crash or a network fault can be settled without paying twice (:meth:`settle`); see
+    :meth:`batch` for what a retry of the same intent does. ``outbox``: ``True`` (the default) is
+    ``Outbox()``, i.e. ``$SMARTKEYS_HOME/outbox.jsonl`` (``~/.smartkeys/outbox.jsonl``; the CLI's file, next
+    to the refusal journal); an :class:`~smartkeys.outbox.Outbox` uses that file; ``None`` or ``False``
+    records nothing: **unsafe under faults** -- a fault after sending is still looked up by hash, but a
+    crash loses the intent and a retry of it after a crash or an unknown outcome may pay twice.
+    The low-level :meth:`send_direct` and :meth:`send_user_op` go through the same outbox.
     """
 
     def __init__(
@@ -825,7 +806,7 @@ class SessionAgent:
         *,
         chain_id: int | None = None,
         journal: RefusalJournal | None = None,
-        outbox: Outbox | None = None,
+        outbox: Outbox | bool | None = True,
     ) -> None:
         from smartkeys.keystore import SessionKey
 
@@ -845,7 +826,7 @@ class SessionAgent:
         self.entry_point = EntryPoint(w3)
         self.nonce_key = nonce_key_for(key.address)
         self.journal = journal
-        self.outbox = outbox
+        self.outbox: Outbox | None = _resolve_outbox(outbox)
 
     def __repr__(self) -> str:
         return f"SessionAgent(account={self.account}, key={self._key.address}, session={self.session_id.hex()[:12]}…)"
@@ -862,15 +843,24 @@ class SessionAgent:
         """``executeAsSession(policy, calls)`` calldata."""
         return self.contract.encode_abi("executeAsSession", [self.policy.encode(), [c.as_tuple() for c in calls]])
 
-    def send_direct(self, calls: Sequence[Call], *, gas: int | None = None):
-        """Act with a transaction sent (and paid) by the session key's own address.
+    def send_direct(self, calls: Sequence[Call], *, gas: int | None = None, intent: str | None = None):
+        """Act with a transaction sent (and paid) by the session key's own address; returns its receipt.
 
+        Low level: no preflight (the contract alone decides; a reverting estimate raises its decoded error,
+        a mined failure :class:`~smartkeys.errors.TransactionFailedError`). Exactly once all the same, as
+        :meth:`batch`: the signed transaction goes to :attr:`outbox` before it is sent, a fault after sending
+        is settled by hash or raises :class:`~smartkeys.errors.OutcomeUnknownError`, and a retry of an intent
+        that landed or may land raises :class:`~smartkeys.errors.DuplicateIntentError` (``intent`` names it).
         :class:`~smartkeys.errors.NotDelegatedError` (nothing sent) if the account does not run smartkeys: a
         transaction to an EOA without code would succeed and do nothing."""
         self._require_smartkeys()
-        with self._journaled(calls, "direct"):
-            return send_transaction(self.w3, self._key, {"to": self.account, "data": self.call_data(calls)},
-                                    gas=gas)
+        calls = [c if isinstance(c, Call) else Call(c[0], c[1], c[2]) for c in calls]
+        guard = self._guard(calls, intent, None)
+        with self._journaled(calls, "direct"), \
+                lane_lock(self.chain_id, self._key.address, kind="tx", cross_process=shared_chain(self.w3)):
+            guard.check_prior()
+            return _guarded_transaction(self.w3, guard, self._key, {"to": self.account, "data": self.call_data(calls)},
+                                        gas=gas)
 
     def _require_smartkeys(self) -> None:
         from smartkeys.delegation import require_smartkeys
@@ -976,13 +966,19 @@ class SessionAgent:
     def sign_user_op(self, op: PackedUserOperation) -> PackedUserOperation:
         return sign_user_op(op, self._key, ENTRY_POINT_V08, self.chain_id)
 
-    def send_user_op(self, calls: Sequence[Call], *, bundler: LocalAccount) -> UserOpResult:
-        """Build, sign with the session key and self-bundle; raises the decoded revert if the calls fail."""
+    def send_user_op(self, calls: Sequence[Call], *, bundler: LocalAccount, intent: str | None = None) -> UserOpResult:
+        """Build, sign with the session key and self-bundle; raises the decoded revert if the calls fail.
+
+        Low level (no preflight), exactly once as :meth:`send_direct`: the signed operation goes to
+        :attr:`outbox` before the bundle is sent, a fault after sending is settled by its userOpHash."""
         self._require_smartkeys()
-        with self._journaled(calls, "user_op"):
+        calls = [c if isinstance(c, Call) else Call(c[0], c[1], c[2]) for c in calls]
+        guard = self._guard(calls, intent, None)
+        with self._journaled(calls, "user_op"), \
+                lane_lock(self.chain_id, self.account, self.nonce_key, cross_process=shared_chain(self.w3)):
+            guard.check_prior()
             op = self.sign_user_op(self.build_user_op(calls))
-            (result,) = self.entry_point.handle_ops([op], bundler)
-            return result.raise_for_failure()
+            return _guarded_handle_ops(self.w3, self.entry_point, guard, op, bundler).raise_for_failure()
 
     # -- high level: preflight, then submit -----------------------------------------------
 
@@ -1306,6 +1302,89 @@ class SessionAgent:
         from smartkeys.outbox import settle
 
         return [settle(self.w3, self.outbox, i, bundler=bundler, wait=wait, acknowledge=True) for i in self.pending()]
+
+
+def _exactly_once(guard: IntentGuard, send: Callable[[], Any]) -> tuple[Any, Intent | None]:
+    """Run ``send()`` (which calls ``guard.record`` once signed) and sort out a fault after signing: returns
+    ``(result, None)``, or ``(None, landed intent)`` when the outcome was settled from the chain. A mined
+    failure is recorded (reverted) and re-raised; a node refusal before the intent spread is recorded
+    (dropped) and re-raised; an outcome that cannot be decided raises ``OutcomeUnknownError``."""
+    try:
+        return send(), None
+    except TransactionFailedError as exc:
+        guard.done(REVERTED, transaction_hash=_bytes32(exc.tx_hash))
+        raise
+    except transport_faults() as exc:
+        if guard.intent is None:  # nothing was signed (an estimate's decoded refusal, a read that failed)
+            raise
+        if is_nonce_refusal(exc):  # another sender used the nonce; ours may have landed before
+            landed = guard.refused(exc)
+        elif is_already_known(exc) or isinstance(exc, NetworkError) or not _is_node_refusal(exc):
+            landed = guard.unknown(exc)
+        else:  # the node refused it (e.g. insufficient funds): it never spread
+            guard.not_sent(str(exc))
+            raise
+        assert landed is not None
+        return None, landed
+
+
+def _guarded_transaction(w3: Web3, guard: IntentGuard, account: LocalAccount, tx: dict, *, gas: int | None = None):
+    """:func:`~smartkeys.tx.send_transaction` through ``guard`` (recorded before sending; faults settled).
+    The caller holds the sender's nonce lane lock and has run ``guard.check_prior()``. Returns the receipt."""
+
+    def record(tx, signed) -> None:
+        guard.record(kind="transaction", hash=bytes(signed.hash), sender=account.address, nonce=int(tx["nonce"]),
+                     via="direct", payload={"raw": "0x" + bytes(signed.raw_transaction).hex()})
+
+    receipt, landed = _exactly_once(guard, lambda: send_transaction(w3, account, tx, gas=gas, on_signed=record))
+    if landed is not None:
+        receipt = w3.eth.get_transaction_receipt(landed.transaction_hash)
+        if int(receipt["status"]) != 1:
+            guard.done(REVERTED, transaction_hash=bytes(receipt["transactionHash"]),
+                       block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))
+            raise TransactionFailedError(tx_hash=receipt["transactionHash"], receipt=receipt)
+    guard.done(LANDED, transaction_hash=bytes(receipt["transactionHash"]),
+               block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))
+    return receipt
+
+
+def _guarded_handle_ops(w3: Web3, entry_point: EntryPoint, guard: IntentGuard, op: PackedUserOperation,
+                        bundler: LocalAccount) -> UserOpResult:
+    """Self-bundle one signed ``op`` (``handleOps`` sent by ``bundler``) through ``guard``; the caller holds
+    the op's nonce lane lock and has run ``guard.check_prior()``. Returns its result (not raised)."""
+    chain_id = guard.chain_id
+    op_hash = user_op_hash(op, ENTRY_POINT_V08, chain_id)
+
+    def record(tx, signed) -> None:
+        guard.record(kind="user_op", hash=op_hash, sender=op.sender, nonce=op.nonce, via="self_bundled",
+                     payload={"op": op.to_rpc(), "raw": "0x" + bytes(signed.raw_transaction).hex(),
+                              "tx_hash": "0x" + bytes(signed.hash).hex()})
+
+    def send() -> UserOpResult:
+        with lane_lock(chain_id, bundler.address, kind="tx", cross_process=shared_chain(w3)):
+            (result,) = entry_point.handle_ops([op], bundler, on_signed=record)
+        return result
+
+    result, landed = _exactly_once(guard, send)
+    if landed is not None:
+        result = _result_from_intent(landed)
+    guard.done(LANDED if result.success else REVERTED, transaction_hash=result.transaction_hash or None,
+               gas_used=result.actual_gas_used)
+    return result
+
+
+def _resolve_outbox(outbox: Any) -> Outbox | None:
+    """``True`` -> ``Outbox()`` (the default file); ``None`` / ``False`` -> no outbox; an ``Outbox`` as is."""
+    from smartkeys.outbox import Outbox
+
+    if outbox is True:
+        return Outbox()
+    if outbox is None or outbox is False:
+        return None
+    if isinstance(outbox, Outbox):
+        return outbox
+    raise InvalidInputError("outbox", type(outbox).__name__, "an Outbox, True (the default file) or None (unsafe)",
+                            "leave it out to use $SMARTKEYS_HOME/outbox.jsonl, or pass Outbox(path)")
 
 
 def _bytes32(value: Any) -> bytes | None:

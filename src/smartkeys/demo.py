@@ -20,6 +20,7 @@ from smartkeys.audit import AuditReport, build_audit
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.errors import SmartKeysError, register_contract_errors
 from smartkeys.journal import RefusalJournal
+from smartkeys.outbox import Outbox
 from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
 
 __all__ = ["run_demo"]
@@ -100,7 +101,9 @@ def run_demo(out: TextIO, *, color: bool = False) -> int:
     say(f"session {policy.session_id.hex()[:16]}… for key {agent_key.address}")
     workdir = tempfile.TemporaryDirectory(prefix="smartkeys-demo-")
     journal = RefusalJournal(os.path.join(workdir.name, "refusals.jsonl"))
-    agent = SessionAgent(w3, owner.address, agent_key, policy, journal=journal)
+    # the demo's chain is thrown away at the end: so is its outbox (not the user's ~/.smartkeys one)
+    agent = SessionAgent(w3, owner.address, agent_key, policy, journal=journal,
+                         outbox=Outbox(os.path.join(workdir.name, "outbox.jsonl")))
     agent.name_addresses({recipient.address: "shop"})  # the policy file's address book: refusals use the names
     say(f"recipient list: shop = {recipient.address}")
     say("the agent's SDK records every refusal in a journal (here a temporary file)")

@@ -22,6 +22,16 @@ File: ``<SMARTKEYS_HOME>/outbox.jsonl`` by default, next to the refusal journal,
 line, appended (``event`` = ``intent`` | ``settled`` | ``ack``) under a process lock and ``flock``, and
 ``fsync``-ed before the SDK sends anything. It holds the signed operation or transaction (calldata and
 signature, never a key): what is needed to look it up and to re-send it unchanged.
+
+Compaction (:meth:`Outbox.compact`, also run automatically once the file passes ``auto_compact_bytes``):
+the file is rewritten with what the rules above still need -- every entry not settled or not acknowledged,
+whole (payload included); every settled *named* intent that landed or reverted, without its payload (its id,
+hash and outcome keep refusing a retry of that name; ``keep_named_for`` seconds bounds how long, default
+forever) -- and nothing else (settled and acknowledged unnamed entries, dropped ones). It is atomic: the new
+content is written to ``outbox.jsonl.compact.tmp``, ``fsync``-ed and renamed over the file while the file's
+``flock`` is held, so a writer waiting for the lock reopens the new file (it checks the inode) and a crash
+at any point leaves either the old file or the new one, both whole (a stale temporary file is overwritten by
+the next compaction).
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ if TYPE_CHECKING:
     from smartkeys.bundler import BundlerClient
 
 __all__ = [
+    "CompactionReport",
     "Intent",
     "Outbox",
     "PENDING",
@@ -161,32 +172,132 @@ def call_summary(calls: Iterable[Any]) -> tuple[dict[str, Any], ...]:
                  for c in calls)
 
 
-class Outbox:
-    """The append-only outbox at ``path`` (default :func:`default_outbox_path`); see the module docstring."""
+@dataclass(frozen=True)
+class CompactionReport:
+    """What :meth:`Outbox.compact` did: file sizes (bytes) and entries kept / dropped."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    bytes_before: int
+    bytes_after: int
+    kept: int
+    dropped: int
+
+
+#: Default size (bytes) past which an :class:`Outbox` compacts itself after recording an outcome.
+AUTO_COMPACT_BYTES = 4 * 1024 * 1024
+
+
+class Outbox:
+    """The append-only outbox at ``path`` (default :func:`default_outbox_path`); see the module docstring.
+
+    ``auto_compact_bytes``: once the file is larger than this (and than twice its size after the last
+    compaction by this object), :meth:`compact` runs after an outcome is recorded; ``None`` never.
+    ``keep_named_for``: seconds a settled named intent is kept by compaction (``None``: for good)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 auto_compact_bytes: int | None = AUTO_COMPACT_BYTES, keep_named_for: float | None = None) -> None:
         self.path = Path(path) if path is not None else default_outbox_path()
+        self.auto_compact_bytes = auto_compact_bytes
+        self.keep_named_for = keep_named_for
+        self._compacted_size = 0
 
     def __repr__(self) -> str:
         return f"Outbox({str(self.path)!r})"
+
+    @property
+    def _temp_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".compact.tmp")
+
+    def _open_locked(self) -> int:
+        """Open the file for appending with its ``flock`` held. A compaction may have renamed a new file over
+        the path while this waited for the lock: then the descriptor is of the old file, so reopen."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            if _fcntl is None:
+                return fd
+            _fcntl.flock(fd, _fcntl.LOCK_EX)
+            try:
+                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                return fd
+            os.close(fd)  # closing releases the flock of the replaced file
 
     def _append(self, record: Mapping[str, Any], *, sync: bool) -> None:
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with _process_lock(self.path):
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = self._open_locked()
             try:
-                if _fcntl is not None:
-                    _fcntl.flock(fd, _fcntl.LOCK_EX)
+                size = os.fstat(fd).st_size
+                if size and hasattr(os, "pread") and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # a writer died mid-line: keep its torn line apart from this one
+                os.write(fd, line)
+                if sync:
+                    os.fsync(fd)  # durable before the intent leaves the process
+            finally:
+                os.close(fd)  # releases the flock
+
+    def _maybe_compact(self) -> None:
+        limit = self.auto_compact_bytes
+        if limit is None:
+            return
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size > limit and size > 2 * self._compacted_size:
+            self.compact()
+
+    def compact(self, *, keep_named_for: float | None = None, now: float | None = None) -> CompactionReport:
+        """Rewrite the file with only what the exactly-once rules still need (see the module docstring),
+        atomically (temporary file, ``fsync``, rename, directory ``fsync``) under the process lock and the
+        file's ``flock``. ``keep_named_for`` (seconds, default this outbox's): settled named intents settled
+        longer ago are dropped too -- a retry of such a name is then sent again. Returns a
+        :class:`CompactionReport`. Raises ``OSError`` if the directory cannot be written (nothing lost)."""
+        keep_for = self.keep_named_for if keep_named_for is None else keep_named_for
+        now = _time.time() if now is None else now
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with _process_lock(self.path):
+            fd = self._open_locked()
+            try:
+                raw = self.path.read_bytes()  # the lock holder's file: no writer can append meanwhile
+                kept: list[bytes] = []
+                intents = self._fold(raw)
+                for it in intents:
+                    if it.status == PENDING or not it.acknowledged:
+                        kept.append(self._folded_lines(it, payload=True))
+                    elif it.named and it.status in (LANDED, REVERTED) and (
+                            keep_for is None or (it.settled or it.created) + keep_for > now):
+                        kept.append(self._folded_lines(it, payload=False))
+                data = b"".join(kept)
+                tmp = self._temp_path
+                tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 try:
-                    os.write(fd, line)
-                    if sync:
-                        os.fsync(fd)  # durable before the intent leaves the process
+                    os.write(tfd, data)
+                    os.fsync(tfd)
                 finally:
-                    if _fcntl is not None:
-                        _fcntl.flock(fd, _fcntl.LOCK_UN)
+                    os.close(tfd)
+                os.replace(tmp, self.path)  # atomic: readers see the old file or the new one, whole
+                _fsync_dir(self.path.parent)
+                self._compacted_size = len(data)
+                return CompactionReport(len(raw), len(data), len(kept), len(intents) - len(kept))
             finally:
                 os.close(fd)
+
+    @staticmethod
+    def _folded_lines(it: Intent, *, payload: bool) -> bytes:
+        """An entry as one ``intent`` line and (if anything happened to it) one ``settled`` line."""
+        head = it.to_json()
+        if not payload:
+            head["payload"] = {}
+        lines = [head]
+        if it.status != PENDING or it.acknowledged or it.note:
+            lines.append({"v": OUTBOX_VERSION, "event": "settled", "intent_id": it.intent_id, "hash": _hx(it.hash),
+                          "status": it.status, "transaction_hash": _hx(it.transaction_hash),
+                          "block_number": it.block_number, "gas_used": it.gas_used, "acknowledged": it.acknowledged,
+                          "note": it.note, "time": it.settled if it.settled is not None else it.created})
+        return b"".join((json.dumps(d, separators=(",", ":")) + "\n").encode() for d in lines)
 
     def record(self, intent: Intent) -> Intent:
         """Write ``intent`` (status pending) and ``fsync`` it. Call before sending."""
@@ -202,6 +313,8 @@ class Outbox:
                       "status": status, "transaction_hash": _hx(transaction_hash), "block_number": block_number,
                       "gas_used": gas_used, "acknowledged": acknowledged, "note": note[:300], "time": now},
                      sync=False)
+        if acknowledged:
+            self._maybe_compact()
         return replace(intent, status=status, transaction_hash=transaction_hash or intent.transaction_hash,
                        block_number=block_number if block_number is not None else intent.block_number,
                        gas_used=gas_used if gas_used is not None else intent.gas_used,
@@ -212,6 +325,7 @@ class Outbox:
         """Mark ``intent``'s outcome as known to the caller: an unnamed retry of the same calls goes through."""
         self._append({"v": OUTBOX_VERSION, "event": "ack", "intent_id": intent.intent_id, "hash": _hx(intent.hash),
                       "time": _time.time()}, sync=False)
+        self._maybe_compact()
         return replace(intent, acknowledged=True)
 
     def read(self) -> list[Intent]:
@@ -220,6 +334,10 @@ class Outbox:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return []
+        return self._fold(raw)
+
+    @staticmethod
+    def _fold(raw: bytes) -> list[Intent]:
         intents: dict[str, Intent] = {}
         for line in raw.split(b"\n"):
             if not line.strip():
@@ -251,6 +369,20 @@ class Outbox:
     def find(self, intent_id: str, *, chain_id: int, signer: str) -> list[Intent]:
         """Entries with this id for this chain and signer, oldest first."""
         return [i for i in self.read() if i.intent_id == intent_id and i.chain_id == chain_id and i.signer == signer]
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - Windows
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(dfd)
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,10 @@ Every fixture is prefixed ``smartkeys_``:
 - ``smartkeys_bundler``: a funded account (test account 0) that submits self-bundled ``handleOps``:
   ``agent.transfer(..., via="user_op", bundler=smartkeys_bundler)``.
 - ``smartkeys_chain_backend``: ``"eth-tester"`` or ``"anvil"``; override it in a conftest to choose in code.
+- ``smartkeys_home``: a fresh temporary directory set as ``SMARTKEYS_HOME`` for the test (``smartkeys_chain``
+  uses it): the outbox every :class:`~smartkeys.account.SessionAgent` keeps by default and the refusal
+  journal's default file go there, never to ``~/.smartkeys``, and (like the chain) nothing of one test is left
+  for the next.
 
 The test accounts are the public test mnemonic's keys: local chains only.
 """
@@ -70,8 +74,17 @@ def smartkeys_local_chain(smartkeys_chain_backend: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def smartkeys_chain(smartkeys_local_chain: Any) -> Iterator[Any]:
-    """The local chain, reverted to its state before the test when the test ends."""
+def smartkeys_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh temporary ``SMARTKEYS_HOME`` for this test (a :class:`pathlib.Path`); restored afterwards."""
+    home = tmp_path_factory.mktemp("smartkeys-home")
+    monkeypatch.setenv("SMARTKEYS_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def smartkeys_chain(smartkeys_local_chain: Any, smartkeys_home: Any) -> Iterator[Any]:
+    """The local chain, reverted to its state before the test when the test ends (with a fresh
+    ``smartkeys_home``: the outbox of intents sent on a reverted chain goes with it)."""
     snapshot_id = smartkeys_local_chain.snapshot()
     try:
         yield smartkeys_local_chain

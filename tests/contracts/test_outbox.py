@@ -8,6 +8,7 @@ refused while it may land or once it landed, named intents exactly once.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -16,7 +17,7 @@ from eth_account import Account
 from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.errors import get_error_class, DuplicateIntentError, InvalidInputError, OutcomeUnknownError
 from smartkeys.outbox import DROPPED, LANDED, PENDING, Outbox
-from smartkeys.policy_codec import Permission, TokenCap
+from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
 from smartkeys.userop import PackedUserOperation, user_op_hash
 
 TRANSFER = "transfer(address,uint256)"
@@ -185,3 +186,80 @@ def test_an_owner_grant_with_an_unknown_outcome_is_not_sent_twice(owner, token, 
     assert dup.value.sessionId == policy.session_id
     assert err.value.hash
     assert owner.w3.eth.get_transaction_count(owner.address) == nonce_before + 1  # one transaction, not two
+
+
+def test_a_session_agent_keeps_an_outbox_by_default_in_smartkeys_home(chain, owner, token, bundler, session_key,
+                                                                      fund, monkeypatch, tmp_path):
+    from smartkeys.account import SessionAgent
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SMARTKEYS_HOME", str(home))
+    policy = SessionPolicy(key=session_key.address, valid_after=0, valid_until=chain.time() + 3600, gas_budget=10**17,
+                           permissions=(Permission(token.address, TRANSFER),), token_caps=(TokenCap(token.address, 10**6),))
+    owner.grant(policy)
+    agent = SessionAgent(chain.w3, owner.address, session_key, policy)  # no outbox argument
+    assert agent.outbox is not None and agent.outbox.path == home / "outbox.jsonl"
+    receipt = agent.transfer(token.address, Account.create().address, 3, via="user_op", bundler=bundler)
+    (recorded,) = Outbox(home / "outbox.jsonl").read()
+    assert recorded.hash == receipt.user_op_hash and recorded.status == LANDED and recorded.acknowledged
+    assert (home / "outbox.jsonl").stat().st_mode & 0o077 == 0
+
+    for off in (None, False):  # the documented, unsafe opt-out: nothing is recorded
+        unsafe = SessionAgent(chain.w3, owner.address, session_key, policy, outbox=off)
+        assert unsafe.outbox is None
+        unsafe.transfer(token.address, Account.create().address, 1, via="user_op", bundler=bundler)
+    assert len(Outbox(home / "outbox.jsonl").read()) == 1
+    with pytest.raises(InvalidInputError) as bad:
+        SessionAgent(chain.w3, owner.address, session_key, policy, outbox=str(tmp_path / "o.jsonl"))
+    assert bad.value.field == "outbox"
+
+
+def test_the_low_level_sends_go_through_the_outbox(agent, token, bundler):
+    """send_direct and send_user_op (no preflight) record the signed intent first and refuse a named repeat."""
+    data = token.encode_abi("transfer", [Account.create().address, 6])
+    receipt = agent.send_direct([(token.address, 0, data)], intent="low-level-1")
+    result = agent.send_user_op([(token.address, 0, data)], bundler=bundler, intent="low-level-2")
+    entries = {i.intent_id: i for i in agent.outbox.read()}
+    assert entries["low-level-1"].hash == bytes(receipt["transactionHash"]) and entries["low-level-1"].via == "direct"
+    assert entries["low-level-2"].hash == result.user_op_hash and entries["low-level-2"].via == "self_bundled"
+    assert all(i.status == LANDED and i.acknowledged for i in entries.values())
+    nonce = agent.w3.eth.get_transaction_count(agent.key_address)
+    with pytest.raises(DuplicateIntentError):
+        agent.send_direct([(token.address, 0, data)], intent="low-level-1")
+    with pytest.raises(DuplicateIntentError):
+        agent.send_user_op([(token.address, 0, data)], bundler=bundler, intent="low-level-2")
+    assert agent.w3.eth.get_transaction_count(agent.key_address) == nonce
+
+
+@pytest.mark.parametrize("low_level", ["send_direct", "send_user_op"])
+def test_a_low_level_send_with_an_unknown_outcome_is_typed_and_never_paid_twice(agent, token, bundler, low_level,
+                                                                                monkeypatch):
+    to = Account.create().address
+    data = token.encode_abi("transfer", [to, 8])
+    kw = {"bundler": bundler} if low_level == "send_user_op" else {}
+    send = getattr(agent, low_level)
+    with monkeypatch.context() as m:
+        state = _break_after_send(m, agent.w3)
+        with pytest.raises(OutcomeUnknownError) as err:  # not a raw requests.ConnectionError
+            send([(token.address, 0, data)], **kw)
+    deadline = time.monotonic() + 10  # anvil may mine it just after the (lost) answer
+    while balance(token, to) != 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state["sent"] == 1 and balance(token, to) == 8
+    (pending,) = agent.pending()
+    assert err.value.hash == "0x" + pending.hash.hex()
+    with pytest.raises(DuplicateIntentError) as dup:  # the same low-level call again: settled, then refused
+        send([(token.address, 0, data)], **kw)
+    assert dup.value.status == LANDED and balance(token, to) == 8
+
+
+def test_a_settled_named_intent_is_still_refused_after_compaction(agent, token, bundler):
+    to = Account.create().address
+    agent.transfer(token.address, to, 9, via="user_op", bundler=bundler, intent="invoice-7")
+    for _ in range(3):
+        agent.transfer(token.address, to, 1, via="direct")
+    report = agent.outbox.compact()
+    assert report.kept == 1 and report.dropped == 3
+    with pytest.raises(DuplicateIntentError) as dup:
+        agent.transfer(token.address, to, 9, via="direct", intent="invoice-7")
+    assert dup.value.named and dup.value.status == LANDED and balance(token, to) == 12

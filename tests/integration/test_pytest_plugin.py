@@ -95,13 +95,19 @@ import pytest
 from smartkeys.errors import get_error_class
 from smartkeys.policy_codec import Permission, TokenCap
 
-def test_cap_holds(smartkeys_agent, smartkeys_token, smartkeys_bundler, smartkeys_chain_backend):
+def test_cap_holds(smartkeys_agent, smartkeys_token, smartkeys_bundler, smartkeys_chain_backend, smartkeys_home):
     usdc = smartkeys_token.address
     agent = smartkeys_agent(permissions=(Permission(usdc, "transfer(address,uint256)"),),
                             token_caps=(TokenCap(usdc, 10**6),))
     with pytest.raises(get_error_class("TokenSpendCapExceeded")):
         agent.transfer(usdc, "0x000000000000000000000000000000000000bEEF", 2 * 10**6, via="user_op",
                        bundler=smartkeys_bundler)
+    agent.transfer(usdc, "0x000000000000000000000000000000000000bEEF", 10**6, via="user_op",
+                   bundler=smartkeys_bundler)
+    # the agent's default outbox is in a temporary smartkeys_home, never the user's ~/.smartkeys
+    import os, tempfile
+    assert agent.outbox.path.is_file() and agent.outbox.path.parent == smartkeys_home
+    assert agent.outbox.path.is_relative_to(tempfile.gettempdir()) and os.environ["SMARTKEYS_HOME"] == str(smartkeys_home)
     print("backend", smartkeys_chain_backend)
 '''
 
@@ -116,8 +122,10 @@ def test_a_users_project_gets_the_fixtures_from_the_plugin(tmp_path, argv, backe
         except LocalChainError as exc:  # pragma: no cover - anvil comes with `npm ci`
             pytest.skip(f"needs anvil: {exc}")
     (tmp_path / "test_user.py").write_text(USER_TEST)
-    env = {k: v for k, v in os.environ.items() if k != "SMARTKEYS_TEST_CHAIN"}
-    env.update(PYTHONPATH=str(ROOT / "src"), PYTEST_ADDOPTS="")
+    env = {k: v for k, v in os.environ.items() if k not in ("SMARTKEYS_TEST_CHAIN", "SMARTKEYS_HOME")}
+    user_home = tmp_path / "user-home"  # the user's home: the plugin must leave it alone
+    user_home.mkdir()
+    env.update(PYTHONPATH=str(ROOT / "src"), PYTEST_ADDOPTS="", HOME=str(user_home))
     # -p names the plugin for checkouts where the package's entry points are not installed; when they are,
     # the entry point registers it under the same name and -p is a no-op.
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
@@ -125,6 +133,7 @@ def test_a_users_project_gets_the_fixtures_from_the_plugin(tmp_path, argv, backe
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout and f"backend {backend}" in result.stdout
+    assert not (user_home / ".smartkeys").exists()
 
 
 @pytest.mark.parametrize("conftest", ["", 'pytest_plugins = ["smartkeys.pytest_plugin"]\n'])
