@@ -195,3 +195,38 @@ def test_custom_base_account_signs_the_owner_authorization_with_unsafe_sign_hash
     receipt = owner.delegate()
     assert receipt["type"] == 4 and owner.delegation() == owner.implementation
     assert vault.used == ["unsafe_sign_hash", "sign_transaction"]
+
+
+def test_self_bundler_with_a_custom_base_account_keeps_the_outbox_record_of_its_signed_bundle(
+        chain, owner, token, session_key, grant, tmp_path):
+    """The self-bundler's handleOps transaction is signed by a BaseAccount that is not a LocalAccount; the
+    outbox holds that very signed bundle (via "self_bundled") before it is sent, and a retry is refused."""
+    from eth_account.typed_transactions import TypedTransaction
+    from eth_utils import to_checksum_address
+    from hexbytes import HexBytes
+
+    from smartkeys.deployments import ENTRY_POINT_V08
+    from smartkeys.errors import DuplicateIntentError
+    from smartkeys.outbox import LANDED, Outbox
+
+    relayer = VaultAccount()
+    chain.send({"to": relayer.address, "value": 10**18}, chain.accounts[7])
+    agent = grant(session_key, permissions=(Permission(token.address, TRANSFER),),
+                  token_caps=(TokenCap(token.address, CAP),), max_uses=10)
+    agent.outbox = Outbox(tmp_path / "outbox.jsonl")
+
+    receipt = agent.transfer(token.address, RECIPIENT, 9, via="user_op", bundler=SelfBundler(relayer),
+                             intent="invoice-7")
+    (intent,) = agent.outbox.read()
+    assert intent.via == "self_bundled" and intent.status == LANDED and intent.hash == receipt.user_op_hash
+    raw = bytes.fromhex(intent.payload["raw"][2:])
+    assert Account.recover_transaction(raw) == relayer.address
+    assert "0x" + bytes(chain.w3.eth.get_transaction(receipt.transaction_hash)["hash"]).hex() == \
+        intent.payload["tx_hash"]
+    assert to_checksum_address(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["to"]) == ENTRY_POINT_V08
+    assert relayer.used == ["sign_transaction"]
+    assert token.functions.balanceOf(RECIPIENT).call() == 9
+
+    with pytest.raises(DuplicateIntentError):
+        agent.transfer(token.address, RECIPIENT, 9, via="user_op", bundler=SelfBundler(relayer), intent="invoice-7")
+    assert token.functions.balanceOf(RECIPIENT).call() == 9 and relayer.used == ["sign_transaction"]
