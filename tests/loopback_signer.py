@@ -29,7 +29,7 @@ class LoopbackSigner:
         signer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:  # http.server's name
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 try:
                     body = {"result": signer.answer(request["method"], request.get("params") or [])}

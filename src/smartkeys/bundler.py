@@ -485,7 +485,9 @@ def as_bundler(value: Any, field: str = "bundler") -> Bundler:
 
     from smartkeys.keystore import SessionKey
 
-    if isinstance(value, (BaseAccount, SessionKey)):
+    if isinstance(value, SessionKey):
+        value = value.account
+    if isinstance(value, BaseAccount):
         return SelfBundler(value)
     raise InvalidInputError(field, type(value).__name__,
                             "a Bundler: SelfBundler(funded_account) or BundlerClient(url) (a bare funded account "

@@ -35,20 +35,31 @@ EIP-7702 authorization cannot be signed remotely: delegate once with the keystor
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from eth_account import Account
-from eth_account.datastructures import SignedMessage, SignedSetCodeAuthorization, SignedTransaction
+from eth_account.datastructures import (
+    SignedMessage,
+    SignedSetCodeAuthorization,
+    SignedTransaction,
+)
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.base import BaseAccount
 from eth_account.typed_transactions.set_code_transaction import Authorization
 from eth_keys.datatypes import Signature
+from eth_typing import Hash32
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
-from smartkeys.errors import InvalidInputError, NetworkError, NodeUnavailableError, SignerResponseError, \
-    SignerUnsupportedError
+from smartkeys.errors import (
+    InvalidInputError,
+    NetworkError,
+    NodeUnavailableError,
+    SignerResponseError,
+    SignerUnsupportedError,
+)
 
 __all__ = [
     "BaseAccount",
@@ -160,7 +171,12 @@ def user_op_typed_data(op: Any, entry_point: str, chain_id: int, delegate: Any =
     >>> keccak(b"\\x19\\x01" + m.header + m.body) == user_op_hash(op, "0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108", 31337)
     True
     """
-    from smartkeys.userop import DOMAIN_NAME, DOMAIN_VERSION, _resolve_delegate, user_op_hash
+    from smartkeys.userop import (
+        DOMAIN_NAME,
+        DOMAIN_VERSION,
+        _resolve_delegate,
+        user_op_hash,
+    )
 
     user_op_hash(op, entry_point, chain_id, delegate)  # the same checks (chain id, 7702 delegate) as the hash
     delegate_bytes = _resolve_delegate(op, delegate)
@@ -209,12 +225,13 @@ def sign_authorization_with(signer: BaseAccount, chain_id: int, delegate: str, n
             raise SignerResponseError(f"the signer returned an authorization for {fields}, not for "
                                       f"{(chain_id, delegate, nonce)}", operation=operation,
                                       signer=_describe(signer), fix="check the signer's sign_authorization")
+        answer: Any
         try:
             answer = int(signed.r).to_bytes(32, "big") + int(signed.s).to_bytes(32, "big") + bytes((int(signed.y_parity),))
         except (AttributeError, TypeError, ValueError, OverflowError):
             answer = None  # refused by _vrs with the reason
     else:
-        answer = signer.unsafe_sign_hash(digest)
+        answer = signer.unsafe_sign_hash(Hash32(digest))
     y, r, s = _checked(digest, _vrs(answer, operation, signer), operation, signer)
     return SignedSetCodeAuthorization(chain_id=chain_id, address=delegate_bytes, nonce=nonce, y_parity=y, r=r, s=s,
                                       signature=Signature(vrs=(y, r, s)), authorization_hash=HexBytes(digest))
@@ -399,7 +416,7 @@ class JsonRpcSigner(BaseAccount):
             wire["type"] = "0x4"
             wire["authorizationList"] = [auth_to_rpc(a) for a in authorizations]
         result = self._call("transaction", [wire])
-        raw_value = result.get("raw") if isinstance(result, dict) else result
+        raw_value: Any = result.get("raw") if isinstance(result, dict) else result
         try:
             raw = bytes(HexBytes(raw_value))
         except (TypeError, ValueError):

@@ -17,7 +17,12 @@ from loopback_signer import LoopbackSigner
 
 from smartkeys.authorization import recover_authority, sign_authorization
 from smartkeys.bundler import BundlerClient, SelfBundler, as_bundler
-from smartkeys.errors import InvalidInputError, NodeUnavailableError, SignerResponseError, SignerUnsupportedError
+from smartkeys.errors import (
+    InvalidInputError,
+    NodeUnavailableError,
+    SignerResponseError,
+    SignerUnsupportedError,
+)
 from smartkeys.signers import JsonRpcSigner, as_signer, user_op_typed_data
 from smartkeys.userop import (
     EIP7702_FACTORY,

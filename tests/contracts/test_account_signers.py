@@ -15,7 +15,11 @@ from loopback_signer import LoopbackSigner
 
 from smartkeys.account import Call, Owner
 from smartkeys.bundler import SelfBundler
-from smartkeys.errors import SignerResponseError, SignerUnsupportedError, get_error_class
+from smartkeys.errors import (
+    SignerResponseError,
+    SignerUnsupportedError,
+    get_error_class,
+)
 from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
 from smartkeys.preflight import read_session_state
 from smartkeys.signers import JsonRpcSigner
