@@ -294,6 +294,10 @@ _METHODS = {
 }
 
 
+_OPERATIONS = {"accounts": "account list request", "transaction": "transaction", "typed_data": "EIP-712 typed data",
+               "personal": "personal message"}
+
+
 def _qty(value: Any) -> str:
     return hex(int(value))
 
@@ -332,6 +336,7 @@ class JsonRpcSigner(BaseAccount):
         self.set_code_transactions = bool(set_code_transactions)
         self.timeout = float(timeout)
         self._ids = 0
+        self._session: Any = None  # a requests.Session, made on first use (keeps the connection alive)
         served = [to_checksum_address(a if isinstance(a, str) else a.get("address"))
                   for a in self._call("accounts", [])]
         if address is None:
@@ -346,7 +351,7 @@ class JsonRpcSigner(BaseAccount):
         self._address = address
 
     def __repr__(self) -> str:
-        return f"JsonRpcSigner(address={self._address}, endpoint={self._endpoint}, api={self.api!r})"
+        return f"JsonRpcSigner(address={getattr(self, '_address', None)}, endpoint={self._endpoint}, api={self.api!r})"
 
     @property
     def address(self) -> Any:
@@ -362,15 +367,21 @@ class JsonRpcSigner(BaseAccount):
 
         method = self._methods[role]
         self._ids += 1
+        if self._session is None:
+            self._session = requests.Session()
+        payload = {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params}
         try:
-            response = requests.post(self._url, json={"jsonrpc": "2.0", "id": self._ids, "method": method,
-                                                      "params": params},
-                                     timeout=bounded_timeout(self.timeout, f"waiting for the signer ({method})"))
-            body = response.json()
+            response = self._session.post(self._url, json=payload, timeout=bounded_timeout(
+                self.timeout, f"waiting for the signer ({method})"))
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise NodeUnavailableError(f"the signer at {self._endpoint} did not answer {method} "
                                        f"({type(exc).__name__})", endpoint=self._endpoint, method=method,
                                        hint="start the signer or check its URL, then run again") from None
+        except requests.RequestException as exc:
+            raise NetworkError(f"the request to the signer at {self._endpoint} failed ({type(exc).__name__})",
+                               endpoint=self._endpoint, method=method, hint="check the signer's URL") from None
+        try:
+            body = response.json()
         except ValueError:
             raise NetworkError(f"the signer at {self._endpoint} answered {method} with something that is not JSON "
                                f"(HTTP {response.status_code})", endpoint=self._endpoint, method=method,
@@ -382,7 +393,7 @@ class JsonRpcSigner(BaseAccount):
         if body.get("error") is not None:
             error = body["error"] if isinstance(body["error"], dict) else {"message": str(body["error"])}
             raise SignerResponseError(f"{method} failed: JSON-RPC error {error.get('code')}: "
-                                      f"{str(error.get('message', ''))[:200]}", operation=role.replace("_", " "),
+                                      f"{str(error.get('message', ''))[:200]}", operation=_OPERATIONS[role],
                                       signer=repr(self), fix="see the signer's log (it refused or failed)")
         return body["result"]
 

@@ -170,6 +170,23 @@ def test_json_rpc_signer_checks_the_address_and_hides_the_url_path(loopback):
         JsonRpcSigner(server.url, api="ledger")
 
 
+def test_json_rpc_signer_reports_a_refusal_with_the_method_and_the_reason(loopback, monkeypatch):
+    server, key = loopback
+    signer = JsonRpcSigner(server.url)
+
+    def refuse(method, params):
+        server.calls.append(method)
+        raise PermissionError("request denied by the user")
+
+    monkeypatch.setattr(server, "answer", refuse)
+    with pytest.raises(SignerResponseError) as info:
+        sign_user_op(op_for(key.address), signer, ENTRY_POINT_V08, CHAIN_ID)
+    assert "eth_signTypedData_v4" in str(info.value) and "request denied by the user" in str(info.value)
+    with pytest.raises(SignerResponseError) as info:
+        JsonRpcSigner(server.url)
+    assert "eth_accounts" in str(info.value) and "address=None" in str(info.value)
+
+
 def test_json_rpc_signer_that_is_not_running_raises_node_unavailable():
     server = LoopbackSigner([Account.create()])
     url = server.url
