@@ -9,6 +9,8 @@ The public API, re-exported here:
 - user operations: :class:`PackedUserOperation`, :func:`user_op_hash`, :func:`sign_user_op`,
   :class:`EntryPoint`, :class:`UserOpResult`
 - EIP-7702: :func:`sign_authorization`
+- signers and bundlers: any eth-account ``BaseAccount`` signs for an owner or an agent; :class:`JsonRpcSigner`
+  (a remote signer: Web3Signer, Clef); ``bundler=`` takes :class:`SelfBundler` or ``bundler.BundlerClient``
 - local chain: :func:`start_local_chain`
 - audit: :func:`build_audit` (rebuilt from on-chain events), :class:`AuditReport`, :class:`AuditThresholds`,
   :class:`RefusalJournal` (refusals the SDK saw)
@@ -46,6 +48,8 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time th
     from smartkeys.localchain import start_local_chain
     from smartkeys.outbox import Outbox
     from smartkeys.safe_files import FileInputError
+    from smartkeys.bundler import SelfBundler
+    from smartkeys.signers import JsonRpcSigner
     from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap
     from smartkeys.userop import PackedUserOperation, sign_user_op, user_op_hash
 
@@ -64,6 +68,7 @@ __all__ = [
     "EntryPoint",
     "FileInputError",
     "InvalidInputError",
+    "JsonRpcSigner",
     "NetworkError",
     "NonceConflictError",
     "Outbox",
@@ -73,6 +78,7 @@ __all__ = [
     "Permission",
     "PermissionMode",
     "RefusalJournal",
+    "SelfBundler",
     "SessionAgent",
     "SessionPolicy",
     "SessionReport",
@@ -104,6 +110,7 @@ _LAZY: dict[str, str] = {
     "EntryPoint": "entrypoint",
     "FileInputError": "safe_files",
     "InvalidInputError": "errors",
+    "JsonRpcSigner": "signers",
     "NetworkError": "errors",
     "NonceConflictError": "errors",
     "Outbox": "outbox",
@@ -115,6 +122,7 @@ _LAZY: dict[str, str] = {
     "RefusalJournal": "journal",
     "SessionAgent": "account",
     "SessionPolicy": "policy_codec",
+    "SelfBundler": "bundler",
     "SessionReport": "account",
     "SmartKeysError": "errors",
     "TokenCap": "policy_codec",

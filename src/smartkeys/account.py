@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from eth_account.signers.local import LocalAccount
+from eth_account.signers.base import BaseAccount
 from web3 import Web3
 
 from smartkeys import artifacts
@@ -47,7 +47,7 @@ from smartkeys.outbox import DROPPED, LANDED, REVERTED
 from smartkeys.userop import DUMMY_SIGNATURE, EIP7702_FACTORY, PackedUserOperation, sign_user_op, user_op_hash
 
 if TYPE_CHECKING:  # preflight imports Call from this module: import it lazily at run time
-    from smartkeys.bundler import BundlerClient
+    from smartkeys.bundler import Bundler, BundlerClient, SelfBundler
     from smartkeys.journal import RefusalJournal
     from smartkeys.outbox import Intent, Outbox
     from smartkeys.keystore import SessionKey
@@ -389,7 +389,7 @@ class Owner:
     def __init__(
         self,
         w3: Web3,
-        account: LocalAccount,
+        account: BaseAccount | SessionKey,
         *,
         chain_id: int | None = None,
         implementation: str | None = None,
@@ -403,12 +403,19 @@ class Owner:
         :class:`~smartkeys.errors.UnknownImplementationError` before anything is signed. Delegating hands the
         code full control of the EOA: pass ``dangerously_allow_unknown_implementation=True`` only for code you
         audited (e.g. the Simple7702Account baseline in benchmarks).
+
+        ``account`` signs for the owner: a ``LocalAccount`` from the encrypted keystore (the default, and the
+        fast path), a ``SessionKey``, or any eth-account ``BaseAccount`` -- a hardware-wallet or KMS adapter, or
+        a remote signer (:class:`smartkeys.signers.JsonRpcSigner`). A signer that cannot sign an EIP-7702
+        authorization raises :class:`~smartkeys.errors.SignerUnsupportedError` from :meth:`delegate` (nothing
+        sent); grants, revokes, executes and owner operations need only transactions and typed data.
         """
         from smartkeys.delegation import known_implementations
+        from smartkeys.signers import as_signer
 
         self.w3 = w3
         self.outbox = outbox
-        self._account = account
+        self._account = account = as_signer(account, "account")
         self.chain_id = check_chain_id(w3, chain_id)
         if implementation is not None:
             implementation = checked_address(implementation, "implementation")
@@ -439,7 +446,7 @@ class Owner:
         """The address this EOA's code delegates to, or None."""
         return parse_delegation(bytes(self.w3.eth.get_code(self.address)))
 
-    def delegate(self, *, sponsor: LocalAccount | None = None, keep_sessions: bool = False,
+    def delegate(self, *, sponsor: BaseAccount | None = None, keep_sessions: bool = False,
                  from_block: int | None = None):
         """Delegate this EOA to the smartkeys account with a set-code (type 4) transaction.
 
@@ -468,7 +475,7 @@ class Owner:
             return self._delegate_and_call_sponsored(data, sponsor)
         return self._set_code(self.implementation, sponsor, data)
 
-    def undelegate(self, *, sponsor: LocalAccount | None = None, keep_sessions: bool = False):
+    def undelegate(self, *, sponsor: BaseAccount | None = None, keep_sessions: bool = False):
         """Clear the EOA's code (delegate to the zero address).
 
         Storage outlives the code, so sessions would come back to life with a later delegation to smartkeys.
@@ -505,7 +512,7 @@ class Owner:
         raise AuthorizationSkippedError(self.address, delegate, auth_nonce=auth.nonce, expected_nonce=needed,
                                         current_delegation=current, tx_hash=bytes(receipt["transactionHash"]))
 
-    def _set_code(self, delegate: str, sponsor: LocalAccount | None, data: bytes):
+    def _set_code(self, delegate: str, sponsor: BaseAccount | None, data: bytes):
         tx: dict[str, Any] = {"to": self.address, "data": data}
         if sponsor is None:
             tx_nonce = self._pending_nonce()
@@ -522,7 +529,7 @@ class Owner:
         self._check_applied(auth, delegate, receipt, self_sponsored=sponsor is None)
         return receipt
 
-    def _delegate_and_call_sponsored(self, call_data: bytes, sponsor: LocalAccount):
+    def _delegate_and_call_sponsored(self, call_data: bytes, sponsor: BaseAccount):
         auth = sign_authorization(self._account, self.implementation, self.chain_id,
                                   authorization_nonce(self._pending_nonce(), self_sponsored=False))
         op = PackedUserOperation(
@@ -710,23 +717,28 @@ class Owner:
             raise SmartKeysError(f"refusing to sign an operation for {op.sender}: this owner is {self.address}")
         return sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id)
 
-    def send_user_op(self, calls: Sequence[Call], *, bundler: LocalAccount | BundlerClient) -> UserOpResult:
+    def send_user_op(self, calls: Sequence[Call], *, bundler: Bundler | BaseAccount) -> UserOpResult:
         """Build, sign and submit an owner operation; raises the decoded revert if the calls fail.
 
-        ``bundler`` is a funded ``LocalAccount`` (self-bundled ``handleOps``) or a
+        ``bundler`` is a :class:`~smartkeys.bundler.Bundler`: :class:`~smartkeys.bundler.SelfBundler`
+        (a funded account sends ``handleOps``; a bare account is taken as one) or a
         :class:`~smartkeys.bundler.BundlerClient` (see :meth:`_via_bundler`).
         """
-        from smartkeys.bundler import BundlerClient
+        from smartkeys.bundler import as_bundler
 
+        way_out = as_bundler(bundler)
         with lane_lock(self.chain_id, self.address, 0, cross_process=shared_chain(self.w3)), \
                 _typed_chain_errors(self.w3):
-            if isinstance(bundler, BundlerClient):
-                return self._via_bundler(calls, bundler)
-            guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address,
-                                signer=self.address, session_id=None, calls=calls, name=None)
-            guard.check_prior()
-            op = self.sign_user_op(self.build_user_op(calls))
-            return _guarded_handle_ops(self.w3, self.entry_point, guard, op, bundler).raise_for_failure()
+            return way_out._submit_owner_op(self, calls)
+
+    def _self_bundled(self, calls: Sequence[Call], bundler: SelfBundler) -> UserOpResult:
+        """Sign an owner operation and send it in a ``handleOps`` transaction from ``bundler``'s account,
+        exactly once through :attr:`outbox` (when the owner has one)."""
+        guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address,
+                            signer=self.address, session_id=None, calls=calls, name=None)
+        guard.check_prior()
+        op = self.sign_user_op(self.build_user_op(calls))
+        return _guarded_handle_ops(self.w3, self.entry_point, guard, op, bundler).raise_for_failure()
 
     def _via_bundler(self, calls: Sequence[Call], client: BundlerClient) -> UserOpResult:
         """Estimate with the bundler (dummy signature), sign, ``eth_sendUserOperation``, wait for the receipt.
@@ -801,20 +813,16 @@ class SessionAgent:
         self,
         w3: Web3,
         account: str,
-        key: LocalAccount | SessionKey,
+        key: BaseAccount | SessionKey,
         policy: SessionPolicy,
         *,
         chain_id: int | None = None,
         journal: RefusalJournal | None = None,
         outbox: Outbox | bool | None = True,
     ) -> None:
-        from smartkeys.keystore import SessionKey
+        from smartkeys.signers import as_signer
 
-        if isinstance(key, SessionKey):
-            key = key.account
-        if not isinstance(key, LocalAccount):
-            raise InvalidInputError("key", type(key).__name__, "an eth_account LocalAccount or a keystore.SessionKey",
-                                    "load it with smartkeys.keystore.load_keystore() or load_key_from_env()")
+        key = as_signer(key, "key")  # a LocalAccount (fast path), a SessionKey, or any BaseAccount adapter
         if key.address != policy.key:
             raise SmartKeysError(f"the session key {key.address} is not the policy's key {policy.key}")
         self.w3 = w3
@@ -966,12 +974,18 @@ class SessionAgent:
     def sign_user_op(self, op: PackedUserOperation) -> PackedUserOperation:
         return sign_user_op(op, self._key, ENTRY_POINT_V08, self.chain_id)
 
-    def send_user_op(self, calls: Sequence[Call], *, bundler: LocalAccount, intent: str | None = None) -> UserOpResult:
+    def send_user_op(self, calls: Sequence[Call], *, bundler: SelfBundler | BaseAccount,
+                     intent: str | None = None) -> UserOpResult:
         """Build, sign with the session key and self-bundle; raises the decoded revert if the calls fail.
 
+        ``bundler``: a :class:`~smartkeys.bundler.SelfBundler` or the account it wraps (sends ``handleOps``).
         Low level (no preflight), exactly once as :meth:`send_direct`: the signed operation goes to
         :attr:`outbox` before the bundle is sent, a fault after sending is settled by its userOpHash."""
+        from smartkeys.bundler import SelfBundler
+
         self._require_smartkeys()
+        if not isinstance(bundler, SelfBundler):
+            bundler = SelfBundler(bundler)
         calls = [c if isinstance(c, Call) else Call(c[0], c[1], c[2]) for c in calls]
         guard = self._guard(calls, intent, None)
         with self._journaled(calls, "user_op"), \
@@ -995,7 +1009,7 @@ class SessionAgent:
         value: int = 0,
         *,
         via: str = "user_op",
-        bundler: LocalAccount | BundlerClient | None = None,
+        bundler: Bundler | BaseAccount | None = None,
         expected_outflows: Mapping[str, int] | None = None,
         raise_on_failure: bool = True,
         intent: str | None = None,
@@ -1013,7 +1027,7 @@ class SessionAgent:
         amount: int,
         *,
         via: str = "user_op",
-        bundler: LocalAccount | BundlerClient | None = None,
+        bundler: Bundler | BaseAccount | None = None,
         raise_on_failure: bool = True,
         intent: str | None = None,
         on_submit: Callable[[Intent], None] | None = None,
@@ -1033,7 +1047,7 @@ class SessionAgent:
         calls: Sequence[Call | tuple[str, int, bytes]],
         *,
         via: str = "user_op",
-        bundler: LocalAccount | BundlerClient | None = None,
+        bundler: Bundler | BaseAccount | None = None,
         expected_outflows: Mapping[str, int] | None = None,
         raise_on_failure: bool = True,
         intent: str | None = None,
@@ -1045,8 +1059,10 @@ class SessionAgent:
            ``now`` = latest block timestamp + 1 (and, on the user-op path, the op's ``max_gas_cost()``): a
            refusal raises the contract's typed error before anything is signed or sent.
         2. ``via="direct"``: a transaction from the session key (:meth:`send_direct`; the key pays gas).
-           ``via="user_op"``: ``bundler`` is a funded ``LocalAccount`` (self-bundled ``handleOps``) or a
-           :class:`~smartkeys.bundler.BundlerClient` (estimate, sign, ``eth_sendUserOperation``, wait).
+           ``via="user_op"``: ``bundler`` is a :class:`~smartkeys.bundler.Bundler`:
+           :class:`~smartkeys.bundler.SelfBundler` (a funded account sends ``handleOps``; a bare account is
+           taken as one) or :class:`~smartkeys.bundler.BundlerClient` (estimate, sign,
+           ``eth_sendUserOperation``, wait).
         3. Returns an :class:`AgentReceipt`. A mined use whose calls reverted raises the decoded revert
            unless ``raise_on_failure`` is False (the receipt then has ``success=False``).
 
@@ -1077,19 +1093,12 @@ class SessionAgent:
             guard = self._guard(calls, intent, on_submit)
             with self._journaled(calls, "direct"), _typed_chain_errors(self.w3):
                 return self._direct(calls, expected_outflows, raise_on_failure, guard)
-        from smartkeys.bundler import BundlerClient
+        from smartkeys.bundler import as_bundler
 
-        if isinstance(bundler, BundlerClient):
-            guard = self._guard(calls, intent, on_submit)
-            with self._journaled(calls, "user_op"), _typed_chain_errors(self.w3):
-                return self._via_bundler(calls, bundler, expected_outflows, raise_on_failure, guard)
-        if isinstance(bundler, LocalAccount):
-            guard = self._guard(calls, intent, on_submit)
-            with self._journaled(calls, "user_op"), _typed_chain_errors(self.w3):
-                return self._self_bundled(calls, bundler, expected_outflows, raise_on_failure, guard)
-        raise InvalidInputError("bundler", type(bundler).__name__,
-                                "a funded LocalAccount (self-bundled) or a BundlerClient on the user-op path",
-                                "pass bundler=..., or use via='direct'")
+        way_out = as_bundler(bundler)
+        guard = self._guard(calls, intent, on_submit)
+        with self._journaled(calls, "user_op"), _typed_chain_errors(self.w3):
+            return way_out._submit_session_op(self, calls, expected_outflows, raise_on_failure, guard)
 
     def _preflight(self, calls: Sequence[Call], *, via_user_op: bool, op: PackedUserOperation | None,
                    expected_outflows: Mapping[str, int] | None, state: SessionState | None = None,
@@ -1174,7 +1183,7 @@ class SessionAgent:
         self._preflight(calls, via_user_op=True, op=op, expected_outflows=expected_outflows, state=state, now=now)
         return op, state, now
 
-    def _self_bundled(self, calls, bundler: LocalAccount, expected_outflows, raise_on_failure,
+    def _self_bundled(self, calls, bundler: SelfBundler, expected_outflows, raise_on_failure,
                       guard: IntentGuard) -> AgentReceipt:
         with lane_lock(self.chain_id, self.account, self.nonce_key, cross_process=shared_chain(self.w3)):
             guard.check_prior()
@@ -1193,7 +1202,7 @@ class SessionAgent:
 
             with lane_lock(self.chain_id, bundler.address, kind="tx", cross_process=shared_chain(self.w3)):
                 try:
-                    (result,) = self.entry_point.handle_ops([op], bundler, on_signed=record)
+                    (result,) = bundler.handle_ops(self.entry_point, [op], on_signed=record)
                 except transport_faults() as exc:
                     if guard.intent is None:  # failed before signing (a simulation refusal is typed; raise it)
                         raise
@@ -1328,7 +1337,7 @@ def _exactly_once(guard: IntentGuard, send: Callable[[], Any]) -> tuple[Any, Int
         return None, landed
 
 
-def _guarded_transaction(w3: Web3, guard: IntentGuard, account: LocalAccount, tx: dict, *, gas: int | None = None):
+def _guarded_transaction(w3: Web3, guard: IntentGuard, account: BaseAccount, tx: dict, *, gas: int | None = None):
     """:func:`~smartkeys.tx.send_transaction` through ``guard`` (recorded before sending; faults settled).
     The caller holds the sender's nonce lane lock and has run ``guard.check_prior()``. Returns the receipt."""
 
@@ -1349,8 +1358,8 @@ def _guarded_transaction(w3: Web3, guard: IntentGuard, account: LocalAccount, tx
 
 
 def _guarded_handle_ops(w3: Web3, entry_point: EntryPoint, guard: IntentGuard, op: PackedUserOperation,
-                        bundler: LocalAccount) -> UserOpResult:
-    """Self-bundle one signed ``op`` (``handleOps`` sent by ``bundler``) through ``guard``; the caller holds
+                        bundler: SelfBundler) -> UserOpResult:
+    """Self-bundle one signed ``op`` (``handleOps`` sent by ``bundler``'s account) through ``guard``; the caller holds
     the op's nonce lane lock and has run ``guard.check_prior()``. Returns its result (not raised)."""
     chain_id = guard.chain_id
     op_hash = user_op_hash(op, ENTRY_POINT_V08, chain_id)
@@ -1362,7 +1371,7 @@ def _guarded_handle_ops(w3: Web3, entry_point: EntryPoint, guard: IntentGuard, o
 
     def send() -> UserOpResult:
         with lane_lock(chain_id, bundler.address, kind="tx", cross_process=shared_chain(w3)):
-            (result,) = entry_point.handle_ops([op], bundler, on_signed=record)
+            (result,) = bundler.handle_ops(entry_point, [op], on_signed=record)
         return result
 
     result, landed = _exactly_once(guard, send)
@@ -1481,7 +1490,7 @@ def _status_word(w3: Web3, account: str, session_id: bytes) -> int:
 def choose_session(
     w3: Web3,
     account: str,
-    key: LocalAccount | SessionKey,
+    key: BaseAccount | SessionKey,
     policies: Sequence[SessionPolicy],
     calls: Sequence[Call],
     *,

@@ -28,6 +28,8 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.datastructures import SignedSetCodeAuthorization
+from eth_account.signers.base import BaseAccount
+from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions.set_code_transaction import Authorization
 from eth_keys.datatypes import Signature
 from eth_utils import to_checksum_address
@@ -170,7 +172,9 @@ def sign_authorization(
 ) -> SignedSetCodeAuthorization:
     """Sign an EIP-7702 authorization delegating ``account``'s code to ``delegate``.
 
-    ``account`` is a ``LocalAccount`` or a private key. ``nonce`` is the authority's account
+    ``account`` is a ``LocalAccount``, a private key, or any other eth-account ``BaseAccount`` (see
+    :func:`smartkeys.signers.sign_authorization_with`: its ``sign_authorization`` or ``unsafe_sign_hash``;
+    a remote signer over JSON-RPC raises :class:`~smartkeys.errors.SignerUnsupportedError`). ``nonce`` is the authority's account
     nonce as the node will see it when processing the tuple: use :func:`authorization_nonce`.
     ``delegate`` = the zero address clears the delegation. ``chain_id == 0`` (valid on every
     chain) is refused unless ``allow_any_chain=True``. The signature is low-s.
@@ -185,6 +189,10 @@ def sign_authorization(
         raise InvalidInputError(
             "nonce", nonce, "a nonce below 2**64 - 1 (EIP-7702)", "use authorization_nonce()"
         )
+    if isinstance(account, BaseAccount) and not isinstance(account, LocalAccount):
+        from smartkeys.signers import sign_authorization_with
+
+        return sign_authorization_with(account, chain_id, delegate, nonce)
     secret = _secret_bytes(account, "account")
     signed = Account.sign_authorization(
         {"chainId": chain_id, "address": delegate, "nonce": nonce}, secret

@@ -21,6 +21,18 @@ Errors (every one a :class:`~smartkeys.errors.SmartKeysError`)::
                                          the bundler refused the op: .code ("AA24"), .rpc_code (-32507),
                                          .inner (revert data decoded with decode_revert)
 
+The ``bundler=`` seam (how a user operation leaves the process): :class:`Bundler` is the protocol that
+:meth:`~smartkeys.account.Owner.send_user_op` and :meth:`~smartkeys.account.SessionAgent.batch` take, with
+two implementations side by side, as httpx separates transports:
+
+- :class:`SelfBundler`: a funded account (any eth-account ``BaseAccount``) signs and sends
+  ``EntryPoint.handleOps`` itself (the outbox records the signed bundle transaction, ``via="self_bundled"``);
+- :class:`BundlerClient`: an ERC-4337 bundler service (``eth_estimateUserOperationGas``,
+  ``eth_sendUserOperation``, ``eth_getUserOperationReceipt``; the outbox records the op, ``via="bundler"``).
+
+:func:`as_bundler` turns a bare account into a :class:`SelfBundler`: ``bundler=relayer`` keeps working as a
+shorthand for ``bundler=SelfBundler(relayer)``.
+
 Transport seam: ``transport`` is a callable taking the JSON-RPC request (a dict) and returning the decoded
 JSON response (a dict). It signals HTTP failures by raising :class:`BundlerHTTPError` (status, body,
 ``retry_after``), connection failures with ``OSError``/``ConnectionError`` and timeouts with
@@ -40,7 +52,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from eth_utils import to_checksum_address
 
@@ -59,7 +71,14 @@ from smartkeys.errors import (
 )
 from smartkeys.userop import PackedUserOperation
 
+if TYPE_CHECKING:
+    from eth_account.signers.base import BaseAccount
+
+    from smartkeys.account import AgentReceipt, Owner, SessionAgent
+    from smartkeys.entrypoint import UserOpResult
+
 __all__ = [
+    "Bundler",
     "BundlerClient",
     "BundlerConnectionError",
     "BundlerEntryPointError",
@@ -69,10 +88,12 @@ __all__ = [
     "BundlerTimeoutError",
     "BundlerUserOperationError",
     "GasEstimate",
+    "SelfBundler",
     "Transport",
     "UrllibTransport",
     "UserOperationByHash",
     "UserOperationReceipt",
+    "as_bundler",
 ]
 
 Transport = Callable[[dict[str, Any]], dict[str, Any]]
@@ -396,8 +417,98 @@ def _wire_op(op: PackedUserOperation) -> dict[str, Any]:
     return out
 
 
+@runtime_checkable
+class Bundler(Protocol):
+    """How a user operation leaves the process: the one type that ``bundler=`` takes.
+
+    ``via`` is what the outbox records for the intent (``"self_bundled"`` or ``"bundler"``), which decides how
+    :func:`smartkeys.outbox.settle` re-sends it. The two hooks run one owner operation or one session use
+    through this way out, with its exactly-once bookkeeping (:mod:`smartkeys.outbox`); they are called by
+    :class:`~smartkeys.account.Owner` and :class:`~smartkeys.account.SessionAgent`, not by users.
+    Implementations: :class:`SelfBundler`, :class:`BundlerClient`.
+    """
+
+    via: str
+
+    def _submit_owner_op(self, owner: Owner, calls: Any) -> UserOpResult: ...
+
+    def _submit_session_op(self, agent: SessionAgent, calls: Any, expected_outflows: Any, raise_on_failure: bool,
+                           guard: Any) -> AgentReceipt: ...
+
+
+class SelfBundler:
+    """Self-bundling: ``account`` (any funded eth-account ``BaseAccount``) signs and sends
+    ``EntryPoint.handleOps([op], beneficiary)`` itself and pays its gas; the account refunds it through the
+    EntryPoint (prefund). ``beneficiary`` (default: the account) receives that refund.
+
+    The bundle is simulated (estimated) before it is signed, so a refused operation raises its typed error and
+    nothing is sent; the signed bundle transaction is recorded in the outbox before it leaves the process.
+
+    >>> # agent.transfer(token, to, amount, bundler=SelfBundler(relayer))
+    """
+
+    via = "self_bundled"
+
+    def __init__(self, account: BaseAccount, *, beneficiary: str | None = None) -> None:
+        from smartkeys.signers import as_signer
+
+        self.account = as_signer(account, "bundler")
+        self.beneficiary = checked_address(beneficiary, "beneficiary") if beneficiary is not None else None
+
+    def __repr__(self) -> str:
+        return f"SelfBundler(account={self.account.address})"
+
+    @property
+    def address(self) -> str:
+        """The address that sends (and pays for) the bundles."""
+        return self.account.address
+
+    def handle_ops(self, entry_point: Any, ops: Any, *, on_signed: Any = None) -> list[UserOpResult]:
+        """``entry_point.handle_ops(ops, self.account)`` (:meth:`smartkeys.entrypoint.EntryPoint.handle_ops`)."""
+        return entry_point.handle_ops(ops, self.account, beneficiary=self.beneficiary, on_signed=on_signed)
+
+    def _submit_owner_op(self, owner: Owner, calls: Any) -> UserOpResult:
+        return owner._self_bundled(calls, self)
+
+    def _submit_session_op(self, agent: SessionAgent, calls: Any, expected_outflows: Any, raise_on_failure: bool,
+                           guard: Any) -> AgentReceipt:
+        return agent._self_bundled(calls, self, expected_outflows, raise_on_failure, guard)
+
+
+def as_bundler(value: Any, field: str = "bundler") -> Bundler:
+    """``value`` as a :class:`Bundler`: a :class:`SelfBundler` or :class:`BundlerClient` as is; a bare
+    eth-account ``BaseAccount`` (or ``SessionKey``) as ``SelfBundler(value)`` (the documented shorthand);
+    anything else raises :class:`~smartkeys.errors.InvalidInputError` naming ``field``."""
+    if isinstance(value, Bundler):
+        return value
+    from eth_account.signers.base import BaseAccount
+
+    from smartkeys.keystore import SessionKey
+
+    if isinstance(value, SessionKey):
+        value = value.account
+    if isinstance(value, BaseAccount):
+        return SelfBundler(value)
+    raise InvalidInputError(field, type(value).__name__,
+                            "a Bundler: SelfBundler(funded_account) or BundlerClient(url) (a bare funded account "
+                            "is taken as SelfBundler(account))",
+                            "pass bundler=SelfBundler(relayer) or bundler=BundlerClient(url), or use via='direct'")
+
+
 class BundlerClient:
-    """ERC-4337 bundler JSON-RPC client with retries and typed errors. Network helpers take it first."""
+    """ERC-4337 bundler JSON-RPC client with retries and typed errors. Network helpers take it first.
+
+    A :class:`Bundler`: ``bundler=BundlerClient(url)`` sends operations through the service (``via="bundler"``).
+    """
+
+    via = "bundler"
+
+    def _submit_owner_op(self, owner: Owner, calls: Any) -> UserOpResult:
+        return owner._via_bundler(calls, self)
+
+    def _submit_session_op(self, agent: SessionAgent, calls: Any, expected_outflows: Any, raise_on_failure: bool,
+                           guard: Any) -> AgentReceipt:
+        return agent._via_bundler(calls, self, expected_outflows, raise_on_failure, guard)
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from eth_account.signers.local import LocalAccount
+from eth_account.signers.base import BaseAccount
 from web3 import Web3
 
 from smartkeys import artifacts
@@ -72,7 +72,7 @@ class EntryPoint:
     def handle_ops(
         self,
         ops: Sequence[PackedUserOperation],
-        bundler: LocalAccount,
+        bundler: BaseAccount,
         *,
         beneficiary: str | None = None,
         gas: int | None = None,

@@ -10,6 +10,9 @@ Every exception smartkeys raises derives from :class:`SmartKeysError`::
     ├── NotDelegatedError                 the account does not run smartkeys: .account .delegation .runs
     ├── NoSessionAllowsError              none of a key's live sessions allows the action: .candidates
     ├── UnknownImplementationError (+ValueError)  delegation target is no known smartkeys deployment
+    ├── SignerError                       a signer (BaseAccount, remote signer) could not sign: .operation .signer
+    │   ├── SignerUnsupportedError        the signer has no way to sign this: .fix
+    │   └── SignerResponseError           a remote signer's answer does not match the request
     ├── DelegationError                   delegating cannot be done or did not take effect
     │   └── AuthorizationSkippedError     an EIP-7702 authorization the chain would skip / skipped: .auth_nonce
     ├── ErrorNotRegistered (+LookupError) get_error_class() knows no such error
@@ -95,6 +98,9 @@ __all__ = [
     "PanicError",
     "RevertError",
     "RevertReasonError",
+    "SignerError",
+    "SignerResponseError",
+    "SignerUnsupportedError",
     "SmartKeysError",
     "TransactionFailedError",
     "UnknownImplementationError",
@@ -329,6 +335,34 @@ class NoSessionAllowsError(SmartKeysError):
             f"({reasons}); nothing was sent; fix: pick one with --session ID (Python: policy_from_chain(w3, "
             "account, session_id)), or ask the owner for a grant that allows it"
         )
+
+
+class SignerError(SmartKeysError):
+    """A signer could not produce a signature smartkeys can use. Nothing was sent.
+
+    ``operation`` names what was to be signed (``"EIP-7702 authorization"``, ``"user operation"``,
+    ``"type-4 transaction"``...), ``signer`` the signer's repr (never a key), ``fix`` what to do.
+    """
+
+    def __init__(self, message: str, *, operation: str, signer: str, fix: str) -> None:
+        self.operation = operation
+        self.signer = signer
+        self.fix = fix
+        super().__init__(f"cannot sign the {operation} with {signer}: {message}; nothing was sent; fix: {fix}")
+
+
+class SignerUnsupportedError(SignerError):
+    """The signer has no way to sign this payload (a remote signer's JSON-RPC API has no method for it).
+
+    >>> str(SignerUnsupportedError("no JSON-RPC method signs a raw hash", operation="EIP-7702 authorization",
+    ...                            signer="JsonRpcSigner(0xab…)", fix="sign it with the keystore key once"))
+    'cannot sign the EIP-7702 authorization with JsonRpcSigner(0xab…): no JSON-RPC method signs a raw hash; nothing was sent; fix: sign it with the keystore key once'
+    """
+
+
+class SignerResponseError(SignerError):
+    """A signer answered, but not with what was asked: another address signed, another transaction came back,
+    or the answer is not a signature. Nothing signed by it was sent."""
 
 
 class DelegationError(SmartKeysError):

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from eth_abi import encode as abi_encode
 
+from eth_account.signers.base import BaseAccount
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
@@ -124,11 +125,14 @@ def _fees(w3: Web3, tx: dict) -> None:
     tx.setdefault("maxFeePerGas", max_fee)
 
 
-def prepare_transaction(w3: Web3, account: LocalAccount, tx: dict, *, gas: int | None = None) -> tuple[dict, Any]:
+def prepare_transaction(w3: Web3, account: BaseAccount, tx: dict, *, gas: int | None = None) -> tuple[dict, Any]:
     """Fill ``tx`` (nonce, chain id, fees, gas) and sign it: ``(filled tx, signed)``. Nothing is sent.
 
     The estimate is the simulation: if it reverts, the decoded custom error is raised and nothing is signed.
-    ``signed.hash`` is the transaction hash, known before anything leaves the process.
+    ``signed.hash`` is the transaction hash, known before anything leaves the process. ``account`` is any
+    eth-account ``BaseAccount``; one that is not a ``LocalAccount`` (a hardware-wallet, KMS or remote-signer
+    adapter) must return the very transaction asked, from its own address, else
+    :class:`~smartkeys.errors.SignerResponseError` (:func:`smartkeys.signers.check_signed_transaction`).
     """
     tx = dict(tx)
     if tx.get("to"):
@@ -150,7 +154,12 @@ def prepare_transaction(w3: Web3, account: LocalAccount, tx: dict, *, gas: int |
             raise decode_revert(revert_data_of(exc) or b"") from None
         tx["gas"] = estimate * _GAS_HEADROOM_NUM // _GAS_HEADROOM_DEN + _GAS_FLAT_MARGIN
     _require_funds(w3, tx, int(tx["gas"]))
-    return tx, account.sign_transaction(tx)
+    signed = account.sign_transaction(tx)
+    if not isinstance(account, LocalAccount):
+        from smartkeys.signers import check_signed_transaction
+
+        check_signed_transaction(account, tx, signed)
+    return tx, signed
 
 
 def _require_funds(w3: Web3, tx: dict, gas: int) -> None:
@@ -170,7 +179,7 @@ def _require_funds(w3: Web3, tx: dict, gas: int) -> None:
 
 def send_transaction(
     w3: Web3,
-    account: LocalAccount,
+    account: BaseAccount,
     tx: dict,
     *,
     gas: int | None = None,

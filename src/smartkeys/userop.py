@@ -37,6 +37,8 @@ from typing import Any
 
 import coincurve
 from eth_account.datastructures import SignedSetCodeAuthorization
+from eth_account.signers.base import BaseAccount
+from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
 from smartkeys.deployments import ENTRY_POINT_V08
@@ -642,7 +644,10 @@ def sign_user_op(
     ``ECDSA.tryRecover(userOpHash, signature)`` expects. Gas values above
     :data:`MAX_GAS_VALUE` are refused first (the EntryPoint would reject them with AA94).
     ``private_key_or_account``: a ``LocalAccount``, a ``coincurve.PrivateKey`` (fastest), an
-    eth-keys ``PrivateKey``, 32 bytes or hex. ``delegate``: see :func:`user_op_hash`.
+    eth-keys ``PrivateKey``, 32 bytes or hex, or any other eth-account ``BaseAccount`` (a hardware-wallet,
+    KMS or remote-signer adapter), which signs the op as EIP-712 typed data
+    (:func:`smartkeys.signers.sign_digest_typed`; the signature is checked to recover to its address).
+    ``delegate``: see :func:`user_op_hash`.
     """
     if not isinstance(op, PackedUserOperation):
         raise InvalidInputError("op", op, "a PackedUserOperation", "build one first")
@@ -653,6 +658,11 @@ def sign_user_op(
                 name, value, "at most 2**120 - 1 (EntryPoint v0.8 limit, AA94)",
                 "lower it; real gas values are far below this",
             )
+    if isinstance(private_key_or_account, BaseAccount) and not isinstance(private_key_or_account, LocalAccount):
+        from smartkeys.signers import sign_digest_typed, user_op_typed_data
+
+        typed = user_op_typed_data(op, entry_point, chain_id, delegate)
+        return op._with_signature(sign_digest_typed(private_key_or_account, typed, "user operation"))
     digest = user_op_hash(op, entry_point, chain_id, delegate)
     return op._with_signature(_sign_hash(_signing_key(private_key_or_account), digest))
 
