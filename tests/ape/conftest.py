@@ -1,6 +1,23 @@
-"""Fixtures for the Ape tests (run with `ape test` from ape/; see scripts/ape_test.sh)."""
+"""Fixtures for the Ape tests (run with `ape test` from the repository root; see scripts/ape_test.sh).
 
+tests/conftest.py (the project's own fixtures) is loaded here too, as the parent folder's conftest: its
+``chain`` and ``accounts`` (smartkeys' eth-tester chain) would shadow Ape's fixtures of the same names, so
+they are given back to Ape here."""
+
+import ape
 import pytest
+
+
+@pytest.fixture(scope="session")
+def accounts():
+    """Ape's test accounts (what Ape's own ``accounts`` fixture returns)."""
+    return ape.accounts.test_accounts
+
+
+@pytest.fixture(scope="session")
+def chain():
+    """Ape's chain manager (what Ape's own ``chain`` fixture returns)."""
+    return ape.chain
 
 
 @pytest.fixture(scope="session")
