@@ -5,11 +5,12 @@
 # Ape pins web3 7.x, so it gets its own virtual environment (.venv-ape) with smartkeys installed editable
 # (which also checks that the core library works on web3 7.16 / eth-account 0.13.7).
 # Needs `npm ci` done (solcjs, OpenZeppelin, account-abstraction, anvil in node_modules).
-#   --quick   compile and the EthTester run only (no anvil, no deploy); other arguments go to `ape test`.
+#   --quick   only `ape test` on EthTester (it compiles too): no separate compile, no anvil, no deploy.
+#   Other arguments go to `ape test`. SMARTKEYS_APE_VENV=DIR uses that Ape environment as it is (no installs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
-VENV="$ROOT/.venv-ape"
+VENV="${SMARTKEYS_APE_VENV:-$ROOT/.venv-ape}"
 QUICK=0
 if [ "${1:-}" = "--quick" ]; then QUICK=1; shift; fi
 
@@ -17,15 +18,20 @@ if [ ! -x node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil ] || [ ! -f node_
   echo "error: node_modules is incomplete; run \`npm ci\` first" >&2
   exit 1
 fi
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "== creating $VENV"
-  python3 -m venv "$VENV"
+if [ -n "${SMARTKEYS_APE_VENV:-}" ]; then
+  [ -x "$VENV/bin/ape" ] || { echo "error: SMARTKEYS_APE_VENV=$VENV has no bin/ape; run scripts/ape_test.sh without it first" >&2; exit 1; }
+  echo "== using the Ape environment $VENV as it is (SMARTKEYS_APE_VENV)"
+else
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "== creating $VENV"
+    python3 -m venv "$VENV"
+  fi
+  echo "== installing Ape (eth-ape 0.8.51, ape-foundry 0.8.12, ape-solidity 0.8.6) and smartkeys into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q eth-ape==0.8.51 ape-foundry==0.8.12 ape-solidity==0.8.6
+  "$VENV/bin/python" -m pip install -q -e .
+  "$VENV/bin/python" -m pip check
 fi
-echo "== installing Ape (eth-ape 0.8.51, ape-foundry 0.8.12, ape-solidity 0.8.6) and smartkeys into $VENV"
-"$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q eth-ape==0.8.51 ape-foundry==0.8.12 ape-solidity==0.8.6
-"$VENV/bin/python" -m pip install -q -e .
-"$VENV/bin/python" -m pip check
 
 # Ape's project folder. eth-ape 0.8.51 drops every source file whose absolute path has a folder named like one
 # of its built-in exclusions (ape.utils.misc.SOURCE_EXCLUDE_PATTERNS: .cache, .build, .git, ..., matched by
@@ -77,8 +83,10 @@ cd "$PROJECT"
 clean() { rm -rf "$PROJECT/.build" "$PROJECT/contracts/.cache"; }
 finish() { clean; if [ -n "$WORK" ]; then rm -rf "$WORK"; fi; }
 trap finish EXIT
-echo "== ape compile (ape-solidity -> tools/solc -> solcjs)"
-clean && "$VENV/bin/ape" compile --force
+if [ "$QUICK" = 0 ]; then
+  echo "== ape compile (ape-solidity -> tools/solc -> solcjs)"
+  clean && "$VENV/bin/ape" compile --force
+fi
 echo "== ape test on ape-test (EthTester)"
 clean && "$VENV/bin/ape" test -p no:cacheprovider "$@"
 if [ "$QUICK" = 1 ]; then exit 0; fi
