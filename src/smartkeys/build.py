@@ -131,7 +131,7 @@ def _solcx() -> Any:
         import solcx
         import solcx.exceptions
         import solcx.wrapper
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
+    except ImportError as exc:  # pragma: no cover - in the build and test extras
         raise BuildError(f"py-solc-x is not installed ({exc}); run `pip install -e '.[build]'` in {REPO_ROOT}") from exc
     return solcx
 
