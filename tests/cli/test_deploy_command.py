@@ -42,3 +42,9 @@ def test_deploy_with_a_bad_chain_id_is_a_usage_error():
     code, _, err = _run(["deploy", "--rpc-url", "http://127.0.0.1:9", "--chain-id", "mainnet"])
     assert code == 2
     assert "--chain-id" in err and "'mainnet'" in err
+
+
+def test_options_before_deploy_are_refused_with_where_they_go():
+    code, out, err = _run(["--json", "deploy"])
+    assert code == 2
+    assert "after the word deploy" in out + err and "smartkeys deploy --rpc-url" in out + err

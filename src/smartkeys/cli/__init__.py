@@ -201,9 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Listed here for `smartkeys --help`; main() hands `smartkeys deploy ARGS` to smartkeys.deploy.main, which
     # has its own options and exit codes (`smartkeys deploy --help`).
-    commands.add_parser("deploy", add_help=False,
-                        help="deploy EntryPoint v0.8 (where missing) and SmartKeysAccount at their deterministic "
-                             "addresses (own options and exit codes: `smartkeys deploy --help`)")
+    misplaced = commands.add_parser("deploy", add_help=False,
+                                    help="deploy EntryPoint v0.8 (where missing) and SmartKeysAccount at their "
+                                         "deterministic addresses (own options and exit codes: `smartkeys deploy "
+                                         "--help`)")
+    misplaced.set_defaults(func=_deploy_misplaced)  # reached only with options before the word deploy
 
     keys = commands.add_parser("keys", help="create, list and inspect encrypted keystores",
                                description="Encrypted (scrypt) keystores in the keys directory. Private keys "
@@ -365,6 +367,11 @@ def _deploy(argv: list[str], out: TextIO, err: TextIO) -> int:
             return deploy_main(argv, prog="smartkeys deploy")
         except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+
+def _deploy_misplaced(ctx: Any) -> Any:
+    raise CommandError("`deploy` takes only its own options, after the word deploy",
+                       hint="smartkeys deploy --rpc-url URL --chain-id ID [--json] (see `smartkeys deploy --help`)")
 
 
 def main(
