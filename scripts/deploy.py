@@ -1,15 +1,17 @@
-#!/usr/bin/env python3
-"""Deploy EntryPoint v0.8 (where missing) and SmartKeysAccount to a chain. See ``--help``.
+"""`ape run deploy --network ethereum:local:foundry` (from the repository root): deploy SmartKeysAccount
+(compiled by Ape) and delegate a test account to it with EIP-7702. For real networks use `smartkeys deploy`,
+which places the shipped artifacts at their deterministic CREATE2 addresses."""
 
-    SMARTKEYS_DEPLOYER_KEY=0x… python scripts/deploy.py --rpc-url http://127.0.0.1:8545 --chain-id 31337
-    python scripts/deploy.py --rpc-url $RPC --chain-id 8453 --keystore deployer.json --dry-run
+from ape import accounts, chain, project
 
-The logic lives in :mod:`smartkeys.deploy`.
-"""
 
-import sys
-
-from smartkeys.deploy import main
-
-if __name__ == "__main__":
-    sys.exit(main())
+def main():
+    deployer = accounts.test_accounts[0]
+    implementation = deployer.deploy(project.SmartKeysAccount)
+    print(f"SmartKeysAccount deployed at {implementation.address} on chain {chain.chain_id}")
+    owner = accounts.test_accounts[1]
+    owner.set_delegate(implementation)
+    code = bytes(chain.provider.get_code(owner.address))
+    assert code == bytes.fromhex("ef0100") + bytes.fromhex(implementation.address[2:]), code.hex()
+    account = project.SmartKeysAccount.at(owner.address)
+    print(f"{owner.address} delegated to it; entryPoint() = {account.entryPoint()}")

@@ -3,7 +3,8 @@
 #   - a virtual environment in .venv with smartkeys and its test extras
 #   - the pinned Solidity toolchain from package-lock.json (solcjs; used by the artifact check)
 #   - the shipped-artifacts check, then pytest on eth-tester (with the Alto bundler and deploy e2e tests),
-#     then the chain tests on anvil, then the Ape project in its own venv (Ape pins web3 7.x)
+#     then the chain tests on anvil, then the Ape project in its own venv (Ape pins web3 7.x), also from a
+#     copy of the checkout under a hidden folder
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,3 +36,15 @@ echo "== running the chain tests again on a real anvil node (npm @foundry-rs/anv
 
 echo "== Ape: compile with tools/solc via ape-solidity, ape test (EthTester + anvil), ape run deploy (own venv .venv-ape)"
 bash scripts/ape_test.sh
+
+# A clone in ~/.cache/... is a real case, and eth-ape ignores every source under a folder named .cache
+# (scripts/ape_test.sh explains): run the Ape tests once more from a copy of this checkout under one.
+HIDDEN_PARENT="$(mktemp -d)"
+trap 'rm -rf "$HIDDEN_PARENT"' EXIT
+HIDDEN="$HIDDEN_PARENT/.cache/smartkeys"
+echo "== Ape from a checkout under a hidden folder ($HIDDEN): ape test on EthTester"
+mkdir -p "$HIDDEN"
+tar -cf - --exclude=./.git --exclude=./.venv --exclude=./.venv-ape --exclude=./node_modules \
+  --exclude=./.hypothesis --exclude=./.build . | tar -xf - -C "$HIDDEN"
+ln -s "$PWD/node_modules" "$HIDDEN/node_modules"
+SMARTKEYS_APE_VENV="$PWD/.venv-ape" bash "$HIDDEN/scripts/ape_test.sh" --quick

@@ -67,6 +67,24 @@ def pytest_addoption(parser):
     )
 
 
+#: The Ape project's tests. Ape's tests folder is tests/ (fixed in eth-ape 0.8.51: ``project.tests_folder``), and
+#: `ape test` runs pytest with this repository's settings (pyproject.toml: testpaths = tests), so each run
+#: picks its own tests here: `ape test` only tests/ape, this project's pytest everything but tests/ape.
+_APE_TESTS = Path(__file__).resolve().parent / "ape"
+
+
+def pytest_ignore_collect(collection_path, config):
+    # Ape's pytest plugin registers "ape-fixtures" when it configures a run (`ape test`, or pytest in .venv-ape).
+    under_ape = config.pluginmanager.has_plugin("ape-fixtures")
+    path = Path(collection_path).resolve()
+    in_ape_tests = path == _APE_TESTS or _APE_TESTS in path.parents
+    if under_ape:
+        if in_ape_tests or path == _APE_TESTS.parent or _APE_TESTS.parent not in path.parents:
+            return None
+        return True  # the project's own suite: needs the main .venv's packages and chain fixtures
+    return True if in_ape_tests else None
+
+
 @pytest.fixture(scope="session")
 def smartkeys_chain_backend(request) -> str:
     """``--chain``, else the plugin's ``--smartkeys-chain``, else ``SMARTKEYS_TEST_CHAIN``, else eth-tester."""

@@ -464,7 +464,7 @@ class Owner:
         if not self.w3.eth.get_code(self.implementation):
             raise DelegationError(
                 f"no smartkeys account code at {self.implementation} on chain {self.chain_id}; "
-                "fix: deploy it first (scripts/deploy.py, or start_local_chain(deploy_smartkeys=True))"
+                "fix: deploy it first (`smartkeys deploy`, or start_local_chain(deploy_smartkeys=True))"
             )
         data = b""
         if not keep_sessions and self._had_sessions(from_block):

@@ -3,12 +3,14 @@
     python -m smartkeys.build            # compile contracts/ and write src/smartkeys/artifacts/
     python -m smartkeys.build --check    # compile into memory, compare with the shipped files
 
-This is a developer tool: it needs Node.js and the pinned npm toolchain (``npm ci`` in the
-repository root installs solc 0.8.30 (solcjs), OpenZeppelin and account-abstraction). Users
+This is a developer tool: it needs Node.js, the pinned npm toolchain (``npm ci`` in the
+repository root installs solc 0.8.30 (solcjs), OpenZeppelin and account-abstraction) and py-solc-x
+(the ``build`` extra, also in ``test``). Users
 of the package never run it; they load the shipped JSON through :mod:`smartkeys.artifacts`.
 Importing this module needs neither node nor node_modules.
 
-Compilation always goes through ``tools/solc``, the native-CLI emulation over solcjs, so the
+Compilation always goes through ``tools/solc``, the native-CLI emulation over solcjs, driven by
+py-solc-x (``solcx.compile_standard`` with ``solc_binary=tools/solc``, as ape-solidity drives it), so the
 shim is exercised on every build. Source unit names are ``contracts/<path>`` and imports are
 remapped to ``node_modules/``, so the bytecode (which embeds a metadata hash of every source)
 is the same on every machine and for a copy of ``contracts/`` in any directory.
@@ -122,26 +124,16 @@ def _node() -> str:
     return node
 
 
-def _run_shim(args: list[str], *, input_text: str | None = None, cwd: Path | None = None) -> str:
-    node = _node()
+def _solcx() -> Any:
+    """py-solc-x (the Python wrapper of the solc command line), imported on use: importing this module must
+    not need it."""
     try:
-        proc = subprocess.run(
-            [node, str(SHIM), *args],
-            input=input_text,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            cwd=str(cwd) if cwd else None,
-            timeout=900,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BuildError(f"{SHIM} {' '.join(args)} timed out after {exc.timeout} s") from exc
-    if proc.returncode != 0:
-        raise BuildError(
-            f"{SHIM} {' '.join(args)} exited with {proc.returncode}:\n{proc.stderr.strip()}"
-        )
-    return proc.stdout
+        import solcx
+        import solcx.exceptions
+        import solcx.wrapper
+    except ImportError as exc:  # pragma: no cover - in the build and test extras
+        raise BuildError(f"py-solc-x is not installed ({exc}); run `pip install -e '.[build]'` in {REPO_ROOT}") from exc
+    return solcx
 
 
 _VERSION: str | None = None
@@ -149,19 +141,16 @@ _VERSION: str | None = None
 
 def compiler_version() -> str:
     """The compiler's long version, e.g. ``0.8.30+commit.73712a01`` (no platform suffix:
-    solcjs and a native build of the same commit produce the same bytecode)."""
+    solcjs and a native build of the same commit produce the same bytecode), read by py-solc-x from
+    ``tools/solc --version``."""
     global _VERSION
     if _VERSION is None:
-        text = _run_shim(["--version"])
-        for line in text.splitlines():
-            if line.startswith("Version: "):
-                full = line[len("Version: "):].strip()
-                # "0.8.30+commit.73712a01.Linux.g++" -> "0.8.30+commit.73712a01"
-                head, sep, tail = full.partition("+commit.")
-                _VERSION = head + sep + tail.split(".")[0] if sep else full
-                break
-        else:
-            raise BuildError(f"unexpected `solc --version` output from {SHIM}: {text!r}")
+        _node()
+        solcx = _solcx()
+        try:
+            _VERSION = solcx.wrapper.get_version_str_from_solc_binary(SHIM)
+        except (solcx.exceptions.SolcError, subprocess.CalledProcessError, OSError) as exc:
+            raise BuildError(f"`{SHIM} --version` failed: {exc}") from exc
     return _VERSION
 
 
@@ -231,21 +220,26 @@ def compile_contracts(
         )
     started = time.monotonic()
     base = contracts_dir.parent
-    raw = _run_shim(
-        ["--standard-json", "--base-path", str(base), "--allow-paths", str(base)],
-        input_text=json.dumps(standard_input),
-        cwd=base,
-    )
+    solcx = _solcx()
+    try:
+        # py-solc-x runs `tools/solc --standard-json --base-path BASE --allow-paths BASE` with the input on stdin
+        # and raises SolcError, carrying the compiler's diagnostics, when one of them is an error.
+        output = solcx.compile_standard(
+            standard_input, base_path=base, allow_paths=[base], solc_binary=SHIM
+        )
+        diagnostics = output.get("errors", [])
+    except solcx.exceptions.SolcError as exc:
+        if not exc.error_dict:  # the shim itself failed (exit status, no JSON)
+            raise BuildError(f"{SHIM} --standard-json failed: {exc}") from exc
+        output, diagnostics = {}, exc.error_dict
+    except json.JSONDecodeError as exc:
+        raise BuildError(f"{SHIM} printed invalid JSON ({exc})") from exc
     elapsed = time.monotonic() - started
     if not quiet:
         print(f" done in {elapsed:.1f} s", file=sys.stderr, flush=True)
-    try:
-        output = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BuildError(f"{SHIM} printed invalid JSON ({exc}); first bytes: {raw[:200]!r}") from exc
 
     errors, warnings = [], []
-    for diag in output.get("errors", []):
+    for diag in diagnostics:
         (errors if diag.get("severity") == "error" else warnings).append(diag)
     for diag in warnings:
         _log(_format_diagnostic(diag, sources) + "\n")

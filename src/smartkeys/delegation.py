@@ -2,7 +2,7 @@
 
 - :func:`known_implementations` lists the smartkeys account deployments trusted on a chain: the canonical
   CREATE2 address (same on every chain) and the ``SmartKeysAccount`` entry of ``deployments/<chainId>.json``
-  written by ``scripts/deploy.py``.
+  written by ``smartkeys deploy``.
 - :func:`implementation_name` gives a readable name for a delegation target (``smartkeys``,
   ``Simple7702Account``, or the address).
 - :func:`require_smartkeys` raises :class:`~smartkeys.errors.NotDelegatedError` when an account does not run

@@ -581,7 +581,7 @@ def deploy(
 
 
 # --------------------------------------------------------------------------------------------
-# command line (scripts/deploy.py is a thin wrapper around main)
+# command line (`smartkeys deploy` runs main)
 # --------------------------------------------------------------------------------------------
 
 KEY_ENV_VAR = "SMARTKEYS_DEPLOYER_KEY"
@@ -637,11 +637,11 @@ def load_deployer_key(
     return load_key_from_env(KEY_ENV_VAR, environ=env).account
 
 
-def _build_parser() -> Any:
+def _build_parser(prog: str = "smartkeys deploy") -> Any:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="deploy.py",
+        prog=prog,
         description="Deploy EntryPoint v0.8 (where missing) and SmartKeysAccount at their deterministic "
         "addresses through the deterministic deployment proxy. Idempotent: what is already there is verified "
         "and not sent again.",
@@ -663,14 +663,15 @@ def _build_parser() -> Any:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The deploy command. Progress lines go to stderr; the summary (or ``--json``) to stdout."""
+def main(argv: list[str] | None = None, *, prog: str = "smartkeys deploy") -> int:
+    """The deploy command (``smartkeys deploy``). Progress lines go to stderr; the summary (or ``--json``) to
+    stdout. Returns an ``EXIT_*`` code of this module; argparse exits (SystemExit 2) on a usage error."""
     import sys
 
     from smartkeys.errors import ChainMismatchError
     from smartkeys.keystore import KeystoreError
 
-    args = _build_parser().parse_args(argv)
+    args = _build_parser(prog).parse_args(argv)
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

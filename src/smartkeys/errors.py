@@ -313,7 +313,7 @@ class UnknownImplementationError(SmartKeysError, ValueError):
             f"field 'implementation': expected a smartkeys account deployment on chain {chain_id} "
             f"({', '.join(self.known) or 'none known'}), got {implementation}; delegating an EOA hands that code "
             "full control of the account; fix: leave implementation unset (the canonical smartkeys address), "
-            "record your deployment in deployments/<chainId>.json (scripts/deploy.py), or, only for code you "
+            "record your deployment in deployments/<chainId>.json (`smartkeys deploy`), or, only for code you "
             "audited, pass dangerously_allow_unknown_implementation=True"
         )
 

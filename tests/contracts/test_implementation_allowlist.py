@@ -55,7 +55,7 @@ def test_explicit_opt_in_delegates_to_the_reference_account(chain, no_deployment
 
 
 def test_the_canonical_address_and_the_chains_deployments_file_are_accepted(chain, tmp_path, monkeypatch):
-    recorded = chain.accounts[6].address  # what scripts/deploy.py would have written for this chain
+    recorded = chain.accounts[6].address  # what `smartkeys deploy` would have written for this chain
     (tmp_path / f"{chain.chain_id}.json").write_text(json.dumps(
         {"chain_id": chain.chain_id, "contracts": {"SmartKeysAccount": {"address": recorded}}}))
     (tmp_path / "1.json").write_text(json.dumps(

@@ -1,4 +1,4 @@
-"""``scripts/deploy.py`` as an operator runs it, against a fresh bare anvil node.
+"""``smartkeys deploy`` as an operator runs it, against a fresh bare anvil node.
 
 Each test starts its own anvil (npm ``@foundry-rs/anvil-linux-amd64``, Prague) on a free loopback port, with
 nothing deployed but what anvil ships (the deterministic deployment proxy), and runs the real command in a
@@ -33,7 +33,6 @@ from smartkeys.keystore import save_keystore
 from smartkeys.localchain import find_anvil
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "deploy.py"
 CHAIN_ID = 31337
 # anvil's dev account #1 (public test key of the "test test ... junk" mnemonic)
 DEPLOYER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
@@ -86,7 +85,7 @@ def run_deploy(*args: str, env: dict[str, str] | None = None, key: str | None = 
         full_env["SMARTKEYS_DEPLOYER_KEY"] = key
     full_env.update(env or {})
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "smartkeys", "deploy", *args], capture_output=True, text=True, timeout=120,
         env=full_env, stdin=subprocess.DEVNULL,
     )
     output = result.stdout + result.stderr

@@ -252,3 +252,33 @@ def test_importing_build_needs_no_node(tmp_path):
     assert proc.returncode == 0, proc.stderr
     if any(build.CONTRACTS_DIR.rglob("*.sol")):
         assert "BuildError:" in proc.stdout and "npm ci" in proc.stdout, proc.stdout
+
+
+@needs_toolchain
+def test_compile_goes_through_py_solc_x_and_reports_errors_with_file_and_line(tmp_path, monkeypatch):
+    import solcx
+
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    (contracts / "Fine.sol").write_text(
+        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\ncontract Fine { }\n")
+    (contracts / "Broken.sol").write_text(
+        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\n"
+        "contract Broken { function f() external pure returns (uint256) { return undefinedName; } }\n")
+    calls = []
+    real = solcx.compile_standard
+
+    def spy(input_data, **kwargs):
+        calls.append(kwargs)
+        return real(input_data, **kwargs)
+
+    monkeypatch.setattr(solcx, "compile_standard", spy)
+    with pytest.raises(build.BuildError) as info:
+        build.compile_contracts(contracts, quiet=True)
+    message = str(info.value)
+    assert "1 error(s)" in message
+    assert "contracts/Broken.sol:3" in message and "undefinedName" in message
+    assert "Fine.sol" not in message
+    [kwargs] = calls
+    assert Path(kwargs["solc_binary"]) == build.SHIM
+    assert Path(kwargs["base_path"]) == tmp_path

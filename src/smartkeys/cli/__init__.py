@@ -199,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--bundler", action="store_true", help="also start a local ERC-4337 bundler (Alto)")
     node.add_argument("--bundler-port", type=int, default=None, metavar="PORT", help="bundler port (default: free)")
 
+    # Listed here for `smartkeys --help`; main() hands `smartkeys deploy ARGS` to smartkeys.deploy.main, which
+    # has its own options and exit codes (`smartkeys deploy --help`).
+    misplaced = commands.add_parser("deploy", add_help=False,
+                                    help="deploy EntryPoint v0.8 (where missing) and SmartKeysAccount at their "
+                                         "deterministic addresses (own options and exit codes: `smartkeys deploy "
+                                         "--help`)")
+    misplaced.set_defaults(func=_deploy_misplaced)  # reached only with options before the word deploy
+
     keys = commands.add_parser("keys", help="create, list and inspect encrypted keystores",
                                description="Encrypted (scrypt) keystores in the keys directory. Private keys "
                                "are never printed.")
@@ -360,6 +368,24 @@ def _threshold_options(sub: argparse.ArgumentParser) -> None:
                        help="flag one use taking this fraction of a cap or of what is left (default 0.9)")
 
 
+def _deploy(argv: list[str], out: TextIO, err: TextIO) -> int:
+    """``smartkeys deploy ARGS``: :func:`smartkeys.deploy.main`, with its own options and exit codes."""
+    import contextlib
+
+    from smartkeys.deploy import main as deploy_main
+
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            return deploy_main(argv, prog="smartkeys deploy")
+        except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+
+def _deploy_misplaced(ctx: Any) -> Any:
+    raise CommandError("`deploy` takes only its own options, after the word deploy",
+                       hint="smartkeys deploy --rpc-url URL --chain-id ID [--json] (see `smartkeys deploy --help`)")
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -375,6 +401,8 @@ def main(
     stdin = stdin or sys.stdin
     env = dict(os.environ if env is None else env)
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["deploy"]:
+        return _deploy(argv[1:], out, err)
     _Parser.streams = (out, err)
     parser = build_parser()
     json_mode = "--json" in argv
