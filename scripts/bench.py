@@ -38,12 +38,14 @@ except ImportError:  # running from a checkout without an install
     sys.path.insert(0, str(ROOT / "src"))
 
 from smartkeys.benchmarks import (  # noqa: E402
+    DELTAS,
     GAS_TOLERANCE,
     PEERS,
     RATIOS,
     SNAPSHOT_UPDATE_HINT,
     TARGETS,
     Timing,
+    deltas,
     e2e_grant_use_revoke,
     measure_gas,
     preflight_rates,
@@ -121,6 +123,8 @@ def metadata(chain_backend: str, anvil_path: str | None, args: argparse.Namespac
 def _fmt(figure: str, value: float) -> str:
     if figure.startswith("ratio."):
         return f"{value:.3f}"
+    if figure.startswith("delta."):
+        return f"{value:+,}"
     if figure.startswith("e2e."):
         return f"{value:.3f}"
     if isinstance(value, int) or figure.startswith("py."):
@@ -143,6 +147,10 @@ def table(figures: dict[str, float]) -> str:
         lines.append(f"{name:<{width}}{_fmt(name, value):>12}  {unit_of(name):<9}{vs:>12}  {tgt:<12}{met:<8}")
     lines += ["", "vs baseline: the figure divided by the figure it is compared with:"]
     lines += [f"  {num} / {den}" for num, den in sorted(BASELINE_OF.items()) if num in figures and den in figures]
+    shown_deltas = [(name, a, b) for name, (a, b) in DELTAS.items() if name in figures]
+    if shown_deltas:
+        lines += ["delta.X: gas of one figure minus another, both from this run:"]
+        lines += [f"  {name} = {a} - {b}" for name, a, b in shown_deltas]
     lines += [
         "gas.X: the transaction's gasUsed (a user op: the handleOps bundle holding only that op);",
         "gas.X.actual: the EntryPoint's actualGasUsed (with preVerificationGas, without the bundle's intrinsic gas).",
@@ -226,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ratio_values = ratios(figures)
     figures.update(ratio_values)
-    order = [k for k in figures if k.startswith("gas.")] + list(ratio_values) + \
+    delta_values = deltas(figures)
+    figures.update(delta_values)
+    order = [k for k in figures if k.startswith("gas.")] + list(delta_values) + list(ratio_values) + \
         [k for k in figures if k.startswith(("py.", "e2e."))]
     figures = {k: figures[k] for k in order}
 
@@ -243,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             "figures": figures,
             "units": {k: unit_of(k) for k in figures},
             "ratios": {name: {"numerator": n, "denominator": d} for name, (n, d) in RATIOS.items()
+                       if name in figures},
+            "deltas": {name: {"minuend": a, "subtrahend": b} for name, (a, b) in DELTAS.items()
                        if name in figures},
             "targets": {t.figure: {"target": str(t), "value": figures[t.figure], "met": t.met(figures[t.figure])}
                         for t in TARGETS if t.figure in figures},

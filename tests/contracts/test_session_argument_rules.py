@@ -68,6 +68,26 @@ def test_one_of_recipient_list_allows_each_listed_address_and_refuses_an_unliste
     check_violation(e, token.address, TRANSFER, 0, RuleOp.ONE_OF, int(ATTACKER, 16))
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 4])
+def test_address_scan_reads_exactly_its_list_for_odd_and_even_counts(run, agent_for, token, count):
+    """The address scan checks two values per turn: an odd count must not read one field past its list.
+
+    The 20 bytes right after the list are the next rule's head and the start of its bound; a recipient equal to
+    them is refused, and every listed address (each position of the pair loop) is allowed.
+    """
+    listed = [to_checksum_address(f"0x{0x2000 + i:040x}") for i in range(count)]
+    bound = int("ab" * 32, 16)
+    after = to_checksum_address("0x" + (bytes([1, 2, 0x1F]) + bound.to_bytes(32, "big")[:17]).hex())
+    agent = transfer_agent(agent_for, token, rule(0, RuleOp.ONE_OF, "address", *listed),
+                           rule(1, RuleOp.LE, "uint256", bound))
+    for who in listed:
+        before = token.functions.balanceOf(who).call()
+        run(agent, [tcall(token, "transfer", who, 3)])
+        assert token.functions.balanceOf(who).call() == before + 3
+    e = run.refused(agent, [tcall(token, "transfer", after, 1)], "ArgumentRuleViolated", watch(token, after))
+    check_violation(e, token.address, TRANSFER, 0, RuleOp.ONE_OF, int(after, 16))
+
+
 def test_dirty_high_bits_on_a_listed_address_are_refused(run, agent_for, token):
     """A truncating token would send to the listed address's low 20 bytes: the word must be canonical."""
     agent = transfer_agent(agent_for, token, rule(0, RuleOp.ONE_OF, "address", RECIPIENT))

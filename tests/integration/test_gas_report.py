@@ -32,6 +32,7 @@ REQUIRED_GAS = {
     "gas.session_erc20_direct.smartkeys",
 }
 REQUIRED_RATIOS = {"ratio.session_userop_vs_simple7702_owner", "ratio.session_direct_vs_plain_eoa"}
+REQUIRED_DELTAS = {"delta.session_userop_rules3_vs_no_rules", "delta.session_userop_rules16_vs_no_rules"}
 REQUIRED_TIMES = {
     "py.userops_signed_per_s",
     "py.raw_sign_per_s",
@@ -40,7 +41,7 @@ REQUIRED_TIMES = {
 }
 TARGETED = {
     "ratio.session_userop_vs_simple7702_owner", "ratio.session_direct_vs_plain_eoa", "gas.grant_session",
-    "gas.revoke_session", "py.userops_signed_per_s", "py.preflight_checks_per_s",
+    "gas.revoke_session", "py.userops_signed_per_s", "py.preflight_checks_per_s", *REQUIRED_DELTAS,
 }
 
 
@@ -61,7 +62,7 @@ def report(tmp_path_factory):
 def test_results_have_every_required_figure(report):
     _stdout, data = report
     figures = data["figures"]
-    missing = (REQUIRED_GAS | REQUIRED_RATIOS | REQUIRED_TIMES) - set(figures)
+    missing = (REQUIRED_GAS | REQUIRED_RATIOS | REQUIRED_DELTAS | REQUIRED_TIMES) - set(figures)
     assert missing == set()
     bad = {k: v for k, v in figures.items() if k.startswith("gas.") and (type(v) is not int or v <= 0)}
     assert bad == {}
@@ -87,6 +88,19 @@ def test_every_ratio_is_computed_from_the_figures_of_the_run(report):
         assert figures[name] == pytest.approx(figures[num] / figures[den], abs=5e-5), name
 
 
+def test_every_delta_is_computed_from_the_figures_of_the_run(report):
+    """Issue 12's targets are increases over the same op without rules measured in the same run, never a
+    baseline figure written down once."""
+    _stdout, data = report
+    figures, deltas = data["figures"], data["deltas"]
+    assert REQUIRED_DELTAS <= set(deltas)
+    for name, d in deltas.items():
+        a, b = d["minuend"], d["subtrahend"]
+        assert a != b and a.startswith("gas.") and b.startswith("gas."), name
+        assert figures[name] == figures[a] - figures[b], name
+        assert data["units"][name] == "gas"
+
+
 def test_targets_are_judged_on_the_figures_of_the_run(report):
     _stdout, data = report
     targets = data["targets"]
@@ -105,6 +119,8 @@ def test_printed_table_shows_figures_and_targets(report):
         assert f"{figures[name]:,}" in stdout, name
     for name in REQUIRED_RATIOS:
         assert f"{figures[name]:.3f}" in stdout, name
+    for name in REQUIRED_DELTAS:
+        assert f"{figures[name]:+,}" in stdout, name
     assert "<= 1.15x" in stdout and ">= 100,000" in stdout
     rows: dict[str, str] = {}
     for line in stdout.splitlines():
