@@ -26,6 +26,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata as _md
 from pathlib import Path
@@ -189,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="time per throughput figure (default 2)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per time figure (default 5)")
     args = parser.parse_args(argv)
+    # The benchmark's chains are thrown away at the end: so are the agents' outboxes (exactly-once records),
+    # which otherwise land in the user's ~/.smartkeys.
+    home = tempfile.TemporaryDirectory(prefix="smartkeys-bench-")
+    os.environ.setdefault("SMARTKEYS_HOME", home.name)
 
     if args.update_snapshot and args.chain != "eth-tester":
         parser.error("the gas snapshot is defined on eth-tester: drop --chain anvil")
