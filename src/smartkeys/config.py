@@ -15,6 +15,7 @@ setting            flag                 environment           default
 ``keystore``       ``--keystore``       SMARTKEYS_KEYSTORE    none (owner keystore: a path or a label)
 ``account``        ``--account``        SMARTKEYS_ACCOUNT     the owner keystore's address
 ``bundler_url``    ``--bundler-url``    SMARTKEYS_BUNDLER_URL none (self-bundled user operations)
+``signer_url``     ``--signer-url``     SMARTKEYS_SIGNER_URL  none (the owner signs with its keystore)
 =================  ===================  ====================  =====================================
 
 The project file is TOML with these keys at top level (or under a ``[smartkeys]`` table). Relative paths in
@@ -72,10 +73,12 @@ ENV_VARS: Mapping[str, str] = {
     "keystore": "SMARTKEYS_KEYSTORE",
     "account": "SMARTKEYS_ACCOUNT",
     "bundler_url": "SMARTKEYS_BUNDLER_URL",
+    "signer_url": "SMARTKEYS_SIGNER_URL",
 }
 #: setting -> widely used environment variable, read after the project file (before the default)
 FALLBACK_ENV_VARS: Mapping[str, str] = {"rpc_url": "ETH_RPC_URL"}
 _FLAGS = {name: "--" + name.replace("_", "-") for name in ENV_VARS}
+_URLS = ("rpc_url", "bundler_url", "signer_url")  # may carry credentials: printed redacted
 _PATHS = ("home", "keys_dir")  # anchored to the working directory (flags, env) or the file's directory
 _SECRET_WORDS = ("password", "passphrase", "private", "secret", "mnemonic", "seed")
 
@@ -108,17 +111,19 @@ class Config:
     keystore: Setting
     account: Setting
     bundler_url: Setting
+    signer_url: Setting
     config_file: str | None = None
     warnings: tuple[str, ...] = field(default=())
 
     def settings(self) -> list[Setting]:
-        return [self.rpc_url, self.chain_id, self.home, self.keys_dir, self.keystore, self.account, self.bundler_url]
+        return [self.rpc_url, self.chain_id, self.home, self.keys_dir, self.keystore, self.account, self.bundler_url,
+                self.signer_url]
 
     def to_dict(self) -> dict[str, Any]:
         """``{name: {"value": ..., "source": ...}}`` plus ``config_file``; safe to print."""
         out: dict[str, Any] = {}
         for s in self.settings():
-            value = redact_url(s.value) if s.name in ("rpc_url", "bundler_url") and s.value else s.value
+            value = redact_url(s.value) if s.name in _URLS and s.value else s.value
             out[s.name] = {"value": _plain(value), "source": s.source}
         out["config_file"] = self.config_file
         return out
@@ -243,7 +248,15 @@ def _check(name: str, value: Any, where: str) -> Any:
             return checked_address(text, where, allow_zero=False)
         except InvalidInputError as exc:
             raise ConfigError(where, text, exc.expected, exc.hint) from None
-    if name in ("rpc_url", "bundler_url"):
+    if name == "signer_url":
+        from smartkeys.signers import parse_signer_url
+
+        try:
+            parse_signer_url(text)
+        except InvalidInputError as exc:
+            raise ConfigError(where, redact_url(text), exc.expected, exc.hint) from None
+        return text
+    if name in _URLS:
         if "://" not in text:
             raise ConfigError(where, redact_url(text), "a URL like http://127.0.0.1:8545",
                               "add the scheme (http:// or https://)")

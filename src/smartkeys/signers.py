@@ -65,6 +65,7 @@ __all__ = [
     "BaseAccount",
     "JsonRpcSigner",
     "as_signer",
+    "parse_signer_url",
     "sign_authorization_with",
     "sign_digest_typed",
     "user_op_typed_data",
@@ -296,6 +297,22 @@ _METHODS = {
 
 _OPERATIONS = {"accounts": "account list request", "transaction": "transaction", "typed_data": "EIP-712 typed data",
                "personal": "personal message"}
+
+
+def parse_signer_url(url: str) -> tuple[str, str]:
+    """``(api, endpoint)`` of a remote signer setting (the CLI's ``--signer-url``): ``http(s)://host:port``
+    is the ``"eth"`` API; ``clef+http://...`` and ``web3signer+https://...`` name the API in the scheme, the
+    way database URLs name their driver. Raises :class:`~smartkeys.errors.InvalidInputError` (field
+    ``signer_url``) for anything else."""
+    scheme, sep, rest = url.strip().partition("://")
+    api, plus, transport = scheme.rpartition("+")
+    api = api if plus else "eth"
+    if not sep or transport not in ("http", "https") or api not in _METHODS or not rest:
+        raise InvalidInputError("signer_url", url.split("://")[0] + "://…" if sep else "…",
+                                "a signer URL: http(s)://host:port, clef+http://… or web3signer+https://…",
+                                "e.g. --signer-url clef+http://127.0.0.1:8550 (Clef) or "
+                                "web3signer+http://127.0.0.1:9000 (Web3Signer)")
+    return api, f"{transport}://{rest}"
 
 
 def _qty(value: Any) -> str:

@@ -131,6 +131,8 @@ _SETTINGS_FLAGS = (
     ("--keystore", "FILE", "the owner key's keystore: a path or a label (env SMARTKEYS_KEYSTORE)"),
     ("--account", "ADDRESS", "the smartkeys account (the owner EOA) (env SMARTKEYS_ACCOUNT)"),
     ("--bundler-url", "URL", "ERC-4337 bundler for user operations (env SMARTKEYS_BUNDLER_URL)"),
+    ("--signer-url", "URL", "the owner signs through a remote JSON-RPC signer instead of its keystore: "
+                            "http(s)://… (eth_*), clef+http://… or web3signer+http://… (env SMARTKEYS_SIGNER_URL)"),
 )
 
 
@@ -164,7 +166,7 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 
 _SUB_EPILOG = ("global options (--json, --debug, --config, --password-file, --timeout, --rpc-url, --chain-id, "
-               "--home, --keys-dir, --keystore, --account, --bundler-url) work before or after the command: "
+               "--home, --keys-dir, --keystore, --account, --bundler-url, --signer-url) work before or after the command: "
                "see `smartkeys --help`")
 
 

@@ -261,11 +261,27 @@ class Context:
                                     "or set SMARTKEYS_KEYSTORE")
         return self.find_keystore(setting.value, "owner keystore")
 
+    def remote_signer(self):
+        """The owner's :class:`~smartkeys.signers.JsonRpcSigner` when ``signer_url`` is set, else None.
+        Its account is ``account`` if set (the signer must serve it), else the signer's only account."""
+        url = self.config.signer_url.value
+        if not url:
+            return None
+        from smartkeys.signers import JsonRpcSigner, parse_signer_url
+
+        api, endpoint = parse_signer_url(url)
+        with self.ui.progress("asking the remote signer for its accounts"):
+            return JsonRpcSigner(endpoint, self.config.account.value or None, api=api)
+
     @secret_frames_dropped
     def owner_key(self):
-        """The owner's ``LocalAccount``, decrypted from the configured keystore (asks for its password)."""
+        """The owner's signer: the remote signer when ``signer_url`` is set (no keystore, no password), else
+        the ``LocalAccount`` decrypted from the configured keystore (asks for its password)."""
         from smartkeys.keystore import load_keystore
 
+        remote = self.remote_signer()
+        if remote is not None:
+            return remote
         path = self.owner_keystore_path()
         password = self.password(f"owner keystore {path.name}")  # this frame is dropped from any traceback
         with self.ui.progress("decrypting the owner keystore"):
@@ -280,15 +296,20 @@ class Context:
         return key.account
 
     def account_address(self) -> str:
-        """The smartkeys account: ``account`` if set, else the owner keystore's address (read without a password)."""
+        """The smartkeys account: ``account`` if set, else the owner keystore's address (read without a password),
+        else the remote signer's account (``signer_url``)."""
         if self.config.account.value:
             return self.config.account.value
         if self.config.keystore.value:
             address = read_keystore_address(self.owner_keystore_path())
             if address:
                 return address
+        remote = self.remote_signer()
+        if remote is not None:
+            return remote.address
         raise CommandError("no account configured",
-                           hint="pass --account 0x… (or set SMARTKEYS_ACCOUNT), or configure the owner keystore")
+                           hint="pass --account 0x… (or set SMARTKEYS_ACCOUNT), configure the owner keystore, "
+                                "or a remote signer (--signer-url)")
 
 
 def read_keystore_address(path: Path) -> str | None:
