@@ -601,7 +601,7 @@ class Owner:
                        **limits: Any) -> SessionPolicy:
         """Give the live session of ``policy`` the key ``new_key``, keeping its policy and what it spent.
 
-        One transaction (``rotateSession``, see :mod:`smartkeys.succession`): the old session id is revoked, so
+        One transaction (``rotateSessionSigner``, see :mod:`smartkeys.succession`): the old session id is revoked, so
         the old key is refused from that block on every path, and the successor policy -- ``policy`` with
         ``new_key``, optionally a new ``valid_until`` (unix s) and lower ``limits`` (keywords of
         :func:`smartkeys.succession.successor_policy`) -- is granted with the old counters copied exactly: the
@@ -616,11 +616,11 @@ class Owner:
         from smartkeys.succession import successor_policy
 
         nxt = successor_policy(policy, key=checked_address(new_key, "new_key"), valid_until=valid_until, **limits)
-        return self._succeed("rotateSession", policy, nxt, "rotate a session")
+        return self._succeed("rotateSessionSigner", policy, nxt, "rotate a session")
 
     def renew_session(self, policy: SessionPolicy, *, valid_until: int | None = None, **limits: Any) -> SessionPolicy:
         """Extend (or shorten) the window of the live session of ``policy`` and/or lower its limits, keeping its
-        key, scope and counters; ``renewSession`` in one transaction (the old id is revoked in it).
+        key, scope and counters; ``renewSessionPolicy`` in one transaction (the old id is revoked in it).
 
         ``valid_until``: the new window end (unix s, not in the past); ``limits``: lower caps, as in
         :meth:`rotate_session`. "Revoke, then re-issue with a shorter lifetime" is ``renew_session(policy,
@@ -631,7 +631,7 @@ class Owner:
         from smartkeys.succession import successor_policy
 
         nxt = successor_policy(policy, valid_until=valid_until, **limits)
-        return self._succeed("renewSession", policy, nxt, "renew a session")
+        return self._succeed("renewSessionPolicy", policy, nxt, "renew a session")
 
     def _succeed(self, function: str, policy: SessionPolicy, nxt: SessionPolicy, action: str) -> SessionPolicy:
         from smartkeys.preflight import read_session_state
@@ -644,7 +644,7 @@ class Owner:
         if self.session_id_used(nxt.session_id):  # e.g. a renew that changes nothing but the salt
             nxt = dataclasses.replace(nxt, salt=self.next_free_salt(dataclasses.replace(nxt, salt=policy.salt + 1)))
         state = read_session_state(self.w3, self.address, policy)
-        preflight_succession(policy, nxt, state, now=_next_timestamp(self.w3), rotate=function == "rotateSession")
+        preflight_succession(policy, nxt, state, now=_next_timestamp(self.w3), rotate=function == "rotateSessionSigner")
         self._self_call(self.contract.encode_abi(function, [policy.encode(), nxt.encode()]), action)
         return nxt
 

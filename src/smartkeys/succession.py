@@ -1,6 +1,6 @@
 """Rotation and renewal of a live session: the successor policy, and the rules the account enforces on it.
 
-``SmartKeysAccount.rotateSession(current, next)`` gives a live session a new key; ``renewSession(current, next)``
+``SmartKeysAccount.rotateSessionSigner(current, next)`` gives a live session a new key; ``renewSessionPolicy(current, next)``
 moves its window end and lowers its limits. Either way, in one transaction, the old session id is revoked (its
 key is refused from that block, on every path) and ``next`` is granted with the old counters copied exactly
 (uses, native and gas spent, every token and native ledger, the rate-limit state), so nothing can be reset.
@@ -111,7 +111,7 @@ def _layout(p: SessionPolicy) -> tuple[int, int]:
 
 
 def check_successor(current: SessionPolicy, nxt: SessionPolicy, *, rotate: bool) -> None:
-    """Raise what ``rotateSession`` (``rotate=True``) or ``renewSession`` would for ``nxt`` replacing ``current``.
+    """Raise what ``rotateSessionSigner`` (``rotate=True``) or ``renewSessionPolicy`` would for ``nxt`` replacing ``current``.
 
     Checks, in the contract's order: the key rule (rotate: another key, not the zero address; renew: the same
     key), then every field (see the module table). The window end against the block time, the liveness of
@@ -170,7 +170,7 @@ def check_successor(current: SessionPolicy, nxt: SessionPolicy, *, rotate: bool)
 
 def preflight_succession(current: SessionPolicy, nxt: SessionPolicy, state: Any, *, now: int, rotate: bool,
                          next_id_used: bool = False) -> None:
-    """Everything ``rotateSession`` / ``renewSession`` checks, in its order, for a block at time ``now``.
+    """Everything ``rotateSessionSigner`` / ``renewSessionPolicy`` checks, in its order, for a block at time ``now``.
 
     ``state`` is ``current``'s :class:`smartkeys.preflight.SessionState` (``read_session_state``);
     ``next_id_used``: ``nxt``'s session id was granted before on this account. Raises the contract's error:

@@ -1,4 +1,4 @@
-"""Rotation and renewal (``rotateSession`` / ``renewSession``; ``Owner.rotate_session`` / ``renew_session``).
+"""Rotation and renewal (``rotateSessionSigner`` / ``renewSessionPolicy``; ``Owner.rotate_session`` / ``renew_session``).
 
 What must hold, tried on both session paths where a session is used (``path``: a direct transaction of the key,
 or a user operation it signed):
@@ -279,10 +279,10 @@ def test_renew_lowering_a_cap_to_what_was_spent_leaves_nothing_and_below_it_is_r
                       token_caps=(TokenCap(token.address, 1_000, HOUR, 900),), native_total=50)
     agent.send_direct([tcall(token, "transfer", RECIPIENT, 600)])
     below = dataclasses.replace(agent.policy, token_caps=(TokenCap(token.address, 599, HOUR, 900),))
-    e = refused_everywhere(owner, "renewSession", agent.policy, below, "SuccessorBelowSpent", token)
+    e = refused_everywhere(owner, "renewSessionPolicy", agent.policy, below, "SuccessorBelowSpent", token)
     assert (e.field, e.asset, e.spent, e.proposed) == ("tokenCaps.cap", token.address, 600, 599)
     below = dataclasses.replace(agent.policy, token_caps=(TokenCap(token.address, 1_000, HOUR, 599),))
-    e = refused_everywhere(owner, "renewSession", agent.policy, below, "SuccessorBelowSpent", token)
+    e = refused_everywhere(owner, "renewSessionPolicy", agent.policy, below, "SuccessorBelowSpent", token)
     assert (e.field, e.asset, e.spent, e.proposed) == ("tokenCaps.perPeriod", token.address, 600, 599)
 
     lowered = agent_of(owner, session_key,
@@ -309,7 +309,7 @@ RAISES = [
 ]
 
 
-@pytest.mark.parametrize("function", ["renewSession", "rotateSession"])
+@pytest.mark.parametrize("function", ["renewSessionPolicy", "rotateSessionSigner"])
 @pytest.mark.parametrize(("change", "field", "on_token", "current", "proposed"), RAISES,
                          ids=[r[1] + ("-unlimited" if r[0] == {"max_uses": 0} else "") for r in RAISES])
 def test_successor_raising_a_limit_is_refused_on_chain_and_by_the_sdk_naming_field_and_values(
@@ -324,7 +324,7 @@ def test_successor_raising_a_limit_is_refused_on_chain_and_by_the_sdk_naming_fie
         nxt = dataclasses.replace(nxt, token_caps=(cap,))
     else:
         nxt = dataclasses.replace(nxt, **change)
-    if function == "rotateSession":
+    if function == "rotateSessionSigner":
         nxt = dataclasses.replace(nxt, key=Account.create().address)
     e = refused_everywhere(owner, function, agent.policy, nxt, "SuccessorRaisesLimit", token)
     assert (e.field, e.asset, e.current, e.proposed) == (field, token.address if on_token else ZERO, current,
@@ -341,7 +341,7 @@ def test_sdk_refusal_of_a_raise_names_the_python_field_and_the_fix(agent_for, to
 
 def test_lowering_the_min_interval_raises_the_rate_and_is_refused(agent_for, token, target, owner):
     agent = agent_for(permissions=(Permission(target.address, "ping(uint256)"),), min_interval=60)
-    e = refused_everywhere(owner, "renewSession", agent.policy, dataclasses.replace(agent.policy, min_interval=59),
+    e = refused_everywhere(owner, "renewSessionPolicy", agent.policy, dataclasses.replace(agent.policy, min_interval=59),
                            "SuccessorRaisesLimit", token)
     assert (e.field, e.current, e.proposed) == ("minInterval", 60, 59)
 
@@ -368,7 +368,7 @@ def _scope_changes(policy: SessionPolicy, token, target) -> dict[str, SessionPol
 def test_successor_changing_the_scope_or_a_period_is_refused_naming_the_field(agent_for, token, target, owner, field):
     agent = agent_for(**rich_policy_fields(token, target))
     nxt = _scope_changes(agent.policy, token, target)[field]
-    e = refused_everywhere(owner, "renewSession", agent.policy, nxt, "SuccessorChangesField", token)
+    e = refused_everywhere(owner, "renewSessionPolicy", agent.policy, nxt, "SuccessorChangesField", token)
     assert e.field == field
 
 
@@ -379,27 +379,27 @@ def test_widening_with_argument_rules_changed_is_refused(agent_for, token, owner
     agent = agent_for(permissions=(ping,))
     wider = dataclasses.replace(agent.policy, permissions=(dataclasses.replace(
         ping, rules=(ArgumentRule(0, RuleOp.LE, "uint256", (6,)),)),))
-    e = refused_everywhere(owner, "renewSession", agent.policy, wider, "SuccessorChangesField", token)
+    e = refused_everywhere(owner, "renewSessionPolicy", agent.policy, wider, "SuccessorChangesField", token)
     assert e.field == "argumentRules"
 
 
 def test_renew_cannot_change_the_key_and_rotate_must(agent_for, token, target, owner):
     agent = agent_for(permissions=(Permission(target.address, "ping(uint256)"),))
     other = Account.create().address
-    e = refused_everywhere(owner, "renewSession", agent.policy, dataclasses.replace(agent.policy, key=other),
+    e = refused_everywhere(owner, "renewSessionPolicy", agent.policy, dataclasses.replace(agent.policy, key=other),
                            "SuccessorChangesField", token)
     assert (e.field, e.current, e.proposed) == ("key", int(agent.policy.key, 16), int(other, 16))
     same = dataclasses.replace(agent.policy, salt=agent.policy.salt + 1)
-    e = refused_everywhere(owner, "rotateSession", agent.policy, same, "InvalidSessionKey", token)
+    e = refused_everywhere(owner, "rotateSessionSigner", agent.policy, same, "InvalidSessionKey", token)
     assert e.key == agent.policy.key
     to_account = dataclasses.replace(agent.policy, key=owner.address)
-    e = refused_everywhere(owner, "rotateSession", agent.policy, to_account, "InvalidSessionKey", token)
+    e = refused_everywhere(owner, "rotateSessionSigner", agent.policy, to_account, "InvalidSessionKey", token)
     assert e.key == owner.address
 
 
 def test_unlimited_uses_cannot_become_limited_since_they_were_not_counted(agent_for, token, target, owner):
     agent = agent_for(permissions=(Permission(target.address, "ping(uint256)"),))
-    e = refused_everywhere(owner, "renewSession", agent.policy, dataclasses.replace(agent.policy, max_uses=5),
+    e = refused_everywhere(owner, "renewSessionPolicy", agent.policy, dataclasses.replace(agent.policy, max_uses=5),
                            "SuccessorChangesField", token)
     assert (e.field, e.current, e.proposed) == ("maxUses", 0, 5)
 
@@ -407,13 +407,13 @@ def test_unlimited_uses_cannot_become_limited_since_they_were_not_counted(agent_
 # --------------------------------------------------------------------------- refusals: dead sessions, non-owners
 
 
-@pytest.mark.parametrize("function", ["renewSession", "rotateSession"])
+@pytest.mark.parametrize("function", ["renewSessionPolicy", "rotateSessionSigner"])
 @pytest.mark.parametrize("how", ["revoked", "epoch-revoked", "expired", "rotated-away"])
 def test_a_dead_session_cannot_be_rotated_or_renewed(agent_for, token, target, owner, chain, fund, function, how):
     now = chain.time()
     agent = agent_for(permissions=(Permission(target.address, "ping(uint256)"),), valid_until=now + 100)
     nxt = dataclasses.replace(agent.policy, valid_until=now + HOUR)
-    if function == "rotateSession":
+    if function == "rotateSessionSigner":
         nxt = dataclasses.replace(nxt, key=Account.create().address)
     if how == "revoked":
         owner.revoke(agent.session_id)
@@ -435,12 +435,12 @@ def test_a_dead_session_cannot_be_rotated_or_renewed(agent_for, token, target, o
         assert e.sessionId == agent.session_id
 
 
-@pytest.mark.parametrize("function", ["renewSession", "rotateSession"])
+@pytest.mark.parametrize("function", ["renewSessionPolicy", "rotateSessionSigner"])
 @pytest.mark.parametrize("who", ["stranger", "session-key"])
 def test_only_the_owner_can_rotate_or_renew(agent_for, token, target, owner, chain, session_key, function, who):
     agent = agent_for(permissions=(Permission(target.address, "ping(uint256)"),))
     nxt = dataclasses.replace(agent.policy, valid_until=agent.policy.valid_until + 1)
-    if function == "rotateSession":
+    if function == "rotateSessionSigner":
         nxt = dataclasses.replace(nxt, key=chain.accounts[6].address)
     sender = chain.accounts[6] if who == "stranger" else session_key
     before = snapshot(owner, token, agent.policy, nxt)
@@ -455,7 +455,7 @@ def test_successor_id_granted_before_is_refused_and_the_sdk_picks_a_free_salt(ag
     taken = dataclasses.replace(agent.policy, salt=7)
     owner.grant(taken)
     before = snapshot(owner, token, agent.policy, taken)
-    e = mined_refusal(owner, "renewSession", agent.policy, taken)
+    e = mined_refusal(owner, "renewSessionPolicy", agent.policy, taken)
     assert isinstance(e, err("SessionAlreadyGranted")) and e.sessionId == taken.session_id
     assert snapshot(owner, token, agent.policy, taken) == before
     nxt = owner.renew_session(agent.policy, valid_until=agent.policy.valid_until)  # nothing but a salt changes
