@@ -606,7 +606,8 @@ class Owner:
         ``new_key``, optionally a new ``valid_until`` (unix s) and lower ``limits`` (keywords of
         :func:`smartkeys.succession.successor_policy`) -- is granted with the old counters copied exactly: the
         new key can spend only what was left. A salt is picked so that the successor's id was never used.
-        Returns the successor policy (give it to the agent of ``new_key``; it is also in ``SessionGranted``).
+        Returns the successor policy (give it to the agent of ``new_key``; it is also in ``SessionGranted``);
+        the transaction's receipt is kept as ``owner.last_succession_receipt``.
 
         Refused before anything is sent, with the contract's errors: a dead session (``SessionNotActive``,
         ``SessionEpochRevoked``), an ended one (``SessionExpired``), the same / zero / account key
@@ -645,7 +646,8 @@ class Owner:
             nxt = dataclasses.replace(nxt, salt=self.next_free_salt(dataclasses.replace(nxt, salt=policy.salt + 1)))
         state = read_session_state(self.w3, self.address, policy)
         preflight_succession(policy, nxt, state, now=_next_timestamp(self.w3), rotate=function == "rotateSessionSigner")
-        self._self_call(self.contract.encode_abi(function, [policy.encode(), nxt.encode()]), action)
+        self.last_succession_receipt = self._self_call(
+            self.contract.encode_abi(function, [policy.encode(), nxt.encode()]), action)
         return nxt
 
     def revoke_all(self):
