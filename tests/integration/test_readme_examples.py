@@ -64,10 +64,10 @@ def test_for_owners_examples_run(prelude, token, capsys):
     for code in blocks("For owners", "python"):
         exec(compile(code, "README.md[For owners]", "exec"), namespace)
     owner = namespace["owner"]
-    assert namespace["policy"].key == agent_key.address
-    # granted, renewed (shorter), rotated, then the successor revoked by the last block
-    assert [r.live for r in owner.sessions()] == [False, False, False]
-    assert owner.sessions()[-1].key != agent_key.address
+    # granted, renewed (shorter), rotated to the new key, then the successor revoked by the last block
+    assert namespace["policy"].key == namespace["new_agent"].address
+    assert [(r.key, r.live) for r in owner.sessions()] == [(agent_key.address, False), (agent_key.address, False),
+                                                          (namespace["new_agent"].address, False)]
     assert agent_key.address in capsys.readouterr().out
 
 
