@@ -38,6 +38,9 @@ interface IERC7779 {
 /// - A delegated EOA keeps its storage across re-delegations: everything lives in one ERC-7201 namespace, no
 ///   constructor or initializer sets state, and `revokeAllSessions` moves an epoch that invalidates every key.
 ///   ERC-7779's `onRedelegation` does the same for wallets that call it before re-delegating.
+/// - Rotation and renewal (`rotateSessionSigner`, `renewSessionPolicy`) grant a successor policy with the old
+///   session's status and ledger words copied and revoke the old id in the same transaction; the successor may
+///   only lower limits, so nothing is reset or raised, and session use costs exactly what it did.
 /// - What a use is charged is at least what left the account: every capped token balance is read before and
 ///   after each call and the use is charged max(declared amount, observed decrease) per call, never netting an
 ///   inflow against an outflow (see `TokenRules`). A user operation's maximum cost counts against the gas budget

@@ -461,3 +461,28 @@ def test_successor_id_granted_before_is_refused_and_the_sdk_picks_a_free_salt(ag
     nxt = owner.renew_session(agent.policy, valid_until=agent.policy.valid_until)  # nothing but a salt changes
     assert nxt.salt not in (agent.policy.salt, 7)
     assert session_status(owner.w3, owner.address, nxt.session_id)["live"]
+
+
+def test_rotation_op_before_an_old_key_op_in_the_same_bundle_stops_it(agent_for, token, owner, fund, bundler, chain):
+    """EntryPoint v0.8 validates every op of a bundle before executing any: the old key's op passes validation
+    (its gas is charged to the old id, and carried over), then the rotation runs, then the op is refused."""
+    from smartkeys.succession import successor_policy
+
+    agent = agent_for(permissions=(Permission(token.address, "transfer(address,uint256)"),),
+                      token_caps=(TokenCap(token.address, 1_000),))
+    session_op = agent.sign_user_op(agent.build_user_op([tcall(token, "transfer", RECIPIENT, 5)],
+                                                        call_gas_limit=400_000))
+    nxt = successor_policy(agent.policy, key=new_key(fund).address)
+    data = owner.contract.encode_abi("rotateSessionSigner", [agent.policy.encode(), nxt.encode()])
+    rotate_op = owner.sign_user_op(owner.build_user_op([Call(owner.address, 0, data)], call_gas_limit=600_000))
+    recipient = token.functions.balanceOf(RECIPIENT).call()
+
+    rotated, used = owner.entry_point.handle_ops([rotate_op, session_op], bundler, gas=4_000_000)
+
+    assert rotated.success is True and used.success is False
+    assert isinstance(used.revert, err("SessionNotActive")) and used.revert.sessionId == agent.session_id
+    assert token.functions.balanceOf(RECIPIENT).call() == recipient
+    old, new = counters(chain.w3, owner.address, agent.policy), counters(chain.w3, owner.address, nxt)
+    assert new[token.address][0] == old[token.address][0] == 0
+    assert new["status"] == (True, *old["status"][1:]) and old["status"][0] is False
+    assert old["status"][3] == session_op.max_gas_cost()  # the op's validation charge, carried over
