@@ -643,7 +643,8 @@ class Owner:
                                     "load it from chain: smartkeys.policy.policy_from_chain(w3, account, id)")
         self.require_smartkeys(action)
         if self.session_id_used(nxt.session_id):  # e.g. a renew that changes nothing but the salt
-            nxt = dataclasses.replace(nxt, salt=self.next_free_salt(dataclasses.replace(nxt, salt=policy.salt + 1)))
+            start = dataclasses.replace(nxt, salt=(policy.salt + 1) % 2**32)
+            nxt = dataclasses.replace(nxt, salt=self.next_free_salt(start))
         state = read_session_state(self.w3, self.address, policy)
         preflight_succession(policy, nxt, state, now=_next_timestamp(self.w3), rotate=function == "rotateSessionSigner")
         self.last_succession_receipt = self._self_call(

@@ -44,6 +44,11 @@ def test_rotate_generates_a_key_the_old_one_is_refused_and_the_new_one_spends_wh
     audited = {s["session_id"]: s for s in audit.json["sessions"]}
     assert audited[new_id]["assets"][-1]["spent"] == "100000000"  # 60 carried + 40 USDC (base units)
     assert audited[granted]["status"] == "revoked" and audited[granted]["revoked"]["kind"] == "rotated"
+    assert audited[new_id]["replaces"] == granted and audited[granted]["replaced_by"] == new_id
+    human = cli("audit")
+    assert human.code == 0 and " rotate " in human.out and "rotated" in human.out and "replaces 0x" in human.out
+    human = cli("status")
+    assert human.code == 0 and "was rotated as" in human.out
 
 
 def test_rotate_to_a_given_address_and_bad_target_exits_2(cli, chain, granted, delegated):

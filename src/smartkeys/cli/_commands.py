@@ -559,7 +559,7 @@ def _print_succession(ctx: Context, verb: str, before, after) -> None:
 @secret_frames_dropped
 def cmd_rotate(ctx: Context) -> Result:
     new = ctx.args.new_key
-    if new is not None and _ADDRESS_RE.match(new) is None and ctx.args.label is not None:
+    if new is not None and ctx.args.label is not None:
         raise InvalidInputError("--label", ctx.args.label, "--label only when a new key is generated",
                                 "drop --label, or drop --new-key to generate the new key")
     label = _new_label(ctx) if new is None else None
@@ -1298,6 +1298,8 @@ def _print_audit(ctx: Context, report) -> None:
     rows = []
     for s in report.sessions:
         status = s.status
+        if s.revocation is not None and s.revocation.kind in ("rotated", "renewed"):
+            status = s.revocation.kind  # revoked by its successor, which carries on its counters
         if s.status in ("active", "not-yet-valid") and s.policy.valid_until > report.now:
             from smartkeys.refusals import duration_text
 
