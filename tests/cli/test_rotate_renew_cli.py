@@ -51,12 +51,19 @@ def test_rotate_generates_a_key_the_old_one_is_refused_and_the_new_one_spends_wh
     assert human.code == 0 and "was rotated as" in human.out
 
 
-def test_rotate_to_a_given_address_and_bad_target_exits_2(cli, chain, granted, delegated):
+def test_rotate_to_a_given_address_for_1h_and_the_dead_old_id_cannot_be_rotated_again(cli, chain, granted,
+                                                                                      delegated):
     other = chain.accounts[6].address
     assert cli("rotate", "hello").code == 2
-    result = cli("--json", "rotate", granted, "--new-key", other)
+    result = cli("--json", "rotate", granted, "--new-key", other, "--for", "1h")
     assert result.code == 0, result.err
     assert result.json["key"] == other and result.json["new_keystore"] is None
+    now = chain.w3.eth.get_block("latest")["timestamp"]
+    assert now < result.json["valid_until"] <= now + 3_600 < result.json["previous_valid_until"]
+    before = _chain_state(chain, delegated)
+    again = cli("rotate", granted, "--new-key", chain.accounts[7].address)
+    assert again.code == 3 and "SessionNotActive" in again.err
+    assert _chain_state(chain, delegated) == before
 
 
 def test_renew_for_24h_then_shorter_for_1h_keeps_what_was_spent(cli, chain, granted, delegated, usdc):
