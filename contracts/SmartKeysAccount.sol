@@ -38,6 +38,9 @@ interface IERC7779 {
 /// - A delegated EOA keeps its storage across re-delegations: everything lives in one ERC-7201 namespace, no
 ///   constructor or initializer sets state, and `revokeAllSessions` moves an epoch that invalidates every key.
 ///   ERC-7779's `onRedelegation` does the same for wallets that call it before re-delegating.
+/// - Rotation and renewal (`rotateSessionSigner`, `renewSessionPolicy`) grant a successor policy with the old
+///   session's status and ledger words copied and revoke the old id in the same transaction; the successor may
+///   only lower limits, so nothing is reset or raised, and session use costs exactly what it did.
 /// - What a use is charged is at least what left the account: every capped token balance is read before and
 ///   after each call and the use is charged max(declared amount, observed decrease) per call, never netting an
 ///   inflow against an outflow (see `TokenRules`). A user operation's maximum cost counts against the gas budget
@@ -116,6 +119,12 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
     event SessionRevoked(bytes32 indexed sessionId);
     /// @notice Every session granted before `newEpoch` was revoked at once.
     event AllSessionsRevoked(uint32 newEpoch);
+    /// @notice The owner replaced a live session's key: `nextId` (granted in the same transaction, see its
+    /// `SessionGranted`) carries on `previousId`'s counters under `newKey`; `previousId` is dead from this block.
+    event SessionRotated(bytes32 indexed previousId, bytes32 indexed nextId, address oldKey, address newKey);
+    /// @notice The owner renewed a live session: `nextId` (see its `SessionGranted`) has the window end
+    /// `newValidUntil` and limits no higher than before, and carries on `previousId`'s counters.
+    event SessionRenewed(bytes32 indexed previousId, bytes32 indexed nextId, uint48 oldValidUntil, uint48 newValidUntil);
 
     /*//////////////////////////////////////////////////////////////
                                  ERRORS
@@ -205,6 +214,16 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
     error StandingAllowance(address token, address spender, uint256 amount);
     /// @dev More calls than `SessionUsed` can record (255).
     error BatchTooLarge(uint256 calls);
+    /// @dev Rotate/renew refused: the successor policy would raise the limit `field` (of `asset` for a token cap,
+    /// else address(0)) from `current` to `proposed`. A limit of 0 means unlimited for `maxUses`; for
+    /// `minInterval` a lower value is the higher rate. Limits may only stay or go down.
+    error SuccessorRaisesLimit(string field, address asset, uint256 current, uint256 proposed);
+    /// @dev Rotate/renew refused: the limit `field` (of `asset` for a token cap) would go below what was already
+    /// spent (`spent`; in the current period for periodic caps). Setting it to `spent` leaves nothing more to spend.
+    error SuccessorBelowSpent(string field, address asset, uint256 spent, uint256 proposed);
+    /// @dev Rotate/renew refused: `field` must stay as it is (scope, periods, flags, window start; `key` on renew).
+    /// For byte ranges (`permissions`, `paymasters`, `argumentRules`) the values are their keccak256 hashes.
+    error SuccessorChangesField(string field, uint256 current, uint256 proposed);
 
     /*//////////////////////////////////////////////////////////////
                                MODIFIERS
@@ -678,6 +697,42 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
         emit SessionRevoked(sessionId);
     }
 
+    /// @notice Replace the key of the live session `current` (its packed policy): `next` is the same policy with
+    /// another key (and any salt), and optionally a new window end and lower limits (the rules of `renewSessionPolicy`).
+    /// In one transaction the old session id is revoked (its key is refused from this block, on every path) and
+    /// `next` is granted with the old counters: uses, native and gas spent, every token and native ledger (total
+    /// and period) and the rate-limit state, so the new key can spend only what was left.
+    /// @dev Emits `SessionGranted(nextId, ...)` (so the policy can be rebuilt from logs) and `SessionRotated`.
+    /// Refuses a dead session (`SessionNotActive`, `SessionEpochRevoked`), an ended one (`SessionExpired`), the
+    /// same key, zero or the account (`InvalidSessionKey`), and any widening (`SuccessorRaisesLimit`,
+    /// `SuccessorChangesField`).
+    /// @dev Named so that its selector (0xe385bc02) sorts after `execute` and `executeAsSession`: the via-IR
+    /// dispatcher compares selectors in order, and each earlier one costs every call ~22 gas.
+    /// @return nextId keccak256(next)
+    function rotateSessionSigner(bytes calldata current, bytes calldata next) external onlyOwner returns (bytes32 nextId) {
+        address oldKey = current.key();
+        address newKey = next.key();
+        if (newKey == oldKey) revert InvalidSessionKey(newKey);
+        bytes32 previousId;
+        (previousId, nextId) = _succeed(current, next);
+        emit SessionRotated(previousId, nextId, oldKey, newKey);
+    }
+
+    /// @notice Renew the live session `current` (its packed policy) as `next`: same key, scope, periods, flags and
+    /// window start; `validUntil` may move either way (not into the past); `maxUses`, the native caps, the gas
+    /// budget, the token caps and the rate limit may only stay or go down. The counters carry over exactly (as in
+    /// `rotateSessionSigner`) and the old session id is revoked in the same transaction.
+    /// @dev Emits `SessionGranted(nextId, ...)` and `SessionRenewed`. A raise is refused with
+    /// `SuccessorRaisesLimit(field, asset, current, proposed)`, any other change with `SuccessorChangesField`.
+    /// @dev Named so that its selector (0xf6beb128) sorts after the hot functions' (see `rotateSessionSigner`).
+    /// @return nextId keccak256(next)
+    function renewSessionPolicy(bytes calldata current, bytes calldata next) external onlyOwner returns (bytes32 nextId) {
+        if (next.key() != current.key()) revert SuccessorChangesField("key", uint160(current.key()), uint160(next.key()));
+        bytes32 previousId;
+        (previousId, nextId) = _succeed(current, next);
+        emit SessionRenewed(previousId, nextId, current.validUntil(), next.validUntil());
+    }
+
     /// @notice Revoke every session granted so far, in one write.
     function revokeAllSessions() external onlyOwner {
         _revokeAll();
@@ -695,6 +750,117 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
     function accountStorageBases() external pure returns (bytes32[] memory bases) {
         bases = new bytes32[](1);
         bases[0] = SESSION_STORAGE_SLOT;
+    }
+
+    /// @dev Rotation and renewal: checks that `next` widens nothing of the live session `current`, grants it with
+    /// `current`'s status word and ledger words (copied: the session ops stay as cheap as before), and revokes
+    /// `current`. The successor keeps the old ledgers' meaning because every period length stays the same.
+    function _succeed(bytes calldata current, bytes calldata next) private returns (bytes32 previousId, bytes32 nextId) {
+        SessionStorage storage $ = _sessions();
+        previousId = keccak256(current);
+        uint256 status = $.status[previousId];
+        uint32 epoch = $.epoch;
+        _requireLive(previousId, status, epoch);
+        // A live id is a granted (hence well-formed) policy: its readers are safe without checkLayout.
+        if (current.validUntil() < block.timestamp) revert SessionExpired(current.validUntil(), block.timestamp);
+        next.checkLayout();
+        address key = next.key();
+        if (key == address(0) || key == address(this)) revert InvalidSessionKey(key);
+        uint48 validUntil = next.validUntil();
+        if (validUntil <= next.validAfter()) revert InvalidWindow(next.validAfter(), validUntil);
+        if (validUntil < block.timestamp) revert WindowAlreadyEnded(validUntil, block.timestamp);
+        uint256 t = current.tokensOffset();
+        _requireNoWidening(current, next, t);
+
+        nextId = keccak256(next);
+        if ($.status[nextId] != 0) revert SessionAlreadyGranted(nextId);
+        // Every cap check computes `cap - spent`: a cap lowered below what was spent is refused, not wrapped.
+        _notBelow("nativeTotal", address(0), (status >> NATIVE_SHIFT) & MASK96, next.nativeTotal());
+        _notBelow("gasBudget", address(0), (status >> GAS_SHIFT) & MASK96, next.gasBudget());
+        $.status[nextId] = status; // live in this epoch, same uses / native / gas counters
+        $.status[previousId] = status | REVOKED_BIT;
+        mapping(address => uint256) storage from = $.ledger[previousId];
+        mapping(address => uint256) storage to = $.ledger[nextId];
+        uint32 period = current.nativePeriod();
+        if (period != 0) {
+            uint256 word = from[address(0)];
+            _notBelow("nativePerPeriod", address(0), _spentInPeriod(word, period), next.nativePerPeriod());
+            to[address(0)] = word;
+        }
+        uint256 m = current.tokenCount(t);
+        for (uint256 j; j < m; ++j) {
+            (address token, uint256 cap, uint32 tokenPeriod, uint256 perPeriod) = next.tokenCap(t, j);
+            uint256 word = from[token];
+            _notBelow("tokenCaps.cap", token, word & MASK112, cap);
+            if (tokenPeriod != 0) _notBelow("tokenCaps.perPeriod", token, _spentInPeriod(word, tokenPeriod), perPeriod);
+            to[token] = word;
+        }
+        if (current.flags() & SessionPolicy.FLAG_RATE_LIMIT != 0) to[address(this)] = from[address(this)];
+        emit SessionGranted(nextId, key, epoch, next);
+    }
+
+    /// @dev Reverts unless every limit of `b` is at most `a`'s and everything else but key, salt and validUntil
+    /// is equal. `t` is the token-cap count offset (the same in both once the permission counts match).
+    function _requireNoWidening(bytes calldata a, bytes calldata b, uint256 t) private pure {
+        _same("validAfter", a.validAfter(), b.validAfter());
+        // Uses are counted only under a limit: an unlimited session's count is 0, so it stays unlimited.
+        uint256 uses = a.maxUses();
+        if (uses == 0) _same("maxUses", 0, b.maxUses());
+        else if (b.maxUses() == 0 || b.maxUses() > uses) revert SuccessorRaisesLimit("maxUses", address(0), uses, b.maxUses());
+        _notAbove("nativePerCall", address(0), a.nativePerCall(), b.nativePerCall());
+        _notAbove("nativeTotal", address(0), a.nativeTotal(), b.nativeTotal());
+        _same("nativePeriod", a.nativePeriod(), b.nativePeriod());
+        _notAbove("nativePerPeriod", address(0), a.nativePerPeriod(), b.nativePerPeriod());
+        _notAbove("gasBudget", address(0), a.gasBudget(), b.gasBudget());
+        _same("flags", a.flags(), b.flags());
+        _same("permissionCount", a.permissionCount(), b.permissionCount());
+        _sameBytes("permissions", a[SessionPolicy.HEADER:t], b[SessionPolicy.HEADER:t]);
+        uint256 m = a.tokenCount(t);
+        _same("tokenCount", m, b.tokenCount(t));
+        for (uint256 j; j < m; ++j) {
+            (address token, uint256 cap, uint32 period, uint256 perPeriod) = a.tokenCap(t, j);
+            (address token2, uint256 cap2, uint32 period2, uint256 perPeriod2) = b.tokenCap(t, j);
+            _same("tokenCaps.token", uint160(token), uint160(token2));
+            _notAbove("tokenCaps.cap", token, cap, cap2);
+            _same("tokenCaps.period", period, period2);
+            _notAbove("tokenCaps.perPeriod", token, perPeriod, perPeriod2);
+        }
+        uint256 o = a.paymastersOffset(t);
+        uint256 l = o + 1 + uint8(a[o]) * SessionPolicy.PAYMASTER_SIZE;
+        _same("paymasterCount", uint8(a[o]), uint8(b[o]));
+        _sameBytes("paymasters", a[o:l], b[o:l]);
+        if (a.flags() & SessionPolicy.FLAG_RATE_LIMIT != 0) {
+            (uint32 minInterval, uint32 limit, uint32 period) = a.rateLimit(t);
+            (uint32 minInterval2, uint32 limit2, uint32 period2) = b.rateLimit(t);
+            if (minInterval2 < minInterval) revert SuccessorRaisesLimit("minInterval", address(0), minInterval, minInterval2);
+            _notAbove("usesPerPeriod", address(0), limit, limit2);
+            _same("usePeriod", period, period2);
+            l += SessionPolicy.RATE_LIMIT_SIZE;
+        }
+        _sameBytes("argumentRules", a[l:], b[l:]);
+    }
+
+    function _same(string memory field, uint256 current, uint256 proposed) private pure {
+        if (proposed != current) revert SuccessorChangesField(field, current, proposed);
+    }
+
+    function _notAbove(string memory field, address asset, uint256 current, uint256 proposed) private pure {
+        if (proposed > current) revert SuccessorRaisesLimit(field, asset, current, proposed);
+    }
+
+    function _notBelow(string memory field, address asset, uint256 spent, uint256 proposed) private pure {
+        if (proposed < spent) revert SuccessorBelowSpent(field, asset, spent, proposed);
+    }
+
+    /// @dev What a ledger word holds as spent in the current period (0 once the fixed window moved on).
+    function _spentInPeriod(uint256 word, uint32 period) private view returns (uint256) {
+        return word >> INDEX_SHIFT == block.timestamp / period + 1 ? (word >> PERIOD_SHIFT) & MASK112 : 0;
+    }
+
+    function _sameBytes(string memory field, bytes calldata current, bytes calldata proposed) private pure {
+        if (keccak256(current) != keccak256(proposed)) {
+            revert SuccessorChangesField(field, uint256(keccak256(current)), uint256(keccak256(proposed)));
+        }
     }
 
     function _revokeAll() private {

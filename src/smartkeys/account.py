@@ -79,6 +79,10 @@ ACCOUNT_ERROR_HINTS = {
                      "without limit",
     "EmptyBatch": "give at least one call",
     "TokenBalanceUnreadable": "a capped token must answer balanceOf(address): remove the cap or the token",
+    "SuccessorRaisesLimit": "rotate and renew can only keep or lower a limit: grant a new session (smartkeys grant) "
+                            "for a larger budget",
+    "SuccessorChangesField": "rotate and renew keep the scope, periods, flags and window start (and renew the key): "
+                             "grant a new session to change them",
 }
 register_contract_errors(_ACCOUNT_ABI, hints=ACCOUNT_ERROR_HINTS)
 
@@ -618,6 +622,60 @@ class Owner:
     def revoke(self, session_id: bytes):
         """Revoke one session immediately. :class:`~smartkeys.errors.NotDelegatedError` if not smartkeys."""
         return self._self_call(self.contract.encode_abi("revokeSession", [session_id]), "revoke a session")
+
+    def rotate_session(self, policy: SessionPolicy, new_key: str, *, valid_until: int | None = None,
+                       **limits: Any) -> SessionPolicy:
+        """Give the live session of ``policy`` the key ``new_key``, keeping its policy and what it spent.
+
+        One transaction (``rotateSessionSigner``, see :mod:`smartkeys.succession`): the old session id is revoked, so
+        the old key is refused from that block on every path, and the successor policy -- ``policy`` with
+        ``new_key``, optionally a new ``valid_until`` (unix s) and lower ``limits`` (keywords of
+        :func:`smartkeys.succession.successor_policy`) -- is granted with the old counters copied exactly: the
+        new key can spend only what was left. A salt is picked so that the successor's id was never used.
+        Returns the successor policy (give it to the agent of ``new_key``; it is also in ``SessionGranted``);
+        the transaction's receipt is kept as ``owner.last_succession_receipt``.
+
+        Refused before anything is sent, with the contract's errors: a dead session (``SessionNotActive``,
+        ``SessionEpochRevoked``), an ended one (``SessionExpired``), the same / zero / account key
+        (``InvalidSessionKey``), a raise (``SuccessorRaisesLimit``) or any other change
+        (``SuccessorChangesField``); :class:`~smartkeys.errors.NotDelegatedError` if the account is not smartkeys.
+        """
+        from smartkeys.succession import successor_policy
+
+        nxt = successor_policy(policy, key=checked_address(new_key, "new_key"), valid_until=valid_until, **limits)
+        return self._succeed("rotateSessionSigner", policy, nxt, "rotate a session")
+
+    def renew_session(self, policy: SessionPolicy, *, valid_until: int | None = None, **limits: Any) -> SessionPolicy:
+        """Extend (or shorten) the window of the live session of ``policy`` and/or lower its limits, keeping its
+        key, scope and counters; ``renewSessionPolicy`` in one transaction (the old id is revoked in it).
+
+        ``valid_until``: the new window end (unix s, not in the past); ``limits``: lower caps, as in
+        :meth:`rotate_session`. "Revoke, then re-issue with a shorter lifetime" is ``renew_session(policy,
+        valid_until=now + 3600)``. A limit above the current one is refused before anything is sent with
+        ``SuccessorRaisesLimit(field, asset, current, proposed)`` naming the field and the fix; the contract
+        refuses it too. Other errors as :meth:`rotate_session`. Returns the successor policy.
+        """
+        from smartkeys.succession import successor_policy
+
+        nxt = successor_policy(policy, valid_until=valid_until, **limits)
+        return self._succeed("renewSessionPolicy", policy, nxt, "renew a session")
+
+    def _succeed(self, function: str, policy: SessionPolicy, nxt: SessionPolicy, action: str) -> SessionPolicy:
+        from smartkeys.preflight import read_session_state
+        from smartkeys.succession import preflight_succession
+
+        if not isinstance(policy, SessionPolicy):
+            raise InvalidInputError("policy", type(policy).__name__, "the granted SessionPolicy",
+                                    "load it from chain: smartkeys.policy.policy_from_chain(w3, account, id)")
+        self.require_smartkeys(action)
+        if self.session_id_used(nxt.session_id):  # e.g. a renew that changes nothing but the salt
+            start = dataclasses.replace(nxt, salt=(policy.salt + 1) % 2**32)
+            nxt = dataclasses.replace(nxt, salt=self.next_free_salt(start))
+        state = read_session_state(self.w3, self.address, policy)
+        preflight_succession(policy, nxt, state, now=_next_timestamp(self.w3), rotate=function == "rotateSessionSigner")
+        self.last_succession_receipt = self._self_call(
+            self.contract.encode_abi(function, [policy.encode(), nxt.encode()]), action)
+        return nxt
 
     def revoke_all(self):
         """Revoke every session granted so far (moves the epoch). :class:`~smartkeys.errors.NotDelegatedError`

@@ -1,7 +1,7 @@
 """The owner's audit trail: what every session key of an account did, rebuilt from on-chain events.
 
 :func:`build_audit` reads the account's logs (``SessionGranted``, ``SessionUsed``, ``SessionRevoked``,
-``AllSessionsRevoked``) with ``eth_getLogs`` in block chunks, adds
+``AllSessionsRevoked``, ``SessionRotated``, ``SessionRenewed``) with ``eth_getLogs`` in block chunks, adds
 the refusals an SDK recorded in a :class:`~smartkeys.journal.RefusalJournal` (refused uses leave nothing on
 chain), and returns an :class:`AuditReport`:
 
@@ -10,6 +10,10 @@ chain), and returns an :class:`AuditReport`:
   remaining per asset, cumulative and per period (:class:`AssetAudit`), uses, refusals, the revocation
   (single or by epoch), the status at ``now`` and flags;
 - a timeline of :class:`AuditEntry` (one per event, in chain order) with what each left spent/remaining.
+
+A rotation or renewal (``rotate`` / ``renew`` entries) grants a successor session that carries on the old one's
+counters: the successor's spent, periods and uses start from the predecessor's (``replaces``), and the
+predecessor is revoked (``Revocation.kind`` ``"rotated"`` / ``"renewed"``, ``replaced_by``).
 
 The rebuilt counters equal the contract's (``sessionStatus`` / ``sessionLedger``) as long as the scanned
 range starts at or before the session's last grant. Known limits of an events-only audit:
@@ -91,6 +95,8 @@ _T_GRANTED = SESSION_GRANTED_TOPIC
 _T_USED = keccak(text="SessionUsed(bytes32,uint256,uint8,bytes)")
 _T_REVOKED = keccak(text="SessionRevoked(bytes32)")
 _T_ALL_REVOKED = keccak(text="AllSessionsRevoked(uint32)")
+_T_ROTATED = keccak(text="SessionRotated(bytes32,bytes32,address,address)")
+_T_RENEWED = keccak(text="SessionRenewed(bytes32,bytes32,uint48,uint48)")
 
 #: Selectors the audit names (others show as their 0x-hex selector).
 FUNCTION_NAMES: dict[bytes, str] = {selector_of(s): s.split("(")[0] for s in _COMMON_SIGNATURES}
@@ -191,7 +197,8 @@ class AuditEntry:
     """One event of the account's history (chain order), or a refusal from the journal.
 
     ``kind``: ``grant``, ``use``, ``refusal``, ``revoke`` (one
-    session) or ``revoke_all`` (every session granted before ``epoch``; ``revoked_sessions`` lists them).
+    session), ``revoke_all`` (every session granted before ``epoch``; ``revoked_sessions`` lists them), or
+    ``rotate`` / ``renew`` (``session_id`` is the successor, ``revoked_sessions`` the one it replaced).
     ``charges`` is what the event charged per asset; ``spent_after`` / ``remaining_after`` the session's
     cumulative counters after it, ``period_spent_after`` the current period's spend of periodic assets.
     A refusal's ``block_number`` is the latest block the SDK saw and its ``time`` the block time it checked.
@@ -229,6 +236,8 @@ class AuditEntry:
             return f"epoch -> {self.epoch}; {len(self.revoked_sessions)} session(s) revoked"
         if self.kind == "grant":
             return f"epoch {self.epoch}"
+        if self.kind in ("rotate", "renew") and self.revoked_sessions:
+            return f"replaces 0x{self.revoked_sessions[0].hex()}; its counters carried over"
         return ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -288,8 +297,9 @@ class AssetAudit:
 
 @dataclass(frozen=True)
 class Revocation:
-    """How a session was revoked: ``kind`` is ``"single"`` (``revokeSession``) or ``"epoch"``
-    (``revokeAllSessions``, moving the epoch to ``epoch``)."""
+    """How a session was revoked: ``kind`` is ``"single"`` (``revokeSession``), ``"epoch"``
+    (``revokeAllSessions``, moving the epoch to ``epoch``), or ``"rotated"`` / ``"renewed"`` (replaced by a
+    successor session, :attr:`SessionAudit.replaced_by`)."""
 
     kind: str
     time: int
@@ -328,6 +338,10 @@ class SessionAudit:
     revocation: Revocation | None = None
     status: str = "active"
     flags: list[AuditFlag] = field(default_factory=list)
+    replaces: bytes | None = None
+    """The session this one succeeded (rotation or renewal): its counters started from that one's."""
+    replaced_by: bytes | None = None
+    """The session that succeeded this one (it was revoked in the same transaction)."""
 
     @property
     def max_uses(self) -> int:
@@ -362,6 +376,7 @@ class SessionAudit:
                         "time_iso": _iso(self.granted_time), "tx_hash": _hex(self.granted_tx),
                         "epoch": self.granted_epoch, "grants": self.grants},
             "revoked": self.revocation.to_dict() if self.revocation else None,
+            "replaces": _hex(self.replaces), "replaced_by": _hex(self.replaced_by),
             "uses": self.uses, "max_uses": self.policy.max_uses, "uses_remaining": self.uses_remaining,
             "assets": [a.to_dict() for a in self.assets],
             "refusals": [e.refusal.to_json() for e in self.refusals if e.refusal is not None],
@@ -487,6 +502,8 @@ class AuditReport:
                 base["function"] = "revokeSession"
             elif e.kind == "revoke_all":
                 base["function"] = "revokeAllSessions"
+            elif e.kind in ("rotate", "renew"):
+                base["function"] = "rotateSessionSigner" if e.kind == "rotate" else "renewSessionPolicy"
             if not e.charges:
                 base["flags"] = ";".join(f.code for f in e.flags)
                 rows.append(base)
@@ -732,6 +749,8 @@ class _Auditor:
             entry = self._revoke(log, when)
         elif topic == _T_ALL_REVOKED:
             entry = self._revoke_all(log, when)
+        elif topic in (_T_ROTATED, _T_RENEWED):
+            entry = self._succession(log, when, "rotate" if topic == _T_ROTATED else "renew")
         else:
             return None
         if entry is not None:
@@ -870,6 +889,35 @@ class _Auditor:
                            s.key if s else None)
         if s is not None:
             s.revocation = Revocation("single", when, log.block_number, log.tx_hash)
+            s.entries.append(entry)
+        return entry
+
+    def _succession(self, log: _Log, when: int, kind: str) -> AuditEntry:
+        """``SessionRotated`` / ``SessionRenewed``: the successor (granted just before, in the same transaction)
+        carries on the predecessor's counters; the predecessor is revoked."""
+        prev_id, next_id = log.topics[1], log.topics[2]
+        prev, nxt = self.sessions.get(prev_id), self.sessions.get(next_id)
+        if prev is not None:
+            prev.revocation = Revocation("rotated" if kind == "rotate" else "renewed", when, log.block_number,
+                                         log.tx_hash)
+            prev.replaced_by = next_id
+        if nxt is not None:
+            nxt.replaces = prev_id
+            if prev is not None:
+                nxt.uses = prev.uses
+                for a in nxt.assets:
+                    try:
+                        old = prev.asset(a.asset)
+                    except KeyError:
+                        continue
+                    a.spent, a.periods, a.ledger_period_index = old.spent, dict(old.periods), old.ledger_period_index
+                    a.history.append((when, a.spent))
+        entry = AuditEntry(kind, when, log.block_number, log.tx_hash, log.log_index, next_id,
+                           nxt.key if nxt else None,
+                           spent_after=self._spent(nxt) if nxt else {},
+                           remaining_after=self._remaining(nxt) if nxt else {},
+                           uses_after=nxt.uses if nxt else None, revoked_sessions=(prev_id,))
+        for s in {id(x): x for x in (prev, nxt) if x is not None}.values():
             s.entries.append(entry)
         return entry
 

@@ -296,6 +296,16 @@ def measure_gas(chain: Any, *, progress: Callable[[str], None] | None = None) ->
         ruled_agent.send_user_op([transfer], bundler=bundler)
         op(f"gas.session_erc20_userop.{name}", ruled_agent.send_user_op([transfer], bundler=bundler))
 
+    # Rotation and renewal of a session like the one above (one token ledger): both copy the counters and
+    # revoke the old id in one transaction.
+    say("gas: rotate and renew a session")
+    spare = dataclasses.replace(policy, salt=1)
+    owner.grant(spare)
+    rotated = owner.rotate_session(spare, w3.to_checksum_address("0x" + "5e" * 20))
+    figures["gas.rotate_session"] = gas(last_receipt())
+    owner.renew_session(rotated, valid_until=policy.valid_until + ONE_DAY)
+    figures["gas.renew_session"] = gas(last_receipt())
+
     figures["gas.revoke_session"] = gas(owner.revoke(session_id))
     figures["gas.revoke_all"] = gas(owner.revoke_all())
     figures["gas.revoke_all.again"] = gas(owner.revoke_all())

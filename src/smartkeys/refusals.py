@@ -154,7 +154,7 @@ def _cap_text(u: Units, asset: str, spent: int, requested: int, cap: int, scope:
         else:
             todo.append("wait for the period to reset")
     else:
-        todo.append("ask the owner to renew the session with a larger cap")
+        todo.append("ask the owner for a new session with a larger cap (renew can only lower caps)")
     return what + "; " + ", or ".join(todo)
 
 
@@ -202,24 +202,24 @@ def explain(err: Any, units: Units | None = None, *, now: int | None = None) -> 
     if name == "GasBudgetExceeded":
         if int(f["budget"]) == 0:
             return ("this session has no gas budget (gas_budget 0), so it cannot pay for a user operation's gas; "
-                    "send directly (--via direct: the session key pays the gas), or ask the owner to renew the "
+                    "send directly (--via direct: the session key pays the gas), or ask the owner for a new "
                     "session with limits.gas_budget")
         left = max(0, int(f["budget"]) - int(f["spent"]))
         return (f"the operation may cost up to {u.amount('gas', f['requested'])} of gas, but only "
                 f"{u.amount('gas', left)} of the session's {u.amount('gas', f['budget'])} gas budget is left; "
-                "send directly (--via direct), or ask the owner to renew the session with a larger gas_budget")
+                "send directly (--via direct), or ask the owner for a new session with a larger gas_budget")
     if name == "SessionExpired":
         t = int(f.get("timestamp") or now or 0)
         until = int(f["validUntil"])
         return (f"the session expired at {_utc(until)} ({duration_text(t - until)} ago); "
-                "ask the owner to renew it (grant a new session)")
+                "ask the owner for a new session (an expired one cannot be renewed)")
     if name == "SessionNotYetValid":
         t = int(f.get("timestamp") or now or 0)
         after = int(f["validAfter"])
         return f"the session starts at {_utc(after)} (in {duration_text(after - t)}); wait until then"
     if name == "UsageLimitReached":
         return (f"the session's {f['maxUses']} uses are all used (0 left); "
-                "ask the owner to renew it (grant a new session)")
+                "ask the owner for a new session (renew cannot add uses)")
     if name in ("CallNotAllowed", "MulticallNotAllowed"):
         what = f"{u.function(f['selector'])} on {u.contract(f['target'])}"
         allowed = ""

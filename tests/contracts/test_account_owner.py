@@ -477,6 +477,8 @@ OWNER_ONLY_CALLS = {
     "grantSession": lambda c, policy, sid: c.encode_abi("grantSession", [policy]),
     "revokeSession": lambda c, policy, sid: c.encode_abi("revokeSession", [sid]),
     "revokeAllSessions": lambda c, policy, sid: c.encode_abi("revokeAllSessions", []),
+    "rotateSessionSigner": lambda c, policy, sid: c.encode_abi("rotateSessionSigner", [policy, policy]),
+    "renewSessionPolicy": lambda c, policy, sid: c.encode_abi("renewSessionPolicy", [policy, policy]),
 }
 
 

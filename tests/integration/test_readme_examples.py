@@ -54,7 +54,7 @@ def prelude(chain, token, tmp_path, monkeypatch):
 
 
 def test_readme_sections_have_python_examples():
-    assert len(blocks("For owners", "python")) == 2
+    assert len(blocks("For owners", "python")) == 3
     assert len(blocks("For agent developers", "python")) == 2
     assert len(blocks("Auditing what the keys did", "python")) == 1
 
@@ -64,8 +64,10 @@ def test_for_owners_examples_run(prelude, token, capsys):
     for code in blocks("For owners", "python"):
         exec(compile(code, "README.md[For owners]", "exec"), namespace)
     owner = namespace["owner"]
-    assert namespace["policy"].key == agent_key.address
-    assert [r.live for r in owner.sessions()] == [False]  # granted, then revoked by the last block
+    # granted, renewed (shorter), rotated to the new key, then the successor revoked by the last block
+    assert namespace["policy"].key == namespace["new_agent"].address
+    assert [(r.key, r.live) for r in owner.sessions()] == [(agent_key.address, False), (agent_key.address, False),
+                                                          (namespace["new_agent"].address, False)]
     assert agent_key.address in capsys.readouterr().out
 
 

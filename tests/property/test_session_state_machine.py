@@ -307,6 +307,47 @@ class SessionMachine(RuleBasedStateMachine):
         self.epoch += 1
         self._settle(ts)
 
+    # Renewal (``renewSessionPolicy``): the successor carries every counter; limits only go down; the old id dies.
+    @precondition(lambda self: self.sessions)
+    @rule(pick=st.integers(min_value=0, max_value=MAX_SESSIONS - 1),
+          change=st.sampled_from(["lower", "extend", "raise"]), act=st.sampled_from([False, True]))
+    def renew(self, pick: int, change: str, act: bool) -> None:
+        if not act:
+            return
+        s = self.sessions[pick % len(self.sessions)]
+        p = s.policy
+        ts = self._stamp()
+        usdc = self.token.address
+        limits: dict[str, Any] = {}
+        if change == "lower":  # halved, but never below what was spent (that is SuccessorBelowSpent)
+            limits = {"native_total": max(s.native_spent, p.native_total // 2),
+                      "token_caps": {usdc: max(s.tokens[usdc].total, s.cap(usdc).cap // 2)}}
+        elif change == "raise":
+            limits = {"native_total": p.native_total + 1}
+        new_until = ts + 600
+        expected = (self._liveness(s, "owner") or
+                    (Refused("owner", "SessionExpired") if p.valid_until < ts else None) or
+                    (Refused("owner", "InvalidWindow") if new_until <= p.valid_after else None) or
+                    (Refused("owner", "SuccessorRaisesLimit") if change == "raise" else None))
+        event(f"renew {change}: {expected.error if expected else 'ok'}")
+        if expected is not None:
+            with pytest.raises(get_error_class(expected.error)):
+                self.owner.renew_session(p, valid_until=new_until, **limits)
+            assert self.chain.time() < ts, "a refused renewal sent a transaction"
+            self._settle(ts)
+            return
+        nxt = self.owner.renew_session(p, valid_until=new_until, **limits)
+        assert self.chain.time() == ts
+        self._settle(ts)
+        successor = Session(nxt, SessionAgent(self.w3, self.owner.address, SESSION_KEY, nxt),
+                            word_epoch_plus_one=s.word_epoch_plus_one, uses=s.uses, native_spent=s.native_spent,
+                            gas_spent=s.gas_spent,
+                            tokens={k: Ledger(v.total, v.period_spent, v.index_plus_one) for k, v in s.tokens.items()},
+                            native=Ledger(s.native.total, s.native.period_spent, s.native.index_plus_one),
+                            observed_out=dict(s.observed_out), observed_native_out=s.observed_native_out)
+        s.revoked = True  # its counters stay, readable
+        self.sessions.append(successor)
+
     # -- session use ------------------------------------------------------------------
 
     def _liveness(self, s: Session, stage: str) -> Refused | None:

@@ -106,7 +106,7 @@ def test_artifacts_have_the_documented_shape(compiled):
         assert re.fullmatch(r"0x([0-9a-f]{2})*", artifact["bytecode"]), name
         assert re.fullmatch(r"0x([0-9a-f]{2})*", artifact["deployedBytecode"]), name
         assert artifact["compiler"]["version"].startswith("0.8.30+commit.")
-        assert artifact["compiler"]["settings"]["optimizer"] == {"enabled": True, "runs": 10000}
+        assert artifact["compiler"]["settings"]["optimizer"] == {"enabled": True, "runs": 5000}
         assert artifact["compiler"]["settings"]["evmVersion"] == "prague"
         assert build.render(artifact) == build.render(json.loads(build.render(artifact)))
     # nothing from node_modules leaks in
@@ -282,3 +282,14 @@ def test_compile_goes_through_py_solc_x_and_reports_errors_with_file_and_line(tm
     [kwargs] = calls
     assert Path(kwargs["solc_binary"]) == build.SHIM
     assert Path(kwargs["base_path"]) == tmp_path
+
+
+def test_every_shipped_runtime_code_fits_eip170():
+    """EIP-170: a contract's runtime code is at most 24,576 bytes, else its deployment reverts (the account
+    cannot be deployed at its canonical address). Fails before a feature pushes the account past it."""
+    from smartkeys import artifacts
+
+    for name in ("SmartKeysAccount",):
+        code = artifacts.load(name)["deployedBytecode"]
+        size = (len(code) - 2) // 2
+        assert size <= 24_576, f"{name} runtime code is {size} bytes, over EIP-170's 24,576"

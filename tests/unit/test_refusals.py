@@ -71,7 +71,7 @@ def test_period_cap_names_the_period_and_when_it_resets():
 def test_window_refusals_give_utc_times_and_the_fix():
     expired = explain(err("SessionExpired", validUntil=DAY, timestamp=DAY + 7_500), UNITS)
     assert expired == ("the session expired at 1970-01-02 00:00:00 UTC (2 h 5 min ago); "
-                       "ask the owner to renew it (grant a new session)")
+                       "ask the owner for a new session (an expired one cannot be renewed)")
     early = explain(err("SessionNotYetValid", validAfter=DAY, timestamp=DAY - 90), UNITS)
     assert "starts at 1970-01-02 00:00:00 UTC (in 1 min 30 s); wait until then" == early[len("the session "):]
 

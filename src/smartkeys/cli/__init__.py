@@ -276,6 +276,34 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     revoke.add_argument("--from-block", type=int, default=None, metavar="N", help="first block to search for the account's grants (default: the block of its first transaction, found by binary search; set it on a node without historical state)")
 
+    rotate = command("rotate", c.cmd_rotate, "give a live session a new key, keeping its policy and what it spent",
+                     "Replace the key of a live session (by id, or by key address if it holds one live session) in "
+                     "one transaction: the old key is refused from that block, the new key can spend only what "
+                     "was left. Without --new-key a key is generated into a new encrypted keystore (as `keys "
+                     "new`). --for also moves the window end (e.g. shorter, after a leak).")
+    rotate.add_argument("target", metavar="SESSION_ID_OR_KEY", help="session id, or the key address")
+    rotate.add_argument("--new-key", metavar="KEYSTORE_OR_ADDRESS",
+                        help="the new key: an address, or a keystore (path or label); default: generate one")
+    rotate.add_argument("--label", help="with a generated key: its keystore's file name in the keys directory")
+    rotate.add_argument("--light-kdf", action="store_true", help="weaker, faster scrypt (n=2**14) for test keys")
+    rotate.add_argument("--for", dest="for_", metavar="DURATION",
+                        help="new window: it ends DURATION after the latest block (e.g. 1h); default: unchanged")
+    rotate.add_argument("--from-block", type=int, default=None, metavar="N", help="first block to search for the account's grants (default: the block of its first transaction, found by binary search; set it on a node without historical state)")
+
+    renew = command("renew", c.cmd_renew, "extend or shorten a live session's window, or lower its caps",
+                    "Renew a live session in one transaction, keeping its key, scope and what it spent: --for "
+                    "sets the window end DURATION after the latest block (longer or shorter: `--for 1h` is "
+                    "'revoke, then re-issue with a shorter lifetime' in one command); the cap options can only "
+                    "lower a limit (a raise is refused naming the field). The old session id is revoked.")
+    renew.add_argument("target", metavar="SESSION_ID_OR_KEY", help="session id, or the key address")
+    renew.add_argument("--for", dest="for_", metavar="DURATION", help="the window ends DURATION from now (24h, 7d)")
+    renew.add_argument("--max-uses", type=int, metavar="N", help="lower the use limit")
+    renew.add_argument("--native-total", metavar="AMOUNT", help="lower the native cap ('0.5 ether')")
+    renew.add_argument("--gas-budget", metavar="AMOUNT", help="lower the gas budget ('0.01 ether')")
+    renew.add_argument("--token-cap", action="append", metavar="TOKEN=AMOUNT",
+                       help="lower a token's cap, in token units (repeatable)")
+    renew.add_argument("--from-block", type=int, default=None, metavar="N", help="first block to search for the account's grants (default: the block of its first transaction, found by binary search; set it on a node without historical state)")
+
     def agent_options(sub: argparse.ArgumentParser) -> None:
         group = sub.add_argument_group("session")
         group.add_argument("--key", metavar="KEYSTORE",

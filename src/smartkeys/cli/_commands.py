@@ -473,6 +473,136 @@ def cmd_revoke(ctx: Context) -> Result:
                      "transaction_hashes": hashes}
 
 
+# --------------------------------------------------------------------------- rotate / renew
+
+
+def _live_session(ctx: Context, owner, target: str | None, command: str):
+    """The live session named by ``target`` (a session id, or a key address holding exactly one live session)."""
+    if not target or not (_SESSION_ID_RE.match(target) or _ADDRESS_RE.match(target)):
+        raise InvalidInputError(command, target, "a session id (0x + 64 hex) or a key address (0x + 40 hex)",
+                                "copy it from `smartkeys status`")
+    with ctx.ui.progress("reading sessions"):
+        reports = owner.sessions(from_block=_check_from_block(ctx))
+    if _SESSION_ID_RE.match(target):
+        sid = bytes.fromhex(target[2:])
+        matches = [r for r in reports if r.session_id == sid]
+        if not matches:
+            raise CommandError(f"no session {target} was granted by {owner.address}",
+                               hint="copy the id from `smartkeys status`")
+    else:
+        key = _address_arg(target, "key")
+        matches = [r for r in reports if r.key == key and r.live]
+        if len(matches) > 1:
+            ids = ", ".join(_hex(r.session_id) for r in matches)
+            raise CommandError(f"key {key} holds {len(matches)} live sessions ({ids})",
+                               hint=f"name one: smartkeys {command} SESSION_ID")
+        if not matches:
+            raise CommandError(f"key {key} holds no live session at {owner.address}",
+                               hint="check `smartkeys status`; a revoked or expired session cannot be "
+                                    f"{command}d: grant a new one")
+    report = matches[0]
+    policy = next(p for p in owner.granted_policies(from_block=_check_from_block(ctx))
+                  if p.session_id == report.session_id)
+    return report, policy
+
+
+def _successor_limits(ctx: Context, owner, policy) -> dict[str, Any]:
+    """The lowered limits of ``--max-uses``, ``--native-total``, ``--gas-budget`` and ``--token-cap``."""
+    args = ctx.args
+    limits: dict[str, Any] = {}
+    if args.max_uses is not None:
+        limits["max_uses"] = args.max_uses
+    if args.native_total is not None:
+        limits["native_total"] = _parse_native(args.native_total, "--native-total")
+    if args.gas_budget is not None:
+        limits["gas_budget"] = _parse_native(args.gas_budget, "--gas-budget")
+    caps: dict[str, int] = {}
+    for item in args.token_cap or ():
+        token, sep, amount = item.partition("=")
+        if not sep or not amount.strip():
+            raise InvalidInputError("--token-cap", item, "TOKEN=AMOUNT, e.g. 0x…=250 (in token units)",
+                                    "give the token's address, '=', and the new cap")
+        token = _address_arg(token.strip(), "--token-cap")
+        decimals, symbol = _token_info(owner.w3, token)
+        caps[token] = _scale_token(amount.strip(), token, decimals, symbol, "--token-cap")
+    if caps:
+        limits["token_caps"] = caps
+    return limits
+
+
+def _new_window_end(ctx: Context, owner, policy) -> int | None:
+    from smartkeys.policy import parse_duration
+
+    if ctx.args.for_ is None:
+        return None
+    seconds = parse_duration(ctx.args.for_, "--for")
+    return int(owner.w3.eth.get_block("latest")["timestamp"]) + seconds
+
+
+def _succession_doc(owner, before, after, receipt) -> dict[str, Any]:
+    return {"account": owner.address, "previous_session_id": _hex(before.session_id),
+            "session_id": _hex(after.session_id), "previous_key": before.key, "key": after.key,
+            "previous_valid_until": before.valid_until, "valid_until": after.valid_until,
+            "transaction_hash": _hex(receipt["transactionHash"]) if receipt else None,
+            "policy": _policy_doc(after)}
+
+
+def _print_succession(ctx: Context, verb: str, before, after) -> None:
+    ctx.ui.print(f"{verb} session {_hex(before.session_id)} -> {_hex(after.session_id)}")
+    rows = [("key", after.key if after.key == before.key else f"{before.key} -> {after.key}"),
+            ("valid until", f"{_utc(after.valid_until)}" + ("" if after.valid_until == before.valid_until
+                                                            else f" (was {_utc(before.valid_until)})"))]
+    ctx.ui.pairs(rows, indent="  ")
+    ctx.ui.print("  the old id is revoked; what it spent carries over (see `smartkeys status`)")
+
+
+@secret_frames_dropped
+def cmd_rotate(ctx: Context) -> Result:
+    new = ctx.args.new_key
+    if new is not None and ctx.args.label is not None:
+        raise InvalidInputError("--label", ctx.args.label, "--label only when a new key is generated",
+                                "drop --label, or drop --new-key to generate the new key")
+    label = _new_label(ctx) if new is None else None
+    owner = _owner(ctx)
+    _require_delegated(owner)
+    _, policy = _live_session(ctx, owner, ctx.args.target, "rotate")
+    valid_until = _new_window_end(ctx, owner, policy)
+    key_doc: dict[str, Any] = {}
+    if new is None:
+        from smartkeys.keystore import generate_key
+
+        password = ctx.password("the new session keystore", twice=True)
+        fresh = generate_key()
+        _, key_doc = _write_keystore(ctx, fresh, label, password, "new")
+        new_address = fresh.address
+    elif _ADDRESS_RE.match(new):
+        new_address = _address_arg(new, "--new-key")
+    else:
+        new_address = read_keystore_address(ctx.find_keystore(new, "rotate --new-key"))
+        if new_address is None:
+            raise CommandError(f"keystore {new!r} does not name its address", hint="pass the address instead")
+    with _owner_pays(ctx, owner), ctx.ui.progress("rotating the session key"):
+        after = owner.rotate_session(policy, new_address, valid_until=valid_until)
+    _print_succession(ctx, "rotated", policy, after)
+    ctx.ui.print(f"  the old key {policy.key} is refused from now on; give the agent the new key {after.key}")
+    return EXIT_OK, {**_succession_doc(owner, policy, after, owner.last_succession_receipt), "new_keystore": key_doc or None}
+
+
+def cmd_renew(ctx: Context) -> Result:
+    owner = _owner(ctx)
+    _require_delegated(owner)
+    _, policy = _live_session(ctx, owner, ctx.args.target, "renew")
+    valid_until = _new_window_end(ctx, owner, policy)
+    limits = _successor_limits(ctx, owner, policy)
+    if valid_until is None and not limits:
+        raise InvalidInputError("renew", None, "--for DURATION and/or a lower limit (--max-uses, --native-total, "
+                                "--gas-budget, --token-cap)", "e.g. smartkeys renew ID --for 24h")
+    with _owner_pays(ctx, owner), ctx.ui.progress("renewing the session"):
+        after = owner.renew_session(policy, valid_until=valid_until, **limits)
+    _print_succession(ctx, "renewed", policy, after)
+    return EXIT_OK, _succession_doc(owner, policy, after, owner.last_succession_receipt)
+
+
 # --------------------------------------------------------------------------- status
 
 
@@ -551,6 +681,12 @@ def cmd_status(ctx: Context) -> Result:
     # one model per session (SessionReport.to_dict), printed as JSON or rendered below as text
     names = _address_names(ctx)
     doc["sessions"] = [r.to_dict(tokens, names) for r in reports]
+    successions = _successions(w3, account, _check_from_block(ctx)) if reports else {}
+    replaces = {nxt: prev for prev, (_, nxt) in successions.items()}
+    for r, d in zip(reports, doc["sessions"]):
+        kind, nxt = successions.get(r.session_id, (None, None))
+        d["replaced_by"], d["replaced_how"] = _hex(nxt), kind
+        d["replaces"] = _hex(replaces.get(r.session_id))
     live = sum(1 for r in reports if r.status == "live")
     ctx.ui.print()
     ctx.ui.print(f"sessions: {len(reports)} granted, {live} usable now")
@@ -558,11 +694,13 @@ def cmd_status(ctx: Context) -> Result:
         rows = []
         for r, d in zip(reports, doc["sessions"]):
             # Revoking keeps a session's counters, so a revoked session shows what it did, as a live one does.
-            head = [_hex(r.session_id)[:18] + "…", r.key, d["status"], _until_text(d),
+            head = [_hex(r.session_id)[:18] + "…", r.key, d["replaced_how"] or d["status"], _until_text(d),
                     _uses_text(r.uses, r.max_uses)]
             rows += _session_rows(head, r.assets, tokens, left=True)
         ctx.ui.table(["SESSION", "KEY", "STATUS", "VALID UNTIL", "USES", "ASSET", "SPENT", "CAP", "LEFT"], rows,
                      indent="  ")
+        for prev, (kind, nxt) in successions.items():
+            ctx.ui.print(f"  {_hex(prev)[:18]}… was {kind} as {_hex(nxt)[:18]}…: its counters carried over")
         _print_periods(ctx, reports, tokens, chain["timestamp"])
         _print_rules(ctx, reports, doc["sessions"], indent="  ")
         _warn_survivors(ctx, w3, account, [r for r in reports if r.live], _check_from_block(ctx))
@@ -571,6 +709,24 @@ def cmd_status(ctx: Context) -> Result:
                 ctx.ui.print(f"  WARNING: session {_hex(r.session_id)[:18]}… has allow_uncapped_assets: its key may "
                              "move assets that no cap limits (up to the account's whole balance of them)")
     return EXIT_OK, doc
+
+
+def _successions(w3: Web3, account: str, from_block: int | None) -> dict[bytes, tuple[str, bytes]]:
+    """Old session id -> ("rotated" | "renewed", successor id), from ``SessionRotated`` / ``SessionRenewed``."""
+    from eth_utils import keccak
+
+    from smartkeys.logs import LogQueryError, account_start_block, read_logs
+
+    try:
+        start = account_start_block(w3, account) if from_block is None else from_block
+    except LogQueryError:
+        return {}
+    out: dict[bytes, tuple[str, bytes]] = {}
+    for kind, event in (("rotated", "SessionRotated(bytes32,bytes32,address,address)"),
+                        ("renewed", "SessionRenewed(bytes32,bytes32,uint48,uint48)")):
+        for log in read_logs(w3, account, start, "latest", topics=[keccak(text=event)]):
+            out[bytes(log["topics"][1])] = (kind, bytes(log["topics"][2]))
+    return out
 
 
 def _warn_survivors(ctx: Context, w3: Web3, account: str, live, from_block: int | None) -> None:
@@ -1179,6 +1335,8 @@ def _print_audit(ctx: Context, report, docs=()) -> None:
     rows = []
     for s in report.sessions:
         status = s.status
+        if s.revocation is not None and s.revocation.kind in ("rotated", "renewed"):
+            status = s.revocation.kind  # revoked by its successor, which carries on its counters
         if s.status in ("active", "not-yet-valid") and s.policy.valid_until > report.now:
             from smartkeys.refusals import duration_text
 
