@@ -13,10 +13,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, cast
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress, Hash32
 from web3 import Web3
+from web3.types import Wei
 
 from smartkeys import artifacts
 from smartkeys.authorization import authorization_nonce, sign_authorization
@@ -338,7 +340,7 @@ def _build_op(
     if call_gas_limit is None:
         try:
             # gas price 0: the EntryPoint holds no ether of its own on a fresh chain
-            estimate = w3.eth.estimate_gas({"from": ENTRY_POINT_V08, "to": sender, "data": call_data, "gasPrice": 0})
+            estimate = w3.eth.estimate_gas({"from": ENTRY_POINT_V08, "to": sender, "data": call_data, "gasPrice": Wei(0)})
         except revert_exceptions() as exc:
             raise decode_revert(revert_data_of(exc) or b"") from None
         call_gas_limit = int(estimate) + _CALL_GAS_MARGIN
@@ -406,12 +408,12 @@ class Owner:
         return f"Owner(address={self.address}, chain_id={self.chain_id})"
 
     @property
-    def implementation(self) -> str:
+    def implementation(self) -> ChecksumAddress:
         """What :meth:`delegate` points the EOA at; checked at construction, read-only afterwards."""
         return self._implementation
 
     @property
-    def address(self) -> str:
+    def address(self) -> ChecksumAddress:
         return self._account.address
 
     # -- EIP-7702 ---------------------------------------------------------------------
@@ -522,7 +524,7 @@ class Owner:
         self._check_auth_nonce(auth, None, self.implementation)
         (result,) = self.entry_point.handle_ops([op], sponsor)
         result.raise_for_failure()
-        receipt = self.w3.eth.get_transaction_receipt(result.transaction_hash)
+        receipt = self.w3.eth.get_transaction_receipt(cast(Hash32, result.transaction_hash))
         self._check_applied(auth, self.implementation, receipt, self_sponsored=False)
         return receipt
 
@@ -654,7 +656,8 @@ class Owner:
                     guard.not_sent(str(exc))
                     raise
                 assert landed is not None
-                receipt = self.w3.eth.get_transaction_receipt(landed.transaction_hash)
+                # a landed intent carries its transaction hash
+                receipt = self.w3.eth.get_transaction_receipt(cast(Hash32, landed.transaction_hash))
             guard.done(LANDED, transaction_hash=bytes(receipt["transactionHash"]),
                        block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))
             return receipt
@@ -979,7 +982,8 @@ class SessionAgent:
         on_submit: Callable[[Intent], None] | None = None,
     ) -> AgentReceipt:
         """One call through the account; see :meth:`batch`."""
-        call = Call(checked_address(target, "target"), checked_uint(value, "value"), data)
+        # Call.__post_init__ turns hex text into bytes
+        call = Call(checked_address(target, "target"), checked_uint(value, "value"), cast(bytes, data))
         return self.batch([call], via=via, bundler=bundler, expected_outflows=expected_outflows,
                           raise_on_failure=raise_on_failure, intent=intent, on_submit=on_submit)
 
@@ -1181,6 +1185,8 @@ class SessionAgent:
                     else:
                         guard.not_sent(str(exc))
                         raise
+                    if landed is None:  # refused() returns None when exc is to be raised as is
+                        raise
                     result = _result_from_intent(landed)
                 except TransactionFailedError as exc:
                     # the bundle reverted on chain: another sender took the lane's nonce after our simulation
@@ -1253,7 +1259,8 @@ class SessionAgent:
                     landed = guard.unknown(exc, bundler=client)
         if landed is not None:
             success, tx_hash, gas_used = landed.status == LANDED, landed.transaction_hash or b"", int(landed.gas_used or 0)
-            revert = None if success else UserOperationError("the operation's calls reverted (settled from the chain)")
+            revert: SmartKeysError | None = (
+                None if success else UserOperationError("the operation's calls reverted (settled from the chain)"))
         else:
             success, tx_hash, gas_used = receipt.success, receipt.transaction_hash or b"", receipt.actual_gas_used
             revert = receipt.revert()
@@ -1326,7 +1333,7 @@ def _typed_chain_errors(w3: Web3) -> Iterator[None]:
     # any provider (not only smartkeys.rpc's): a raw transport fault is typed on the way out
     except requests.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
-        if status == 429:
+        if status == 429 and exc.response is not None:
             from smartkeys.rpc import retry_after_seconds
 
             raise RateLimitedError("the node answered HTTP 429", endpoint=endpoint, retry_after=retry_after_seconds(
@@ -1351,10 +1358,10 @@ def delegation_change_since(w3: Web3, address: str, block: int, *, probes: int =
     if block >= latest:
         return None
     try:
-        now = bytes(w3.eth.get_code(address, block_identifier=latest))
+        now = bytes(w3.eth.get_code(cast(ChecksumAddress, address), block_identifier=latest))
         step = max((latest - block) // (probes + 1), 1)
         for b in range(block, latest, step):
-            if bytes(w3.eth.get_code(address, block_identifier=b)) != now:
+            if bytes(w3.eth.get_code(cast(ChecksumAddress, address), block_identifier=b)) != now:
                 return b
     except Exception:  # noqa: BLE001 - history unavailable (pruned node, provider limit): nothing seen
         return None
@@ -1369,7 +1376,7 @@ SESSION_STORAGE_SLOT = 0x85DECE25AB95DBA2DE628DD50D9C89670CE8C2BC2392E71AA090A71
 def _status_word(w3: Web3, account: str, session_id: bytes) -> int:
     """The raw status word of ``session_id`` (0 = never granted; revoking sets bit 255 and keeps the rest)."""
     slot = Web3.keccak(bytes(session_id) + (SESSION_STORAGE_SLOT + 1).to_bytes(32, "big"))
-    return int.from_bytes(w3.eth.get_storage_at(account, slot), "big")
+    return int.from_bytes(w3.eth.get_storage_at(cast(ChecksumAddress, account), int.from_bytes(slot, "big")), "big")
 
 
 def choose_session(

@@ -28,7 +28,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
@@ -357,9 +357,10 @@ def _build(policy: SessionPolicy, names, abis, tokens, state, now: int | None = 
             if fn is not None:
                 add(function_tool(target, fn))
             else:
-                add(_Tool(_tool_name(label(target), "0x" + perm.selector.hex()), target, "raw_args", None,
-                          perm.selector, False,
-                          f"Call the function with selector 0x{perm.selector.hex()} on {who(target)}; pass its "
+                selector = cast(bytes, perm.selector)  # EXACT: Permission.__post_init__ made it bytes
+                add(_Tool(_tool_name(label(target), "0x" + selector.hex()), target, "raw_args", None,
+                          selector, False,
+                          f"Call the function with selector 0x{selector.hex()} on {who(target)}; pass its "
                           f"ABI-encoded arguments. {limits}"))
         elif perm.mode is PermissionMode.ANY_SELECTOR:
             fns = [f for f in abis.get(target, [])
