@@ -61,6 +61,7 @@ from __future__ import annotations
 import difflib
 import json
 import keyword
+import operator
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -179,7 +180,7 @@ class SmartKeysError(Exception):
         return (_restore_error, (type(self), str(self), dict(self.__dict__)))
 
 
-def _restore_error(cls: type, message: str, state: dict[str, Any]) -> SmartKeysError:
+def _restore_error(cls: type[SmartKeysError], message: str, state: dict[str, Any]) -> SmartKeysError:
     """Unpickling helper for :class:`SmartKeysError` subclasses with custom constructors."""
     obj = cls.__new__(cls)
     Exception.__init__(obj, message)
@@ -779,8 +780,8 @@ class ContractRevertError(RevertError):
         """The Solidity error name, e.g. ``"SpendCapExceeded"``."""
         return type(self).error_name or type(self).__name__
 
-    @property  # type: ignore[override]
-    def args(self) -> dict[str, Any]:  # noqa: D401 - shadows BaseException.args on purpose
+    @property
+    def args(self) -> dict[str, Any]:  # type: ignore[override]  # shadows BaseException.args on purpose
         """Every field by its exact ABI name (a dict, not the usual exception tuple)."""
         return dict(zip(type(self).abi_names, self.values))
 
@@ -911,9 +912,10 @@ class FailedOp(UserOperationError, ContractRevertError):
     error_name = "FailedOp"
     error_signature = "FailedOp(uint256,string)"
     error_selector = keccak(text="FailedOp(uint256,string)")[:4]
-    abi_types = ("uint256", "string")
-    abi_names = ("opIndex", "reason")
-    field_names = ("op_index", "reason")
+    abi_types: ClassVar[tuple[str, ...]] = ("uint256", "string")
+    abi_names: ClassVar[tuple[str, ...]] = ("opIndex", "reason")
+    field_names: ClassVar[tuple[str, ...]] = ("op_index", "reason")
+    data: bytes  # always set by _assign (RevertError's type; UserOperationError's allows None)
 
     def __init__(
         self,
@@ -923,7 +925,7 @@ class FailedOp(UserOperationError, ContractRevertError):
         **fields: Any,
     ) -> None:
         self._assign(values, fields, data)
-        self.code = parse_aa_code(self.reason)  # type: ignore[attr-defined]
+        self.code = parse_aa_code(self.reason)
         self.inner = inner
         Exception.__init__(self, UserOperationError._describe(self))
         if inner is not None:
@@ -1063,9 +1065,7 @@ def _class_for_entry(entry: Mapping[str, Any], hint: str | None) -> type[Contrac
             alias = _snake(attr)
             if alias != attr and alias not in attrs and alias not in _RESERVED_ATTRS \
                     and not keyword.iskeyword(alias):
-                namespace[alias] = property(
-                    lambda self, _a=attr: getattr(self, _a), doc=f"Alias of ``{attr}``."
-                )
+                namespace[alias] = property(operator.attrgetter(attr), doc=f"Alias of ``{attr}``.")
         cls = type(name, (ContractRevertError,), namespace)
         _BY_SELECTOR[selector] = cls
         return cls

@@ -8,8 +8,9 @@ import dataclasses
 import io
 import json
 import re
-from typing import Any
+from typing import Any, cast, overload
 
+from eth_typing import ChecksumAddress
 from web3 import Web3
 
 from smartkeys.cli._context import (
@@ -37,6 +38,10 @@ def _utc(ts: int) -> str:
     return utc_text(ts, sep=" ")
 
 
+@overload
+def _hex(b: bytes) -> str: ...
+@overload
+def _hex(b: None) -> None: ...
 def _hex(b: bytes | None) -> str | None:
     return None if b is None else "0x" + bytes(b).hex()
 
@@ -87,7 +92,7 @@ def cmd_node(ctx: Context) -> Result:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return int(code or 0), None  # type: ignore[return-value] - run_node writes its own output
+    return int(code or 0), None  # type: ignore[return-value]  # run_node writes its own output
 
 
 def _node_preflight(ctx: Context) -> None:
@@ -250,7 +255,7 @@ def cmd_keys_show(ctx: Context) -> Result:
     crypto = data.get("crypto") or data.get("Crypto") or {}
     kdfparams = crypto.get("kdfparams") or {}
     mode = stat.S_IMODE(os.stat(path).st_mode)
-    info = {
+    info: dict[str, Any] = {
         "address": read_keystore_address(path),
         "label": path.stem,
         "file": str(path),
@@ -518,7 +523,7 @@ def cmd_status(ctx: Context) -> Result:
         doc["account_error"] = str(exc)
     w3 = ctx.w3()
     block = w3.eth.get_block("latest")
-    chain = {"rpc": ctx.rpc_label, "chain_id": int(w3.eth.chain_id), "block": int(block["number"]),
+    chain: dict[str, Any] = {"rpc": ctx.rpc_label, "chain_id": int(w3.eth.chain_id), "block": int(block["number"]),
              "timestamp": int(block["timestamp"])}
     doc["chain"] = chain
     ctx.ui.print()
@@ -527,12 +532,12 @@ def cmd_status(ctx: Context) -> Result:
         ctx.ui.print(f"account     - ({doc['account_error']})")
         return EXIT_OK, doc
     with ctx.ui.progress("reading the account"):
-        delegation = parse_delegation(bytes(w3.eth.get_code(account)))
+        delegation = parse_delegation(bytes(w3.eth.get_code(cast(ChecksumAddress, account))))
         implementation = implementation_address()
         is_smartkeys = delegation == implementation
         epoch = int(account_contract(w3, account).functions.sessionEpoch().call()) if is_smartkeys else None
         reports = _reports(w3, account, from_block=_check_from_block(ctx)) if is_smartkeys else []
-        balance = int(w3.eth.get_balance(account))
+        balance = int(w3.eth.get_balance(cast(ChecksumAddress, account)))
     delegation_text = ("none" if delegation is None else
                        f"smartkeys {delegation}" if is_smartkeys else f"{delegation} (not smartkeys)")
     ctx.ui.pairs([("account", account), ("balance", format_asset("native", balance)),
@@ -637,7 +642,7 @@ def _token_names(w3: Web3, assets, cache: dict[str, tuple[str, int]] | None = No
     cache = {} if cache is None else cache
     for asset in assets:
         if asset not in ("native", "gas") and asset not in cache:
-            cache[asset] = token_meta(w3, asset)  # type: ignore[assignment] - None: it did not say
+            cache[asset] = token_meta(w3, asset)  # type: ignore[assignment]  # None: it did not say
     return {a: m for a, m in cache.items() if m is not None}
 
 
@@ -853,7 +858,7 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
         else:
             bundler = key.account  # self-bundled: the session key submits handleOps and is refunded by the EntryPoint
     if bundler is None or bundler is key.account:  # the session key sends the transaction and pays its gas
-        payer = ctx.gas_payer(key.address, "the session key", alternative=(
+        payer: contextlib.AbstractContextManager[None] = ctx.gas_payer(key.address, "the session key", alternative=(
             "; or send as a user operation through a bundler (--bundler-url), where the account pays the gas "
             "within the policy's gas_budget"))
     else:
@@ -1050,8 +1055,8 @@ def _amount_text(asset: str, amount: int, meta: tuple[str, int] | None) -> str:
 def _token_info(w3: Web3, token: str) -> tuple[int, str | None]:
     abi = [{"type": "function", "name": "decimals", "inputs": [], "outputs": [{"type": "uint8"}], "stateMutability": "view"},
            {"type": "function", "name": "symbol", "inputs": [], "outputs": [{"type": "string"}], "stateMutability": "view"}]
-    contract = w3.eth.contract(address=token, abi=abi)
-    if not w3.eth.get_code(token):
+    contract = w3.eth.contract(address=cast(ChecksumAddress, token), abi=abi)
+    if not w3.eth.get_code(cast(ChecksumAddress, token)):
         raise InvalidInputError("--token", token, "the address of an ERC-20 contract", "this address has no code on this chain")
     try:
         decimals = int(contract.functions.decimals().call())
@@ -1074,7 +1079,7 @@ def _thresholds(ctx: Context):
     from smartkeys.audit import AuditThresholds
 
     a = ctx.args
-    checks = {
+    checks: dict[str, tuple[Any, str, Any, Any]] = {  # value, flag, check (None: a duration), expected
         "budget_nearly_used": (a.budget_warn, "--budget-warn", lambda v: 0 < v <= 1, "a fraction in (0, 1], e.g. 0.8"),
         "expiry_soon_s": (a.expiry_warn, "--expiry-warn", None, None),
         "burst_factor": (a.burst_factor, "--burst-factor", lambda v: v > 1, "a factor above 1, e.g. 5"),
@@ -1125,8 +1130,8 @@ def cmd_audit(ctx: Context) -> Result:
             report.plot(str(path))
         files["plot"] = str(path)
     _print_audit(ctx, report)
-    for kind, path in files.items():
-        ctx.ui.info(f"wrote {kind} to {path}")
+    for kind, written in files.items():
+        ctx.ui.info(f"wrote {kind} to {written}")
     doc = report.to_dict()
     doc["files"] = files
     return EXIT_OK, doc
@@ -1208,7 +1213,7 @@ def cmd_watch(ctx: Context) -> Result:
                 break
     except KeyboardInterrupt:
         ctx.ui.info(f"stopped after {count} event(s)")
-    return EXIT_OK, None  # type: ignore[return-value] - entries were streamed
+    return EXIT_OK, None  # type: ignore[return-value]  # entries were streamed
 
 
 class _Names:

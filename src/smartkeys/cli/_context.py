@@ -11,8 +11,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from eth_typing import ChecksumAddress
 from web3 import Web3
 
 from smartkeys._secrets import secret_frames_dropped
@@ -193,7 +194,7 @@ class Context:
             elif isinstance(exc, SmartKeysError) and not isinstance(exc, NetworkError):
                 raise
             try:
-                wei: int | None = int(self.w3().eth.get_balance(address))
+                wei: int | None = int(self.w3().eth.get_balance(cast(ChecksumAddress, address)))
             except Exception:  # noqa: BLE001 - diagnostics only
                 wei = None
             if not isinstance(exc, InsufficientFundsError) and not is_insufficient_funds(exc, wei):
