@@ -244,7 +244,8 @@ def compile_contracts(
     except json.JSONDecodeError as exc:
         raise BuildError(f"{SHIM} printed invalid JSON ({exc}); first bytes: {raw[:200]!r}") from exc
 
-    errors, warnings = [], []
+    errors: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
     for diag in output.get("errors", []):
         (errors if diag.get("severity") == "error" else warnings).append(diag)
     for diag in warnings:

@@ -428,6 +428,8 @@ class LocalChain:
     ``backend`` (backend name, e.g. ``"eth-tester"``).
     """
 
+    deploy_smartkeys: bool  # set by start_local_chain: whether reset() deploys smartkeys again
+
     def __init__(
         self,
         backend: _Backend,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 __all__ = ["Units", "duration_text", "explain", "refusal_from_fields", "units_for_policy"]
 
@@ -53,6 +53,7 @@ class Units:
     tokens: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     functions: Mapping[bytes, str] = field(default_factory=dict)
     policy: Any = None
+    contract: ClassVar[Callable[[Units, str], str]]  # _contract_label, attached below
 
     def amount(self, asset: str, value: int) -> str:
         from smartkeys.audit import format_asset
@@ -73,7 +74,7 @@ def _contract_label(u: Units, address: str) -> str:
     return f"{meta[0]} ({address[:6]}…{address[-4:]})" if meta else address
 
 
-Units.contract = _contract_label  # type: ignore[attr-defined]
+Units.contract = _contract_label
 
 
 def _permission_label(u: Units, permission: Any) -> str:

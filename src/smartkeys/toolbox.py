@@ -204,6 +204,7 @@ class SessionToolbox:
         report = self._report()
         assets = []
         for a in report.assets:
+            decimals: int | None  # None: a token that did not say
             if a.asset in ("native", "gas"):
                 unit, decimals = "wei", 18
             else:
