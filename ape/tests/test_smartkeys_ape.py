@@ -2,7 +2,6 @@
 and be refused outside its scope. Runs on ape-test (EthTester) and on ape-foundry's anvil."""
 
 import ape
-
 from smartkeys.policy_codec import Permission, SessionPolicy
 
 DELEGATION_PREFIX = bytes.fromhex("ef0100")

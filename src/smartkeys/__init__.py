@@ -45,8 +45,8 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time th
     from smartkeys.journal import RefusalJournal
     from smartkeys.localchain import start_local_chain
     from smartkeys.outbox import Outbox
-    from smartkeys.safe_files import FileInputError
     from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap
+    from smartkeys.safe_files import FileInputError
     from smartkeys.userop import PackedUserOperation, sign_user_op, user_op_hash
 
 __version__ = "0.1.0"

@@ -10,10 +10,11 @@ Both take a ``Web3`` first and check the RPC's chain id before signing anything.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress, Hash32
@@ -21,11 +22,11 @@ from web3 import Web3
 from web3.types import Wei
 
 from smartkeys import artifacts
+from smartkeys._once import IntentGuard, is_already_known, is_nonce_refusal, transport_faults
 from smartkeys.authorization import authorization_nonce, sign_authorization
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, parse_delegation, parse_quantity
 from smartkeys.entrypoint import EntryPoint, UserOpResult
-from smartkeys._once import IntentGuard, is_already_known, is_nonce_refusal, transport_faults
 from smartkeys.errors import (
     AuthorizationSkippedError,
     ChainStateError,
@@ -42,17 +43,17 @@ from smartkeys.errors import (
     get_error_class,
     register_contract_errors,
 )
-from smartkeys.policy_codec import SessionPolicy
-from smartkeys.tx import check_chain_id, revert_data_of, revert_exceptions, send_transaction, suggest_fees
 from smartkeys.locks import lane_lock, shared_chain
 from smartkeys.outbox import DROPPED, LANDED, REVERTED
+from smartkeys.policy_codec import SessionPolicy
+from smartkeys.tx import check_chain_id, revert_data_of, revert_exceptions, send_transaction, suggest_fees
 from smartkeys.userop import DUMMY_SIGNATURE, EIP7702_FACTORY, PackedUserOperation, sign_user_op, user_op_hash
 
 if TYPE_CHECKING:  # preflight imports Call from this module: import it lazily at run time
     from smartkeys.bundler import BundlerClient
     from smartkeys.journal import RefusalJournal
-    from smartkeys.outbox import Intent, Outbox
     from smartkeys.keystore import SessionKey
+    from smartkeys.outbox import Intent, Outbox
     from smartkeys.preflight import Charges, SessionState
 
 __all__ = [
@@ -1417,7 +1418,7 @@ def choose_session(
             refusals.append((policy.session_id, agent.humanize(exc)))
             continue
         return policy
-    raise NoSessionAllowsError(Web3.to_checksum_address(getattr(key, "address")), Web3.to_checksum_address(account),
+    raise NoSessionAllowsError(Web3.to_checksum_address(key.address), Web3.to_checksum_address(account),
                                refusals)
 
 

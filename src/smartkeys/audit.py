@@ -63,11 +63,11 @@ from eth_utils import keccak, to_checksum_address
 
 from smartkeys import artifacts
 from smartkeys.delegation import require_smartkeys
-from smartkeys.timefmt import period_text, utc_text
-from smartkeys.logs import account_start_block, read_logs
 from smartkeys.journal import Refusal, RefusalJournal
+from smartkeys.logs import account_start_block, read_logs
 from smartkeys.policy import _COMMON_SIGNATURES, SESSION_GRANTED_TOPIC
 from smartkeys.policy_codec import PermissionMode, SessionPolicy, selector_of
+from smartkeys.timefmt import period_text, utc_text
 
 __all__ = [
     "AssetAudit",

@@ -48,9 +48,9 @@ from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.encoding import checked_address, checked_bytes, parse_quantity
 from smartkeys.errors import (
     ChainMismatchError,
-    NetworkError,
     FailedOp,
     InvalidInputError,
+    NetworkError,
     SmartKeysError,
     UnknownRevertError,
     UserOperationError,
@@ -339,7 +339,7 @@ class UrllibTransport:
                 except ValueError:
                     pass
             raise BundlerHTTPError(exc.code, text, retry_after) from None
-        except (socket.timeout, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise TimeoutError(f"no answer from the bundler within {self.timeout} s") from exc
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (socket.timeout, TimeoutError)):

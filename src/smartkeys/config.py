@@ -33,7 +33,6 @@ from __future__ import annotations
 import difflib
 import os
 import string
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,11 +41,6 @@ from typing import Any, ClassVar, cast
 from smartkeys._secrets import secret_frames_dropped
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = [
     "CONFIG_FILE_NAME",

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from eth_account import Account
 

@@ -49,12 +49,13 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
 from eth_typing import ChecksumAddress, HexStr
+from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.types import TxParams
 
 from smartkeys import artifacts
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.deployments import (
     ACCOUNT_ARTIFACT,
     CREATE2_DEPLOYER,
@@ -64,9 +65,8 @@ from smartkeys.deployments import (
     _salt_bytes,
     create2_address,
 )
-from smartkeys._secrets import secret_frames_dropped
-from smartkeys.safe_files import FileInputError, FileMissingError, load_file
 from smartkeys.errors import SmartKeysError, decode_revert
+from smartkeys.safe_files import FileInputError, FileMissingError, load_file
 from smartkeys.tx import check_chain_id, revert_data_of, revert_exceptions, suggest_fees
 
 __all__ = [

@@ -7,8 +7,9 @@ from the EntryPoint's ``UserOperationEvent`` / ``UserOperationRevertReason`` log
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence, cast
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3

@@ -32,8 +32,8 @@ import os
 import re
 import secrets
 import stat
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NoReturn
 
 from eth_account import Account

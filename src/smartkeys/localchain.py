@@ -86,7 +86,6 @@ from eth_utils import to_bytes, to_canonical_address, to_checksum_address
 from web3 import Web3
 
 from smartkeys import artifacts
-from smartkeys.tx import send_transaction
 from smartkeys.deployments import (
     CREATE2_DEPLOYER,
     ENTRY_POINT_SALT,
@@ -95,6 +94,7 @@ from smartkeys.deployments import (
     _salt_bytes,
     create2_address,
 )
+from smartkeys.tx import send_transaction
 
 __all__ = [
     "CREATE2_DEPLOYER",

@@ -59,21 +59,21 @@ from typing import Any, Union, cast
 from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
+from smartkeys.argument_rules import ArgumentRule
 from smartkeys.encoding import checked_address, checked_bytes, checked_uint
 from smartkeys.errors import InvalidInputError, SmartKeysError
-from smartkeys.argument_rules import ArgumentRule
-from smartkeys.policy_where import argument_names, compile_where
 from smartkeys.policy_codec import (
-    MULTICALL_SELECTORS,
     MAX_PAYMASTERS,
     MAX_PERMISSIONS,
     MAX_TOKEN_CAPS,
+    MULTICALL_SELECTORS,
     Permission,
     PermissionMode,
     SessionPolicy,
     TokenCap,
     selector_of,
 )
+from smartkeys.policy_where import argument_names, compile_where
 
 __all__ = [
     "ANY_FUNCTION",

@@ -48,11 +48,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, cast
 
-
 from smartkeys import artifacts
 from smartkeys.account import Call, _status_word
-from smartkeys.deployments import ENTRY_POINT_V08
+from smartkeys.argument_rules import first_failure
 from smartkeys.delegation import require_smartkeys
+from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.encoding import checked_address, checked_uint
 from smartkeys.errors import (
     ContractRevertError,
@@ -60,7 +60,6 @@ from smartkeys.errors import (
     UserOperationError,
     register_contract_errors,
 )
-from smartkeys.argument_rules import first_failure
 from smartkeys.policy_codec import MULTICALL_SELECTORS, Permission, PermissionMode, SessionPolicy
 from smartkeys.token_rules import ACCOUNTABLE_SELECTORS, DECLARED_AMOUNT_OFFSET
 

@@ -16,9 +16,9 @@ text into every refusal it raises (``str(err)``), keeping the class and its fiel
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 __all__ = ["Units", "duration_text", "explain", "refusal_from_fields", "units_for_policy"]
 

@@ -34,9 +34,9 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from smartkeys.account import Call
+from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
-from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
 from smartkeys.timefmt import period_text, utc_text
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import ast
 import sys
-from typing import Any, Callable, cast
+from collections.abc import Callable
+from typing import Any, cast
 
 from eth_abi import encode as abi_encode
-
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.types import TxParams
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3.types import TxParams
 
 from smartkeys.errors import ChainMismatchError, SmartKeysError, TransactionFailedError, decode_revert
 

@@ -39,7 +39,7 @@ import coincurve
 from eth_account.datastructures import SignedSetCodeAuthorization
 from eth_utils import keccak, to_checksum_address
 
-from smartkeys.deployments import ENTRY_POINT_V08
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.authorization import (
     SECP256K1_N,
     _secret_bytes,
@@ -48,6 +48,7 @@ from smartkeys.authorization import (
     auth_to_rpc,
     recover_authority,
 )
+from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.encoding import (
     checked_address,
     checked_bytes,
@@ -55,7 +56,6 @@ from smartkeys.encoding import (
     hex_quantity,
     parse_quantity,
 )
-from smartkeys._secrets import secret_frames_dropped
 from smartkeys.errors import InvalidInputError, SmartKeysError
 
 __all__ = [

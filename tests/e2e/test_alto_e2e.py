@@ -9,19 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
-from eth_account import Account
 from eth_abi import encode as abi_encode
+from eth_account import Account
 
-from smartkeys.account import Call, Owner, SessionAgent, account_contract
+from smartkeys.account import Call, Owner, SessionAgent
 from smartkeys.bundler import BundlerUserOperationError
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.errors import (
-    FailedOp,
-    SmartKeysError,
     get_error_class,
     register_contract_errors,
 )
-from smartkeys.policy_codec import SessionPolicy, Permission, TokenCap
+from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
 from smartkeys.userop import DUMMY_SIGNATURE
 
 TRANSFER = "transfer(address,uint256)"

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import pytest
 from eth_account import Account
 from eth_utils import keccak
-
 from fault_proxy import CutAnswer, Delay, Down, Drop, FaultProxy, Malformed, RateLimit, SwallowUserOps
+
 from smartkeys.account import Owner, SessionAgent
 from smartkeys.bundler import BundlerClient
 from smartkeys.deployments import ENTRY_POINT_V08

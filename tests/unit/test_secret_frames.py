@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-
 from secret_leaks import leaks  # tests/secret_leaks.py
+
 from smartkeys.errors import SmartKeysError
 
 

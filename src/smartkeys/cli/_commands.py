@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import json
 import re
 from typing import Any, cast, overload
 
 from eth_typing import ChecksumAddress
 from web3 import Web3
 
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.cli._context import (
     EXIT_OK,
     SESSION_KEY_ENV,
@@ -21,7 +21,6 @@ from smartkeys.cli._context import (
     keystore_entries,
     read_keystore_address,
 )
-from smartkeys._secrets import secret_frames_dropped
 from smartkeys.errors import InvalidInputError
 
 Result = tuple[int, dict[str, Any]]
@@ -840,9 +839,9 @@ def _agent_prepare(ctx: Context):
 
 
 def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, model) -> Result:
-    from smartkeys.account import SessionAgent
-
     import inspect
+
+    from smartkeys.account import SessionAgent
 
     extra = {"journal": journal_for(ctx)} if "journal" in inspect.signature(SessionAgent).parameters else {}
     agent = SessionAgent(w3, account, key, policy, chain_id=ctx.config.chain_id.value, outbox=outbox_for(ctx), **extra)

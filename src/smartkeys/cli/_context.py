@@ -62,7 +62,6 @@ from smartkeys.errors import NetworkError  # noqa: E402 - re-exported: exit code
 
 
 def _network_exceptions() -> tuple[type[BaseException], ...]:
-    import json
 
     import requests
     from web3 import exceptions as w3e
