@@ -524,7 +524,7 @@ class AuditReport:
             # matplotlib dates stop at 9999: a far expiry is drawn at the axis' end, its text says the truth
             return _dt.datetime.fromtimestamp(min(t, 253_402_300_799), _dt.timezone.utc)
 
-        for (asset, items), ax in zip(panels, axes[:, 0]):
+        for (asset, items), ax in zip(panels, axes[:, 0], strict=True):  # one row of axes per panel
             scale, unit = _unit_of(asset, self.tokens)
             for i, (s, a) in enumerate(items):
                 colour = colours[i % len(colours)]
@@ -958,7 +958,7 @@ class _Auditor:
         times = self._key_use_times.setdefault(s.key, [])
         out = []
         if len(times) >= max(self.t.burst_min_uses, 2):
-            gaps = [b - a for a, b in zip(times, times[1:])]
+            gaps = [b - a for a, b in zip(times, times[1:], strict=False)]  # consecutive pairs
             median = statistics.median(gaps)
             gap = when - times[-1]
             if median > 0 and gap * self.t.burst_factor <= median:

@@ -255,7 +255,7 @@ def code_matches(found: bytes, expected: bytes, *, immutables: bool = False) -> 
             i = j
         else:
             i += 1
-    return all(a == b or in_zero_run[k] for k, (a, b) in enumerate(zip(found, expected)))
+    return all(a == b or in_zero_run[k] for k, (a, b) in enumerate(zip(found, expected, strict=True)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -750,8 +750,8 @@ class ContractRevertError(RevertError):
                 f"{cls.__name__} takes {len(names)} field values ({', '.join(names) or 'none'}), "
                 f"got {len(values)}"
             )
-        by_attr = dict(zip(names, values))
-        abi_to_attr = dict(zip(cls.abi_names, names))
+        by_attr = dict(zip(names, values, strict=False))  # the rest may come as keywords
+        abi_to_attr = dict(zip(cls.abi_names, names, strict=True))
         for key, value in fields.items():
             attr = key if key in names else abi_to_attr.get(key)
             if attr is None:
@@ -765,7 +765,7 @@ class ContractRevertError(RevertError):
         if missing:
             raise TypeError(f"{cls.__name__} is missing field(s): {', '.join(missing)}")
         self.values = tuple(by_attr[n] for n in names)
-        for attr, value in zip(names, self.values):
+        for attr, value in zip(names, self.values, strict=True):
             setattr(self, attr, value)
         if data is None:
             try:
@@ -783,7 +783,7 @@ class ContractRevertError(RevertError):
     @property
     def args(self) -> dict[str, Any]:  # type: ignore[override]  # shadows BaseException.args on purpose
         """Every field by its exact ABI name (a dict, not the usual exception tuple)."""
-        return dict(zip(type(self).abi_names, self.values))
+        return dict(zip(type(self).abi_names, self.values, strict=True))
 
     @property
     def selector(self) -> bytes:
@@ -797,7 +797,7 @@ class ContractRevertError(RevertError):
 
     def _describe(self) -> str:
         cls = type(self)
-        shown = ", ".join(f"{n}={_preview(v)}" for n, v in zip(cls.abi_names, self.values))
+        shown = ", ".join(f"{n}={_preview(v)}" for n, v in zip(cls.abi_names, self.values, strict=True))
         message = f"reverted with {self.name}({shown})"
         if cls.hint:
             message += f"; fix: {cls.hint}"
@@ -841,7 +841,7 @@ class ContractRevertError(RevertError):
     def _decode_values(cls, data: bytes) -> list[Any]:
         """ABI-decode the fields after the selector (addresses checksummed)."""
         decoded = abi_decode(list(cls.abi_types), data[4:])
-        return [_normalize(t, v) for t, v in zip(cls.abi_types, decoded)]
+        return [_normalize(t, v) for t, v in zip(cls.abi_types, decoded, strict=True)]
 
     @classmethod
     def name_hint(cls) -> str:
@@ -999,7 +999,7 @@ def _normalize(typ: str, value: Any) -> Any:
         return tuple(_normalize(base, v) for v in value)
     if typ.startswith("("):
         parts = _split_tuple(typ[1:-1])
-        return tuple(_normalize(t, v) for t, v in zip(parts, value))
+        return tuple(_normalize(t, v) for t, v in zip(parts, value, strict=True))
     if typ == "address":
         return to_checksum_address(value)
     return value

@@ -77,7 +77,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -131,7 +131,7 @@ DEFAULT_GAS_LIMIT = 60_000_000
 DEFAULT_PRIORITY_FEE_WEI = 10**9
 ANVIL_CHAIN_ID = 31337
 
-ArtifactLike = Union[str, Mapping[str, Any]]
+ArtifactLike = str | Mapping[str, Any]
 DeployHook = Callable[["LocalChain"], None]
 
 

@@ -54,7 +54,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
-from typing import Any, Union, cast
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_utils import keccak
@@ -332,7 +332,7 @@ class Instant:
         return utc_text(self.timestamp)  # every 48-bit time, years past 9999 included
 
 
-TimeSpec = Union[Duration, Instant]
+TimeSpec = Duration | Instant
 
 
 def _unix_seconds(number: int, field: str, raw: Any) -> Instant:
@@ -615,7 +615,7 @@ class AllowNativeTransfer:
     send_native_to: str
 
 
-AllowEntry = Union[AllowCall, AllowNativeTransfer]
+AllowEntry = AllowCall | AllowNativeTransfer
 
 
 @dataclass(frozen=True)

@@ -320,7 +320,7 @@ class SessionPolicy:
         groups = [p.encode_rules() for p in self.permissions]
         cursor = _HEADER + 27 * len(self.permissions) + 1 + 52 * len(self.token_caps) + 1 + 20 * len(self.paymasters)
         cursor += 12 if self.rate_limited else 0
-        for p, g in zip(self.permissions, groups):
+        for p, g in zip(self.permissions, groups, strict=True):
             out += p.encode(cursor if g else 0)
             cursor += len(g)
         if cursor > 0xFFFF:

@@ -105,7 +105,7 @@ def _schema(param: Mapping[str, Any]) -> dict[str, Any]:
         names = [c.get("name") or f"field{i}" for i, c in enumerate(components)]
         return {
             "type": "object",
-            "properties": {n: _schema(c) for n, c in zip(names, components)},
+            "properties": {n: _schema(c) for n, c in zip(names, components, strict=True)},
             "required": names,
             "additionalProperties": False,
         }
@@ -159,7 +159,7 @@ def _coerce(name: str, param: Mapping[str, Any], value: Any) -> Any:
         missing = [n for n in names if n not in value]
         if missing:
             raise InvalidInputError(f"arguments.{name}.{missing[0]}", None, "a value", "add the missing field")
-        return tuple(_coerce(f"{name}.{n}", c, value[n]) for n, c in zip(names, components))
+        return tuple(_coerce(f"{name}.{n}", c, value[n]) for n, c in zip(names, components, strict=True))
     if typ == "address":
         if not isinstance(value, str) or not re.match(_ADDRESS_PATTERN, value):
             raise bad("an address (0x + 40 hex digits)")

@@ -20,7 +20,7 @@ from web3.types import TxParams
 from smartkeys.errors import ChainMismatchError, SmartKeysError, TransactionFailedError, decode_revert
 
 __all__ = [
-    "REVERT_EXCEPTIONS",
+    "REVERT_EXCEPTIONS",  # noqa: F822 - provided lazily by the module __getattr__
     "check_chain_id",
     "prepare_transaction",
     "revert_data_of",

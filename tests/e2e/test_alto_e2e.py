@@ -231,7 +231,6 @@ def test_bundler_estimate_refuses_an_op_over_the_token_cap_with_the_decoded_erro
     policy = _policy(alto_chain, key, token, cap=10 * USDC)
     delegated_owner.grant(policy)
     agent = SessionAgent(alto_chain.w3, delegated_owner.address, key, policy)
-    block = alto_chain.w3.eth.block_number
     # built by hand with fixed gas limits: no SDK preflight, no local estimate
     op = agent.build_user_op([Call(token.address, 0, _transfer_data(recipient, 11 * USDC))], call_gas_limit=200_000)
 

@@ -505,9 +505,9 @@ def cmd_status(ctx: Context) -> Result:
     from smartkeys.encoding import parse_delegation
 
     ctx.ui.print("configuration")
-    ctx.ui.table(["SETTING", "VALUE", "SOURCE"],
+    ctx.ui.table(["SETTING", "VALUE", "SOURCE"],  # to_dict() ends with config_file, which zip leaves out
                  [[s.name, v["value"] if v["value"] is not None else "-", v["source"]]
-                  for s, v in zip(ctx.config.settings(), ctx.config.to_dict().values())], indent="  ")
+                  for s, v in zip(ctx.config.settings(), ctx.config.to_dict().values(), strict=False)], indent="  ")
     if ctx.config.config_file:
         ctx.ui.print(f"  (config file: {ctx.config.config_file})")
     doc: dict[str, Any] = {"config": ctx.config.to_dict()}
@@ -559,7 +559,7 @@ def cmd_status(ctx: Context) -> Result:
     ctx.ui.print(f"sessions: {len(reports)} granted, {live} usable now")
     if reports:
         rows = []
-        for r, d in zip(reports, doc["sessions"]):
+        for r, d in zip(reports, doc["sessions"], strict=True):
             # Revoking keeps a session's counters, so a revoked session shows what it did, as a live one does.
             head = [_hex(r.session_id)[:18] + "…", r.key, d["status"], _until_text(d),
                     _uses_text(r.uses, r.max_uses)]
@@ -763,7 +763,7 @@ def encode_call(signature: str, args: list[str]) -> bytes:
     if len(types) != len(args):
         raise InvalidInputError("args", args, f"{len(types)} argument(s) for {name}({','.join(types)})",
                                 "pass one value per parameter")
-    values = [_encode_arg(t, a, f"args[{i}] ({t})") for i, (t, a) in enumerate(zip(types, args))]
+    values = [_encode_arg(t, a, f"args[{i}] ({t})") for i, (t, a) in enumerate(zip(types, args, strict=True))]
     canonical = f"{name}({','.join(types)})"
     try:
         return keccak(text=canonical)[:4] + abi_encode(types, values)
