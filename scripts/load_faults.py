@@ -385,7 +385,7 @@ def _check(fig: Figures, w3: Any, token: Any, owner: Any, agents: list[Any], int
     fig.settled_by_settle = counts["settled"]
     fig.untyped = counts["untyped"]
     fig.errors = {k[len("error "):]: v for k, v in counts.items() if k.startswith("error ")}
-    for k, (agent, per_key) in enumerate(zip(agents, intents)):
+    for k, (agent, per_key) in enumerate(zip(agents, intents, strict=True)):
         expected = 0
         for it in per_key:
             balance = token.functions.balanceOf(it.recipient).call()

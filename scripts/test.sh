@@ -2,9 +2,10 @@
 # The test command from README.md: sets everything up on a fresh machine, then runs the suite.
 #   - a virtual environment in .venv with smartkeys and its test extras
 #   - the pinned Solidity toolchain from package-lock.json (solcjs; used by the artifact check)
-#   - the shipped-artifacts check, then pytest on eth-tester (with the Alto bundler and deploy e2e tests),
-#     then the chain tests on anvil, then the Ape project in its own venv (Ape pins web3 7.x), also from a
-#     copy of the checkout under a hidden folder
+#   - the shipped-artifacts check, then the linters (ruff check, mypy; configured in pyproject.toml),
+#     then pytest on eth-tester (with the Alto bundler and deploy e2e tests), then the chain tests on anvil,
+#     then the Ape project in its own venv (Ape pins web3 7.x), also from a copy of the checkout under a
+#     hidden folder
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,10 @@ npm ci --no-audit --no-fund --loglevel=error
 
 echo "== checking shipped artifacts against a fresh compile of contracts/"
 .venv/bin/python -m smartkeys.build --check
+
+echo "== linting: ruff check and mypy (configuration in pyproject.toml)"
+.venv/bin/ruff check
+.venv/bin/mypy
 
 echo "== running the test suite on the embedded chain (eth-tester)"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

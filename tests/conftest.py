@@ -15,8 +15,8 @@ latest + 1 whatever was set. To have both at exactly ``ts``, mine a block at ``t
 from __future__ import annotations
 
 import os
-import threading
 import sys
+import threading
 from pathlib import Path
 
 import pytest

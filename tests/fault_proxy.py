@@ -61,9 +61,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -135,7 +136,7 @@ class ProxyContext:
 
 
 class Mode(Protocol):
-    def __call__(self, request: dict[str, Any], ctx: ProxyContext) -> Optional[dict[str, Any] | RawReply]: ...
+    def __call__(self, request: dict[str, Any], ctx: ProxyContext) -> dict[str, Any] | RawReply | None: ...
 
 
 # --------------------------------------------------------------------------- modes

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time th
     from smartkeys.account import AgentReceipt, Call, DelegationError, Owner, SessionAgent, SessionReport
     from smartkeys.audit import AuditReport, AuditThresholds, build_audit
     from smartkeys.authorization import sign_authorization
+    from smartkeys.bundler import SelfBundler
     from smartkeys.deployments import ENTRY_POINT_V08, account_address
     from smartkeys.entrypoint import EntryPoint, UserOpResult
     from smartkeys.errors import (
@@ -47,10 +48,9 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs; at run time th
     from smartkeys.journal import RefusalJournal
     from smartkeys.localchain import start_local_chain
     from smartkeys.outbox import Outbox
-    from smartkeys.safe_files import FileInputError
-    from smartkeys.bundler import SelfBundler
-    from smartkeys.signers import JsonRpcSigner
     from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap
+    from smartkeys.safe_files import FileInputError
+    from smartkeys.signers import JsonRpcSigner
     from smartkeys.userop import PackedUserOperation, sign_user_op, user_op_hash
 
 __version__ = "0.1.0"

@@ -203,7 +203,7 @@ def audit_figure(report: AuditReport, *, width: float = 12.0) -> Figure:
     start = min([lane.start for lane in lanes] + [e.time for e in report.entries] + [report.now])
     span = max(report.now - start, 60)
     x0, x1 = date_number(start - 0.02 * span), date_number(report.now + 0.02 * span)
-    for ax, asset in zip(axes, assets):
+    for ax, asset in zip(axes, assets, strict=False):  # the last axes is the sessions panel
         _asset_panel(ax, report, asset, lanes, (x0, x1))
     _sessions_panel(axes[-1], report, lanes)
 

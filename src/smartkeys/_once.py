@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from smartkeys.errors import (
     DuplicateIntentError,
@@ -23,7 +24,19 @@ from smartkeys.errors import (
     OutcomeUnknownError,
     SmartKeysError,
 )
-from smartkeys.outbox import DROPPED, LANDED, PENDING, REVERTED, Intent, Outbox, auto_intent_id, call_summary, lookup, settle
+from smartkeys.outbox import (
+    DROPPED,
+    LANDED,
+    PENDING,
+    REVERTED,
+    Intent,
+    Outbox,
+    auto_intent_id,
+    call_summary,
+    lookup,
+    settle,
+)
+
 
 def _transport_faults() -> tuple[type[BaseException], ...]:
     """Exceptions that, raised after a send, leave its outcome unknown (transport faults, timeouts, garbled

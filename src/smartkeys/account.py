@@ -10,20 +10,23 @@ Both take a ``Web3`` first and check the RPC's chain id before signing anything.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from eth_account.signers.base import BaseAccount
+from eth_typing import ChecksumAddress, Hash32
 from web3 import Web3
+from web3.types import Wei
 
 from smartkeys import artifacts
+from smartkeys._once import IntentGuard, is_already_known, is_nonce_refusal, transport_faults
 from smartkeys.authorization import authorization_nonce, sign_authorization
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, parse_delegation, parse_quantity
 from smartkeys.entrypoint import EntryPoint, UserOpResult
-from smartkeys._once import IntentGuard, is_already_known, is_nonce_refusal, transport_faults
 from smartkeys.errors import (
     AuthorizationSkippedError,
     ChainStateError,
@@ -40,17 +43,17 @@ from smartkeys.errors import (
     get_error_class,
     register_contract_errors,
 )
-from smartkeys.policy_codec import SessionPolicy
-from smartkeys.tx import check_chain_id, revert_data_of, revert_exceptions, send_transaction, suggest_fees
 from smartkeys.locks import lane_lock, shared_chain
 from smartkeys.outbox import DROPPED, LANDED, REVERTED
+from smartkeys.policy_codec import SessionPolicy
+from smartkeys.tx import check_chain_id, revert_data_of, revert_exceptions, send_transaction, suggest_fees
 from smartkeys.userop import DUMMY_SIGNATURE, EIP7702_FACTORY, PackedUserOperation, sign_user_op, user_op_hash
 
 if TYPE_CHECKING:  # preflight imports Call from this module: import it lazily at run time
     from smartkeys.bundler import Bundler, BundlerClient, SelfBundler
     from smartkeys.journal import RefusalJournal
-    from smartkeys.outbox import Intent, Outbox
     from smartkeys.keystore import SessionKey
+    from smartkeys.outbox import Intent, Outbox
     from smartkeys.preflight import Charges, SessionState
 
 __all__ = [
@@ -361,7 +364,7 @@ def _build_op(
     if call_gas_limit is None:
         try:
             # gas price 0: the EntryPoint holds no ether of its own on a fresh chain
-            estimate = w3.eth.estimate_gas({"from": ENTRY_POINT_V08, "to": sender, "data": call_data, "gasPrice": 0})
+            estimate = w3.eth.estimate_gas({"from": ENTRY_POINT_V08, "to": sender, "data": call_data, "gasPrice": Wei(0)})
         except revert_exceptions() as exc:
             raise decode_revert(revert_data_of(exc) or b"") from None
         call_gas_limit = int(estimate) + _CALL_GAS_MARGIN
@@ -436,12 +439,12 @@ class Owner:
         return f"Owner(address={self.address}, chain_id={self.chain_id})"
 
     @property
-    def implementation(self) -> str:
+    def implementation(self) -> ChecksumAddress:
         """What :meth:`delegate` points the EOA at; checked at construction, read-only afterwards."""
         return self._implementation
 
     @property
-    def address(self) -> str:
+    def address(self) -> ChecksumAddress:
         return self._account.address
 
     # -- EIP-7702 ---------------------------------------------------------------------
@@ -552,7 +555,7 @@ class Owner:
         self._check_auth_nonce(auth, None, self.implementation)
         (result,) = self.entry_point.handle_ops([op], sponsor)
         result.raise_for_failure()
-        receipt = self.w3.eth.get_transaction_receipt(result.transaction_hash)
+        receipt = self.w3.eth.get_transaction_receipt(cast(Hash32, result.transaction_hash))
         self._check_applied(auth, self.implementation, receipt, self_sponsored=False)
         return receipt
 
@@ -1074,7 +1077,8 @@ class SessionAgent:
         on_submit: Callable[[Intent], None] | None = None,
     ) -> AgentReceipt:
         """One call through the account; see :meth:`batch`."""
-        call = Call(checked_address(target, "target"), checked_uint(value, "value"), data)
+        # Call.__post_init__ turns hex text into bytes
+        call = Call(checked_address(target, "target"), checked_uint(value, "value"), cast(bytes, data))
         return self.batch([call], via=via, bundler=bundler, expected_outflows=expected_outflows,
                           raise_on_failure=raise_on_failure, intent=intent, on_submit=on_submit)
 
@@ -1271,6 +1275,8 @@ class SessionAgent:
                     else:
                         guard.not_sent(str(exc))
                         raise
+                    if landed is None:  # refused() returns None when exc is to be raised as is
+                        raise
                     result = _result_from_intent(landed)
                 except TransactionFailedError as exc:
                     # the bundle reverted on chain: another sender took the lane's nonce after our simulation
@@ -1343,7 +1349,8 @@ class SessionAgent:
                     landed = guard.unknown(exc, bundler=client)
         if landed is not None:
             success, tx_hash, gas_used = landed.status == LANDED, landed.transaction_hash or b"", int(landed.gas_used or 0)
-            revert = None if success else UserOperationError("the operation's calls reverted (settled from the chain)")
+            revert: SmartKeysError | None = (
+                None if success else UserOperationError("the operation's calls reverted (settled from the chain)"))
         else:
             success, tx_hash, gas_used = receipt.success, receipt.transaction_hash or b"", receipt.actual_gas_used
             revert = receipt.revert()
@@ -1499,7 +1506,7 @@ def _typed_chain_errors(w3: Web3) -> Iterator[None]:
     # any provider (not only smartkeys.rpc's): a raw transport fault is typed on the way out
     except requests.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
-        if status == 429:
+        if status == 429 and exc.response is not None:
             from smartkeys.rpc import retry_after_seconds
 
             raise RateLimitedError("the node answered HTTP 429", endpoint=endpoint, retry_after=retry_after_seconds(
@@ -1524,10 +1531,10 @@ def delegation_change_since(w3: Web3, address: str, block: int, *, probes: int =
     if block >= latest:
         return None
     try:
-        now = bytes(w3.eth.get_code(address, block_identifier=latest))
+        now = bytes(w3.eth.get_code(cast(ChecksumAddress, address), block_identifier=latest))
         step = max((latest - block) // (probes + 1), 1)
         for b in range(block, latest, step):
-            if bytes(w3.eth.get_code(address, block_identifier=b)) != now:
+            if bytes(w3.eth.get_code(cast(ChecksumAddress, address), block_identifier=b)) != now:
                 return b
     except Exception:  # noqa: BLE001 - history unavailable (pruned node, provider limit): nothing seen
         return None
@@ -1542,7 +1549,7 @@ SESSION_STORAGE_SLOT = 0x85DECE25AB95DBA2DE628DD50D9C89670CE8C2BC2392E71AA090A71
 def _status_word(w3: Web3, account: str, session_id: bytes) -> int:
     """The raw status word of ``session_id`` (0 = never granted; revoking sets bit 255 and keeps the rest)."""
     slot = Web3.keccak(bytes(session_id) + (SESSION_STORAGE_SLOT + 1).to_bytes(32, "big"))
-    return int.from_bytes(w3.eth.get_storage_at(account, slot), "big")
+    return int.from_bytes(w3.eth.get_storage_at(cast(ChecksumAddress, account), int.from_bytes(slot, "big")), "big")
 
 
 def choose_session(
@@ -1583,7 +1590,7 @@ def choose_session(
             refusals.append((policy.session_id, agent.humanize(exc)))
             continue
         return policy
-    raise NoSessionAllowsError(Web3.to_checksum_address(getattr(key, "address")), Web3.to_checksum_address(account),
+    raise NoSessionAllowsError(Web3.to_checksum_address(key.address), Web3.to_checksum_address(account),
                                refusals)
 
 

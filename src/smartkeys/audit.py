@@ -59,18 +59,18 @@ import time as _time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, localcontext
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
 from smartkeys import artifacts
 from smartkeys.delegation import require_smartkeys
-from smartkeys.timefmt import period_text, utc_text
-from smartkeys.logs import account_start_block, read_logs
 from smartkeys.journal import Refusal, RefusalJournal
+from smartkeys.logs import account_start_block, read_logs
 from smartkeys.policy import _COMMON_SIGNATURES, SESSION_GRANTED_TOPIC
 from smartkeys.policy_codec import PermissionMode, SessionPolicy, selector_of
+from smartkeys.timefmt import period_text, utc_text
 
 __all__ = [
     "AssetAudit",
@@ -588,7 +588,7 @@ def _human_number(value: int, decimals: int) -> str:
         ctx.prec = 400
         exact = Decimal(value).scaleb(-decimals)
         places = max(HUMAN_PLACES, 2 - exact.adjusted()) if exact else 0
-        if -exact.as_tuple().exponent > places:
+        if -cast(int, exact.as_tuple().exponent) > places:  # finite (from an int): never 'n', 'N' or 'F'
             exact = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
         text = format(exact, "f")
     if "." in text:
@@ -625,8 +625,8 @@ def _policy_dict(p: SessionPolicy) -> dict[str, Any]:
         "gas_budget": str(p.gas_budget), "salt": p.salt, "allow_uncapped_assets": p.allow_uncapped_assets,
         "allow_standing_allowances": p.allow_standing_allowances,
         "permissions": [
-            {"target": x.target, "selector": _hex(x.selector), "mode": x.mode.name.lower(),
-             "function": FUNCTION_NAMES.get(x.selector) if x.mode is PermissionMode.EXACT else None}
+            {"target": x.target, "selector": _hex(cast(bytes, x.selector)), "mode": x.mode.name.lower(),
+             "function": FUNCTION_NAMES.get(cast(bytes, x.selector)) if x.mode is PermissionMode.EXACT else None}
             for x in p.permissions
         ],
         "token_caps": [{"token": c.token, "cap": str(c.cap), "period": c.period, "per_period": str(c.per_period)}
@@ -741,6 +741,7 @@ class _Auditor:
     def apply_log(self, log: _Log) -> AuditEntry | None:
         topic = log.topics[0]
         when = self.block_time(log.block_number)
+        entry: AuditEntry | None
         if topic == _T_GRANTED:
             entry = self._grant(log, when)
         elif topic == _T_USED:
@@ -868,7 +869,7 @@ class _Auditor:
         for asset, amount in charges.items():
             self._charge(s, asset, amount, when)
         s.uses += 1
-        ref = dict(session_id=sid, block_number=log.block_number, tx_hash=log.tx_hash)
+        ref: dict[str, Any] = dict(session_id=sid, block_number=log.block_number, tx_hash=log.tx_hash)
         flags += self._edge_flags(s, charges, remaining_before, count, when, ref)
         flags += self._nearly_used_flags(s, charges, ref)
         flags += self._burst_flags(s, when, ref)
@@ -991,7 +992,7 @@ class _Auditor:
         times = self._key_use_times.setdefault(s.key, [])
         out = []
         if len(times) >= max(self.t.burst_min_uses, 2):
-            gaps = [b - a for a, b in zip(times, times[1:])]
+            gaps = [b - a for a, b in zip(times, times[1:], strict=False)]  # consecutive pairs
             median = statistics.median(gaps)
             gap = when - times[-1]
             if median > 0 and gap * self.t.burst_factor <= median:

@@ -34,6 +34,7 @@ from eth_account.typed_transactions.set_code_transaction import Authorization
 from eth_keys.datatypes import Signature
 from eth_utils import to_checksum_address
 
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.encoding import (
     ZERO_ADDRESS,
     checked_address,
@@ -42,7 +43,6 @@ from smartkeys.encoding import (
     hex_quantity,
     parse_quantity,
 )
-from smartkeys._secrets import secret_frames_dropped
 from smartkeys.errors import InvalidInputError
 
 __all__ = [
@@ -88,7 +88,7 @@ def _secret_bytes(key: Any, field: str = "private_key") -> bytes:
     elif isinstance(key, int) and not isinstance(key, bool):
         if 0 < key < 2**256:
             raw = key.to_bytes(32, "big")
-    elif hasattr(key, "secret") and isinstance(getattr(key, "secret"), bytes):  # coincurve
+    elif hasattr(key, "secret") and isinstance(key.secret, bytes):  # coincurve
         raw = key.secret
     elif hasattr(key, "to_bytes") and callable(key.to_bytes) and not isinstance(key, int):
         try:

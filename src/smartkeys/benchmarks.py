@@ -32,7 +32,6 @@ and so is every gas figure: that is what ``bench/gas-snapshot.json`` records and
 from __future__ import annotations
 
 import dataclasses
-
 import statistics
 import sys
 import time
@@ -205,9 +204,9 @@ def measure_gas(chain: Any, *, progress: Callable[[str], None] | None = None) ->
     """Run every gas scenario on ``chain`` (a fresh :class:`smartkeys.localchain.LocalChain`); figures by name."""
     from smartkeys import artifacts
     from smartkeys.account import Call, Owner, SessionAgent
+    from smartkeys.argument_rules import ArgumentRule, RuleOp
     from smartkeys.entrypoint import UserOpResult
     from smartkeys.localchain import SIMPLE7702_ADDRESS
-    from smartkeys.argument_rules import ArgumentRule, RuleOp
     from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap, selector_of
 
     say = progress or (lambda _m: None)
@@ -520,7 +519,6 @@ def e2e_grant_use_revoke(chain: Any, *, rounds: int = 5, progress: Callable[[str
 
     from smartkeys import artifacts
     from smartkeys.account import Owner, SessionAgent
-    from smartkeys.argument_rules import ArgumentRule, RuleOp
     from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap, selector_of
 
     say = progress or (lambda _m: None)

@@ -60,9 +60,9 @@ from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.encoding import checked_address, checked_bytes, parse_quantity
 from smartkeys.errors import (
     ChainMismatchError,
-    NetworkError,
     FailedOp,
     InvalidInputError,
+    NetworkError,
     SmartKeysError,
     UnknownRevertError,
     UserOperationError,
@@ -360,7 +360,7 @@ class UrllibTransport:
                 except ValueError:
                     pass
             raise BundlerHTTPError(exc.code, text, retry_after) from None
-        except (socket.timeout, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise TimeoutError(f"no answer from the bundler within {self.timeout} s") from exc
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (socket.timeout, TimeoutError)):
@@ -636,7 +636,7 @@ class BundlerClient:
         aa = parse_aa_code(message)
         if isinstance(inner, FailedOp):  # the EntryPoint's own revert: take its code and inner error
             aa = aa or inner.code
-            message = message or inner.reason  # type: ignore[attr-defined]
+            message = message or inner.reason
             inner = inner.inner or None
         user_op_codes = isinstance(code, int) and (-32599 <= code <= -32500)
         if aa is not None or user_op_codes or inner is not None:
@@ -719,9 +719,9 @@ class BundlerClient:
         digest = _hash(user_op_hash, "user_op_hash")
         if poll_interval is None:
             poll_interval = self.poll_interval
-        from smartkeys.rpc import remaining
+        from smartkeys.rpc import remaining as deadline_remaining
 
-        left = remaining()
+        left = deadline_remaining()
         deadline = time.monotonic() + (timeout if left is None else max(0.0, min(timeout, left)))
         while True:
             receipt = self.get_user_operation_receipt(digest)

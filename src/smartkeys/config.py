@@ -34,20 +34,14 @@ from __future__ import annotations
 import difflib
 import os
 import string
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from smartkeys._secrets import secret_frames_dropped
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -195,7 +189,8 @@ class _EnvTemplate(string.Template):
     """``${VAR}`` and ``$$`` only (string.Template's pattern, without the bare ``$VAR`` form, so a ``$`` in a
     URL is left alone); ``${`` without a valid name and a closing brace is invalid."""
 
-    pattern = r"""
+    # text here: Template.__init_subclass__ compiles it into the Pattern that typeshed declares
+    pattern: ClassVar[Any] = r"""
     \$(?:
       (?P<escaped>\$) |
       \{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\} |
@@ -307,4 +302,4 @@ def resolve_config(args: Any, env: Mapping[str, str], cwd: str | os.PathLike[str
         values["home"] = Setting("home", str(Path(env.get("HOME") or Path.home()) / ".smartkeys"), "default")
     if values["keys_dir"].value is None:
         values["keys_dir"] = Setting("keys_dir", str(Path(values["home"].value) / "keys"), "default (<home>/keys)")
-    return Config(**values, config_file=file_label)
+    return Config(**cast(dict[str, Any], values), config_file=file_label)  # each key names a Setting field

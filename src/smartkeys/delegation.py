@@ -85,7 +85,7 @@ def require_smartkeys(
     account = to_checksum_address(account)
     delegation = parse_delegation(bytes(w3.eth.get_code(account, block)))
     if implementation is not None:
-        expected = to_checksum_address(implementation)
+        expected: str = to_checksum_address(implementation)
         if delegation == expected:
             return expected
     else:
@@ -93,7 +93,7 @@ def require_smartkeys(
             return delegation
         known = known_implementations(int(w3.eth.chain_id))
         if delegation in known:
-            return delegation  # type: ignore[return-value]
+            return delegation
         expected = known[0]
     raise NotDelegatedError(account, delegation, expected, action=action, runs=implementation_name(delegation),
                             at_block=block)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from eth_account import Account
 
@@ -41,7 +42,7 @@ def _audit_table(report: AuditReport) -> list[str]:
             rows.append((s.key[:10] + "…", s.status, uses, name, report.format_amount(a.asset, a.spent),
                          report.format_amount(a.asset, a.remaining), flags))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)).rstrip() for r in rows]
 
 
 def run_demo(out: TextIO, *, color: bool = False) -> int:

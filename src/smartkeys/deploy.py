@@ -45,14 +45,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress, HexStr
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
+from web3.types import TxParams
 
 from smartkeys import artifacts
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.deployments import (
     ACCOUNT_ARTIFACT,
     CREATE2_DEPLOYER,
@@ -62,9 +65,8 @@ from smartkeys.deployments import (
     _salt_bytes,
     create2_address,
 )
-from smartkeys._secrets import secret_frames_dropped
-from smartkeys.safe_files import FileInputError, FileMissingError, load_file
 from smartkeys.errors import SmartKeysError, decode_revert
+from smartkeys.safe_files import FileInputError, FileMissingError, load_file
 from smartkeys.tx import check_chain_id, revert_data_of, revert_exceptions, suggest_fees
 
 __all__ = [
@@ -253,7 +255,7 @@ def code_matches(found: bytes, expected: bytes, *, immutables: bool = False) -> 
             i = j
         else:
             i += 1
-    return all(a == b or in_zero_run[k] for k, (a, b) in enumerate(zip(found, expected)))
+    return all(a == b or in_zero_run[k] for k, (a, b) in enumerate(zip(found, expected, strict=True)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,7 +310,7 @@ def plan_deployment(
     planned = []
     for spec in contracts or default_contracts():
         address = spec.address
-        found = bytes(w3.eth.get_code(address, block))
+        found = bytes(w3.eth.get_code(cast(ChecksumAddress, address), block))
         if not found:
             status = "missing"
         elif code_matches(found, spec.runtime_code, immutables=spec.has_immutables):
@@ -384,7 +386,7 @@ class DeployResult:
 
 def _estimate(w3: Web3, tx: dict) -> int:
     try:
-        estimate = int(w3.eth.estimate_gas(tx))
+        estimate = int(w3.eth.estimate_gas(cast(TxParams, tx)))
     except revert_exceptions() as exc:
         raise DeploymentFailedError(
             f"the deployment to {tx['to']} would revert: {decode_revert(revert_data_of(exc) or b'')}"
@@ -399,7 +401,7 @@ def _wait_receipt(w3: Web3, tx_hash: str, *, timeout: float, poll: float, progre
     next_report = started + 5.0
     while True:
         try:
-            receipt = w3.eth.get_transaction_receipt(tx_hash)
+            receipt = w3.eth.get_transaction_receipt(cast(HexStr, tx_hash))
         except TransactionNotFound:
             receipt = None
         if receipt is not None:
@@ -479,18 +481,18 @@ def execute_plan(
             if nonce is not None:
                 nonce += 1
             continue
-        if account is None:
+        if account is None or nonce is None:  # nonce is read whenever account is given
             raise DeployError("a deployer key is needed to deploy (or use dry_run)")
         tx = dict(tx, nonce=nonce)
         check_chain_id(w3, plan.chain_id)
-        signed = account.sign_transaction(tx)
+        signed = account.sign_transaction(cast(dict[str, Any], tx))
         tx_hash = Web3.to_hex(w3.eth.send_raw_transaction(signed.raw_transaction))
         say(f"{c.name}: sent {tx_hash} (nonce {nonce}, gas {tx['gas']}), waiting for the receipt…")
         receipt = _wait_receipt(w3, tx_hash, timeout=receipt_timeout, poll=poll_interval, progress=say, label=c.name)
         nonce += 1
         if receipt["status"] != 1:
             raise DeploymentFailedError(f"{c.name} deployment {tx_hash} failed (status 0)", tx_hash=tx_hash)
-        found = bytes(w3.eth.get_code(c.address))
+        found = bytes(w3.eth.get_code(cast(ChecksumAddress, c.address)))
         if not found:
             raise DeploymentFailedError(f"{c.name} deployment {tx_hash} was mined but left no code at {c.address}", tx_hash=tx_hash)
         if not code_matches(found, c.runtime_code, immutables=c.has_immutables):

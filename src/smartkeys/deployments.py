@@ -7,7 +7,7 @@ the EntryPoint version from its ``0x433708`` prefix).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from eth_typing import ChecksumAddress
 from eth_utils import keccak, to_bytes, to_canonical_address, to_checksum_address
@@ -55,7 +55,7 @@ def create2_address(deployer: str | bytes, salt: bytes | int | str, init_code: b
     return to_checksum_address(digest[12:])
 
 
-@lru_cache(maxsize=None)
+@cache
 def account_address() -> str:
     """The SmartKeysAccount implementation every EOA delegates to (same on every chain)."""
     bytecode = artifacts.load(ACCOUNT_ARTIFACT)["bytecode"]

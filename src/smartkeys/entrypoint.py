@@ -7,11 +7,13 @@ from the EntryPoint's ``UserOperationEvent`` / ``UserOperationRevertReason`` log
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, cast
 
 from eth_account.signers.base import BaseAccount
 from web3 import Web3
+from web3.types import BlockIdentifier
 
 from smartkeys import artifacts
 from smartkeys.deployments import ENTRY_POINT_V08
@@ -59,7 +61,8 @@ class EntryPoint:
         Read at the ``pending`` block by default: an operation signed now is mined after whatever is already
         pending (on a node with block times, ``latest`` would give a nonce already used by a pending operation).
         """
-        return int(self.contract.functions.getNonce(Web3.to_checksum_address(sender), key).call(block_identifier=block))
+        return int(self.contract.functions.getNonce(Web3.to_checksum_address(sender), key).call(
+            block_identifier=cast(BlockIdentifier, block)))
 
     def get_user_op_hash(self, op: PackedUserOperation) -> bytes:
         """The EntryPoint's own hash of ``op`` (reads the 7702 delegate from chain)."""

@@ -64,6 +64,7 @@ from __future__ import annotations
 import difflib
 import json
 import keyword
+import operator
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -185,7 +186,7 @@ class SmartKeysError(Exception):
         return (_restore_error, (type(self), str(self), dict(self.__dict__)))
 
 
-def _restore_error(cls: type, message: str, state: dict[str, Any]) -> SmartKeysError:
+def _restore_error(cls: type[SmartKeysError], message: str, state: dict[str, Any]) -> SmartKeysError:
     """Unpickling helper for :class:`SmartKeysError` subclasses with custom constructors."""
     obj = cls.__new__(cls)
     Exception.__init__(obj, message)
@@ -783,8 +784,8 @@ class ContractRevertError(RevertError):
                 f"{cls.__name__} takes {len(names)} field values ({', '.join(names) or 'none'}), "
                 f"got {len(values)}"
             )
-        by_attr = dict(zip(names, values))
-        abi_to_attr = dict(zip(cls.abi_names, names))
+        by_attr = dict(zip(names, values, strict=False))  # the rest may come as keywords
+        abi_to_attr = dict(zip(cls.abi_names, names, strict=True))
         for key, value in fields.items():
             attr = key if key in names else abi_to_attr.get(key)
             if attr is None:
@@ -798,7 +799,7 @@ class ContractRevertError(RevertError):
         if missing:
             raise TypeError(f"{cls.__name__} is missing field(s): {', '.join(missing)}")
         self.values = tuple(by_attr[n] for n in names)
-        for attr, value in zip(names, self.values):
+        for attr, value in zip(names, self.values, strict=True):
             setattr(self, attr, value)
         if data is None:
             try:
@@ -813,10 +814,10 @@ class ContractRevertError(RevertError):
         """The Solidity error name, e.g. ``"SpendCapExceeded"``."""
         return type(self).error_name or type(self).__name__
 
-    @property  # type: ignore[override]
-    def args(self) -> dict[str, Any]:  # noqa: D401 - shadows BaseException.args on purpose
+    @property
+    def args(self) -> dict[str, Any]:  # type: ignore[override]  # shadows BaseException.args on purpose
         """Every field by its exact ABI name (a dict, not the usual exception tuple)."""
-        return dict(zip(type(self).abi_names, self.values))
+        return dict(zip(type(self).abi_names, self.values, strict=True))
 
     @property
     def selector(self) -> bytes:
@@ -830,7 +831,7 @@ class ContractRevertError(RevertError):
 
     def _describe(self) -> str:
         cls = type(self)
-        shown = ", ".join(f"{n}={_preview(v)}" for n, v in zip(cls.abi_names, self.values))
+        shown = ", ".join(f"{n}={_preview(v)}" for n, v in zip(cls.abi_names, self.values, strict=True))
         message = f"reverted with {self.name}({shown})"
         if cls.hint:
             message += f"; fix: {cls.hint}"
@@ -874,7 +875,7 @@ class ContractRevertError(RevertError):
     def _decode_values(cls, data: bytes) -> list[Any]:
         """ABI-decode the fields after the selector (addresses checksummed)."""
         decoded = abi_decode(list(cls.abi_types), data[4:])
-        return [_normalize(t, v) for t, v in zip(cls.abi_types, decoded)]
+        return [_normalize(t, v) for t, v in zip(cls.abi_types, decoded, strict=True)]
 
     @classmethod
     def name_hint(cls) -> str:
@@ -945,9 +946,10 @@ class FailedOp(UserOperationError, ContractRevertError):
     error_name = "FailedOp"
     error_signature = "FailedOp(uint256,string)"
     error_selector = keccak(text="FailedOp(uint256,string)")[:4]
-    abi_types = ("uint256", "string")
-    abi_names = ("opIndex", "reason")
-    field_names = ("op_index", "reason")
+    abi_types: ClassVar[tuple[str, ...]] = ("uint256", "string")
+    abi_names: ClassVar[tuple[str, ...]] = ("opIndex", "reason")
+    field_names: ClassVar[tuple[str, ...]] = ("op_index", "reason")
+    data: bytes  # always set by _assign (RevertError's type; UserOperationError's allows None)
 
     def __init__(
         self,
@@ -957,7 +959,7 @@ class FailedOp(UserOperationError, ContractRevertError):
         **fields: Any,
     ) -> None:
         self._assign(values, fields, data)
-        self.code = parse_aa_code(self.reason)  # type: ignore[attr-defined]
+        self.code = parse_aa_code(self.reason)
         self.inner = inner
         Exception.__init__(self, UserOperationError._describe(self))
         if inner is not None:
@@ -1031,7 +1033,7 @@ def _normalize(typ: str, value: Any) -> Any:
         return tuple(_normalize(base, v) for v in value)
     if typ.startswith("("):
         parts = _split_tuple(typ[1:-1])
-        return tuple(_normalize(t, v) for t, v in zip(parts, value))
+        return tuple(_normalize(t, v) for t, v in zip(parts, value, strict=True))
     if typ == "address":
         return to_checksum_address(value)
     return value
@@ -1097,9 +1099,7 @@ def _class_for_entry(entry: Mapping[str, Any], hint: str | None) -> type[Contrac
             alias = _snake(attr)
             if alias != attr and alias not in attrs and alias not in _RESERVED_ATTRS \
                     and not keyword.iskeyword(alias):
-                namespace[alias] = property(
-                    lambda self, _a=attr: getattr(self, _a), doc=f"Alias of ``{attr}``."
-                )
+                namespace[alias] = property(operator.attrgetter(attr), doc=f"Alias of ``{attr}``.")
         cls = type(name, (ContractRevertError,), namespace)
         _BY_SELECTOR[selector] = cls
         return cls

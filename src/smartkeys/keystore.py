@@ -32,8 +32,8 @@ import os
 import re
 import secrets
 import stat
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NoReturn
 
 from eth_account import Account
@@ -121,6 +121,7 @@ class SessionKey:
     """
 
     __slots__ = ("_account",)
+    _account: LocalAccount  # set once in __init__ (object.__setattr__: the class refuses assignment)
 
     def __init__(self, account: LocalAccount) -> None:
         if not isinstance(account, LocalAccount):

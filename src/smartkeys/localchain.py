@@ -77,7 +77,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -86,7 +86,6 @@ from eth_utils import to_bytes, to_canonical_address, to_checksum_address
 from web3 import Web3
 
 from smartkeys import artifacts
-from smartkeys.tx import send_transaction
 from smartkeys.deployments import (
     CREATE2_DEPLOYER,
     ENTRY_POINT_SALT,
@@ -95,6 +94,7 @@ from smartkeys.deployments import (
     _salt_bytes,
     create2_address,
 )
+from smartkeys.tx import send_transaction
 
 __all__ = [
     "CREATE2_DEPLOYER",
@@ -131,7 +131,7 @@ DEFAULT_GAS_LIMIT = 60_000_000
 DEFAULT_PRIORITY_FEE_WEI = 10**9
 ANVIL_CHAIN_ID = 31337
 
-ArtifactLike = Union[str, Mapping[str, Any]]
+ArtifactLike = str | Mapping[str, Any]
 DeployHook = Callable[["LocalChain"], None]
 
 
@@ -427,6 +427,8 @@ class LocalChain:
     ``LocalAccount`` list), ``deployer`` (funded ``LocalAccount`` used for deployments),
     ``backend`` (backend name, e.g. ``"eth-tester"``).
     """
+
+    deploy_smartkeys: bool  # set by start_local_chain: whether reset() deploys smartkeys again
 
     def __init__(
         self,

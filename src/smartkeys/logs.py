@@ -59,7 +59,7 @@ class LogQueryError(SmartKeysError):
 
 
 # Learned limits, per provider object (a Web3's provider), forgotten with it.
-_LIMITS: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+_LIMITS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _STARTS: dict[tuple[int, int, str], int] = {}
 _GUARD = threading.Lock()
 

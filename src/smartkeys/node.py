@@ -28,7 +28,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -396,7 +396,7 @@ def run_node(
             _print_text(info, out)
         try:
             while not (stop_event is not None and stop_event.is_set()):
-                if chain._backend.process.poll() is not None:
+                if cast(Any, chain._backend).process.poll() is not None:  # anvil: it has a process
                     print("smartkeys node: anvil exited", file=sys.stderr)
                     return 1
                 if alto is not None and not alto.running():

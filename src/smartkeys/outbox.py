@@ -42,8 +42,9 @@ import time as _time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from eth_typing import ChecksumAddress, HexStr
 from eth_utils import keccak, to_checksum_address
 
 from smartkeys.journal import _fcntl, _process_lock
@@ -427,9 +428,9 @@ def lookup(w3: Web3, intent: Intent) -> Lookup:
         return Lookup(PENDING)
     from web3.exceptions import TransactionNotFound
 
-    mined = w3.eth.get_transaction_count(intent.sender, "latest")
+    mined = w3.eth.get_transaction_count(cast(ChecksumAddress, intent.sender), "latest")
     try:
-        receipt = w3.eth.get_transaction_receipt(_hx(intent.hash))
+        receipt = w3.eth.get_transaction_receipt(cast(HexStr, _hx(intent.hash)))  # an intent always has a hash
     except TransactionNotFound:
         receipt = None
     if receipt is not None:

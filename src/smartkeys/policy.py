@@ -54,26 +54,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
+from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.encoding import checked_address, checked_bytes, checked_uint
 from smartkeys.errors import InvalidInputError, SmartKeysError
-from smartkeys.argument_rules import ArgumentRule, RuleOp
-from smartkeys.policy_where import argument_names, compile_where
 from smartkeys.policy_codec import (
-    MULTICALL_SELECTORS,
     MAX_PAYMASTERS,
     MAX_PERMISSIONS,
     MAX_TOKEN_CAPS,
+    MULTICALL_SELECTORS,
     Permission,
     PermissionMode,
     SessionPolicy,
     TokenCap,
     selector_of,
 )
+from smartkeys.policy_where import argument_names, compile_where
 
 __all__ = [
     "ANY_FUNCTION",
@@ -341,7 +341,7 @@ class Instant:
         return utc_text(self.timestamp)  # every 48-bit time, years past 9999 included
 
 
-TimeSpec = Union[Duration, Instant]
+TimeSpec = Duration | Instant
 
 
 def _unix_seconds(number: int, field: str, raw: Any) -> Instant:
@@ -389,8 +389,8 @@ def _parse_time(value: Any, field: str) -> TimeSpec:
     if not isinstance(value, str):
         raise InvalidInputError(field, value, "a duration like '24h' or an absolute time", "write it as text")
     text = value.strip()
-    if _small_int(text) is not None:
-        return _unix_seconds(_small_int(text), field, value)
+    if (seconds := _small_int(text)) is not None:
+        return _unix_seconds(seconds, field, value)
     if re.match(r"^\d{4}-\d{2}-\d{2}", text):
         try:
             parsed = _dt.datetime.fromisoformat(text.replace("z", "Z"))
@@ -624,7 +624,7 @@ class AllowNativeTransfer:
     send_native_to: str
 
 
-AllowEntry = Union[AllowCall, AllowNativeTransfer]
+AllowEntry = AllowCall | AllowNativeTransfer
 
 
 @dataclass(frozen=True)
@@ -738,7 +738,7 @@ class PolicyModel:
                 raise InvalidInputError(path, name, "a name of letters, digits, '_', '.', '-'", "rename it, e.g. router")
             if name in self.tokens:
                 raise InvalidInputError(path, name, "a name not also used in tokens", "tokens can be named in allow directly; remove it from contracts")
-            self.contracts[name] = _address(address, path)
+            cast(dict[str, str], self.contracts)[name] = _address(address, path)  # __post_init__ copied it to a dict
 
     def _normalise_addresses(self) -> None:
         """Checksum every literal address (names stay names), so equal policies compare equal."""
@@ -904,14 +904,15 @@ class PolicyModel:
 
         native = self.limits.native
         if native is not None:
-            if native.per_call > native.total:
+            per_call = cast(int, native.per_call)  # NativeLimit.__post_init__ replaced None with total
+            if per_call > native.total:
                 raise InvalidInputError(
-                    "limits.native.per_call", _native_text(native.per_call), f"at most the total ({_native_text(native.total)})",
+                    "limits.native.per_call", _native_text(per_call), f"at most the total ({_native_text(native.total)})",
                     "lower per_call or raise total",
                 )
-            if native.per_period and native.per_call > native.per_period:
+            if native.per_period and per_call > native.per_period:
                 raise InvalidInputError(
-                    "limits.native.per_call", _native_text(native.per_call), f"at most per_period ({_native_text(native.per_period)})",
+                    "limits.native.per_call", _native_text(per_call), f"at most per_period ({_native_text(native.per_period)})",
                     "lower per_call or raise per_period",
                 )
             self._check_order("limits.native", native.total, native.per_period, _native_text)
@@ -1026,7 +1027,7 @@ class PolicyModel:
             token_caps=caps,
             paymasters=tuple(self._target(p, "limits.paymasters") for p in self.limits.paymasters),
             max_uses=self.limits.max_uses,
-            native_per_call=native.per_call if native else 0,
+            native_per_call=cast(int, native.per_call) if native else 0,  # None became total in __post_init__
             native_total=native.total if native else 0,
             native_period=native.period if native else 0,
             native_per_period=native.per_period if native else 0,
@@ -1076,7 +1077,7 @@ class PolicyModel:
         limits: dict[str, Any] = {}
         native = self.limits.native
         if native is not None:
-            limits["native"] = {"total": _native_text(native.total), "per_call": _native_text(native.per_call)}
+            limits["native"] = {"total": _native_text(native.total), "per_call": _native_text(cast(int, native.per_call))}
             if native.period:
                 limits["native"]["per_period"] = _native_text(native.per_period)
                 limits["native"]["period"] = _period_text(native.period)
@@ -1084,11 +1085,11 @@ class PolicyModel:
             limits["tokens"] = {}
             for name, cap in self.limits.tokens.items():
                 decimals = self.tokens[name].decimals
-                entry = {"total": format_amount(cap.total, decimals, name)}
+                token_limits = {"total": format_amount(cap.total, decimals, name)}
                 if cap.period:
-                    entry["per_period"] = format_amount(cap.per_period, decimals, name)
-                    entry["period"] = _period_text(cap.period)
-                limits["tokens"][name] = entry
+                    token_limits["per_period"] = format_amount(cap.per_period, decimals, name)
+                    token_limits["period"] = _period_text(cap.period)
+                limits["tokens"][name] = token_limits
         if self.limits.max_uses:
             limits["max_uses"] = self.limits.max_uses
         if self.limits.gas_budget:
@@ -1163,7 +1164,7 @@ class PolicyModel:
         if native is None:
             lines.append("Native value: none")
         else:
-            text = f"Native value: {_native_text(native.per_call)} per call, {_native_text(native.total)} in total"
+            text = f"Native value: {_native_text(cast(int, native.per_call))} per call, {_native_text(native.total)} in total"
             if native.period:
                 text += f", {_native_text(native.per_period)} {period_text(native.period, now)}"
             lines.append(text)
@@ -1601,7 +1602,7 @@ def decompile(
                 raise InvalidInputError(f"where.{name}", rule.op.name, "one rule per argument",
                                         "a where table holds one rule per argument: read the packed policy instead")
 
-            def text(v: Any) -> str:
+            def text(v: Any, rule: Any = rule, name: str = name) -> str:  # bound: defined in a loop
                 if rule.abi_type == "address":
                     return book_names.get(v, v)
                 if isinstance(v, bytes):
@@ -1630,7 +1631,8 @@ def decompile(
         elif perm.mode is PermissionMode.ANY_SELECTOR:
             allow.append(AllowCall(target, ANY_FUNCTION))
         else:
-            fn = sig_of.get(perm.selector, "0x" + perm.selector.hex())
+            selector = cast(bytes, perm.selector)  # EXACT: Permission.__post_init__ made it bytes
+            fn = sig_of.get(selector, "0x" + selector.hex())
             last = allow[-1] if allow else None
             if isinstance(last, AllowCall) and last.contract == target and not last.any_function and not last.where:
                 allow[-1] = AllowCall(target, (*last.functions, fn))

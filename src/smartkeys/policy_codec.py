@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any, cast
 
 from eth_utils import is_address, keccak, to_checksum_address
 
@@ -190,7 +191,7 @@ class Permission:
 
     def encode(self, rules_offset: int = 0) -> bytes:
         """The 27-byte entry; ``rules_offset`` is where its rule group starts in the policy (0 = none)."""
-        return bytes.fromhex(self.target[2:]) + self.selector + bytes([self.mode]) + rules_offset.to_bytes(2, "big")
+        return bytes.fromhex(self.target[2:]) + cast(bytes, self.selector) + bytes([self.mode]) + rules_offset.to_bytes(2, "big")
 
     def encode_rules(self) -> bytes:
         """The rule group ``count | rules`` (empty if the permission has no rules)."""
@@ -319,7 +320,7 @@ class SessionPolicy:
         groups = [p.encode_rules() for p in self.permissions]
         cursor = _HEADER + 27 * len(self.permissions) + 1 + 52 * len(self.token_caps) + 1 + 20 * len(self.paymasters)
         cursor += 12 if self.rate_limited else 0
-        for p, g in zip(self.permissions, groups):
+        for p, g in zip(self.permissions, groups, strict=True):
             out += p.encode(cursor if g else 0)
             cursor += len(g)
         if cursor > 0xFFFF:
@@ -367,7 +368,7 @@ class SessionPolicy:
         if version != POLICY_VERSION:
             raise InvalidInputError("policy.version", version, f"{POLICY_VERSION}", "upgrade smartkeys to read this policy")
         key = "0x" + take(20).hex()
-        header = dict(
+        header: dict[str, Any] = dict(  # int fields, then the two bool flags
             valid_after=num(6), valid_until=num(6), max_uses=num(4), native_per_call=num(12),
             native_total=num(12), native_period=num(4), native_per_period=num(12), gas_budget=num(12),
             salt=num(4),

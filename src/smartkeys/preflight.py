@@ -46,20 +46,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
-
+from typing import Any, cast
 
 from smartkeys import artifacts
 from smartkeys.account import Call, _status_word
-from smartkeys.deployments import ENTRY_POINT_V08
+from smartkeys.argument_rules import first_failure
 from smartkeys.delegation import require_smartkeys
+from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.encoding import checked_address, checked_uint
 from smartkeys.errors import (
+    ContractRevertError,
     InvalidInputError,
     UserOperationError,
     register_contract_errors,
 )
-from smartkeys.argument_rules import first_failure
 from smartkeys.policy_codec import MULTICALL_SELECTORS, Permission, PermissionMode, SessionPolicy
 from smartkeys.token_rules import ACCOUNTABLE_SELECTORS, DECLARED_AMOUNT_OFFSET
 
@@ -97,6 +97,11 @@ class _Errors:
             "ArgumentRuleViolated", "UseTooSoon", "UsesPerPeriodReached",
         ):
             setattr(self, name, ACCOUNT_ERRORS[name])
+
+    def __getattr__(self, name: str) -> type[ContractRevertError]:
+        # Only reached for a name not set above. Declared so type checkers know that every
+        # attribute of _E is one of the contract's error classes.
+        raise AttributeError(f"the account ABI names no error {name!r}")
 
 
 _E = _Errors()
@@ -300,7 +305,7 @@ class _Tables:
         for p in policy.permissions:
             exact, any_, empty = scope.get(p.target, (set(), False, False))
             if p.mode is PermissionMode.EXACT:
-                exact = exact | {p.selector}
+                exact = exact | {cast(bytes, p.selector)}  # EXACT: __post_init__ made it bytes
             elif p.mode is PermissionMode.ANY_SELECTOR:
                 any_ = True
             else:
@@ -513,7 +518,7 @@ def preflight(
                 charged[token] = min(charged.get(token, 0) + amount, _U256 - 1)
                 added = True
         # 3. token caps against what will be charged, in policy order (_checkTokenCap)
-        if added:
+        if added and charged is not None:  # added implies charged
             _check_token_caps(t, state, charged, now)
     if charged:
         charged = {k: v for k, v in charged.items() if v}

@@ -75,7 +75,7 @@ def _contract_label(u: Units, address: str) -> str:
     return f"{meta[0]} ({address[:6]}…{address[-4:]})" if meta else address
 
 
-Units.contract = _contract_label  # type: ignore[attr-defined]
+Units.contract = _contract_label
 
 
 def _permission_label(u: Units, permission: Any) -> str:

@@ -31,9 +31,10 @@ import contextvars
 import random
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import requests
+from eth_typing import URI
 from web3 import HTTPProvider, Web3
 
 from smartkeys.errors import (
@@ -137,16 +138,17 @@ class ResilientHTTPProvider(HTTPProvider):
         self._rng = rng or random.Random()
         self.label = str(endpoint_uri).split("?")[0]
 
-    def make_request(self, method: Any, params: Any) -> Any:  # type: ignore[override]
+    def make_request(self, method: Any, params: Any) -> Any:
         attempt = 0
         while True:
-            kw = {"endpoint": self.label, "method": str(method)}
+            kw: dict[str, Any] = {"endpoint": self.label, "method": str(method)}
             timeout = bounded_timeout(self.timeout, f"calling {method} on {self.label}", **kw)
             retry_after: float | None = None
             try:
                 request_data = self.encode_rpc_request(method, params)
                 raw = self._request_session_manager.make_post_request(
-                    self.endpoint_uri, request_data, **{**self.get_request_kwargs(), "timeout": timeout})
+                    cast(URI, self.endpoint_uri), request_data,  # set from the required endpoint_uri
+                    **{**self.get_request_kwargs(), "timeout": timeout})
                 response = self._decode(raw, method)
                 error = response.get("error") if isinstance(response, dict) else None
                 if isinstance(error, dict) and error.get("code") == -32005:
@@ -164,7 +166,7 @@ class ResilientHTTPProvider(HTTPProvider):
                     return response
             except requests.HTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else None
-                if status == 429:
+                if status == 429 and exc.response is not None:
                     retry_after = retry_after_seconds(exc.response.headers.get("Retry-After"))
                     failure = RateLimitedError(
                         f"{self.label} answered HTTP 429 (too many requests) to {method}"

@@ -425,7 +425,7 @@ def _scan_yaml_events(text: str, path: Any, kind: str, max_depth: int, max_value
     for event in yaml.parse(text, Loader=parser):
         if isinstance(event, yaml.AliasEvent):
             raise FileInputError(path, kind, "alias",
-                                 f"it uses a YAML alias (*{event.anchor}) at line {event.start_mark.line + 1}",
+                                 f"it uses a YAML alias (*{event.anchor}) at line {event.start_mark.line + 1 if event.start_mark else '?'}",
                                  "write the value out in full: anchors and aliases are not accepted "
                                  "(quote the wildcard: functions: \"*\")")
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):

@@ -151,7 +151,7 @@ def check_successor(current: SessionPolicy, nxt: SessionPolicy, *, rotate: bool)
     t, o = _layout(a)
     same("permissions", _hash(pa[95:t]), _hash(pb[95:t]))
     same("tokenCount", len(a.token_caps), len(b.token_caps))
-    for ca, cb in zip(a.token_caps, b.token_caps):
+    for ca, cb in zip(a.token_caps, b.token_caps, strict=True):  # counts checked equal above
         same("tokenCaps.token", int(ca.token, 16), int(cb.token, 16))
         not_above("tokenCaps.cap", ca.token, ca.cap, cb.cap)
         same("tokenCaps.period", ca.period, cb.period)

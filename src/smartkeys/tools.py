@@ -28,15 +28,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from smartkeys.account import Call
+from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
-from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
 from smartkeys.timefmt import period_text, utc_text
 
@@ -105,7 +105,7 @@ def _schema(param: Mapping[str, Any]) -> dict[str, Any]:
         names = [c.get("name") or f"field{i}" for i, c in enumerate(components)]
         return {
             "type": "object",
-            "properties": {n: _schema(c) for n, c in zip(names, components)},
+            "properties": {n: _schema(c) for n, c in zip(names, components, strict=True)},
             "required": names,
             "additionalProperties": False,
         }
@@ -159,7 +159,7 @@ def _coerce(name: str, param: Mapping[str, Any], value: Any) -> Any:
         missing = [n for n in names if n not in value]
         if missing:
             raise InvalidInputError(f"arguments.{name}.{missing[0]}", None, "a value", "add the missing field")
-        return tuple(_coerce(f"{name}.{n}", c, value[n]) for n, c in zip(names, components))
+        return tuple(_coerce(f"{name}.{n}", c, value[n]) for n, c in zip(names, components, strict=True))
     if typ == "address":
         if not isinstance(value, str) or not re.match(_ADDRESS_PATTERN, value):
             raise bad("an address (0x + 40 hex digits)")
@@ -363,9 +363,10 @@ def _build(policy: SessionPolicy, names, abis, tokens, state, now: int | None = 
             if fn is not None:
                 add(function_tool(target, fn))
             else:
-                add(_Tool(_tool_name(label(target), "0x" + perm.selector.hex()), target, "raw_args", None,
-                          perm.selector, False,
-                          f"Call the function with selector 0x{perm.selector.hex()} on {who(target)}; pass its "
+                selector = cast(bytes, perm.selector)  # EXACT: Permission.__post_init__ made it bytes
+                add(_Tool(_tool_name(label(target), "0x" + selector.hex()), target, "raw_args", None,
+                          selector, False,
+                          f"Call the function with selector 0x{selector.hex()} on {who(target)}; pass its "
                           f"ABI-encoded arguments. {limits}"))
         elif perm.mode is PermissionMode.ANY_SELECTOR:
             fns = [f for f in abis.get(target, [])

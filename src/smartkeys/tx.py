@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import ast
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 from eth_abi import encode as abi_encode
-
 from eth_account.signers.base import BaseAccount
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3.types import TxParams
 
 from smartkeys.errors import ChainMismatchError, SmartKeysError, TransactionFailedError, decode_revert
 
 __all__ = [
-    "REVERT_EXCEPTIONS",
+    "REVERT_EXCEPTIONS",  # noqa: F822 - provided lazily by the module __getattr__
     "check_chain_id",
     "prepare_transaction",
     "revert_data_of",
@@ -212,13 +213,13 @@ def _estimate_on_pending_block(w3: Web3, tx: dict) -> int:
     """``eth_estimateGas`` against the pending block where the node supports a block argument (anvil,
     geth), else the node's default (eth-tester, which has no block argument for it)."""
     try:
-        return int(w3.eth.estimate_gas(tx, "pending"))
+        return int(w3.eth.estimate_gas(cast(TxParams, tx), "pending"))
     except revert_exceptions():
         raise
     except Exception as exc:  # noqa: BLE001 - only "block argument unsupported" is expected here
         if "estimateGas" not in str(exc) and "not been implemented" not in str(exc) and not isinstance(exc, TypeError):
             raise
-    return int(w3.eth.estimate_gas(tx))
+    return int(w3.eth.estimate_gas(cast(TxParams, tx)))
 
 
 def _preflight_call(w3: Web3, tx: dict) -> None:
@@ -233,7 +234,7 @@ def _preflight_call(w3: Web3, tx: dict) -> None:
         return
     call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
     try:
-        w3.eth.call(call, "pending")
+        w3.eth.call(cast(TxParams, call), "pending")
     except revert_exceptions() as exc:
         raise decode_revert(revert_data_of(exc) or b"") from None
 
@@ -242,7 +243,7 @@ def _replay_revert(w3: Web3, tx: dict, receipt) -> SmartKeysError | None:
     """Best effort: re-run the failed transaction as a call at its parent block to read the revert."""
     call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
     try:
-        w3.eth.call(call, receipt["blockNumber"] - 1)
+        w3.eth.call(cast(TxParams, call), receipt["blockNumber"] - 1)
     except revert_exceptions() as exc:
         return decode_revert(revert_data_of(exc) or b"")
     except Exception:  # noqa: BLE001 - diagnostics only: the failure itself is already being raised

@@ -41,7 +41,7 @@ from eth_account.signers.base import BaseAccount
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
-from smartkeys.deployments import ENTRY_POINT_V08
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.authorization import (
     SECP256K1_N,
     _secret_bytes,
@@ -50,6 +50,7 @@ from smartkeys.authorization import (
     auth_to_rpc,
     recover_authority,
 )
+from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.encoding import (
     checked_address,
     checked_bytes,
@@ -57,7 +58,6 @@ from smartkeys.encoding import (
     hex_quantity,
     parse_quantity,
 )
-from smartkeys._secrets import secret_frames_dropped
 from smartkeys.errors import InvalidInputError, SmartKeysError
 
 __all__ = [

@@ -143,7 +143,7 @@ def test_status_shows_configuration_with_sources_and_no_secrets(cli, chain, gran
     out = result.out
     assert "SETTING" in out and "SOURCE" in out and "env SMARTKEYS_KEYSTORE" in out
     assert PASSWORD not in out + result.err and "APIKEY" not in out
-    assert f"smartkeys " in out and owner_address in out and agent.address in out
+    assert "smartkeys " in out and owner_address in out and agent.address in out
 
     doc = cli("--json", "status").json
     assert doc["ok"] is True and doc["command"] == "status"

@@ -10,7 +10,6 @@ from pathlib import Path
 from smartkeys.policy_presets import PRESETS
 from smartkeys.safe_files import tomllib
 
-
 # --------------------------------------------------------------------------- policy new
 
 

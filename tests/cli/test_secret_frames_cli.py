@@ -9,9 +9,9 @@ import secrets
 
 import pytest
 from eth_account import Account
+from secret_leaks import leaks  # tests/secret_leaks.py
 
 import smartkeys.cli as cli_module
-from secret_leaks import leaks  # tests/secret_leaks.py
 
 
 @pytest.fixture

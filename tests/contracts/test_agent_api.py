@@ -195,6 +195,7 @@ def test_agent_accepts_a_keystore_session_key(chain, owner, token, bundler):
 
 def test_batch_charges_the_sum_of_its_transfers(chain, agent, token, bundler):
     from eth_abi import encode
+
     from smartkeys.policy_codec import selector_of
 
     data = [selector_of(TRANSFER) + encode(["address", "uint256"], [RECIPIENT, n]) for n in (2, 5)]

@@ -80,25 +80,38 @@ class History:
             agent.journal = journal
         self.A, self.B = A, B
 
-        at(t0 + 10); A.batch([transfer(token, 10 * USDC)], **direct)
-        at(t0 + 70); A.batch([transfer(token, 5 * USDC), Call(RECIPIENT, ETHER // 5)], **userop)
-        at(t0 + 130); A.batch([Call(RECIPIENT, 95 * ETHER // 100)], **direct)
-        at(t0 + 190); A.batch([transfer(token, 20 * USDC)], **direct)
+        at(t0 + 10)
+        A.batch([transfer(token, 10 * USDC)], **direct)
+        at(t0 + 70)
+        A.batch([transfer(token, 5 * USDC), Call(RECIPIENT, ETHER // 5)], **userop)
+        at(t0 + 130)
+        A.batch([Call(RECIPIENT, 95 * ETHER // 100)], **direct)
+        at(t0 + 190)
+        A.batch([transfer(token, 20 * USDC)], **direct)
         refused(A, [transfer(token, 10 * USDC)], "TokenPeriodCapExceeded", **direct)
-        at(t0 + 250); A.batch([transfer(token, 1 * USDC)], **direct)
-        at(t0 + 255); A.batch([transfer(token, 1 * USDC)], **direct)
+        at(t0 + 250)
+        A.batch([transfer(token, 1 * USDC)], **direct)
+        at(t0 + 255)
+        A.batch([transfer(token, 1 * USDC)], **direct)
 
-        at(t0 + 300); B.batch([transfer(token, 20 * USDC)], **direct)
-        at(t0 + 400); B.batch([transfer(token, 15 * USDC)], **userop)
-        at(t0 + 500); B.batch([transfer(token, 6 * USDC)], **direct)
+        at(t0 + 300)
+        B.batch([transfer(token, 20 * USDC)], **direct)
+        at(t0 + 400)
+        B.batch([transfer(token, 15 * USDC)], **userop)
+        at(t0 + 500)
+        B.batch([transfer(token, 6 * USDC)], **direct)
         refused(B, [transfer(token, 10 * USDC)], "TokenSpendCapExceeded", **userop)
-        at(t0 + 600); owner.revoke(B.session_id)
+        at(t0 + 600)
+        owner.revoke(B.session_id)
         refused(B, [transfer(token, 1 * USDC)], "SessionNotActive", **direct)
 
         self.t_next_day = t0 - 1_000 + DAY + 10  # the next period of A's token cap
-        at(self.t_next_day - 1); chain.mine()  # the preflight checks at latest + 1
-        at(self.t_next_day); A.batch([transfer(token, 38 * USDC)], **direct)
-        at(self.t_next_day + 100); owner.revoke_all()
+        at(self.t_next_day - 1)
+        chain.mine()  # the preflight checks at latest + 1
+        at(self.t_next_day)
+        A.batch([transfer(token, 38 * USDC)], **direct)
+        at(self.t_next_day + 100)
+        owner.revoke_all()
         refused(A, [transfer(token, 1 * USDC)], "SessionEpochRevoked", **direct)
 
         t1 = self.t_next_day + 200
@@ -106,14 +119,16 @@ class History:
         C = grant(keys["C"], valid_until=t1 + 800, permissions=(Permission(token.address, TRANSFER),),
                   token_caps=(TokenCap(token.address, 10 * USDC),))
         C.journal = journal
-        at(t1 + 100); C.batch([transfer(token, 2 * USDC)], **direct)
+        at(t1 + 100)
+        C.batch([transfer(token, 2 * USDC)], **direct)
         at(t1 + 110)
         D = grant(keys["D"], valid_until=t1 + 12 * 3_600, permissions=(Permission(token.address, TRANSFER),),
                   allow_uncapped_assets=True)
         at(t1 + 120)
         E = grant(keys["E"], valid_until=t1 + 25 * 3_600, permissions=(Permission(token.address, TRANSFER),),
                   allow_uncapped_assets=True)
-        at(t1 + 900); chain.mine()  # C's window ended at t1 + 800
+        at(t1 + 900)
+        chain.mine()  # C's window ended at t1 + 800
         refused(C, [transfer(token, 1 * USDC)], "SessionExpired", **direct)
         self.C, self.D, self.E, self.t1 = C, D, E, t1
         self.end_time = t1 + 900
@@ -369,7 +384,7 @@ def test_csv_has_one_row_per_event_and_asset(report, history, audited_token):
 def _marks(fig, gid):
     """The (x, y) points of the artists with this gid, over every axes (x in days since 1970)."""
     return [(float(x), float(y)) for ax in fig.axes for line in ax.get_lines() if line.get_gid() == gid
-            for x, y in zip(line.get_xdata(), line.get_ydata())]
+            for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True)]
 
 
 def test_plot_figure_has_a_panel_per_asset_and_draws_the_history_where_it_happened(report, history, audited_token):

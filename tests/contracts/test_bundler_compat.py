@@ -14,7 +14,7 @@ from smartkeys.account import Call, Owner
 from smartkeys.bundler import BundlerClient, BundlerEntryPointError
 from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.errors import ChainMismatchError
-from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy
+from smartkeys.policy_codec import Permission, PermissionMode
 
 BEEF = "0x000000000000000000000000000000000000bEEF"
 V07 = "0x0000000071727De22E5E9d8BAf0edAc6f37da032"

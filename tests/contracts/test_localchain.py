@@ -98,7 +98,7 @@ def test_entrypoint_at_canonical_address(chain):
     assert len(code) == len(expected)
     # EntryPoint has immutables (senderCreator, EIP-712 cache): outside them the code is the
     # artifact's; inside them the artifact holds zero placeholders.
-    diffs = [i for i, (a, b) in enumerate(zip(code, expected)) if a != b]
+    diffs = [i for i, (a, b) in enumerate(zip(code, expected, strict=True)) if a != b]
     assert diffs, "immutables should have been filled in"
     assert all(expected[i] == 0 for i in diffs)
     assert len(diffs) < 300

@@ -15,7 +15,7 @@ import requests
 from eth_account import Account
 
 from smartkeys.deployments import ENTRY_POINT_V08
-from smartkeys.errors import get_error_class, DuplicateIntentError, InvalidInputError, OutcomeUnknownError
+from smartkeys.errors import DuplicateIntentError, InvalidInputError, OutcomeUnknownError, get_error_class
 from smartkeys.outbox import DROPPED, LANDED, PENDING, Outbox
 from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
 from smartkeys.userop import PackedUserOperation, user_op_hash

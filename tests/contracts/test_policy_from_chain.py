@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from hexbytes import HexBytes
-
-import pytest
 
 from smartkeys.errors import InvalidInputError
 from smartkeys.policy import (

@@ -7,13 +7,12 @@ from __future__ import annotations
 import re
 
 from eth_utils import to_checksum_address
+from test_session_budgets import balance_of, path, run, target, tcall  # noqa: F401  (fixtures)
 
 from smartkeys.account import Call, SessionAgent
 from smartkeys.policy import parse_policy
 from smartkeys.policy_presets import preset_text
 from smartkeys.safe_files import tomllib
-
-from test_session_budgets import balance_of, path, run, target, tcall  # noqa: F401  (fixtures)
 
 TREASURY, SUPPLIER, STRANGER = (to_checksum_address(f"0x{a:040x}") for a in (0xA11C, 0xB0B0, 0xBAD0))
 

@@ -8,13 +8,7 @@ capped token never replaces its cap. Malformed rule groups are refused at grant.
 from __future__ import annotations
 
 import pytest
-
 from eth_utils import keccak, to_checksum_address
-
-from smartkeys.account import Call
-from smartkeys.argument_rules import ArgumentRule, RuleOp
-from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap, selector_of
-
 from test_session_budgets import (  # noqa: F401  (path, run, agent_for, target are fixtures)
     RECIPIENT,
     TRANSFER,
@@ -28,6 +22,10 @@ from test_session_budgets import (  # noqa: F401  (path, run, agent_for, target 
     target,
     tcall,
 )
+
+from smartkeys.account import Call
+from smartkeys.argument_rules import ArgumentRule, RuleOp
+from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap, selector_of
 
 TREASURY = to_checksum_address("0x000000000000000000000000000000000000a11c")
 ATTACKER = to_checksum_address("0x000000000000000000000000000000000000bad0")

@@ -17,12 +17,13 @@ path: changed together by at most the op's own gas cost), and anything else the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-from eth_account import Account
 from eth_abi import encode
+from eth_account import Account
 from eth_utils import keccak
 from web3.logs import DISCARD
 

@@ -19,14 +19,6 @@ Kinds (security.md, "caps are what leaves the account"):
 from __future__ import annotations
 
 import pytest
-
-from smartkeys.account import Call, Owner, SessionAgent
-from smartkeys.authorization import authorization_nonce, sign_authorization
-from smartkeys.errors import FailedOpWithRevert, register_contract_errors
-from smartkeys.localchain import SIMPLE7702_ADDRESS
-from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap, selector_of
-from smartkeys.tx import send_transaction
-
 from test_session_budgets import (  # noqa: F401  (path, run, agent_for, target are fixtures)
     MAX_FEE,
     RECIPIENT,
@@ -43,6 +35,13 @@ from test_session_budgets import (  # noqa: F401  (path, run, agent_for, target 
     target,
     tcall,
 )
+
+from smartkeys.account import Call
+from smartkeys.authorization import authorization_nonce, sign_authorization
+from smartkeys.errors import FailedOpWithRevert, register_contract_errors
+from smartkeys.localchain import SIMPLE7702_ADDRESS
+from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap, selector_of
+from smartkeys.tx import send_transaction
 
 THIEF = "0x000000000000000000000000000000000000dEaD"
 FEE_SINK = "0x000000000000000000000000000000000000Fee5"

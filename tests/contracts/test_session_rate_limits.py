@@ -4,10 +4,6 @@ allowed at its boundary and refused one past it on both session paths, with noth
 from __future__ import annotations
 
 import pytest
-
-from smartkeys.account import Call
-from smartkeys.policy_codec import Permission, SessionPolicy
-
 from test_session_budgets import (  # noqa: F401  (path, run, agent_for, target are fixtures)
     agent_for,
     err,
@@ -19,6 +15,8 @@ from test_session_budgets import (  # noqa: F401  (path, run, agent_for, target 
     target,
 )
 
+from smartkeys.account import Call
+from smartkeys.policy_codec import Permission, SessionPolicy
 
 
 def ping(target):

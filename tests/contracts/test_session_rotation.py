@@ -18,13 +18,6 @@ import dataclasses
 
 import pytest
 from eth_account import Account
-
-from smartkeys.account import Call, SessionAgent, session_status
-from smartkeys.errors import TransactionFailedError
-from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
-from smartkeys.preflight import preflight, read_session_state
-from smartkeys.tx import send_transaction
-
 from test_session_budgets import (  # noqa: F401  (path, run, agent_for, target are fixtures)
     RECIPIENT,
     ZERO,
@@ -36,6 +29,12 @@ from test_session_budgets import (  # noqa: F401  (path, run, agent_for, target 
     target,
     tcall,
 )
+
+from smartkeys.account import Call, SessionAgent, session_status
+from smartkeys.errors import TransactionFailedError
+from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
+from smartkeys.preflight import preflight, read_session_state
+from smartkeys.tx import send_transaction
 
 HOUR = 3_600
 MINED_GAS = 600_000  # explicit: the refused owner transaction is mined, so the refusal is the chain's own

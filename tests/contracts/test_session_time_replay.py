@@ -18,6 +18,7 @@ import dataclasses
 
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 
 from smartkeys.account import Call, Owner, SessionAgent, account_contract, session_status
 from smartkeys.authorization import SECP256K1_N
@@ -26,9 +27,8 @@ from smartkeys.encoding import ZERO_ADDRESS, nonce_key_for, unpack_validation_da
 from smartkeys.entrypoint import EntryPoint
 from smartkeys.errors import get_error_class
 from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
-from smartkeys.userop import PackedUserOperation, sign_user_op
 from smartkeys.tx import send_transaction
-from eth_utils import keccak
+from smartkeys.userop import PackedUserOperation, sign_user_op
 
 DIRECT = "direct"
 USER_OP = "user_op"

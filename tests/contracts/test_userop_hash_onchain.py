@@ -8,7 +8,6 @@ signature, the low-s / v=27|28 encoding and ``to_abi_tuple`` all match what the 
 
 from __future__ import annotations
 
-
 import pytest
 from eth_abi import encode
 from eth_utils import keccak

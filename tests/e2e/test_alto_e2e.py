@@ -9,19 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
-from eth_account import Account
 from eth_abi import encode as abi_encode
+from eth_account import Account
 
-from smartkeys.account import Call, Owner, SessionAgent, account_contract
+from smartkeys.account import Call, Owner, SessionAgent
 from smartkeys.bundler import BundlerUserOperationError
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.errors import (
-    FailedOp,
-    SmartKeysError,
     get_error_class,
     register_contract_errors,
 )
-from smartkeys.policy_codec import SessionPolicy, Permission, TokenCap
+from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
 from smartkeys.userop import DUMMY_SIGNATURE
 
 TRANSFER = "transfer(address,uint256)"
@@ -233,7 +231,6 @@ def test_bundler_estimate_refuses_an_op_over_the_token_cap_with_the_decoded_erro
     policy = _policy(alto_chain, key, token, cap=10 * USDC)
     delegated_owner.grant(policy)
     agent = SessionAgent(alto_chain.w3, delegated_owner.address, key, policy)
-    block = alto_chain.w3.eth.block_number
     # built by hand with fixed gas limits: no SDK preflight, no local estimate
     op = agent.build_user_op([Call(token.address, 0, _transfer_data(recipient, 11 * USDC))], call_gas_limit=200_000)
 

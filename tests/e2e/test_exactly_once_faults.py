@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import pytest
 from eth_account import Account
 from eth_utils import keccak
-
 from fault_proxy import CutAnswer, Delay, Down, Drop, FaultProxy, Malformed, RateLimit, SwallowUserOps
+
 from smartkeys.account import Owner, SessionAgent
 from smartkeys.bundler import BundlerClient
 from smartkeys.deployments import ENTRY_POINT_V08
@@ -261,7 +261,7 @@ def test_bundler_killed_after_accepting_then_down(alto_chain, alto, owner, token
         return "0x" + user_op_hash(op, ENTRY_POINT_V08, alto_chain.chain_id).hex()
 
     swallow = SwallowUserOps(hash_of, down, down_seconds=2.5, p=0.35)
-    f = _scenario(alto_chain, alto, owner, token, tmp_path, name="bundler-restart", bundler_modes=[down, swallow])
+    _scenario(alto_chain, alto, owner, token, tmp_path, name="bundler-restart", bundler_modes=[down, swallow])
     assert swallow.fired and down.refused
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
-
 from fault_proxy import ChainIdOverride, EntryPointsOverride, MethodRecorder
+
 from smartkeys.account import Call, Owner, SessionAgent
 from smartkeys.bundler import BundlerClient, BundlerEntryPointError
 from smartkeys.errors import ChainMismatchError

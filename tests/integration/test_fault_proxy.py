@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from web3 import Web3
-
 from fault_proxy import PROVIDER_LOG_RANGE_ERRORS, ChainIdOverride, EntryPointsOverride, LogRangeLimit, MethodRecorder
+from web3 import Web3
 
 
 def _rpc(w3: Web3, method: str, params: list):

@@ -14,9 +14,9 @@ import json
 
 import pytest
 from eth_account import Account
+from fault_proxy import LogRangeLimit, MethodRecorder
 from web3 import Web3
 
-from fault_proxy import LogRangeLimit, MethodRecorder
 from smartkeys.account import Owner
 from smartkeys.audit import build_audit
 from smartkeys.deployments import account_address
@@ -132,6 +132,7 @@ def test_account_start_block_is_the_first_block_with_a_nonce(long_chain):
 
 def test_a_pruned_node_delegates_revoking_to_be_safe_and_the_audit_asks_for_from_block(long_chain, fault_proxy):
     from fault_proxy import NoHistoricalState
+
     from smartkeys.account import account_contract
     from smartkeys.logs import LogQueryError
 

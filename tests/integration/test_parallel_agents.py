@@ -18,7 +18,6 @@ from __future__ import annotations
 import threading
 from collections import Counter, defaultdict
 
-import pytest
 from eth_account import Account
 
 from smartkeys.encoding import nonce_key_for, unpack_nonce

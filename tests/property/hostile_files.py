@@ -28,11 +28,10 @@ from pathlib import Path
 # The condition of the crash: any real use of smartkeys imports eth-account, which raises Python's recursion
 # limit to 100,000 (``import smartkeys`` itself no longer does: its names load lazily), so import it first.
 import eth_account  # noqa: F401
-import smartkeys.policy  # noqa: F401
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import smartkeys.policy  # noqa: F401
 from smartkeys.errors import SmartKeysError
 
 BUDGET_S = 1.0

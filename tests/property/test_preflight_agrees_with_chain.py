@@ -31,16 +31,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from smartkeys.account import Call, SessionAgent
+from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.deployments import ENTRY_POINT_V08
 from smartkeys.errors import (
     FailedOp,
     FailedOpWithRevert,
     SmartKeysError,
-    TransactionFailedError,
     UserOperationError,
     decode_revert,
 )
-from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap, selector_of
 from smartkeys.preflight import SessionWindowError, preflight, read_session_state
 from smartkeys.tx import REVERT_EXCEPTIONS, revert_data_of

@@ -132,7 +132,7 @@ def test_tools_turn_the_recipient_list_into_an_enum_of_names_and_the_bound_into_
     props = tool["input_schema"]["properties"]
     assert props["to"]["enum"] == ["treasury", OTHER]
     assert props["amount"]["maximum"] == 50 * 10**6 and "at most 50 USDC" in props["amount"]["description"]
-    assert f"next use is allowed from" in tool["description"] and f"unix {NOW + 5 + 600}" in tool["description"]
+    assert "next use is allowed from" in tool["description"] and f"unix {NOW + 5 + 600}" in tool["description"]
     call = call_from_tool(tool["name"], {"to": "treasury", "amount": 7}, policy, names=names, tokens=tokens)
     assert call == transfer(TREASURY, 7)
     with pytest.raises(InvalidInputError, match="arguments.to"):

@@ -123,7 +123,7 @@ def test_one_panel_per_asset_with_its_unit_then_the_sessions_panel(figure_and_re
     assets = [a for a in ("native", USDC, DAI) if any(x.asset == a for s in report.sessions for x in s.assets)]
     assert [ax.get_label() for ax in fig.axes] == [f"asset:{a}" for a in assets] + ["sessions"]
     units = {"native": "ETH", USDC: "USDC", DAI: "DAI"}
-    for ax, asset in zip(fig.axes, assets):
+    for ax, asset in zip(fig.axes, assets, strict=False):  # the last axes is the sessions panel
         assert ax.get_ylabel().startswith(units[asset]), ax.get_ylabel()
         assert units[asset] in ax.get_title(loc="left")
     rows = [t.get_text() for t in fig.axes[-1].get_yticklabels()]

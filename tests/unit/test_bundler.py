@@ -267,7 +267,7 @@ def test_http_server_answering_429_twice_is_retried_with_backoff():
         c = BundlerClient(server.url, backoff=0.05, max_backoff=1.0)
         assert c.supported_entry_points() == [ENTRY_POINT_V08]
     assert len(server.calls) == 3
-    gaps = [b[0] - a[0] for a, b in zip(server.calls, server.calls[1:])]
+    gaps = [b[0] - a[0] for a, b in zip(server.calls, server.calls[1:], strict=False)]
     assert gaps[0] >= 0.025 and gaps[1] >= 0.05  # jittered 0.05 * 2**attempt, at least half of it
 
 

@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from smartkeys.policy import decompile
 from smartkeys.account import Call
 from smartkeys.errors import SmartKeysError
+from smartkeys.policy import decompile
 from smartkeys.policy_codec import Permission, SessionPolicy, TokenCap
 from smartkeys.preflight import SessionState, preflight
 from smartkeys.timefmt import next_period_start, period_text, utc_text

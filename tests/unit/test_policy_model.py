@@ -495,7 +495,7 @@ def test_unquoted_yaml_address_gets_a_quoting_hint(tmp_path):
 @pytest.mark.parametrize(
     ("name", "text", "field"),
     [
-        ("dup.json", '{"key": "%s", "key": "%s"}' % (KEY, KEY), "key"),
+        ("dup.json", f'{{"key": "{KEY}", "key": "{KEY}"}}', "key"),
         ("dup.yaml", f'key: "{KEY}"\nkey: "{KEY}"\n', "key"),
         ("broken.json", "{not json", "path"),
         ("broken.toml", "key = ", "path"),

@@ -5,6 +5,7 @@ each boundary of ``RateLimits.sol``: ``t >= last + min_interval`` and fewer than
 from __future__ import annotations
 
 import pytest
+from test_argument_rules_policy import ACCOUNT, ATTACKER, KEY, OTHER, POLICY, TREASURY, USDC, transfer
 
 from smartkeys.argument_rules import ArgumentRule, RuleOp
 from smartkeys.errors import InvalidInputError, get_error_class
@@ -15,8 +16,6 @@ from smartkeys.preflight import Ledger, SessionState, preflight
 from smartkeys.refusals import Units, explain
 from smartkeys.safe_files import tomllib
 from smartkeys.tools import tool_definitions
-
-from test_argument_rules_policy import ACCOUNT, ATTACKER, KEY, OTHER, POLICY, TREASURY, USDC, transfer
 
 DAY = 86_400
 MIDNIGHT = 1_800_000_000 // DAY * DAY + DAY  # a UTC midnight

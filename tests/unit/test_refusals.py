@@ -5,12 +5,11 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from eth_utils import to_checksum_address
 
 from smartkeys.errors import decode_revert, get_error_class, register_contract_errors
 from smartkeys.policy_codec import Permission, PermissionMode, SessionPolicy, TokenCap
 from smartkeys.refusals import Units, duration_text, explain, refusal_from_fields
-
-from eth_utils import to_checksum_address
 
 USDC = to_checksum_address("0x00000000000000000000000000000000000000aa")
 BEEF = "0x000000000000000000000000000000000000bEEF"

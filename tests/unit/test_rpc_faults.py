@@ -97,7 +97,7 @@ def test_429_for_good_is_a_typed_rate_limit_not_start_a_node(node):
     n = node((429, b"", {"Retry-After": "0.05"}, None))
     w3 = connect(n.url, timeout=5, retries=2)
     with pytest.raises(RateLimitedError) as err:
-        w3.eth.block_number
+        _ = w3.eth.block_number
     assert err.value.retry_after == pytest.approx(0.05)
     assert "429" in str(err.value) and "start a node" not in str(err.value) and "fix:" in str(err.value)
     assert len(n.times) == 3
@@ -110,7 +110,7 @@ def test_malformed_or_cut_answers_are_typed(node, body, cut):
     n = node((200, body, {"Content-Type": "application/json"}, cut))
     w3 = connect(n.url, timeout=2, retries=1)
     with pytest.raises(MalformedResponseError) as err:
-        w3.eth.block_number
+        _ = w3.eth.block_number
     assert isinstance(err.value, NetworkError) and err.value.method == "eth_blockNumber"
     assert len(n.times) == 2  # a read: retried once
 
@@ -129,7 +129,7 @@ def test_connection_refused_is_typed_with_the_fix():
         port = s.getsockname()[1]
     w3 = connect(f"http://127.0.0.1:{port}", timeout=1, retries=1)
     with pytest.raises(NodeUnavailableError) as err:
-        w3.eth.chain_id
+        _ = w3.eth.chain_id
     assert "start a node" in str(err.value)
 
 
@@ -148,7 +148,7 @@ def test_deadline_bounds_a_hanging_node(node):
     w3 = connect(n.url, timeout=30, retries=5)
     started = time.monotonic()
     with deadline(0.8), pytest.raises(NetworkError) as err:
-        w3.eth.block_number
+        _ = w3.eth.block_number
     assert time.monotonic() - started < 2.5
     assert isinstance(err.value, (DeadlineExceededError, NodeUnavailableError))
 
@@ -205,5 +205,5 @@ def test_a_retry_after_beyond_the_limit_is_reported_at_once(node):
     w3 = connect(n.url, timeout=2)
     started = time.monotonic()
     with pytest.raises(RateLimitedError) as err:
-        w3.eth.block_number
+        _ = w3.eth.block_number
     assert time.monotonic() - started < 1 and err.value.retry_after == 3600 and len(n.times) == 1

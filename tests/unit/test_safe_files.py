@@ -34,7 +34,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 LAUGHS = (  # 270 bytes: 9**8 "lol"s once expanded
     'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    + "".join(f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefg", "bcdefgh"))
+    + "".join(f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefg", "bcdefgh", strict=True))
 )
 
 # Each case: file name, how to make it (python source run in the child, `path` in scope), reader call.

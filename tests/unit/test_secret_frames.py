@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-
 from secret_leaks import leaks  # tests/secret_leaks.py
+
 from smartkeys.errors import SmartKeysError
 
 
@@ -86,7 +86,7 @@ def test_a_plaintext_key_file_is_refused_and_its_key_is_in_no_frame(tmp_path):
 
     key = _key_hex()
     path = tmp_path / "plain.json"
-    path.write_text('{"private_key": "%s"}' % key)
+    path.write_text(f'{{"private_key": "{key}"}}')
     os.chmod(path, 0o600)
     exc = _raised(load_keystore, path, "a password")
     assert isinstance(exc, PlaintextKeyError)

@@ -98,12 +98,12 @@ class _Parser(argparse.ArgumentParser):
             out, err = _Parser.streams
             (err if file is sys.stderr else out).write(message)
 
-    def exit(self, status: int = 0, message: str | None = None) -> Any:  # type: ignore[override]
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
         if message:
             _Parser.streams[1].write(message)
         raise _ParserExit(status)
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise _UsageError(_did_you_mean(message), self.format_usage())
 
 
@@ -466,8 +466,8 @@ def main(
         except BrokenPipeError:
             return _reader_gone(out, EXIT_OK)
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every failure becomes one line + exit code
-            exc = _typed_network_fault(exc)
-            return _fail(ui, exc, exit_code_for(exc), debug)
+            failure = _typed_network_fault(exc)
+            return _fail(ui, failure, exit_code_for(failure), debug)
         if json_mode and document is not None:
             try:
                 ui.emit_json({"ok": code == EXIT_OK, "command": _command_name(args), **document})
@@ -539,7 +539,7 @@ def _fail(ui: UI, exc: BaseException, code: int, debug: bool) -> int:
             error["fields"] = {k: _jsonable(v) for k, v in fields.items()}
             error["name"] = getattr(exc, "name", type(exc).__name__)
         if getattr(exc, "field", None):
-            error["field"] = exc.field
+            error["field"] = getattr(exc, "field", None)
         for attr in ("hash", "intent_id", "sender", "nonce", "status", "retry_after"):
             value = getattr(exc, attr, None)
             if value is not None and not callable(value):

@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import json
 import re
-from typing import Any
+from typing import Any, cast, overload
 
+from eth_typing import ChecksumAddress
 from web3 import Web3
 
+from smartkeys._secrets import secret_frames_dropped
 from smartkeys.cli._context import (
     EXIT_OK,
     SESSION_KEY_ENV,
@@ -20,7 +21,6 @@ from smartkeys.cli._context import (
     keystore_entries,
     read_keystore_address,
 )
-from smartkeys._secrets import secret_frames_dropped
 from smartkeys.errors import InvalidInputError
 
 Result = tuple[int, dict[str, Any]]
@@ -37,6 +37,10 @@ def _utc(ts: int) -> str:
     return utc_text(ts, sep=" ")
 
 
+@overload
+def _hex(b: bytes) -> str: ...
+@overload
+def _hex(b: None) -> None: ...
 def _hex(b: bytes | None) -> str | None:
     return None if b is None else "0x" + bytes(b).hex()
 
@@ -87,7 +91,7 @@ def cmd_node(ctx: Context) -> Result:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return int(code or 0), None  # type: ignore[return-value] - run_node writes its own output
+    return int(code or 0), None  # type: ignore[return-value]  # run_node writes its own output
 
 
 def _node_preflight(ctx: Context) -> None:
@@ -250,7 +254,7 @@ def cmd_keys_show(ctx: Context) -> Result:
     crypto = data.get("crypto") or data.get("Crypto") or {}
     kdfparams = crypto.get("kdfparams") or {}
     mode = stat.S_IMODE(os.stat(path).st_mode)
-    info = {
+    info: dict[str, Any] = {
         "address": read_keystore_address(path),
         "label": path.stem,
         "file": str(path),
@@ -631,9 +635,9 @@ def cmd_status(ctx: Context) -> Result:
     from smartkeys.encoding import parse_delegation
 
     ctx.ui.print("configuration")
-    ctx.ui.table(["SETTING", "VALUE", "SOURCE"],
+    ctx.ui.table(["SETTING", "VALUE", "SOURCE"],  # to_dict() ends with config_file, which zip leaves out
                  [[s.name, v["value"] if v["value"] is not None else "-", v["source"]]
-                  for s, v in zip(ctx.config.settings(), ctx.config.to_dict().values())], indent="  ")
+                  for s, v in zip(ctx.config.settings(), ctx.config.to_dict().values(), strict=False)], indent="  ")
     if ctx.config.config_file:
         ctx.ui.print(f"  (config file: {ctx.config.config_file})")
     doc: dict[str, Any] = {"config": ctx.config.to_dict()}
@@ -648,7 +652,7 @@ def cmd_status(ctx: Context) -> Result:
         doc["account_error"] = str(exc)
     w3 = ctx.w3()
     block = w3.eth.get_block("latest")
-    chain = {"rpc": ctx.rpc_label, "chain_id": int(w3.eth.chain_id), "block": int(block["number"]),
+    chain: dict[str, Any] = {"rpc": ctx.rpc_label, "chain_id": int(w3.eth.chain_id), "block": int(block["number"]),
              "timestamp": int(block["timestamp"])}
     doc["chain"] = chain
     ctx.ui.print()
@@ -657,12 +661,12 @@ def cmd_status(ctx: Context) -> Result:
         ctx.ui.print(f"account     - ({doc['account_error']})")
         return EXIT_OK, doc
     with ctx.ui.progress("reading the account"):
-        delegation = parse_delegation(bytes(w3.eth.get_code(account)))
+        delegation = parse_delegation(bytes(w3.eth.get_code(cast(ChecksumAddress, account))))
         implementation = implementation_address()
         is_smartkeys = delegation == implementation
         epoch = int(account_contract(w3, account).functions.sessionEpoch().call()) if is_smartkeys else None
         reports = _reports(w3, account, from_block=_check_from_block(ctx)) if is_smartkeys else []
-        balance = int(w3.eth.get_balance(account))
+        balance = int(w3.eth.get_balance(cast(ChecksumAddress, account)))
     delegation_text = ("none" if delegation is None else
                        f"smartkeys {delegation}" if is_smartkeys else f"{delegation} (not smartkeys)")
     ctx.ui.pairs([("account", account), ("balance", format_asset("native", balance)),
@@ -683,7 +687,7 @@ def cmd_status(ctx: Context) -> Result:
     doc["sessions"] = [r.to_dict(tokens, names) for r in reports]
     successions = _successions(w3, account, _check_from_block(ctx)) if reports else {}
     replaces = {nxt: prev for prev, (_, nxt) in successions.items()}
-    for r, d in zip(reports, doc["sessions"]):
+    for r, d in zip(reports, doc["sessions"], strict=True):
         kind, nxt = successions.get(r.session_id, (None, None))
         d["replaced_by"], d["replaced_how"] = _hex(nxt), kind
         d["replaces"] = _hex(replaces.get(r.session_id))
@@ -692,7 +696,7 @@ def cmd_status(ctx: Context) -> Result:
     ctx.ui.print(f"sessions: {len(reports)} granted, {live} usable now")
     if reports:
         rows = []
-        for r, d in zip(reports, doc["sessions"]):
+        for r, d in zip(reports, doc["sessions"], strict=True):
             # Revoking keeps a session's counters, so a revoked session shows what it did, as a live one does.
             head = [_hex(r.session_id)[:18] + "…", r.key, d["replaced_how"] or d["status"], _until_text(d),
                     _uses_text(r.uses, r.max_uses)]
@@ -764,7 +768,7 @@ def _print_rules(ctx: Context, sessions, docs, *, indent: str = "", blank: bool 
     """Each session's argument rules (recipient lists by name, bounds in token units) and rate limits (with when
     the next use is allowed, for a session that can still be used), from the JSON model of the report."""
     rules, rates = [], []
-    for s, d in zip(sessions, docs):
+    for s, d in zip(sessions, docs, strict=True):
         label = f"{_hex(s.session_id)[:18]}…"
         rules += [f"{label} {entry['text']}" for entry in d.get("argument_rules") or ()]
         rate = d.get("rate_limits")
@@ -828,7 +832,7 @@ def _token_names(w3: Web3, assets, cache: dict[str, tuple[str, int]] | None = No
     cache = {} if cache is None else cache
     for asset in assets:
         if asset not in ("native", "gas") and asset not in cache:
-            cache[asset] = token_meta(w3, asset)  # type: ignore[assignment] - None: it did not say
+            cache[asset] = token_meta(w3, asset)  # type: ignore[assignment]  # None: it did not say
     return {a: m for a, m in cache.items() if m is not None}
 
 
@@ -950,7 +954,7 @@ def encode_call(signature: str, args: list[str]) -> bytes:
     if len(types) != len(args):
         raise InvalidInputError("args", args, f"{len(types)} argument(s) for {name}({','.join(types)})",
                                 "pass one value per parameter")
-    values = [_encode_arg(t, a, f"args[{i}] ({t})") for i, (t, a) in enumerate(zip(types, args))]
+    values = [_encode_arg(t, a, f"args[{i}] ({t})") for i, (t, a) in enumerate(zip(types, args, strict=True))]
     canonical = f"{name}({','.join(types)})"
     try:
         return keccak(text=canonical)[:4] + abi_encode(types, values)
@@ -1026,9 +1030,9 @@ def _agent_prepare(ctx: Context):
 
 
 def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, model) -> Result:
-    from smartkeys.account import SessionAgent
-
     import inspect
+
+    from smartkeys.account import SessionAgent
 
     extra = {"journal": journal_for(ctx)} if "journal" in inspect.signature(SessionAgent).parameters else {}
     agent = SessionAgent(w3, account, key, policy, chain_id=ctx.config.chain_id.value, outbox=outbox_for(ctx), **extra)
@@ -1046,7 +1050,7 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
         else:
             bundler = key.account  # self-bundled: the session key submits handleOps and is refunded by the EntryPoint
     if bundler is None or bundler is key.account:  # the session key sends the transaction and pays its gas
-        payer = ctx.gas_payer(key.address, "the session key", alternative=(
+        payer: contextlib.AbstractContextManager[None] = ctx.gas_payer(key.address, "the session key", alternative=(
             "; or send as a user operation through a bundler (--bundler-url), where the account pays the gas "
             "within the policy's gas_budget"))
     else:
@@ -1243,8 +1247,8 @@ def _amount_text(asset: str, amount: int, meta: tuple[str, int] | None) -> str:
 def _token_info(w3: Web3, token: str) -> tuple[int, str | None]:
     abi = [{"type": "function", "name": "decimals", "inputs": [], "outputs": [{"type": "uint8"}], "stateMutability": "view"},
            {"type": "function", "name": "symbol", "inputs": [], "outputs": [{"type": "string"}], "stateMutability": "view"}]
-    contract = w3.eth.contract(address=token, abi=abi)
-    if not w3.eth.get_code(token):
+    contract = w3.eth.contract(address=cast(ChecksumAddress, token), abi=abi)
+    if not w3.eth.get_code(cast(ChecksumAddress, token)):
         raise InvalidInputError("--token", token, "the address of an ERC-20 contract", "this address has no code on this chain")
     try:
         decimals = int(contract.functions.decimals().call())
@@ -1267,7 +1271,7 @@ def _thresholds(ctx: Context):
     from smartkeys.audit import AuditThresholds
 
     a = ctx.args
-    checks = {
+    checks: dict[str, tuple[Any, str, Any, Any]] = {  # value, flag, check (None: a duration), expected
         "budget_nearly_used": (a.budget_warn, "--budget-warn", lambda v: 0 < v <= 1, "a fraction in (0, 1], e.g. 0.8"),
         "expiry_soon_s": (a.expiry_warn, "--expiry-warn", None, None),
         "burst_factor": (a.burst_factor, "--burst-factor", lambda v: v > 1, "a factor above 1, e.g. 5"),
@@ -1404,7 +1408,7 @@ def cmd_watch(ctx: Context) -> Result:
                 break
     except KeyboardInterrupt:
         ctx.ui.info(f"stopped after {count} event(s)")
-    return EXIT_OK, None  # type: ignore[return-value] - entries were streamed
+    return EXIT_OK, None  # type: ignore[return-value]  # entries were streamed
 
 
 class _Names:

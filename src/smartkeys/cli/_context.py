@@ -11,8 +11,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from eth_typing import ChecksumAddress
 from web3 import Web3
 
 from smartkeys._secrets import secret_frames_dropped
@@ -61,7 +62,6 @@ from smartkeys.errors import NetworkError  # noqa: E402 - re-exported: exit code
 
 
 def _network_exceptions() -> tuple[type[BaseException], ...]:
-    import json
 
     import requests
     from web3 import exceptions as w3e
@@ -193,7 +193,7 @@ class Context:
             elif isinstance(exc, SmartKeysError) and not isinstance(exc, NetworkError):
                 raise
             try:
-                wei: int | None = int(self.w3().eth.get_balance(address))
+                wei: int | None = int(self.w3().eth.get_balance(cast(ChecksumAddress, address)))
             except Exception:  # noqa: BLE001 - diagnostics only
                 wei = None
             if not isinstance(exc, InsufficientFundsError) and not is_insufficient_funds(exc, wei):

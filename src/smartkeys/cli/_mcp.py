@@ -47,4 +47,4 @@ def cmd_mcp(ctx: Context) -> tuple[int, Any]:
     ctx.ui.info(f"serving session 0x{policy.session_id.hex()} of {toolbox.agent.account} over MCP (stdio), "
                 f"via {toolbox.via.replace('_', ' ')}: {tools}")
     serve_stdio(toolbox)
-    return EXIT_OK, None  # type: ignore[return-value] - the protocol used stdout
+    return EXIT_OK, None  # no document: the protocol used stdout

@@ -40,8 +40,8 @@ def add_policy_command(commands: argparse._SubParsersAction, common, sub_epilog:
 
 
 def cmd_policy_new(ctx: Context):
-    from smartkeys.safe_files import tomllib
     from smartkeys.policy_presets import placeholders, preset_text, write_preset
+    from smartkeys.safe_files import tomllib
 
     name = ctx.args.preset
     if ctx.args.out == "-":

@@ -55,7 +55,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, inden
                for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=False)]
         return (indent + "  ".join(parts)).rstrip()
 
     out = [line(list(headers)), line(["-" * w for w in widths])]
