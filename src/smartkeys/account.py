@@ -1412,7 +1412,7 @@ def _guarded_transaction(w3: Web3, guard: IntentGuard, account: BaseAccount, tx:
 
     receipt, landed = _exactly_once(guard, lambda: send_transaction(w3, account, tx, gas=gas, on_signed=record))
     if landed is not None:
-        receipt = w3.eth.get_transaction_receipt(landed.transaction_hash)
+        receipt = w3.eth.get_transaction_receipt(cast(Hash32, landed.transaction_hash))
         if int(receipt["status"]) != 1:
             guard.done(REVERTED, transaction_hash=bytes(receipt["transactionHash"]),
                        block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))

@@ -640,15 +640,15 @@ def _policy_text(policy: SessionPolicy, tokens: Mapping[str, tuple[str, int]],
     from smartkeys.policy import decompile
 
     address_names = names
-    names: dict[str, tuple[str, int]] = {}
+    token_names: dict[str, tuple[str, int]] = {}
     for c in policy.token_caps:
         if c.token in tokens:
             symbol, decimals = tokens[c.token]
-            name = symbol if symbol.isidentifier() and symbol not in names else f"token_{c.token[2:10].lower()}"
-            names[name] = (c.token, decimals)
+            name = symbol if symbol.isidentifier() and symbol not in token_names else f"token_{c.token[2:10].lower()}"
+            token_names[name] = (c.token, decimals)
     try:
-        book = {n: a for a, n in (address_names or {}).items() if n not in names}
-        return decompile(policy, tokens=names, address_book=book).describe(now=policy.valid_after)
+        book = {n: a for a, n in (address_names or {}).items() if n not in token_names}
+        return decompile(policy, tokens=token_names, address_book=book).describe(now=policy.valid_after)
     except Exception:  # noqa: BLE001 - a policy the friendly model cannot express: fall back to the fields
         return json.dumps(_policy_dict(policy))
 
@@ -719,7 +719,7 @@ class _Auditor:
     def __init__(self, w3: Any, account: str, thresholds: AuditThresholds,
                  names: Mapping[str, str] | None = None) -> None:
         self.w3 = w3
-        self.names = {to_checksum_address(a): str(n) for a, n in (names or {}).items()}
+        self.names: dict[str, str] = {to_checksum_address(a): str(n) for a, n in (names or {}).items()}
         self.account = account
         self.t = thresholds
         self.sessions: dict[bytes, SessionAudit] = {}

@@ -241,7 +241,8 @@ def compile_contracts(
     if not quiet:
         print(f" done in {elapsed:.1f} s", file=sys.stderr, flush=True)
 
-    errors, warnings = [], []
+    errors: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
     for diag in diagnostics:
         (errors if diag.get("severity") == "error" else warnings).append(diag)
     for diag in warnings:

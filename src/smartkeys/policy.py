@@ -217,10 +217,11 @@ _PLACEHOLDER_RE = re.compile(r"^\s*<\s*(?:FILL IN:?\s*)?(.*?)\s*>\s*$", re.S)
 
 
 def _address(value: Any, path: str) -> str:
-    if isinstance(value, str) and _PLACEHOLDER_RE.match(value):
+    placeholder = _PLACEHOLDER_RE.match(value) if isinstance(value, str) else None
+    if placeholder is not None:
         raise InvalidInputError(
             path, value, "an address (0x + 40 hex digits)",
-            f"replace the placeholder with {_PLACEHOLDER_RE.match(value).group(1) or 'the address'}",
+            f"replace the placeholder with {placeholder.group(1) or 'the address'}",
         )
     if isinstance(value, int) and not isinstance(value, bool):
         raise InvalidInputError(
@@ -1623,7 +1624,8 @@ def decompile(
     for perm in policy.permissions:
         target = name_of(perm.target)
         if perm.mode is PermissionMode.EXACT and perm.rules:
-            fn = sig_of.get(perm.selector, "0x" + perm.selector.hex())
+            selector = cast(bytes, perm.selector)  # normalized to bytes by Permission.__post_init__
+            fn = sig_of.get(selector, "0x" + selector.hex())
             allow.append(AllowCall(target, (fn,), where_of(perm, fn, target)))
             continue
         if perm.mode is PermissionMode.EMPTY_CALLDATA:

@@ -21,7 +21,7 @@ units are shown.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from eth_utils import to_checksum_address
 
@@ -122,23 +122,24 @@ def rules_view(policy: SessionPolicy, *, names: Mapping[str, str] | None = None,
     for p in policy.permissions:
         if p.mode is not PermissionMode.EXACT or not p.rules:
             continue
-        function = signature_of(p.selector, signatures)
-        rules = []
+        selector = cast(bytes, p.selector)  # normalized to bytes by Permission.__post_init__
+        function = signature_of(selector, signatures)
+        rules: list[dict[str, Any]] = []
         for r in p.rules:
             rules.append({
-                "index": r.index, "argument": argument_name(p.selector, r.index, signatures),
+                "index": r.index, "argument": argument_name(selector, r.index, signatures),
                 "op": r.op.name.lower(), "type": r.abi_type,
                 "values": [_json_value(v) for v in r.values],
-                "values_text": [value_text(r, v, target=p.target, selector=p.selector, names=names, tokens=tokens,
+                "values_text": [value_text(r, v, target=p.target, selector=selector, names=names, tokens=tokens,
                                            signatures=signatures) for v in r.values],
-                "text": rule_text(r, target=p.target, selector=p.selector, names=names, tokens=tokens,
+                "text": rule_text(r, target=p.target, selector=selector, names=names, tokens=tokens,
                                   signatures=signatures),
             })
         label = _label(p.target, names, tokens)
         out.append({
             "target": p.target, "target_name": None if label == p.target else label,
-            "selector": "0x" + bytes(p.selector).hex(), "function": function, "rules": rules,
-            "text": f"{label} {function or '0x' + bytes(p.selector).hex()} where "
+            "selector": "0x" + bytes(selector).hex(), "function": function, "rules": rules,
+            "text": f"{label} {function or '0x' + selector.hex()} where "
                     + ", ".join(r["text"] for r in rules),
         })
     return out

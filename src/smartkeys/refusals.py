@@ -16,9 +16,9 @@ text into every refusal it raises (``str(err)``), keeping the class and its fiel
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["Units", "duration_text", "explain", "refusal_from_fields", "units_for_policy"]
 
@@ -55,6 +55,7 @@ class Units:
     functions: Mapping[bytes, str] = field(default_factory=dict)
     policy: Any = None
     names: Mapping[str, str] = field(default_factory=dict)
+    contract: ClassVar[Callable[[Units, str], str]]  # _contract_label, attached below
 
     def amount(self, asset: str, value: int) -> str:
         from smartkeys.audit import format_asset
@@ -286,14 +287,14 @@ def _argument_rule_text(u: Units, f: Mapping[str, Any]) -> str:
     if rule is None:  # no policy to say more: the raw rule, still without base-unit guessing
         return (f"{what} with {arg} = {word} breaks the session's argument rule (op {RuleOp(op).name}); "
                 "ask the owner what the policy allows")
-    sent = word
+    sent: Any = word  # the argument as its ABI type holds it (int, address text or bytes)
     if rule.abi_type == "address":
         sent = "0x" + word.to_bytes(32, "big")[-20:].hex()
     elif rule.abi_type.startswith("bytes"):
         sent = word.to_bytes(32, "big")[: int(rule.abi_type[5:])]
     elif rule.abi_type.startswith("int") and word >> 255:
         sent = word - 2**256
-    kw = dict(target=target, selector=selector, names=u.names, tokens=u.tokens, signatures=functions)
+    kw: dict[str, Any] = dict(target=target, selector=selector, names=u.names, tokens=u.tokens, signatures=functions)
     try:
         got = value_text(rule, sent, **kw)
     except Exception:  # noqa: BLE001 - a word the type cannot hold (not canonical): show it raw

@@ -582,9 +582,10 @@ def cmd_rotate(ctx: Context) -> Result:
     elif _ADDRESS_RE.match(new):
         new_address = _address_arg(new, "--new-key")
     else:
-        new_address = read_keystore_address(ctx.find_keystore(new, "rotate --new-key"))
-        if new_address is None:
+        found = read_keystore_address(ctx.find_keystore(new, "rotate --new-key"))
+        if found is None:
             raise CommandError(f"keystore {new!r} does not name its address", hint="pass the address instead")
+        new_address = found
     with _owner_pays(ctx, owner), ctx.ui.progress("rotating the session key"):
         after = owner.rotate_session(policy, new_address, valid_until=valid_until)
     _print_succession(ctx, "rotated", policy, after)
@@ -1317,14 +1318,14 @@ def cmd_audit(ctx: Context) -> Result:
             report.write_csv(fp)
         files["csv"] = str(path)
     if ctx.args.plot:
-        path = ctx.path(ctx.args.plot)
+        plot_path = ctx.path(ctx.args.plot)
         with ctx.ui.progress("plotting"):
-            report.plot(str(path))
-        files["plot"] = str(path)
+            report.plot(str(plot_path))
+        files["plot"] = str(plot_path)
     doc = report.to_dict()
     _print_audit(ctx, report, doc["sessions"])
-    for kind, path in files.items():
-        ctx.ui.info(f"wrote {kind} to {path}")
+    for kind, written in files.items():
+        ctx.ui.info(f"wrote {kind} to {written}")
     doc["files"] = files
     return EXIT_OK, doc
 
