@@ -263,6 +263,41 @@ def _same_error(predicted: SmartKeysError, actual: SmartKeysError) -> None:
 def test_preflight_allows_and_refuses_exactly_like_the_contract(
     chain, owner, bundler, token, deploy, session_key, fund, spec, plan
 ):
+    _agree(chain, owner, bundler, token, deploy, session_key, fund, spec, plan)
+
+
+#: Rate limits need uses that succeed first: a session whose calls are always in scope (a ping, a ranged
+#: ping), without caps, on either path, with random rate limits and gaps around their boundaries.
+rate_policies = st.fixed_dictionaries({
+    "perms": st.sampled_from([[0], [10], [0, 1]]), "token_cap": st.none(), "max_uses": st.sampled_from([0, 0, 3]),
+    "native_per_call": st.just(0), "native_total": st.just(0), "native_period": st.just((0, 0)),
+    "gas_budget": st.just(10**18), "after": st.just(-10), "length": st.just(300_000),
+    "user_op": st.booleans(),
+    "rate": st.sampled_from([(20, 0, 0), (0, 1, 60), (0, 2, 60), (15, 2, 3_600), (1, 3, 60)]),
+})
+rate_uses = st.lists(
+    st.tuples(st.just(""), st.sampled_from([1, 2, 14, 15, 16, 19, 20, 21, 59, 60, 61, 3_600]),
+              st.lists(st.tuples(st.just("permitted"), st.just(0), st.just(0), st.integers(0, 15)),
+                       min_size=1, max_size=2)),
+    min_size=2, max_size=5,
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(spec=rate_policies, plan=rate_uses)
+def test_preflight_agrees_with_the_contract_on_rate_limits(
+    chain, owner, bundler, token, deploy, session_key, fund, spec, plan
+):
+    _agree(chain, owner, bundler, token, deploy, session_key, fund, spec, plan)
+
+
+def _agree(chain, owner, bundler, token, deploy, session_key, fund, spec, plan):
     target = deploy("test/MockTarget")
     addresses = {"target": target.address, "token": token.address, "recipient": RECIPIENT,
                  "account": owner.address}
