@@ -88,6 +88,7 @@ _MAX_NUMBER_CHARS = 100
 REASONS = (
     "missing", "unreadable", "not_regular", "too_large", "encoding", "syntax", "too_deep", "alias",
     "bad_key", "duplicate_key", "number", "type", "too_many_values", "unwritable",
+    "not_private",
 )
 
 
