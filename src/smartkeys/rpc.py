@@ -51,7 +51,8 @@ from smartkeys.errors import (
     RateLimitedError,
 )
 
-__all__ = ["ResilientHTTPProvider", "SAFE_TO_RETRY", "connect", "deadline", "remaining", "retry_after_seconds"]
+__all__ = ["ResilientHTTPProvider", "SAFE_TO_RETRY", "connect", "deadline", "read_whole_answer", "remaining",
+           "retry_after_seconds"]
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("smartkeys_deadline", default=None)
 
@@ -218,33 +219,11 @@ class ResilientHTTPProvider(HTTPProvider):
         with self._request_session_manager.get_response_from_post_request(
                 cast(URI, self.endpoint_uri), data=data, **kwargs) as response:  # set from the required endpoint_uri
             response.raise_for_status()
-            body = response.raw
-            sock = getattr(getattr(body, "connection", None), "sock", None)  # best effort: shorten each read too
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                left = end - time.monotonic()
-                if left <= 0:
-                    raise requests.ReadTimeout(f"answer not complete after {timeout:.1f} s ({total} bytes)")
-                if sock is not None:
-                    with contextlib.suppress(OSError):
-                        sock.settimeout(max(0.05, left))
-                try:
-                    chunk = body.read1(65536, decode_content=True)
-                except urllib3.exceptions.ReadTimeoutError as exc:
-                    raise requests.ReadTimeout(str(exc)) from None
-                except urllib3.exceptions.DecodeError as exc:
-                    raise requests.exceptions.ContentDecodingError(str(exc)) from None
-                except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError) as exc:
-                    raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
-                if not chunk:
-                    return b"".join(chunks)
-                chunks.append(chunk)
-                total += len(chunk)
-                if total > MAX_ANSWER_BYTES:
-                    raise MalformedResponseError(
-                        f"{self.label} sent more than {MAX_ANSWER_BYTES} bytes in answer to {method}",
-                        endpoint=self.label, method=str(method))
+            raw = read_whole_answer(response, end, MAX_ANSWER_BYTES)
+        if raw is None:
+            raise MalformedResponseError(f"{self.label} sent more than {MAX_ANSWER_BYTES} bytes in answer to {method}",
+                                         endpoint=self.label, method=str(method))
+        return raw
 
     def _decode(self, raw: bytes, method: Any) -> Any:
         from smartkeys.safe_files import loads_bounded
@@ -270,6 +249,38 @@ class ResilientHTTPProvider(HTTPProvider):
         if retry_after is not None:
             return retry_after
         return min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + 0.5 * self._rng.random())
+
+
+def read_whole_answer(response: requests.Response, end: float, limit: int) -> bytes | None:
+    """The body of a ``stream=True`` ``requests`` response, read in pieces as they arrive until
+    ``time.monotonic()`` reaches ``end`` (then ``requests.ReadTimeout``: the bound is on the whole answer,
+    where requests' own timeout bounds each read); None once more than ``limit`` bytes came. urllib3's
+    faults are raised as the ``requests`` exceptions ``iter_content`` would raise."""
+    body = response.raw
+    sock = getattr(getattr(body, "connection", None), "sock", None)  # best effort: shorten each read too
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise requests.ReadTimeout(f"answer not complete in time ({total} bytes so far)")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(max(0.05, left))
+        try:
+            chunk = body.read1(65536, decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.ReadTimeout(str(exc)) from None
+        except urllib3.exceptions.DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(str(exc)) from None
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError) as exc:
+            raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            return None
 
 
 #: Largest answer read from a node (an ``eth_getLogs`` over a wide range is the largest a command asks for).

@@ -107,3 +107,16 @@ def test_the_bundler_trickle_is_bounded_by_its_timeout(hostile):
     with pytest.raises(NetworkError):
         BundlerClient(bundler.url, timeout=1, max_retries=0).chain_id()
     assert time.monotonic() - start < 2.5
+
+
+def test_a_remote_signer_answer_is_bounded_in_depth_and_time(hostile):
+    from smartkeys.signers import JsonRpcSigner
+
+    deep = hostile(b"[" * 100_000)
+    with pytest.raises(NetworkError, match="not JSON"):
+        JsonRpcSigner(deep.url)
+    slow = hostile(b'{"jsonrpc":"2.0","id":1,"result":[]}' + b" " * 200, trickle=0.2)
+    start = time.monotonic()
+    with pytest.raises(NodeUnavailableError):
+        JsonRpcSigner(slow.url, timeout=1)
+    assert time.monotonic() - start < 2.5
