@@ -10,8 +10,6 @@ Reproduce: SMARTKEYS_LOCK_DIR=D, with ``D/tx-1-0x11..11-0.lock`` a directory or 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from smartkeys.errors import SmartKeysError
