@@ -259,7 +259,8 @@ class Outbox:
         atomically (temporary file, ``fsync``, rename, directory ``fsync``) under the process lock and the
         file's ``flock``. ``keep_named_for`` (seconds, default this outbox's): settled named intents settled
         longer ago are dropped too -- a retry of such a name is then sent again. Returns a
-        :class:`CompactionReport`. Raises ``OSError`` if the directory cannot be written (nothing lost)."""
+        :class:`CompactionReport`. Raises :class:`~smartkeys.safe_files.FileInputError` if the outbox is not a
+        regular file or its directory cannot be created, ``OSError`` if it cannot be written (nothing lost)."""
         keep_for = self.keep_named_for if keep_named_for is None else keep_named_for
         now = _time.time() if now is None else now
         _make_dir(self.path)
