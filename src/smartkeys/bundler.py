@@ -319,15 +319,48 @@ class UserOperationByHash:
 
 
 _MAX_RESPONSE_DEPTH = 64  # JSON-RPC answers nest a few levels; json's C scanner overflows the stack on 70,000
+_MAX_RESPONSE_BYTES = 16 * 1024 * 1024  # a receipt with many logs is well under a MiB
 
 
-def _loads(text: str) -> Any:
-    """``json.loads`` of an answer from the network, refusing (ValueError) nesting that could crash it."""
-    from smartkeys.safe_files import json_too_deep
+def _loads(text: str | bytes) -> Any:
+    """An answer from the network through the one bounded parser (size and nesting checked before parsing);
+    ``safe_files.JSONBoundsError`` (a ``ValueError``) otherwise."""
+    from smartkeys.safe_files import loads_bounded
 
-    if json_too_deep(text, _MAX_RESPONSE_DEPTH):
-        raise ValueError(f"JSON nested more than {_MAX_RESPONSE_DEPTH} levels")
-    return json.loads(text)
+    return loads_bounded(text, max_depth=_MAX_RESPONSE_DEPTH, max_bytes=_MAX_RESPONSE_BYTES)
+
+
+_GARBAGE_HINT = "the bundler (or a proxy in front of it) answers garbage: check --bundler-url, then run again"
+
+
+def _wrong_type(method: str, result: Any, expected: str) -> BundlerConnectionError:
+    """A JSON-RPC answer whose result has the wrong shape: a network error (exit 4), never a TypeError."""
+    shown = "null" if result is None else type(result).__name__
+    return BundlerConnectionError(f"bundler {method}: the result is {shown}, not {expected}", method=method,
+                                  hint=_GARBAGE_HINT)
+
+
+def _read_within(response: Any, seconds: float, limit: int) -> bytes:
+    """The whole body of an ``http.client`` response, read in pieces as they arrive, within ``seconds`` of
+    wall time for the whole answer (a socket timeout bounds one read only: a server trickling a byte at a
+    time never trips it). ``TimeoutError`` past the time, ``ValueError`` past ``limit`` bytes."""
+    end = time.monotonic() + seconds
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)  # best effort
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the bundler's answer took more than {seconds:.1f} s ({total} bytes so far)")
+        if sock is not None:
+            sock.settimeout(max(0.05, left))
+        chunk = response.read1(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise ValueError(f"the bundler's answer is more than {limit} bytes")
 
 
 class UrllibTransport:
@@ -347,7 +380,7 @@ class UrllibTransport:
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
+                raw = _read_within(response, self.timeout, _MAX_RESPONSE_BYTES)
         except urllib.error.HTTPError as exc:
             text = exc.read().decode(errors="replace") if exc.fp is not None else ""
             retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
@@ -369,7 +402,7 @@ class UrllibTransport:
         except http.client.HTTPException as exc:  # IncompleteRead, BadStatusLine: the answer was cut
             raise ConnectionError(f"the bundler's answer was cut short ({type(exc).__name__})") from exc
         try:
-            return _loads(raw.decode("utf-8", errors="replace"))  # depth-bounded (safe_files)
+            return _loads(raw)  # size- and depth-bounded (safe_files)
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: a garbled answer
             raise ConnectionError(f"the bundler sent a broken answer ({type(exc).__name__}, {len(raw)} bytes)") from exc
 
@@ -588,16 +621,17 @@ class BundlerClient:
                         f"cannot reach the bundler for {method} after {attempt + 1} attempt(s): {exc}",
                         method=method,
                     ) from exc
-            except ValueError as exc:  # not JSON, or nested deeper than _MAX_RESPONSE_DEPTH
-                raise BundlerRPCError(None, f"the bundler's answer is not JSON-RPC ({str(exc)[:120]})",
-                                      method=method) from None
+            except ValueError as exc:  # not JSON, nested deeper than _MAX_RESPONSE_DEPTH, or too large
+                raise BundlerConnectionError(f"bundler {method}: the answer is not JSON-RPC ({str(exc)[:120]})",
+                                             method=method, hint=_GARBAGE_HINT) from None
             else:
-                malformed = not isinstance(response, Mapping) or ("error" not in response and "result" not in response)
+                malformed = not isinstance(response, Mapping) or ("error" not in response and "result" not in response) \
+                    or not isinstance(response.get("error"), (Mapping, type(None)))
                 if malformed:
                     if attempt >= self.max_retries:
                         raise BundlerConnectionError(
                             f"bundler {method}: not a JSON-RPC answer: {str(response)[:80]}", method=method,
-                            hint="the bundler (or a proxy in front of it) answers garbage: check it, then run again")
+                            hint=_GARBAGE_HINT)
                 else:
                     error = response.get("error")
                     if error is None:
@@ -678,17 +712,29 @@ class BundlerClient:
     # -- methods -------------------------------------------------------------------------------
 
     def supported_entry_points(self) -> list[str]:
-        """``eth_supportedEntryPoints``, checksummed."""
-        return [to_checksum_address(a) for a in self.request("eth_supportedEntryPoints", [])]
+        """``eth_supportedEntryPoints``, checksummed. A result that is not a list of addresses raises
+        :class:`BundlerConnectionError` (a network error: the bundler answers garbage)."""
+        result = self.request("eth_supportedEntryPoints", [])
+        try:
+            if not isinstance(result, list):
+                raise TypeError(type(result).__name__)
+            return [to_checksum_address(a) for a in result]
+        except (TypeError, ValueError):
+            raise _wrong_type("eth_supportedEntryPoints", result, "a list of addresses") from None
 
     def chain_id(self) -> int:
-        """``eth_chainId``."""
-        return parse_quantity(self.request("eth_chainId", []), "chainId")
+        """``eth_chainId``. A result that is not a quantity raises :class:`BundlerConnectionError`."""
+        result = self.request("eth_chainId", [])
+        if not isinstance(result, str):
+            raise _wrong_type("eth_chainId", result, "a hex quantity")
+        return parse_quantity(result, "chainId")
 
     def estimate_user_operation_gas(self, op: PackedUserOperation, entry_point: str = ENTRY_POINT_V08) -> GasEstimate:
         """``eth_estimateUserOperationGas`` (sign with a dummy signature first, e.g. ``DUMMY_SIGNATURE``)."""
         self._check_chain()
         result = self.request("eth_estimateUserOperationGas", [_wire_op(op), checked_address(entry_point, "entry_point")])
+        if not isinstance(result, Mapping):
+            raise _wrong_type("eth_estimateUserOperationGas", result, "an object of gas limits")
         return GasEstimate.from_rpc(result)
 
     def send_user_operation(self, op: PackedUserOperation, entry_point: str = ENTRY_POINT_V08) -> bytes:
@@ -702,11 +748,15 @@ class BundlerClient:
     def get_user_operation_receipt(self, user_op_hash: bytes | str) -> UserOperationReceipt | None:
         """``eth_getUserOperationReceipt``: None while the op is not mined."""
         result = self.request("eth_getUserOperationReceipt", ["0x" + _hash(user_op_hash, "user_op_hash").hex()])
+        if result is not None and not isinstance(result, Mapping):
+            raise _wrong_type("eth_getUserOperationReceipt", result, "a receipt object or null")
         return None if result is None else UserOperationReceipt.from_rpc(result)
 
     def get_user_operation_by_hash(self, user_op_hash: bytes | str) -> UserOperationByHash | None:
         """``eth_getUserOperationByHash``: None if the bundler does not know the op."""
         result = self.request("eth_getUserOperationByHash", ["0x" + _hash(user_op_hash, "user_op_hash").hex()])
+        if result is not None and not isinstance(result, Mapping):
+            raise _wrong_type("eth_getUserOperationByHash", result, "an object or null")
         return None if result is None else UserOperationByHash.from_rpc(result)
 
     def wait_for_receipt(

@@ -14,7 +14,6 @@ I/O functions take the ``Web3`` first.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -34,20 +33,28 @@ DEPLOYMENTS_DIR_ENV = "SMARTKEYS_DEPLOYMENTS_DIR"
 def _deployment_file_address(chain_id: int, deployments_dir: str | os.PathLike[str] | None) -> str | None:
     directory = Path(deployments_dir or os.environ.get(DEPLOYMENTS_DIR_ENV) or "deployments")
     path = directory / f"{int(chain_id)}.json"
+    from smartkeys.deploy import DEPLOYMENTS_MAX_BYTES
+    from smartkeys.safe_files import FileMissingError, load_file
+
+    try:  # bounded (size, depth, values), never blocking (FIFOs, devices refused): FileInputError names the file
+        data = load_file(path, "JSON", kind="deployments file", max_bytes=DEPLOYMENTS_MAX_BYTES, max_depth=8)
+    except FileMissingError:
+        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         if int(data.get("chain_id", chain_id)) != int(chain_id):
             return None
         entry = data["contracts"]["SmartKeysAccount"]
         return to_checksum_address(entry["address"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):  # no SmartKeysAccount entry of this chain
         return None
 
 
 def known_implementations(chain_id: int, *, deployments_dir: str | os.PathLike[str] | None = None) -> tuple[str, ...]:
     """The smartkeys account deployments trusted on ``chain_id``: the canonical address first, then the
     ``SmartKeysAccount`` address of ``<deployments_dir>/<chain_id>.json`` (default ``$SMARTKEYS_DEPLOYMENTS_DIR``
-    or ``./deployments``) if that file names another one."""
+    or ``./deployments``) if that file names another one. A file that is there but cannot be read safely (not a
+    regular file, over 1 MiB, not JSON, nested deeper than 8 levels) raises
+    :class:`~smartkeys.safe_files.FileInputError` naming it and the fix (exit code 2)."""
     out = [account_address()]
     recorded = _deployment_file_address(chain_id, deployments_dir)
     if recorded is not None and recorded not in out:

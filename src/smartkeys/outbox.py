@@ -36,8 +36,10 @@ the next compaction).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import time as _time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,6 +50,7 @@ from eth_typing import ChecksumAddress, HexStr
 from eth_utils import keccak, to_checksum_address
 
 from smartkeys.journal import _fcntl, _process_lock
+from smartkeys.safe_files import FileInputError, FileMissingError, parse_json, read_bytes
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -210,9 +213,10 @@ class Outbox:
 
     def _open_locked(self) -> int:
         """Open the file for appending with its ``flock`` held. A compaction may have renamed a new file over
-        the path while this waited for the lock: then the descriptor is of the old file, so reopen."""
+        the path while this waited for the lock: then the descriptor is of the old file, so reopen.
+        Never blocks on a FIFO or device: anything but a regular file raises :class:`FileInputError`."""
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = _open_regular(self.path)
             if _fcntl is None:
                 return fd
             _fcntl.flock(fd, _fcntl.LOCK_EX)
@@ -226,7 +230,7 @@ class Outbox:
 
     def _append(self, record: Mapping[str, Any], *, sync: bool) -> None:
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_dir(self.path)
         with _process_lock(self.path):
             fd = self._open_locked()
             try:
@@ -255,16 +259,17 @@ class Outbox:
         atomically (temporary file, ``fsync``, rename, directory ``fsync``) under the process lock and the
         file's ``flock``. ``keep_named_for`` (seconds, default this outbox's): settled named intents settled
         longer ago are dropped too -- a retry of such a name is then sent again. Returns a
-        :class:`CompactionReport`. Raises ``OSError`` if the directory cannot be written (nothing lost)."""
+        :class:`CompactionReport`. Raises :class:`~smartkeys.safe_files.FileInputError` if the outbox is not a
+        regular file or its directory cannot be created, ``OSError`` if it cannot be written (nothing lost)."""
         keep_for = self.keep_named_for if keep_named_for is None else keep_named_for
         now = _time.time() if now is None else now
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_dir(self.path)
         with _process_lock(self.path):
             fd = self._open_locked()
             try:
-                raw = self.path.read_bytes()  # the lock holder's file: no writer can append meanwhile
+                raw = _read(self.path)  # the lock holder's file: no writer can append meanwhile
                 kept: list[bytes] = []
-                intents = self._fold(raw)
+                intents = self._fold(raw, self.path)
                 for it in intents:
                     if it.status == PENDING or not it.acknowledged:
                         kept.append(self._folded_lines(it, payload=True))
@@ -330,21 +335,26 @@ class Outbox:
         return replace(intent, acknowledged=True)
 
     def read(self) -> list[Intent]:
-        """Every intent, oldest first, with its latest status folded in. A broken line (a crash mid-write) is skipped."""
+        """Every intent, oldest first, with its latest status folded in. A broken line (a crash mid-write) is skipped.
+
+        Raises :class:`~smartkeys.safe_files.FileInputError` (naming the file and the fix) if the outbox is not
+        a regular file (a FIFO or device is refused without blocking; a symlink loop), is larger than
+        :data:`OUTBOX_MAX_BYTES`, or holds a line nested deeper than :data:`OUTBOX_MAX_DEPTH` (no crash mid-write
+        writes that: the file was written by something else)."""
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+            raw = _read(self.path)
+        except FileMissingError:
             return []
-        return self._fold(raw)
+        return self._fold(raw, self.path)
 
     @staticmethod
-    def _fold(raw: bytes) -> list[Intent]:
+    def _fold(raw: bytes, path: Path | str = "outbox") -> list[Intent]:
         intents: dict[str, Intent] = {}
-        for line in raw.split(b"\n"):
+        for number, line in enumerate(raw.split(b"\n"), 1):
             if not line.strip():
                 continue
             try:
-                d = json.loads(line)
+                d = _parse_line(line, path, number)
                 key = str(d["hash"])
                 if d["event"] == "intent":
                     intents[key] = Intent.from_json(d)
@@ -358,6 +368,8 @@ class Outbox:
                         acknowledged=bool(d.get("acknowledged")) or it.acknowledged, note=d.get("note") or it.note)
                 elif key in intents and d["event"] == "ack":
                     intents[key] = replace(intents[key], acknowledged=True)
+            except FileInputError:
+                raise  # a hostile line (too deep, too many values), not a torn one
             except (ValueError, KeyError, TypeError):
                 continue
         return list(intents.values())
@@ -370,6 +382,72 @@ class Outbox:
     def find(self, intent_id: str, *, chain_id: int, signer: str) -> list[Intent]:
         """Entries with this id for this chain and signer, oldest first."""
         return [i for i in self.read() if i.intent_id == intent_id and i.chain_id == chain_id and i.signer == signer]
+
+
+#: Largest outbox read (bytes). It compacts itself past 4 MiB by default; a file this large was not written so.
+OUTBOX_MAX_BYTES = 256 * 1024 * 1024
+#: Deepest nesting of one outbox line (an intent with its signed op nests 4 levels).
+OUTBOX_MAX_DEPTH = 16
+_OUTBOX_KIND = "outbox"
+_OUTBOX_FIX = "move it away (the outbox must be a regular file; it is created if missing), or set SMARTKEYS_HOME"
+
+
+def _read(path: Path) -> bytes:
+    """The outbox's bytes through ``safe_files.read_bytes``: bounded, never blocking, typed errors."""
+    return read_bytes(path, kind=_OUTBOX_KIND, max_bytes=OUTBOX_MAX_BYTES)
+
+
+def _parse_line(line: bytes, path: Path | str, number: int) -> Any:
+    """One line through the bounded JSON parser (depth checked before parsing: ``json`` recurses in C).
+    A line that is not JSON (a torn write) raises ``ValueError`` (the reader skips it); one nested too
+    deep or holding too many values raises :class:`~smartkeys.safe_files.FileInputError`."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError("not UTF-8") from exc
+    try:
+        return parse_json(text, path=f"{path}:{number}", kind="outbox line", max_depth=OUTBOX_MAX_DEPTH,
+                          max_values=10_000, own_format=True)
+    except FileInputError as exc:
+        if exc.reason in ("too_deep", "too_many_values"):
+            raise FileInputError(exc.path, exc.kind, exc.reason, exc.problem,
+                                 f"this line was not written by smartkeys: move the outbox away ({path}) and "
+                                 "check what wrote it") from None
+        raise ValueError(exc.problem) from None  # a torn line: skipped
+
+
+def _make_dir(path: Path) -> None:
+    """Create the outbox's directory (0700), or raise :class:`~smartkeys.safe_files.FileInputError` naming it."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileInputError(path.parent, "outbox directory", "unwritable",
+                             f"it cannot be created ({exc.strerror or type(exc).__name__})",
+                             "set SMARTKEYS_HOME (or pass outbox=) to a directory this user can write") from None
+
+
+def _open_regular(path: Path) -> int:
+    """``path`` opened for appending (created 0600 if missing) without ever blocking, checked to be a regular
+    file; :class:`~smartkeys.safe_files.FileInputError` otherwise (a directory, FIFO, device, symlink loop,
+    no permission)."""
+    flags = (os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            problem = "the path is a symbolic link loop"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            problem, fix = f"it cannot be written ({exc.strerror})", "make it writable by this user, or set SMARTKEYS_HOME"
+            raise FileInputError(path, _OUTBOX_KIND, "unwritable", problem, fix) from None
+        else:  # EISDIR, ENXIO (a socket), ENOENT (the directory went away)
+            problem = f"it cannot be opened for appending ({exc.strerror or type(exc).__name__})"
+        raise FileInputError(path, _OUTBOX_KIND, "unreadable", problem, _OUTBOX_FIX) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):  # a FIFO (O_RDWR opens it without blocking) or a character device
+        os.close(fd)
+        raise FileInputError(path, _OUTBOX_KIND, "not_regular", "it is not a regular file", _OUTBOX_FIX)
+    return fd
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -16,7 +16,11 @@ Errors (all :class:`~smartkeys.errors.NetworkError`, CLI exit code 4):
 
 - connection refused / reset, request timeout -> :class:`~smartkeys.errors.NodeUnavailableError`
 - HTTP 429 (or JSON-RPC -32005) after the retries -> :class:`~smartkeys.errors.RateLimitedError`
-- an answer that is not JSON-RPC (cut, garbled) -> :class:`~smartkeys.errors.MalformedResponseError`
+- an answer that is not JSON-RPC (cut, garbled, nested deeper than 64 levels, larger than 64 MiB, an error
+  that is not an error object, a read's result of the wrong type) -> :class:`~smartkeys.errors.MalformedResponseError`
+- an answer not complete within the request timeout or the deadline (a node trickling it byte by byte): the
+  whole answer is bounded, not each read -> :class:`~smartkeys.errors.NodeUnavailableError` /
+  :class:`~smartkeys.errors.DeadlineExceededError`
 - other HTTP errors -> :class:`~smartkeys.errors.NetworkError`
 - the deadline passed -> :class:`~smartkeys.errors.DeadlineExceededError`
 
@@ -29,11 +33,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import random
+import re
 import time
 from collections.abc import Iterator
 from typing import Any, cast
 
 import requests
+import urllib3
 from eth_typing import URI
 from web3 import HTTPProvider, Web3
 
@@ -45,7 +51,8 @@ from smartkeys.errors import (
     RateLimitedError,
 )
 
-__all__ = ["ResilientHTTPProvider", "SAFE_TO_RETRY", "connect", "deadline", "remaining", "retry_after_seconds"]
+__all__ = ["ResilientHTTPProvider", "SAFE_TO_RETRY", "connect", "deadline", "read_whole_answer", "remaining",
+           "retry_after_seconds"]
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("smartkeys_deadline", default=None)
 
@@ -146,9 +153,7 @@ class ResilientHTTPProvider(HTTPProvider):
             retry_after: float | None = None
             try:
                 request_data = self.encode_rpc_request(method, params)
-                raw = self._request_session_manager.make_post_request(
-                    cast(URI, self.endpoint_uri), request_data,  # set from the required endpoint_uri
-                    **{**self.get_request_kwargs(), "timeout": timeout})
+                raw = self._post(request_data, timeout, method)
                 response = self._decode(raw, method)
                 error = response.get("error") if isinstance(response, dict) else None
                 if isinstance(error, dict) and error.get("code") == -32005:
@@ -163,7 +168,9 @@ class ResilientHTTPProvider(HTTPProvider):
                         str(params[0]).removeprefix("0x"))
                     return {"jsonrpc": "2.0", "id": response.get("id"), "result": "0x" + keccak(raw).hex()}
                 else:
-                    return response
+                    return _checked_result(response, str(method), self.label)
+            except _WrongResultType:
+                raise  # a well-formed answer of the wrong shape: asking again gets the same
             except requests.HTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else None
                 if status == 429 and exc.response is not None:
@@ -178,7 +185,7 @@ class ResilientHTTPProvider(HTTPProvider):
                         raise failure from None
             except requests.Timeout:
                 failure = NodeUnavailableError(
-                    f"no answer from the RPC node at {self.label} to {method} within {timeout:.1f} s", **kw)
+                    f"no complete answer from the RPC node at {self.label} to {method} within {timeout:.1f} s", **kw)
             except (requests.ConnectionError, ConnectionError) as exc:
                 failure = NodeUnavailableError(
                     f"cannot reach the RPC node at {self.label} ({method}: {_reason(exc)})", **kw)
@@ -200,22 +207,124 @@ class ResilientHTTPProvider(HTTPProvider):
             time.sleep(delay)
             attempt += 1
 
+    def _post(self, data: bytes, timeout: float, method: Any) -> bytes:
+        """POST ``data`` and read the whole answer within ``timeout`` seconds of wall time.
+
+        requests' ``timeout`` bounds each socket read only, so a node trickling one byte at a time would never
+        trip it (nor the deadline, which only shortens it): the body is read in pieces as they arrive and the
+        clock is checked between them (``requests.ReadTimeout`` past it), and at most :data:`MAX_ANSWER_BYTES`
+        are taken (:class:`MalformedResponseError` beyond)."""
+        end = time.monotonic() + timeout
+        kwargs = {**self.get_request_kwargs(), "timeout": timeout, "stream": True}
+        with self._request_session_manager.get_response_from_post_request(
+                cast(URI, self.endpoint_uri), data=data, **kwargs) as response:  # set from the required endpoint_uri
+            response.raise_for_status()
+            raw = read_whole_answer(response, end, MAX_ANSWER_BYTES)
+        if raw is None:
+            raise MalformedResponseError(f"{self.label} sent more than {MAX_ANSWER_BYTES} bytes in answer to {method}",
+                                         endpoint=self.label, method=str(method))
+        return raw
+
     def _decode(self, raw: bytes, method: Any) -> Any:
-        try:
-            response = self.decode_rpc_response(raw)
-        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        from smartkeys.safe_files import loads_bounded
+
+        try:  # size and nesting bounded before any parse: json recurses in C (see safe_files)
+            response = loads_bounded(raw, max_depth=MAX_ANSWER_DEPTH, max_bytes=MAX_ANSWER_BYTES)
+        except ValueError as exc:  # JSONBoundsError
             raise MalformedResponseError(
-                f"{self.label} sent a broken answer to {method} ({type(exc).__name__}: {str(exc)[:80]}; "
-                f"{len(raw)} bytes)", endpoint=self.label, method=str(method)) from None
+                f"{self.label} sent a broken answer to {method} ({str(exc)[:100]}; {len(raw)} bytes)",
+                endpoint=self.label, method=str(method)) from None
         if not isinstance(response, dict) or ("result" not in response and "error" not in response):
             raise MalformedResponseError(f"{self.label} sent a non-JSON-RPC answer to {method}: {str(response)[:80]}",
                                          endpoint=self.label, method=str(method))
+        error = response.get("error")
+        if error is not None and not (isinstance(error, dict) and type(error.get("code")) is int
+                                      and isinstance(error.get("message", ""), str)):
+            raise MalformedResponseError(  # JSON-RPC 2.0 section 5.1: an object with an integer code and a message
+                f"{self.label} answered {method} with an error that is not a JSON-RPC error object: {str(error)[:80]}",
+                endpoint=self.label, method=str(method))
         return response
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return retry_after
         return min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + 0.5 * self._rng.random())
+
+
+def read_whole_answer(response: requests.Response, end: float, limit: int) -> bytes | None:
+    """The body of a ``stream=True`` ``requests`` response, read in pieces as they arrive until
+    ``time.monotonic()`` reaches ``end`` (then ``requests.ReadTimeout``: the bound is on the whole answer,
+    where requests' own timeout bounds each read); None once more than ``limit`` bytes came. urllib3's
+    faults are raised as the ``requests`` exceptions ``iter_content`` would raise."""
+    body = response.raw
+    sock = getattr(getattr(body, "connection", None), "sock", None)  # best effort: shorten each read too
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise requests.ReadTimeout(f"answer not complete in time ({total} bytes so far)")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(max(0.05, left))
+        try:
+            chunk = body.read1(65536, decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.ReadTimeout(str(exc)) from None
+        except urllib3.exceptions.DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(str(exc)) from None
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError) as exc:
+            raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            return None
+
+
+#: Largest answer read from a node (an ``eth_getLogs`` over a wide range is the largest a command asks for).
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+#: Deepest nesting accepted in an answer (a receipt with logs nests 3 levels; a trace a few more).
+MAX_ANSWER_DEPTH = 64
+
+_QUANTITY = re.compile(r"0x[0-9a-fA-F]{1,64}")
+_DATA = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+# What each read's result must be (Ethereum JSON-RPC spec, execution-apis): web3's formatters assume it and
+# raise TypeError/ValueError on anything else. eth_sendRawTransaction is left to the send path's own checks.
+_RESULT_SHAPES: dict[str, tuple[str, Any]] = {
+    **{m: ("a hex quantity", lambda r: isinstance(r, str) and _QUANTITY.fullmatch(r) is not None) for m in (
+        "eth_chainId", "eth_blockNumber", "eth_getBalance", "eth_getTransactionCount", "eth_gasPrice",
+        "eth_maxPriorityFeePerGas", "eth_estimateGas")},
+    **{m: ("hex data", lambda r: isinstance(r, str) and _DATA.fullmatch(r) is not None) for m in (
+        "eth_getCode", "eth_call", "eth_getStorageAt")},
+    **{m: ("an object or null", lambda r: r is None or isinstance(r, dict)) for m in (
+        "eth_getBlockByNumber", "eth_getBlockByHash", "eth_getTransactionReceipt", "eth_getTransactionByHash")},
+    **{m: ("a list", lambda r: isinstance(r, list)) for m in ("eth_getLogs", "eth_accounts")},
+    "eth_feeHistory": ("an object", lambda r: isinstance(r, dict)),
+    "net_version": ("text", lambda r: isinstance(r, str)),
+    "web3_clientVersion": ("text", lambda r: isinstance(r, str)),
+}
+
+
+class _WrongResultType(MalformedResponseError):
+    """A well-formed JSON-RPC answer whose result has the wrong type (not retried: it would come again)."""
+
+    default_hint = ("the endpoint does not answer like an Ethereum node: check that --rpc-url / SMARTKEYS_RPC_URL "
+                    "points at one (not a proxy or another service)")
+
+
+def _checked_result(response: dict[str, Any], method: str, label: str) -> dict[str, Any]:
+    """``response`` if its ``result`` has the shape ``method`` returns, else :class:`_WrongResultType`."""
+    if "error" in response and response["error"] is not None:
+        return response
+    shape = _RESULT_SHAPES.get(method)
+    if shape is not None and not shape[1](response.get("result")):
+        result = response.get("result")
+        shown = "null" if result is None else f"a JSON {type(result).__name__}"
+        raise _WrongResultType(f"{label} answered {method} with {shown}, not {shape[0]}", endpoint=label,
+                               method=method)
+    return response
 
 
 def _reason(exc: BaseException) -> str:

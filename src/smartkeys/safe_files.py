@@ -62,11 +62,13 @@ __all__ = [
     "DEFAULT_MAX_VALUES",
     "FileInputError",
     "FileMissingError",
+    "JSONBoundsError",
     "MAX_INT_BITS",
     "REASONS",
     "check_tree",
     "json_too_deep",
     "load_file",
+    "loads_bounded",
     "parse_json",
     "parse_toml",
     "parse_yaml",
@@ -85,7 +87,8 @@ _MAX_NUMBER_CHARS = 100
 
 REASONS = (
     "missing", "unreadable", "not_regular", "too_large", "encoding", "syntax", "too_deep", "alias",
-    "bad_key", "duplicate_key", "number", "type", "too_many_values",
+    "bad_key", "duplicate_key", "number", "type", "too_many_values", "unwritable",
+    "not_private",
 )
 
 
@@ -276,6 +279,39 @@ def _too_deep_skeleton(skeleton: str, limit: int) -> bool:
             return True
         skeleton = reduced
     return depth + skeleton.count("[") + skeleton.count("{") > limit
+
+
+class JSONBoundsError(ValueError):
+    """Raised by :func:`loads_bounded`: the text is too large, nested too deep or not JSON (a ``ValueError``,
+    as ``json.JSONDecodeError`` is, so callers that map broken answers keep one ``except``)."""
+
+
+def loads_bounded(raw: bytes | str, *, max_depth: int = 64, max_bytes: int | None = None) -> Any:
+    """``json.loads`` of text smartkeys did not write and that is not a file (a node's or a bundler's answer):
+    ``max_bytes`` (if given) and nesting (``max_depth``, by the bracket scan of :func:`json_too_deep`) are
+    checked *before* the parser runs, because ``json.loads`` recurses in C and overflows the stack on deep input
+    once eth-account has raised the recursion limit. ``bytes`` are decoded as strict UTF-8.
+    Raises :class:`JSONBoundsError` (a ``ValueError``) for every refusal. Files use :func:`parse_json`."""
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise JSONBoundsError(f"{len(raw)} bytes, more than the {_size_text(max_bytes)} accepted")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+    except UnicodeDecodeError as exc:
+        raise JSONBoundsError(f"not UTF-8 (byte {exc.start} is invalid)") from None
+    if json_too_deep(text, max_depth):
+        raise JSONBoundsError(f"JSON nested more than {max_depth} levels")
+    try:
+        return json.loads(text, parse_constant=_refuse_network_constant)
+    except RecursionError:  # the scan above was wrong; still a typed refusal
+        raise JSONBoundsError(f"JSON nested more than {max_depth} levels") from None
+    except JSONBoundsError:
+        raise
+    except ValueError as exc:  # json.JSONDecodeError, over-long integers
+        raise JSONBoundsError(f"not JSON ({' '.join(str(exc).split())[:120]})") from None
+
+
+def _refuse_network_constant(name: str) -> Any:
+    raise JSONBoundsError(f"it holds {name}, which is not JSON")
 
 
 def _too_many(path: Any, kind: str, limit: int) -> FileInputError:

@@ -35,6 +35,7 @@ EIP-7702 authorization cannot be signed remotely: delegate once with the keystor
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -249,6 +250,8 @@ def check_signed_transaction(signer: BaseAccount, tx: Mapping[str, Any], signed:
 #: JSON-RPC method names per API. "eth": Web3Signer's eth1 API and geth-style signers (eth_accounts,
 #: eth_signTransaction, eth_signTypedData_v4, personal_sign); "web3signer" differs in the typed-data method
 #: name (eth_signTypedData); "clef": Clef's external API (account_*; go-ethereum docs, "Clef APIs").
+_MAX_ANSWER_BYTES = 1024 * 1024  # a signature or a signed transaction: a few KiB
+
 _METHODS = {
     "eth": {"accounts": "eth_accounts", "transaction": "eth_signTransaction",
             "typed_data": "eth_signTypedData_v4", "personal": "personal_sign"},
@@ -344,7 +347,8 @@ class JsonRpcSigner(BaseAccount):
         """One JSON-RPC request (no retry: a signer may ask a human each time)."""
         import requests
 
-        from smartkeys.rpc import bounded_timeout
+        from smartkeys.rpc import bounded_timeout, read_whole_answer
+        from smartkeys.safe_files import loads_bounded
 
         method = self._methods[role]
         self._ids += 1
@@ -352,8 +356,9 @@ class JsonRpcSigner(BaseAccount):
             self._session = requests.Session()
         payload = {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params}
         try:
-            response = self._session.post(self._url, json=payload, timeout=bounded_timeout(
-                self.timeout, f"waiting for the signer ({method})"))
+            timeout = bounded_timeout(self.timeout, f"waiting for the signer ({method})")
+            with self._session.post(self._url, json=payload, timeout=timeout, stream=True) as response:
+                content = read_whole_answer(response, time.monotonic() + timeout, _MAX_ANSWER_BYTES)  # whole answer
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise NodeUnavailableError(f"the signer at {self._endpoint} did not answer {method} "
                                        f"({type(exc).__name__})", endpoint=self._endpoint, method=method,
@@ -362,7 +367,9 @@ class JsonRpcSigner(BaseAccount):
             raise NetworkError(f"the request to the signer at {self._endpoint} failed ({type(exc).__name__})",
                                endpoint=self._endpoint, method=method, hint="check the signer's URL") from None
         try:
-            body = response.json()
+            if content is None:
+                raise ValueError(f"more than {_MAX_ANSWER_BYTES} bytes")
+            body = loads_bounded(content, max_depth=64)  # depth bounded before parsing (safe_files)
         except ValueError:
             raise NetworkError(f"the signer at {self._endpoint} answered {method} with something that is not JSON "
                                f"(HTTP {response.status_code})", endpoint=self._endpoint, method=method,

@@ -27,12 +27,12 @@ integers as decimal strings too).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from smartkeys.errors import InvalidInputError, SmartKeysError
+from smartkeys.safe_files import loads_bounded
 
 __all__ = ["READ_ONLY_TOOLS", "SessionToolbox", "ToolSpec", "refusal"]
 
@@ -179,7 +179,8 @@ class SessionToolbox:
         if name in READ_ONLY_TOOLS:
             if isinstance(arguments, str):
                 try:
-                    arguments = json.loads(arguments) if arguments.strip() else {}
+                    # from the agent framework (a model's output): nesting bounded before parsing (safe_files)
+                    arguments = loads_bounded(arguments, max_depth=32, max_bytes=1 << 20) if arguments.strip() else {}
                 except ValueError:
                     raise InvalidInputError("arguments", arguments, "a JSON object", f"call {name} with {{}}") from None
             if arguments is not None and not isinstance(arguments, Mapping):

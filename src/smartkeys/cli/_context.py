@@ -168,9 +168,15 @@ class Context:
         except Exception as exc:  # noqa: BLE001 - an injected provider's fault: mapped, with the cause
             if exit_code_for(exc) != EXIT_NETWORK:
                 raise
-            raise NetworkError(
-                f"cannot reach the RPC node at {self.rpc_label} ({type(exc).__name__}); "
-                "fix: start a node (e.g. `smartkeys node`) or set --rpc-url / SMARTKEYS_RPC_URL"
+            if isinstance(exc, (OSError, TimeoutError)):  # ConnectionError, requests' faults: no answer
+                raise NetworkError(
+                    f"cannot reach the RPC node at {self.rpc_label} ({type(exc).__name__}); "
+                    "fix: start a node (e.g. `smartkeys node`) or set --rpc-url / SMARTKEYS_RPC_URL"
+                ) from exc
+            raise NetworkError(  # it answered, with an error or something unusable: "start a node" would mislead
+                f"the RPC node at {self.rpc_label} answered eth_chainId with an error or an unusable answer "
+                f"({type(exc).__name__}: {str(exc)[:120]}); fix: check that --rpc-url / SMARTKEYS_RPC_URL points "
+                "at an Ethereum JSON-RPC node, and its logs"
             ) from exc
         self._w3 = w3
         return w3
