@@ -32,7 +32,9 @@ from eth_account.signers.base import BaseAccount
 from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions.set_code_transaction import Authorization
 from eth_keys.datatypes import Signature
+from eth_typing import Hash32
 from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 
 from smartkeys._secrets import secret_frames_dropped
 from smartkeys.encoding import (
@@ -43,7 +45,7 @@ from smartkeys.encoding import (
     hex_quantity,
     parse_quantity,
 )
-from smartkeys.errors import InvalidInputError
+from smartkeys.errors import InvalidInputError, SignerResponseError
 
 __all__ = [
     "SECP256K1_N",
@@ -173,7 +175,7 @@ def sign_authorization(
     """Sign an EIP-7702 authorization delegating ``account``'s code to ``delegate``.
 
     ``account`` is a ``LocalAccount``, a private key, or any other eth-account ``BaseAccount`` (see
-    :func:`smartkeys.signers.sign_authorization_with`: its ``sign_authorization`` or ``unsafe_sign_hash``;
+    :func:`_sign_with_signer`: its ``sign_authorization`` or ``unsafe_sign_hash``;
     a remote signer over JSON-RPC raises :class:`~smartkeys.errors.SignerUnsupportedError`). ``nonce`` is the authority's account
     nonce as the node will see it when processing the tuple: use :func:`authorization_nonce`.
     ``delegate`` = the zero address clears the delegation. ``chain_id == 0`` (valid on every
@@ -190,9 +192,7 @@ def sign_authorization(
             "nonce", nonce, "a nonce below 2**64 - 1 (EIP-7702)", "use authorization_nonce()"
         )
     if isinstance(account, BaseAccount) and not isinstance(account, LocalAccount):
-        from smartkeys.signers import sign_authorization_with
-
-        return sign_authorization_with(account, chain_id, delegate, nonce)
+        return _sign_with_signer(account, chain_id, delegate, nonce)
     secret = _secret_bytes(account, "account")
     signed = Account.sign_authorization(
         {"chainId": chain_id, "address": delegate, "nonce": nonce}, secret
@@ -394,3 +394,38 @@ def _parse_word(value: Any, field: str) -> int:
     if isinstance(value, str) and len(value) == 66:
         return int.from_bytes(checked_bytes(value, field, length=32), "big")
     return parse_quantity(value, field, 256)
+
+
+def _sign_with_signer(signer: BaseAccount, chain_id: int, delegate: str, nonce: int) -> SignedSetCodeAuthorization:
+    """An EIP-7702 authorization ``(chain_id, delegate, nonce)`` signed by a ``BaseAccount`` that is not a
+    ``LocalAccount`` (inputs already checked by :func:`sign_authorization`, its only caller: every EIP-7702
+    signature is made in this module).
+
+    Uses ``signer.sign_authorization(dict)`` if the signer has it (as ``LocalAccount`` does), else
+    ``signer.unsafe_sign_hash`` of the authorization hash (the SDK built that hash for this purpose; an
+    agent never supplies it). The result is low-s and checked to recover to ``signer.address``.
+    """
+    from smartkeys import signers as _signers  # its answer checks (recovery, low s); imported when needed
+
+    operation = "EIP-7702 authorization"
+    delegate_bytes = bytes.fromhex(delegate[2:])
+    digest = bytes(Authorization(chain_id, delegate_bytes, nonce).hash())
+    method = getattr(signer, "sign_authorization", None)
+    if callable(method):
+        signed = method({"chainId": chain_id, "address": delegate, "nonce": nonce})
+        fields = (getattr(signed, "chain_id", None), bytes(getattr(signed, "address", b"")),
+                  getattr(signed, "nonce", None))
+        if fields != (chain_id, delegate_bytes, nonce):
+            raise SignerResponseError(f"the signer returned an authorization for {fields}, not for "
+                                      f"{(chain_id, delegate, nonce)}", operation=operation,
+                                      signer=_signers._describe(signer), fix="check the signer's sign_authorization")
+        answer: Any
+        try:
+            answer = int(signed.r).to_bytes(32, "big") + int(signed.s).to_bytes(32, "big") + bytes((int(signed.y_parity),))
+        except (AttributeError, TypeError, ValueError, OverflowError):
+            answer = None  # refused by _vrs with the reason
+    else:
+        answer = signer.unsafe_sign_hash(Hash32(digest))
+    y, r, s = _signers._checked(digest, _signers._vrs(answer, operation, signer), operation, signer)
+    return SignedSetCodeAuthorization(chain_id=chain_id, address=delegate_bytes, nonce=nonce, y_parity=y, r=r, s=s,
+                                      signature=Signature(vrs=(y, r, s)), authorization_hash=HexBytes(digest))

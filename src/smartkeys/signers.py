@@ -47,9 +47,7 @@ from eth_account.datastructures import (
 )
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.base import BaseAccount
-from eth_account.typed_transactions.set_code_transaction import Authorization
 from eth_keys.datatypes import Signature
-from eth_typing import Hash32
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
@@ -66,7 +64,6 @@ __all__ = [
     "JsonRpcSigner",
     "as_signer",
     "parse_signer_url",
-    "sign_authorization_with",
     "sign_digest_typed",
     "user_op_typed_data",
 ]
@@ -203,39 +200,6 @@ def user_op_typed_data(op: Any, entry_point: str, chain_id: int, delegate: Any =
             "paymasterAndData": "0x" + op.paymaster_and_data.hex(),
         },
     }
-
-
-def sign_authorization_with(signer: BaseAccount, chain_id: int, delegate: str, nonce: int
-                            ) -> SignedSetCodeAuthorization:
-    """An EIP-7702 authorization ``(chain_id, delegate, nonce)`` signed by a ``BaseAccount`` that is not a
-    ``LocalAccount`` (inputs already checked by :func:`smartkeys.authorization.sign_authorization`).
-
-    Uses ``signer.sign_authorization(dict)`` if the signer has it (as ``LocalAccount`` does), else
-    ``signer.unsafe_sign_hash`` of the authorization hash (the SDK built that hash for this purpose; an
-    agent never supplies it). The result is low-s and checked to recover to ``signer.address``.
-    """
-    operation = "EIP-7702 authorization"
-    delegate_bytes = bytes.fromhex(delegate[2:])
-    digest = bytes(Authorization(chain_id, delegate_bytes, nonce).hash())
-    method = getattr(signer, "sign_authorization", None)
-    if callable(method):
-        signed = method({"chainId": chain_id, "address": delegate, "nonce": nonce})
-        fields = (getattr(signed, "chain_id", None), bytes(getattr(signed, "address", b"")),
-                  getattr(signed, "nonce", None))
-        if fields != (chain_id, delegate_bytes, nonce):
-            raise SignerResponseError(f"the signer returned an authorization for {fields}, not for "
-                                      f"{(chain_id, delegate, nonce)}", operation=operation,
-                                      signer=_describe(signer), fix="check the signer's sign_authorization")
-        answer: Any
-        try:
-            answer = int(signed.r).to_bytes(32, "big") + int(signed.s).to_bytes(32, "big") + bytes((int(signed.y_parity),))
-        except (AttributeError, TypeError, ValueError, OverflowError):
-            answer = None  # refused by _vrs with the reason
-    else:
-        answer = signer.unsafe_sign_hash(Hash32(digest))
-    y, r, s = _checked(digest, _vrs(answer, operation, signer), operation, signer)
-    return SignedSetCodeAuthorization(chain_id=chain_id, address=delegate_bytes, nonce=nonce, y_parity=y, r=r, s=s,
-                                      signature=Signature(vrs=(y, r, s)), authorization_hash=HexBytes(digest))
 
 
 def check_signed_transaction(signer: BaseAccount, tx: Mapping[str, Any], signed: Any) -> None:

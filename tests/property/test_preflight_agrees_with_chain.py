@@ -5,7 +5,7 @@ Each example grants a random policy (permissions on a MockTarget, the USDC MockE
 recipient; token cap, native caps and periods, max uses, window, gas budget), then runs 1-3 random uses
 (random calls, values and amounts, random time offsets pinned with ``set_next_block_timestamp``, the odd
 revoke or revoke-all in between) on the direct path or, for about one example in five, as user
-operations. Before each use the session state is read from chain with ``read_session_state`` and
+operations, under random rate limits (a minimum interval, uses per window). Before each use the session state is read from chain with ``read_session_state`` and
 ``preflight`` predicts the outcome; the use is then mined with an explicit gas limit (no estimate) and
 its outcome read back:
 
@@ -126,6 +126,9 @@ policies = st.fixed_dictionaries(
         "after": st.one_of(*[st.integers(-7_200, -1)] * 4, st.integers(0, 40)),
         "length": st.one_of(*[st.integers(100_000, 300_000)] * 4, st.integers(1, 200)),
         "user_op": st.sampled_from([False, False, False, True]),
+        # rate limits (RateLimits.sol): (min_interval, uses_per_period, use_period) in seconds / uses; the
+        # plan's gaps (1-30 s, or an hour and more) fall on both sides of a 20 s interval and a 60 s window
+        "rate": st.sampled_from([(0, 0, 0), (0, 0, 0), (20, 0, 0), (0, 1, 60), (0, 2, 3_600), (15, 1, 60)]),
     }
 )
 
@@ -272,11 +275,13 @@ def test_preflight_allows_and_refuses_exactly_like_the_contract(
         valid_after = max(0, grant_time + spec["after"])
         valid_until = max(valid_after + 1, grant_time) + spec["length"]
         native_period, native_per_period = spec["native_period"]
+        min_interval, uses_per_period, use_period = spec["rate"]
         policy = SessionPolicy(
             key=session_key.address, valid_after=valid_after, valid_until=valid_until,
             permissions=tuple(perms), token_caps=caps, max_uses=spec["max_uses"],
             native_per_call=spec["native_per_call"], native_total=spec["native_total"],
             native_period=native_period, native_per_period=native_per_period, gas_budget=spec["gas_budget"],
+            min_interval=min_interval, uses_per_period=uses_per_period, use_period=use_period,
             # without a cap the token is reachable only by the owner's explicit choice (default deny)
             allow_uncapped_assets=not caps,
         )
