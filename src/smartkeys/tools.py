@@ -467,7 +467,7 @@ def _rule_constraints(policy: SessionPolicy, target: str, selector: bytes, fn: M
         if r.abi_type == "address":
             if r.op in (RuleOp.ONE_OF, RuleOp.EQ):
                 prev = enums.get(pos)
-                enums[pos] = [v for v in r.values if prev is None or v in prev]
+                enums[pos] = list(r.values) if prev is None else [v for v in prev if v in r.values]
             elif r.op is RuleOp.NE:
                 excluded.setdefault(pos, set()).add(r.values[0])
         elif r.abi_type.startswith("uint") and r.op in (RuleOp.LE, RuleOp.GE, RuleOp.RANGE, RuleOp.EQ):
