@@ -34,7 +34,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from smartkeys.account import Call
-from smartkeys.argument_rules import ArgumentRule, Parameter, RuleOp, parameter_at, parameters_of
+from smartkeys.argument_rules import ArgumentRule, Parameter, RuleOp, abi_kind, parameter_at, parameters_of
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
 from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
@@ -493,14 +493,15 @@ def _rule_constraints(policy: SessionPolicy, target: str, selector: bytes, fn: M
             lo += 1
         while hi is not None and hi in ne:
             hi -= 1
-        if lo is not None and hi is not None and lo > hi:
+        top = 2 ** (8 * abi_kind(by_pos[pos].abi_type)[1]) - 1  # the uintN's own range: 0 .. top
+        if (lo if lo is not None else 0) > (hi if hi is not None else top):
             possible = False
         c = constraints.setdefault(pos, {})
         if lo is not None:
             c["minimum"] = lo
         if hi is not None:
             c["maximum"] = hi
-        rule = next(r for r in perms[0].rules if param(r) is by_pos[pos])
+        rule = next(r for r in perms[0].rules if param(r) == by_pos[pos])
         human = [f"at least {shown(rule, lo)}" if lo is not None else "",
                  f"at most {shown(rule, hi)}" if hi is not None else ""]
         c["description"] = " and ".join(h for h in human if h)

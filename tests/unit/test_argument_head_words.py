@@ -189,6 +189,7 @@ def test_two_recipient_lists_intersect_and_an_empty_intersection_offers_no_tool(
     assert _tools(_transfer(ArgumentRule(0, RuleOp.ONE_OF, "address", (SHOP,)),
                             ArgumentRule(0, RuleOp.NE, "address", (SHOP,)))) == []
     assert _tools(_transfer(ArgumentRule(1, RuleOp.GE, "uint256", (10,)), ArgumentRule(1, RuleOp.LE, "uint256", (9,)))) == []
+    assert _tools(_transfer(ArgumentRule(1, RuleOp.LE, "uint256", (0,)), ArgumentRule(1, RuleOp.NE, "uint256", (0,)))) == []
 
 
 def test_alternative_permissions_leave_the_schema_open_and_say_so():
