@@ -1,7 +1,7 @@
 """Argument rules of a permission: exactly what ``contracts/ArgumentRules.sol`` encodes and enforces.
 
 A permission of mode EXACT may carry rules on its call's static ABI arguments (``address``, ``uintN``,
-``intN``, ``bool``, ``bytesN``), by position. All rules of one permission must hold (AND); several
+``intN``, ``bool``, ``bytesN``), by ABI head word (below). All rules of one permission must hold (AND); several
 permissions for the same (target, selector) are alternatives (OR). Ops: ``EQ``, ``NE``, ``LE``, ``GE``,
 ``RANGE`` (inclusive) and ``ONE_OF`` (1..32 values, e.g. allowed recipients).
 
