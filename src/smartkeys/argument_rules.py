@@ -1,7 +1,7 @@
 """Argument rules of a permission: exactly what ``contracts/ArgumentRules.sol`` encodes and enforces.
 
 A permission of mode EXACT may carry rules on its call's static ABI arguments (``address``, ``uintN``,
-``intN``, ``bool``, ``bytesN``), by position. All rules of one permission must hold (AND); several
+``intN``, ``bool``, ``bytesN``), by ABI head word (below). All rules of one permission must hold (AND); several
 permissions for the same (target, selector) are alternatives (OR). Ops: ``EQ``, ``NE``, ``LE``, ``GE``,
 ``RANGE`` (inclusive) and ``ONE_OF`` (1..32 values, e.g. allowed recipients).
 
@@ -16,20 +16,33 @@ False
 
 The contract reports a refusal as ``ArgumentRuleViolated(target, selector, argIndex, op, value)``;
 :func:`first_failure` returns the same (rule, argument word) pair offline.
+
+A rule's ``index`` is the ABI **head word** the contract reads (``calldata[4 + 32 index : 36 + 32 index]``),
+not the parameter's place in the signature: a static array ``T[k]`` or a static tuple fills several head
+words, a dynamic parameter one (its offset). :func:`signature_parameters` maps a signature to its
+parameters with their head words; everything that turns an argument name into a rule index, or back, uses it.
+
+>>> [(p.name, p.abi_type, p.slot) for p in signature_parameters("pay(uint256[2] xs, address to, uint256 amount)")[1]]
+[('xs', 'uint256[2]', 0), ('to', 'address', 2), ('amount', 'uint256', 3)]
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from eth_abi.exceptions import ABITypeError, ParseError
+from eth_abi.grammar import TupleType, normalize, parse
+from eth_abi.registry import registry
 from eth_utils import is_address, to_checksum_address
 
 from smartkeys.errors import InvalidInputError
 
-__all__ = ["MAX_RULES", "MAX_VALUES", "ArgumentRule", "RuleOp", "abi_kind", "first_failure"]
+__all__ = ["MAX_RULES", "MAX_VALUES", "WELL_KNOWN_ARGUMENTS", "ArgumentRule", "Parameter", "RuleOp", "abi_kind",
+           "first_failure", "parameter_at", "parameters_of", "signature_parameters"]
 
 MAX_RULES = 16
 MAX_VALUES = 32
@@ -75,6 +88,139 @@ def abi_kind(abi_type: str) -> tuple[int, int]:
     return (KIND_SIGNED if abi_type.startswith("int") else KIND_UNSIGNED), bits // 8
 
 
+#: Argument names of the functions whose signatures carry none (ERC-20).
+WELL_KNOWN_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "transfer(address,uint256)": ("to", "amount"),
+    "approve(address,uint256)": ("spender", "amount"),
+    "increaseAllowance(address,uint256)": ("spender", "amount"),
+    "decreaseAllowance(address,uint256)": ("spender", "amount"),
+    "transferFrom(address,address,uint256)": ("from", "to", "amount"),
+}
+_NAME_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+_FUNCTION_RE = re.compile(r"^\s*([A-Za-z_$][A-Za-z0-9_$]*)\s*\((.*)\)\s*$", re.S)
+_LOCATIONS = frozenset({"memory", "calldata", "storage"})
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a function: its ``position`` in the signature's list (0-based), its ``name`` (as
+    written, an ERC-20 name of :data:`WELL_KNOWN_ARGUMENTS`, else ``argN`` with N the position), its canonical
+    ABI type, and the head words it fills: ``slot`` (the first; what a rule's ``index`` means) and ``slots``
+    (a static ``T[k]`` fills k times T's words, a static tuple the sum of its fields', anything else 1).
+    Source: Solidity ABI specification, "Formal Specification of the Encoding" (head/tail layout)."""
+
+    position: int
+    name: str
+    abi_type: str
+    slot: int
+    slots: int
+
+    @property
+    def ruleable(self) -> bool:
+        """True for an elementary static type (address, bool, uintN, intN, bytesN): the only ones a rule reads."""
+        try:
+            abi_kind(self.abi_type)
+        except InvalidInputError:
+            return False
+        return True
+
+
+def _head_words(t: Any) -> int:
+    """Head words of a parsed eth-abi type: 1 if dynamic (the offset), else its whole static encoding."""
+    if t.is_dynamic:
+        return 1
+    if t.is_array:
+        return int(t.arrlist[-1][0]) * _head_words(t.item_type)
+    if isinstance(t, TupleType):
+        return sum(_head_words(c) for c in t.components)
+    return 1
+
+
+def parameters_of(types: Sequence[str], names: Sequence[str | None] = (), *,
+                  path: str = "signature") -> tuple[Parameter, ...]:
+    """The :class:`Parameter` s of a list of ABI types (``names[i]`` names type i; missing or empty: ``argN``).
+
+    Types are parsed and normalized by eth-abi's grammar (``uint`` -> ``uint256``); a type eth-abi cannot
+    encode raises :class:`InvalidInputError` naming ``path``."""
+    out: list[Parameter] = []
+    slot = 0
+    for i, raw in enumerate(types):
+        try:
+            t = parse(normalize(str(raw).strip()))
+            t.validate()
+            canonical = t.to_type_str()
+            if not registry.has_encoder(canonical):
+                raise ABITypeError(canonical)
+        except (ParseError, ABITypeError):
+            raise InvalidInputError(f"{path}.arg{i}", raw, "a Solidity ABI type (e.g. address, uint256, "
+                                    "uint256[2], (address,uint256))", "check the argument's type") from None
+        name = names[i] if i < len(names) and names[i] else f"arg{i}"
+        words = _head_words(t)
+        out.append(Parameter(i, str(name), canonical, slot, words))
+        slot += words
+    return tuple(out)
+
+
+def _split_top(text: str) -> list[str]:
+    """Split at the commas outside parentheses. By hand: eth-abi's grammar parses types, not the parameter
+    names of a human-written signature (``"pay((uint256,address) order, address to)"``)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
+
+
+def signature_parameters(signature: str, path: str = "signature") -> tuple[str, tuple[Parameter, ...]]:
+    """``(canonical signature, parameters)`` of ``"f(uint256[2] xs, address to)"`` or ``"f(uint256[2],address)"``.
+
+    Parameter names are optional (``memory``/``calldata`` are skipped); unnamed parameters of the ERC-20
+    functions get their usual names (``to``, ``amount``, ...), others ``argN``. The canonical signature
+    (types only, normalized: the one whose keccak gives the selector) is what ``selector_of`` takes.
+    Raises :class:`InvalidInputError` naming ``path`` for text that is not a signature."""
+    m = _FUNCTION_RE.match(signature) if isinstance(signature, str) else None
+    body = m.group(2).strip() if m else ""
+    if not m or body.count("(") != body.count(")"):
+        raise InvalidInputError(path, signature, "a function signature like 'transfer(address,uint256)'",
+                                "write the function with its argument types")
+    types: list[str] = []
+    names: list[str | None] = []
+    for i, part in enumerate(_split_top(body) if body else []):
+        if part.startswith("("):  # a tuple type: up to its last parenthesis, then its [k] dimensions
+            cut = part.rfind(")") + 1
+            dims = re.match(r"\s*((?:\[\d*\])*)", part[cut:])
+            typ = part[:cut].replace(" ", "") + dims.group(1) if dims else part[:cut]
+            rest = part[cut + (dims.end() if dims else 0):]
+        else:
+            typ, rest = (part.split(None, 1) + [""])[:2] if part else ("", "")
+        words = [typ, *(w for w in rest.split() if w not in _LOCATIONS)]
+        if not words or len(words) > 2 or (len(words) == 2 and not _NAME_RE.match(words[1])):
+            raise InvalidInputError(f"{path}.arg{i}", part, "a type and an optional name, like 'address to'",
+                                    "write each argument as its type, then its name")
+        types.append(words[0])
+        names.append(words[1] if len(words) == 2 else None)
+    params = parameters_of(types, names, path=path)
+    canonical = f"{m.group(1)}({','.join(p.abi_type for p in params)})"
+    known = WELL_KNOWN_ARGUMENTS.get(canonical)
+    if known and not any(names):
+        params = tuple(Parameter(p.position, n, p.abi_type, p.slot, p.slots) for p, n in zip(params, known, strict=True))
+    return canonical, params
+
+
+def parameter_at(params: Sequence[Parameter], slot: int) -> Parameter | None:
+    """The parameter whose head words hold word ``slot`` (None past the head)."""
+    for p in params:
+        if p.slot <= slot < p.slot + p.slots:
+            return p
+    return None
+
+
 def _word(abi_type: str, kind: int, width: int, value: Any, field: str) -> int:
     """The canonical ABI word (as an unsigned 256-bit int) of ``value``."""
     if abi_type == "address":
@@ -111,7 +257,7 @@ def _signed(word: int) -> int:
 
 @dataclass(frozen=True)
 class ArgumentRule:
-    """Rule ``op`` on argument ``index`` (0-based position) of ABI type ``abi_type``.
+    """Rule ``op`` on ABI head word ``index`` (0-based; :attr:`Parameter.slot`) of ABI type ``abi_type``.
 
     ``values``: one value for EQ/NE/LE/GE, ``(lo, hi)`` for RANGE, 1..32 values for ONE_OF; in on-chain
     units (base units, checksummed addresses, bytes). Raises :class:`InvalidInputError` naming the field.
@@ -124,8 +270,8 @@ class ArgumentRule:
 
     def __post_init__(self) -> None:
         if isinstance(self.index, bool) or not isinstance(self.index, int) or not 0 <= self.index <= 255:
-            raise InvalidInputError("rule.index", self.index, "an argument position from 0 to 255",
-                                    "count the function's arguments from 0")
+            raise InvalidInputError("rule.index", self.index, "an ABI head word from 0 to 255",
+                                    "use the argument's head word (signature_parameters gives it)")
         try:
             object.__setattr__(self, "op", RuleOp(self.op))
         except ValueError:

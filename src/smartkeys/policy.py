@@ -59,7 +59,7 @@ from typing import Any, cast
 from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
-from smartkeys.argument_rules import ArgumentRule, RuleOp
+from smartkeys.argument_rules import ArgumentRule, RuleOp, parameter_at, signature_parameters
 from smartkeys.encoding import checked_address, checked_bytes, checked_uint
 from smartkeys.errors import InvalidInputError, SmartKeysError
 from smartkeys.policy_codec import (
@@ -148,8 +148,9 @@ _TOKEN_LIMIT_KEYS = ("per_period", "period", "total")
 _TOKEN_KEYS = ("address", "decimals")
 _ALLOW_CALL_KEYS = ("contract", "functions", "where")
 _ALLOW_NATIVE_KEYS = ("send_native_to",)
-#: A signature whose every argument is "type name" (names are allowed for `where`): "pay(address to,uint256 sum)".
-_NAMED_SIG_RE = re.compile(r"^\w+\(\s*\w+\s+\w+\s*(,\s*\w+\s+\w+\s*)*\)$")
+#: A signature with argument names ("type name"; names are allowed for `where`): "pay(uint256[2] xs,address to)".
+#: A type ends in a letter, digit, ``]`` or ``)``; a name follows it after a space.
+_NAMED_SIG_RE = re.compile(r"[\w\])]\s+[A-Za-z_$]")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -845,8 +846,11 @@ class PolicyModel:
                         raise InvalidInputError(fpath, fn, "a function signature like 'transfer(address,uint256)'", "write it as text")
                     try:
                         # argument names are allowed for `where`; the selector uses the canonical signature
-                        selector = selector_of(argument_names(fn, fpath)[0] if _NAMED_SIG_RE.match(fn) else fn)
-                    except InvalidInputError:
+                        # (a named signature's own errors name the bad argument and are raised as they are)
+                        selector = selector_of(argument_names(fn, fpath)[0] if _NAMED_SIG_RE.search(fn) else fn)
+                    except InvalidInputError as e:
+                        if _NAMED_SIG_RE.search(fn) and e.field != fpath:
+                            raise
                         raise InvalidInputError(
                             fpath, fn, "a canonical signature like 'transfer(address,uint256)' or a 0x selector",
                             "use types only, no spaces or parameter names: 'transfer(address,uint256)'",
@@ -1594,11 +1598,16 @@ def decompile(
         if fn.startswith("0x"):
             raise InvalidInputError("signatures", fn, "the signature of a function that has argument rules",
                                     "pass its signature in signatures=[...] to show its rules")
-        _, types, arg_names = argument_names(fn, "signatures")
+        _, params = signature_parameters(fn, "signatures")
         token = used_tokens.get(target)
         where: dict[str, Any] = {}
         for rule in perm.rules:
-            name = arg_names[rule.index] if rule.index < len(arg_names) else f"arg{rule.index}"
+            param = parameter_at(params, rule.index)  # the index is a head word, not a place in the list
+            if param is None or param.slot != rule.index or not param.ruleable:
+                raise InvalidInputError("signatures", fn, f"a signature with an elementary argument at ABI head "
+                                        f"word {rule.index} (the word the rule reads)",
+                                        "pass the signature the permission was granted for")
+            name = param.name
             if name in where:
                 raise InvalidInputError(f"where.{name}", rule.op.name, "one rule per argument",
                                         "a where table holds one rule per argument: read the packed policy instead")

@@ -25,9 +25,9 @@ from typing import Any, cast
 
 from eth_utils import to_checksum_address
 
-from smartkeys.argument_rules import ArgumentRule, RuleOp
+from smartkeys.argument_rules import WELL_KNOWN_ARGUMENTS, ArgumentRule, RuleOp, parameter_at, signature_parameters
+from smartkeys.errors import InvalidInputError
 from smartkeys.policy_codec import PermissionMode, SessionPolicy, selector_of
-from smartkeys.policy_where import WELL_KNOWN_ARGUMENTS
 
 __all__ = ["next_use_at", "rate_lines", "rate_view", "rule_lines", "rules_view"]
 
@@ -43,9 +43,20 @@ def signature_of(selector: bytes, signatures: Mapping[bytes, str] | None = None)
 
 
 def argument_name(selector: bytes, index: int, signatures: Mapping[bytes, str] | None = None) -> str:
-    """``to``/``amount``/... for the ERC-20 functions, else ``argN`` (0-based), as a ``where`` table names them."""
-    known = WELL_KNOWN_ARGUMENTS.get(signature_of(selector, signatures) or "", ())
-    return known[index] if index < len(known) else f"arg{index}"
+    """The argument at ABI head word ``index`` (a rule's index), as a ``where`` table names it: its name in the
+    known signature (``to``/``amount``/... for the ERC-20 functions, else the written name or ``argN``, N its
+    place in the list); ``xs word 1`` for a word inside a static array or tuple; ``argN`` (N = the word) when
+    the signature is unknown or does not parse. Source: :func:`smartkeys.argument_rules.signature_parameters`."""
+    signature = signature_of(selector, signatures)
+    if signature is None:
+        return f"arg{index}"
+    try:
+        param = parameter_at(signature_parameters(signature)[1], index)
+    except InvalidInputError:
+        return f"arg{index}"
+    if param is None:
+        return f"word{index}"
+    return param.name if param.slot == index else f"{param.name} word {index - param.slot}"
 
 
 def _label(address: str, names: Mapping[str, str], tokens: Mapping[str, tuple[str, int]]) -> str:

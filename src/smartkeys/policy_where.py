@@ -11,8 +11,11 @@
     where = { to = ["treasury", "0x…"], amount = "<= 50 USDC" }
 
 Keys name the function's arguments: the names of the well-known ERC-20 functions (``to``, ``amount``,
-``spender``, ``from``), names written in the signature (``"pay(address payee,uint256 sum)"``), or ``argN``
-(0-based position). Values: a list (one of, at most 32: allowed recipients), ``"<= X"``, ``">= X"``,
+``spender``, ``from``), names written in the signature (``"pay(address payee,uint256 sum)"``,
+``"pay(uint256[2] xs,address to)"``), or ``argN`` (0-based place in the signature's list). Only elementary
+static arguments (address, bool, uintN, intN, bytesN) can carry a rule; the rule reads the argument's ABI
+head word (after a ``uint256[2]`` the next argument is word 2, see
+:func:`smartkeys.argument_rules.signature_parameters`). Values: a list (one of, at most 32: allowed recipients), ``"<= X"``, ``">= X"``,
 ``"== X"``, ``"!= X"``, ``"X .. Y"`` (inclusive range), or a bare value (equal). Addresses may be names of
 the address book, ``contracts`` or ``tokens``; an amount argument of a token's own function is written in
 that token's units (``"50 USDC"``). Errors name the field path, the value and the fix.
@@ -24,40 +27,21 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from smartkeys.argument_rules import MAX_VALUES, ArgumentRule, RuleOp, abi_kind
+from smartkeys.argument_rules import MAX_VALUES, WELL_KNOWN_ARGUMENTS, ArgumentRule, RuleOp, signature_parameters
 from smartkeys.errors import InvalidInputError
 
 __all__ = ["WELL_KNOWN_ARGUMENTS", "argument_names", "compile_where"]
 
-#: Argument names of the functions whose signatures carry none (ERC-20).
-WELL_KNOWN_ARGUMENTS: dict[str, tuple[str, ...]] = {
-    "transfer(address,uint256)": ("to", "amount"),
-    "approve(address,uint256)": ("spender", "amount"),
-    "increaseAllowance(address,uint256)": ("spender", "amount"),
-    "decreaseAllowance(address,uint256)": ("spender", "amount"),
-    "transferFrom(address,address,uint256)": ("from", "to", "amount"),
-}
 _OPS = (("<=", RuleOp.LE), (">=", RuleOp.GE), ("==", RuleOp.EQ), ("!=", RuleOp.NE))
-_SIG_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
 
 
 def argument_names(signature: str, path: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """(canonical signature, ABI types, argument names) of ``"f(address to,uint256 amount)"`` or ``"f(address,uint256)"``."""
-    m = _SIG_RE.match(signature) if isinstance(signature, str) else None
-    if not m:
-        raise InvalidInputError(path, signature, "a function signature like 'transfer(address,uint256)'",
-                                "write the function with its argument types")
-    parts = [p.strip() for p in m.group(2).split(",")] if m.group(2).strip() else []
-    types, names = [], []
-    for i, part in enumerate(parts):
-        words = part.split()
-        types.append(words[0])
-        names.append(words[-1] if len(words) > 1 else f"arg{i}")
-    canonical = f"{m.group(1)}({','.join(types)})"
-    known = WELL_KNOWN_ARGUMENTS.get(canonical)
-    if known and all(n.startswith("arg") for n in names):
-        names = list(known)
-    return canonical, tuple(types), tuple(names)
+    """(canonical signature, ABI types, argument names) of ``"f(address to,uint256 amount)"`` or ``"f(address,uint256)"``.
+
+    Names are in signature order; a rule's index is a head word, not this order: use
+    :func:`smartkeys.argument_rules.signature_parameters` to go from one to the other."""
+    canonical, params = signature_parameters(signature, path)
+    return canonical, tuple(p.abi_type for p in params), tuple(p.name for p in params)
 
 
 def _value(raw: Any, abi_type: str, path: str, resolve_address: Callable[[Any, str], str],
@@ -97,20 +81,24 @@ def compile_where(
     """
     if not isinstance(where, Mapping) or not where:
         raise InvalidInputError(path, where, "a table of argument rules", 'write where = { to = ["treasury"] }')
-    _, types, names = argument_names(signature, path)
+    _, params = signature_parameters(signature, path)
+    by_name = {p.name: p for p in params}
     rules = []
     for name, raw in where.items():
         fpath = f"{path}.{name}"
-        if name not in names:
-            raise InvalidInputError(fpath, name, f"an argument of {signature}: {', '.join(names) or 'none'}",
+        param = by_name.get(name)
+        if param is None:
+            raise InvalidInputError(fpath, name, f"an argument of {signature}: "
+                                    f"{', '.join(by_name) or 'none'}",
                                     "name the argument as listed, or write argN (0-based)")
-        index = names.index(name)
-        abi_type = types[index]
-        try:
-            abi_kind(abi_type)
-        except InvalidInputError:
-            raise InvalidInputError(fpath, abi_type, "a static argument (address, bool, uintN, intN, bytesN)",
-                                    "rules cannot look inside dynamic arguments (bytes, string, arrays)") from None
+        abi_type, index = param.abi_type, param.slot
+        if not param.ruleable:
+            raise InvalidInputError(fpath, abi_type, "an elementary static argument (address, bool, uintN, intN, "
+                                    "bytesN)", f"rules cannot look inside arrays, tuples or dynamic arguments "
+                                    f"({name} is {abi_type}): rule another argument, or drop this one from where")
+        if index > 255:
+            raise InvalidInputError(fpath, index, "an argument within the first 256 ABI head words",
+                                    "rules reach head words 0..255 only: rule an earlier argument")
         if isinstance(raw, (list, tuple)):
             if not 1 <= len(raw) <= MAX_VALUES:
                 raise InvalidInputError(fpath, len(raw), f"1 to {MAX_VALUES} values", "shorten the list")

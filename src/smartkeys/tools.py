@@ -34,7 +34,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from smartkeys.account import Call
-from smartkeys.argument_rules import ArgumentRule, RuleOp
+from smartkeys.argument_rules import ArgumentRule, Parameter, RuleOp, abi_kind, parameter_at, parameters_of
 from smartkeys.encoding import checked_address
 from smartkeys.errors import InvalidInputError
 from smartkeys.policy_codec import MULTICALL_SELECTORS, PermissionMode, SessionPolicy
@@ -211,9 +211,9 @@ class _Tool:
     selector: bytes
     payable: bool
     description: str
-    #: argument index -> JSON-schema keywords from the permission's argument rules (enum, minimum, maximum)
+    #: argument position -> JSON-schema keywords from the permission's argument rules (enum, minimum, maximum)
     constraints: dict[int, dict[str, Any]] = field(default_factory=dict)
-    #: argument index -> {enum name: address} for recipient lists given as names
+    #: argument position -> {enum name: address} for recipient lists given as names
     aliases: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def schema(self, native_cap: int) -> dict[str, Any]:
@@ -338,16 +338,19 @@ def _build(policy: SessionPolicy, names, abis, tokens, state, now: int | None = 
     def who(target: str) -> str:
         return f"{label(target)} ({target})"
 
-    def add(tool: _Tool) -> None:
-        out.setdefault(tool.name, tool)
+    def add(tool: _Tool | None) -> None:
+        if tool is not None:
+            out.setdefault(tool.name, tool)
 
-    def function_tool(target: str, fn: dict[str, Any]) -> _Tool:
+    def function_tool(target: str, fn: dict[str, Any]) -> _Tool | None:
         payable = fn.get("stateMutability") == "payable" and native_ok
         sig = _signature(fn)
         desc = f"Call {sig} on {who(target)} from the smart account."
         if target in capped and _selector(fn) in _ERC20_OUTFLOW:
             desc += " The amount counts against the token cap in full."
-        constraints, aliases, text = _rule_constraints(policy, target, _selector(fn), fn, names, tokens)
+        constraints, aliases, text, possible = _rule_constraints(policy, target, _selector(fn), fn, names, tokens)
+        if not possible:
+            return None  # the rules of its only permission exclude every call: nothing to offer
         return _Tool(_tool_name(label(target), fn["name"]), target, "function", fn, _selector(fn), payable,
                      f"{desc}{text} {limits}", constraints, aliases)
 
@@ -390,16 +393,26 @@ _ERC20_OUTFLOW = frozenset(_selector(f) for f in ERC20_ABI)
 
 def _rule_constraints(policy: SessionPolicy, target: str, selector: bytes, fn: Mapping[str, Any],
                       names: Mapping[str, str], tokens: Mapping[str, tuple[str, int]]):
-    """(schema keywords per argument, name -> address per argument, description text) of the argument rules.
+    """(schema keywords per argument position, name -> address per argument position, description text, whether
+    some call can pass) of the argument rules.
 
-    Only when exactly one permission names the call: alternatives (OR) cannot be one JSON schema, so then the
-    description lists them and the schema stays open (preflight and the contract still decide)."""
+    A rule's index is an ABI head word (``ArgumentRules.sol``), mapped to its argument by
+    :func:`smartkeys.argument_rules.parameters_of`. The schema never allows more than the chain: the rules of
+    one permission all hold (AND), so bounds on one argument give the tightest minimum and maximum, and a
+    recipient list minus its ``!=`` values gives the enum (nothing left: no call can pass). Several
+    permissions for the call are alternatives (OR), which one JSON schema cannot state exactly: then the
+    description lists them and says the schema is not narrowed (preflight and the contract decide)."""
     perms = [p for p in policy.permissions if p.target == target and p.selector == selector
              and p.mode is PermissionMode.EXACT]
     ruled = [p for p in perms if p.rules]
     if not ruled:
-        return {}, {}, ""
+        return {}, {}, "", True
     inputs = fn.get("inputs", [])
+    try:
+        params: tuple[Parameter, ...] = parameters_of([_abi_type(p) for p in inputs],
+                                                      [p.get("name") for p in inputs], path="abi")
+    except InvalidInputError:
+        params = ()
     symbol, decimals = tokens.get(target, (None, None))
 
     def shown(rule: ArgumentRule, v: Any) -> str:
@@ -409,8 +422,16 @@ def _rule_constraints(policy: SessionPolicy, target: str, selector: bytes, fn: M
             return _units(v, decimals, symbol)
         return str(v.hex() if isinstance(v, bytes) else v)
 
+    def param(rule: ArgumentRule) -> Parameter | None:
+        """The argument whose own head word the rule reads (None: a word inside an array or tuple, or past them)."""
+        p = parameter_at(params, rule.index)
+        return p if p is not None and p.slot == rule.index and p.ruleable else None
+
     def arg(rule: ArgumentRule) -> str:
-        return (inputs[rule.index].get("name") if rule.index < len(inputs) else None) or f"arg{rule.index}"
+        p = parameter_at(params, rule.index)
+        if p is None:
+            return f"head word {rule.index}"
+        return p.name if p.slot == rule.index else f"{p.name} (head word {rule.index}, inside it)"
 
     texts = []
     for p in ruled:
@@ -425,25 +446,68 @@ def _rule_constraints(policy: SessionPolicy, target: str, selector: bytes, fn: M
         texts.append(" and ".join(parts))
     text = " Allowed only when " + (" OR when ".join(texts)) + " (checked on chain)."
     if len(perms) != 1:
-        return {}, {}, text
+        if len(ruled) != len(perms):
+            text = (" One permission allows this call with any arguments; others add the rules: "
+                    + " OR ".join(texts) + ".")
+        else:
+            text += (" The argument schema is not narrowed to these alternatives: a value outside all of them is "
+                     "refused on chain.")
+        return {}, {}, text, True
+    # One permission: intersect its rules per argument (all must hold).
+    enums: dict[int, list[str]] = {}
+    excluded: dict[int, set[str]] = {}
+    bounds: dict[int, list[Any]] = {}
+    by_pos: dict[int, Parameter] = {}
+    for r in perms[0].rules:
+        prm = param(r)
+        if prm is None:
+            continue  # a word the schema cannot name: the description says it, the chain checks it
+        pos = prm.position
+        by_pos[pos] = prm
+        if r.abi_type == "address":
+            if r.op in (RuleOp.ONE_OF, RuleOp.EQ):
+                prev = enums.get(pos)
+                enums[pos] = list(r.values) if prev is None else [v for v in prev if v in r.values]
+            elif r.op is RuleOp.NE:
+                excluded.setdefault(pos, set()).add(r.values[0])
+        elif r.abi_type.startswith("uint") and r.op in (RuleOp.LE, RuleOp.GE, RuleOp.RANGE, RuleOp.EQ):
+            lo, hi = bounds.setdefault(pos, [None, None])
+            new_lo = r.values[0] if r.op in (RuleOp.GE, RuleOp.RANGE, RuleOp.EQ) else None
+            new_hi = r.values[-1] if r.op in (RuleOp.LE, RuleOp.RANGE, RuleOp.EQ) else None
+            bounds[pos] = [lo if new_lo is None else new_lo if lo is None else max(lo, new_lo),
+                           hi if new_hi is None else new_hi if hi is None else min(hi, new_hi)]
+        elif r.abi_type.startswith("uint") and r.op is RuleOp.NE:
+            excluded.setdefault(pos, set()).add(r.values[0])
     constraints: dict[int, dict[str, Any]] = {}
     aliases: dict[int, dict[str, str]] = {}
-    for r in perms[0].rules:
-        c = constraints.setdefault(r.index, {})
-        if r.abi_type == "address" and r.op in (RuleOp.ONE_OF, RuleOp.EQ):
-            table = {names.get(v, v): v for v in r.values}
-            c["enum"] = list(table)
-            aliases[r.index] = table
-        elif r.abi_type.startswith("uint") and r.op in (RuleOp.LE, RuleOp.GE, RuleOp.RANGE):
-            lo = r.values[0] if r.op in (RuleOp.GE, RuleOp.RANGE) else None
-            hi = r.values[-1] if r.op in (RuleOp.LE, RuleOp.RANGE) else None
-            if lo is not None:
-                c["minimum"] = lo
-            if hi is not None:
-                c["maximum"] = hi
-            human = [f"at least {shown(r, lo)}" if lo is not None else "", f"at most {shown(r, hi)}" if hi is not None else ""]
-            c["description"] = " and ".join(h for h in human if h)
-    return constraints, aliases, text
+    possible = True
+    for pos, values in enums.items():
+        values = [v for v in values if v not in excluded.get(pos, ())]
+        possible = possible and bool(values)
+        table = {names.get(v, v): v for v in values}
+        constraints[pos] = {"enum": list(table)}
+        aliases[pos] = table
+    for pos, (lo, hi) in bounds.items():
+        ne = excluded.get(pos, set())
+        while lo is not None and lo in ne:  # an excluded bound moves inwards (exact for whole numbers)
+            lo += 1
+        while hi is not None and hi in ne:
+            hi -= 1
+        top = 2 ** (8 * abi_kind(by_pos[pos].abi_type)[1]) - 1  # the uintN's own range: 0 .. top
+        if (lo if lo is not None else 0) > (hi if hi is not None else top):
+            possible = False
+        c = constraints.setdefault(pos, {})
+        if lo is not None:
+            c["minimum"] = lo
+        if hi is not None:
+            c["maximum"] = hi
+        rule = next(r for r in perms[0].rules if param(r) == by_pos[pos])
+        human = [f"at least {shown(rule, lo)}" if lo is not None else "",
+                 f"at most {shown(rule, hi)}" if hi is not None else ""]
+        c["description"] = " and ".join(h for h in human if h)
+    if not possible:
+        text += " No call can pass these rules together (an empty recipient list or range)."
+    return constraints, aliases, text, possible
 
 
 # --------------------------------------------------------------------------------------------
