@@ -107,8 +107,18 @@ def test_unknown_outcome_is_typed_with_the_hash_and_a_retry_never_pays_twice(age
     assert balance(token, to) == 7
     settled = agent.settle()
     assert [i.status for i in settled] == [LANDED] and agent.pending() == []
-    agent.transfer(token.address, to, 7, via=via, **kw)  # acknowledged: a deliberate second payment goes through
+    # issue 16: "a retry of a settled intent is refused unless asked for by name" -- the same unnamed calls
+    # after settle() found them landed are still refused (naming the landed hash and the fix) ...
+    with pytest.raises(DuplicateIntentError) as again:
+        agent.transfer(token.address, to, 7, via=via, **kw)
+    assert again.value.settled and again.value.hash == err.value.hash
+    assert "repeat=True" in str(again.value) and "intent=" in str(again.value)
+    assert balance(token, to) == 7 and agent.pending() == []
+    # ... and a deliberate second payment is asked for explicitly: repeat=True, or a name
+    agent.transfer(token.address, to, 7, via=via, repeat=True, **kw)
     assert balance(token, to) == 14
+    agent.transfer(token.address, to, 7, via=via, intent=f"second-{via}", **kw)
+    assert balance(token, to) == 21
 
 
 def test_a_recorded_intent_that_never_left_is_resent_unchanged_by_settle(agent, token, bundler, monkeypatch):
