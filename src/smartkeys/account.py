@@ -1216,6 +1216,9 @@ class SessionAgent:
         if receipt is None:  # settled from the chain after a fault: it landed
             landed = guard.intent
             assert landed is not None
+            # reported now (a receipt or the failure below): acknowledged, so the same calls are a new payment
+            guard.done(landed.status, transaction_hash=landed.transaction_hash, block_number=landed.block_number,
+                       gas_used=landed.gas_used)
             if raise_on_failure and landed.status != LANDED:
                 raise TransactionFailedError(tx_hash=landed.transaction_hash)
             return AgentReceipt("direct", landed.transaction_hash or b"", None, landed.status == LANDED,

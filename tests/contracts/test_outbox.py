@@ -273,3 +273,56 @@ def test_a_settled_named_intent_is_still_refused_after_compaction(agent, token, 
     with pytest.raises(DuplicateIntentError) as dup:
         agent.transfer(token.address, to, 9, via="direct", intent="invoice-7")
     assert dup.value.named and dup.value.status == LANDED and balance(token, to) == 12
+
+
+def _rpc_error(code, message):
+    from web3.exceptions import Web3RPCError
+
+    error = {"code": code, "message": message}
+    return Web3RPCError(str(error), rpc_response={"jsonrpc": "2.0", "id": 1, "error": error})
+
+
+@pytest.mark.parametrize("via", ["direct", "user_op"])
+def test_a_gateway_error_after_the_node_took_it_is_settled_not_refused(agent, token, bundler, via, monkeypatch):
+    """Issue 16: an error object that does not certainly mean "refused" (here a gateway's -32603 after the
+    node took the transaction) is an unknown outcome: settled by hash -> the receipt, paid once, typed."""
+    to = Account.create().address
+    kw = {"bundler": bundler} if via == "user_op" else {}
+    eth = type(agent.w3.eth)
+    real_send = eth.send_raw_transaction
+
+    def send_then_gateway_error(self, raw):
+        real_send(self, raw)
+        raise _rpc_error(-32603, "upstream request timeout")
+
+    with monkeypatch.context() as m:
+        m.setattr(eth, "send_raw_transaction", send_then_gateway_error)
+        receipt = agent.transfer(token.address, to, 9, via=via, **kw)
+    assert receipt.success and balance(token, to) == 9
+    (final,) = agent.outbox.read()
+    assert final.status == LANDED and final.acknowledged and final.transaction_hash == receipt.transaction_hash
+
+
+@pytest.mark.parametrize("via", ["direct", "user_op"])
+def test_a_certain_refusal_is_typed_recorded_dropped_and_may_be_retried(agent, token, bundler, via, monkeypatch):
+    """A node's "insufficient funds" means refused and in no pool: TransactionRefusedError (not web3's
+    untyped Web3RPCError) with the hash and the fix; nothing moved; the entry is dropped, so a retry goes."""
+    from smartkeys.errors import TransactionRefusedError
+
+    to = Account.create().address
+    kw = {"bundler": bundler} if via == "user_op" else {}
+    eth = type(agent.w3.eth)
+    ledger_before = agent.session_state()
+    with monkeypatch.context() as m:
+        m.setattr(eth, "send_raw_transaction", lambda self, raw: (_ for _ in ()).throw(
+            _rpc_error(-32000, "insufficient funds for gas * price + value: have 0 want 10")))
+        with pytest.raises(TransactionRefusedError) as err:
+            agent.transfer(token.address, to, 11, via=via, **kw)
+    assert "insufficient funds" in err.value.reason and "fund the sending address" in str(err.value)
+    (entry,) = agent.outbox.read()
+    expected = entry.hash if via == "direct" else bytes.fromhex(entry.payload["tx_hash"][2:])
+    assert err.value.tx_hash == "0x" + expected.hex()
+    assert entry.status == DROPPED and entry.acknowledged
+    assert balance(token, to) == 0 and agent.session_state() == ledger_before
+    agent.transfer(token.address, to, 11, via=via, **kw)  # it never spread: the retry is the only payment
+    assert balance(token, to) == 11
