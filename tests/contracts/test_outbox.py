@@ -326,3 +326,38 @@ def test_a_certain_refusal_is_typed_recorded_dropped_and_may_be_retried(agent, t
     assert balance(token, to) == 0 and agent.session_state() == ledger_before
     agent.transfer(token.address, to, 11, via=via, **kw)  # it never spread: the retry is the only payment
     assert balance(token, to) == 11
+
+
+@pytest.mark.parametrize("via", ["direct", "user_op"])
+def test_the_intent_lock_of_a_key_excludes_another_process(agent, token, bundler, via, monkeypatch, tmp_path):
+    """Issue 16, finding 1 across processes: while another process holds this key's intent lock (it is
+    between its duplicate check and its record), a send of the same key on either path waits -- here past
+    its deadline: DeadlineExceededError, nothing signed, nothing paid -- and goes once the lock is free."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from smartkeys import locks
+    from smartkeys.errors import DeadlineExceededError
+    from smartkeys.rpc import deadline
+
+    monkeypatch.setenv("SMARTKEYS_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.setattr(locks, "shared_chain", lambda w3: True)  # as on a node that other processes reach
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    code = ("import sys, time\nfrom smartkeys.locks import lane_lock\n"
+            f"with lane_lock({agent.chain_id}, {agent.account!r}, {int(agent.key_address, 16)}, kind='intent'):\n"
+            "    print('held', flush=True)\n    sys.stdin.readline()\n")
+    child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": src},
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    to = Account.create().address
+    kw = {"bundler": bundler} if via == "user_op" else {}
+    try:
+        assert child.stdout.readline().strip() == "held"
+        with deadline(1.0), pytest.raises(DeadlineExceededError):
+            agent.transfer(token.address, to, 2, via=via, intent="invoice-lock", **kw)
+        assert balance(token, to) == 0 and agent.outbox.read() == []
+    finally:
+        child.communicate("\n", timeout=20)
+    agent.transfer(token.address, to, 2, via=via, intent="invoice-lock", **kw)
+    assert balance(token, to) == 2
