@@ -1,13 +1,18 @@
 """Exactly once under faults: the steps every send shares (private; used by :mod:`smartkeys.account`).
 
+0. :meth:`IntentGuard.exclusive`: steps 1-3 run under the signer's intent lock (threads and processes),
+   taken before the nonce-lane locks, so one intent sent on two paths at once is checked and recorded once.
 1. :meth:`IntentGuard.check_prior`: an earlier unacknowledged entry with the same intent id is settled
-   first; if it landed (or may still land) the retry is refused.
+   first; if it landed (or may still land) the retry is refused. So is a retry of an unnamed intent that
+   :func:`~smartkeys.outbox.settle` found landed after an unknown outcome (its hold), unless ``repeat``.
 2. :meth:`IntentGuard.record`: the signed intent (hash, nonce lane, payload) is written to the outbox and
    fsync-ed; only then does anything leave the process (``on_submit`` sees it first).
 3. After sending, a fault means the outcome is unknown: :meth:`IntentGuard.unknown` looks the hash up,
    re-sends the same signed payload once if its nonce is free, and either returns what landed or raises
    :class:`~smartkeys.errors.OutcomeUnknownError`. A refusal after sending (``AA25``, ``nonce too low``) is
    looked up too before it is reported: the first attempt may have landed (:meth:`IntentGuard.refused`).
+   Only an answer that certainly means "refused, in no pool" (:func:`is_certain_refusal`) is reported as
+   a refusal; any other error after the request left the process is an unknown outcome.
 """
 
 from __future__ import annotations

@@ -582,15 +582,17 @@ class Owner:
 
     # -- direct owner transactions ------------------------------------------------------
 
-    def execute(self, target: str, value: int = 0, data: bytes = b""):
-        """One call from the account, sent as a transaction from the EOA to itself."""
+    def execute(self, target: str, value: int = 0, data: bytes = b"", *, repeat: bool = False):
+        """One call from the account, sent as a transaction from the EOA to itself. ``repeat``: send it even
+        though the same call, after an unknown outcome, was settled as landed (else
+        :class:`~smartkeys.errors.DuplicateIntentError`; see :meth:`SessionAgent.batch`)."""
         return self._self_call(self.contract.encode_abi("execute", [Web3.to_checksum_address(target), value, data]),
-                               "execute a call", smartkeys_only=False)
+                               "execute a call", smartkeys_only=False, repeat=repeat)
 
-    def execute_batch(self, calls: Iterable[Call]):
-        """Several calls in one transaction; any failure reverts them all."""
+    def execute_batch(self, calls: Iterable[Call], *, repeat: bool = False):
+        """Several calls in one transaction; any failure reverts them all (``repeat``: as :meth:`execute`)."""
         return self._self_call(self.contract.encode_abi("executeBatch", [[c.as_tuple() for c in calls]]),
-                               "execute a batch", smartkeys_only=False)
+                               "execute a batch", smartkeys_only=False, repeat=repeat)
 
     def grant(self, policy: SessionPolicy) -> bytes:
         """Grant ``policy`` on-chain; returns the session id (keccak256 of the packed policy).
@@ -701,7 +703,7 @@ class Owner:
                 raise
             return require_smartkeys(self.w3, self.address, action=action)
 
-    def _self_call(self, data: bytes, action: str, *, smartkeys_only: bool = True):
+    def _self_call(self, data: bytes, action: str, *, smartkeys_only: bool = True, repeat: bool = False):
         """A transaction from the EOA to itself, exactly once under faults (see :meth:`SessionAgent.batch`).
 
         A transaction from an EOA to itself succeeds whatever its data when the EOA has no code (or code that
@@ -718,7 +720,7 @@ class Owner:
                 raise NotDelegatedError(self.address, current, self.implementation, action=action,
                                         runs=implementation_name(current))
         guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address, signer=self.address,
-                            session_id=None, calls=[Call(self.address, 0, data)], name=None)
+                            session_id=None, calls=[Call(self.address, 0, data)], name=None, repeat=repeat is True)
         # one sender per EOA nonce at a time, across threads and processes (smartkeys.locks)
         with guard.exclusive(), \
                 lane_lock(self.chain_id, self.address, kind="tx", cross_process=shared_chain(self.w3)), \
@@ -934,7 +936,7 @@ class SessionAgent:
         is settled by hash or raises :class:`~smartkeys.errors.OutcomeUnknownError`, and a retry of an intent
         that landed or may land raises :class:`~smartkeys.errors.DuplicateIntentError` (``intent`` names it).
         :class:`~smartkeys.errors.NotDelegatedError` (nothing sent) if the account does not run smartkeys: a
-        transaction to an EOA without code would succeed and do nothing."""
+        transaction to an EOA without code would succeed and do nothing. ``repeat``: as in :meth:`batch`."""
         self._require_smartkeys()
         calls = [c if isinstance(c, Call) else Call(c[0], c[1], c[2]) for c in calls]
         guard = self._guard(calls, intent, None, repeat)

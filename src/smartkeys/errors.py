@@ -17,6 +17,7 @@ Every exception smartkeys raises derives from :class:`SmartKeysError`::
     │   └── AuthorizationSkippedError     an EIP-7702 authorization the chain would skip / skipped: .auth_nonce
     ├── ErrorNotRegistered (+LookupError) get_error_class() knows no such error
     ├── TransactionFailedError            a mined transaction failed: .tx_hash .receipt .revert
+    │   └── TransactionRefusedError       the node refused it outright (in no pool, cannot land): .reason
     ├── NetworkError                      the node or bundler failed: .endpoint .method .hint
     │   ├── NodeUnavailableError          connection refused/reset, timeout
     │   ├── RateLimitedError              HTTP 429 / -32005 after retries: .retry_after

@@ -361,3 +361,30 @@ def test_the_intent_lock_of_a_key_excludes_another_process(agent, token, bundler
         child.communicate("\n", timeout=20)
     agent.transfer(token.address, to, 2, via=via, intent="invoice-lock", **kw)
     assert balance(token, to) == 2
+
+
+def test_an_owner_keeps_an_outbox_by_default_and_repeats_a_settled_payment_only_when_asked(chain, owner, token,
+                                                                                           monkeypatch, smartkeys_home):
+    """Owner, as SessionAgent: the default outbox ($SMARTKEYS_HOME/outbox.jsonl, a temporary home per test)
+    remembers an unknown outcome; once settled as landed, the same execute is refused until repeat=True."""
+    from smartkeys.account import Owner
+    from smartkeys.outbox import settle
+
+    fresh = Owner(chain.w3, owner._account)
+    assert fresh.outbox is not None and fresh.outbox.path == smartkeys_home / "outbox.jsonl"
+    assert Owner(chain.w3, owner._account, outbox=None).outbox is None  # the documented opt-out
+    to = Account.create().address
+    data = token.encode_abi("transfer", [to, 3_000])
+    with monkeypatch.context() as m:
+        _break_after_send(m, chain.w3)
+        with pytest.raises(OutcomeUnknownError) as err:
+            fresh.execute(token.address, 0, data)
+    (entry,) = fresh.outbox.unsettled()
+    settled = settle(chain.w3, fresh.outbox, entry, acknowledge=True)  # what `smartkeys pending --settle` does
+    assert settled.status == LANDED and settled.hold_until is not None
+    with pytest.raises(DuplicateIntentError) as dup:
+        fresh.execute(token.address, 0, data)
+    assert dup.value.settled and dup.value.hash == err.value.hash
+    assert balance(token, to) == 3_000
+    fresh.execute(token.address, 0, data, repeat=True)
+    assert balance(token, to) == 6_000
