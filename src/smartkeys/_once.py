@@ -1,19 +1,25 @@
 """Exactly once under faults: the steps every send shares (private; used by :mod:`smartkeys.account`).
 
+0. :meth:`IntentGuard.exclusive`: steps 1-3 run under the signer's intent lock (threads and processes),
+   taken before the nonce-lane locks, so one intent sent on two paths at once is checked and recorded once.
 1. :meth:`IntentGuard.check_prior`: an earlier unacknowledged entry with the same intent id is settled
-   first; if it landed (or may still land) the retry is refused.
+   first; if it landed (or may still land) the retry is refused. So is a retry of an unnamed intent that
+   :func:`~smartkeys.outbox.settle` found landed after an unknown outcome (its hold), unless ``repeat``.
 2. :meth:`IntentGuard.record`: the signed intent (hash, nonce lane, payload) is written to the outbox and
    fsync-ed; only then does anything leave the process (``on_submit`` sees it first).
 3. After sending, a fault means the outcome is unknown: :meth:`IntentGuard.unknown` looks the hash up,
    re-sends the same signed payload once if its nonce is free, and either returns what landed or raises
    :class:`~smartkeys.errors.OutcomeUnknownError`. A refusal after sending (``AA25``, ``nonce too low``) is
    looked up too before it is reported: the first attempt may have landed (:meth:`IntentGuard.refused`).
+   Only an answer that certainly means "refused, in no pool" (:func:`is_certain_refusal`) is reported as
+   a refusal; any other error after the request left the process is an unknown outcome.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -61,6 +67,44 @@ def is_nonce_refusal(exc: BaseException) -> bool:
         or "replacement transaction underpriced" in text or "nonce has already been used" in text
 
 
+#: Node answers that certainly mean "refused, and not taken into any pool": the transaction itself is
+#: invalid for every node (a bad signature, a sender that cannot pay, a gas limit no block holds...).
+#: Everything else after the request left the process -- a gateway's ``-32603 upstream request timeout``,
+#: an unknown ``-32000`` -- leaves the outcome unknown: it is settled by hash and nonce lane.
+_CERTAIN_REFUSALS = (
+    "insufficient funds", "invalid signature", "invalid sender", "invalid transaction signature",
+    "intrinsic gas too low", "exceeds block gas limit", "gas limit reached", "oversized data",
+    "transaction type not supported", "tx type not supported", "invalid chain id", "chain id mismatch",
+    "max priority fee per gas higher than max fee per gas", "tip higher than fee cap", "tip above fee cap",
+    "max fee per gas higher than", "fee cap less than", "failed to decode transaction",
+)
+
+
+def is_certain_refusal(exc: BaseException) -> bool:
+    """A node's JSON-RPC error object that certainly means the transaction was refused and is in no pool
+    (:data:`_CERTAIN_REFUSALS`); a transport fault, a gateway error or anything unrecognised is not one."""
+    from smartkeys.errors import NetworkError
+
+    if isinstance(exc, NetworkError) or is_nonce_refusal(exc) or is_already_known(exc):
+        return False
+    try:
+        from web3.exceptions import Web3RPCError
+    except ImportError:  # pragma: no cover - web3 < 7
+        Web3RPCError = ValueError  # type: ignore[misc,assignment]  # noqa: N806
+    answered = isinstance(exc, Web3RPCError) or (
+        type(exc) is ValueError and isinstance(exc.args[0] if exc.args else None, dict))
+    text = str(exc).lower()
+    return answered and any(reason in text for reason in _CERTAIN_REFUSALS)
+
+
+def refusal_error(exc: BaseException, *, hash: bytes | None = None) -> SmartKeysError:
+    """A node's certain refusal of a transaction as a typed error (web3's ``Web3RPCError`` is not one)."""
+    from smartkeys.errors import TransactionRefusedError
+
+    message = getattr(exc, "message", None) or str(exc)
+    return TransactionRefusedError(str(message)[:200], hash=hash)
+
+
 def is_already_known(exc: BaseException) -> bool:
     """The node or bundler already holds this very transaction / operation (an earlier attempt reached it)."""
     text = str(exc).lower()
@@ -72,7 +116,7 @@ class IntentGuard:
 
     def __init__(self, w3: Any, outbox: Outbox | None, *, chain_id: int, account: str, signer: str,
                  session_id: bytes | None, calls: Sequence[Any], name: str | None,
-                 on_submit: Callable[[Intent], None] | None = None) -> None:
+                 on_submit: Callable[[Intent], None] | None = None, repeat: bool = False) -> None:
         self.w3 = w3
         self.outbox = outbox
         self.chain_id = chain_id
@@ -82,7 +126,20 @@ class IntentGuard:
         self.calls = list(calls)
         self.intent_id = name if name else auto_intent_id(chain_id, account, signer, calls)
         self.on_submit = on_submit
+        self.repeat = bool(repeat)
         self.intent: Intent | None = None
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the intent lock of (chain, account, signer) -- threads and processes
+        (:func:`smartkeys.locks.lane_lock`, kind ``"intent"``) -- so that the duplicate check and the record
+        of one intent exclude every other send of the same signer, on any path (direct, self-bundled,
+        bundler). Taken before (outside) the nonce-lane locks; not re-entrant."""
+        from smartkeys.locks import lane_lock, shared_chain
+
+        with lane_lock(self.chain_id, self.account, int(self.signer, 16), kind="intent",
+                       cross_process=shared_chain(self.w3)):
+            yield
 
     # -- before signing ---------------------------------------------------------------
 
@@ -90,8 +147,13 @@ class IntentGuard:
         """Refuse a retry of an intent that landed or may still land; let one through that cannot land."""
         if self.outbox is None:
             return
+        now = time.time()
         for prior in self.outbox.find(self.intent_id, chain_id=self.chain_id, signer=self.signer):
             if prior.acknowledged and not prior.named:
+                if prior.status == LANDED and not self.repeat and (prior.hold_until or 0) > now:
+                    # its outcome was unknown to the caller, then settled as landed: a retry is refused
+                    raise DuplicateIntentError(intent_id=prior.intent_id, status=prior.status, hash=prior.hash,
+                                               transaction_hash=prior.transaction_hash, settled=True)
                 continue
             if prior.status == PENDING:
                 try:
@@ -164,13 +226,15 @@ class IntentGuard:
         except Exception as err:  # noqa: BLE001
             raise OutcomeUnknownError(hash=intent.hash, kind=intent.kind, sender=intent.sender, nonce=intent.nonce,
                                       intent_id=intent.intent_id, cause=err) from exc
-        if found.status == PENDING and not is_nonce_refusal(exc):  # refused, and the nonce is still free
+        if found.status == PENDING and not found.note and not is_nonce_refusal(exc):  # refused, nonce still free
             self.not_sent(str(exc))
             return None
+        if found.status == PENDING:
+            # the nonce is free on chain but taken in a pool: not certain that ours is in none -> settle
+            # (look it up again, re-send the same signed payload, wait)
+            return self.unknown(exc, bundler=bundler)
         settled = replace(intent, status=found.status, transaction_hash=found.transaction_hash,
                           block_number=found.block_number, gas_used=found.gas_used, note=found.note)
-        if found.status == PENDING:  # the nonce is free on chain but taken in a pool: someone else's op
-            settled = replace(settled, status=DROPPED, note=f"refused: {str(exc)[:150]}")
         if self.outbox is not None:
             settled = self.outbox.mark(intent, settled.status, transaction_hash=settled.transaction_hash,
                                        block_number=settled.block_number, gas_used=settled.gas_used, note=settled.note)

@@ -22,7 +22,7 @@ from web3 import Web3
 from web3.types import Wei
 
 from smartkeys import artifacts
-from smartkeys._once import IntentGuard, is_already_known, is_nonce_refusal, transport_faults
+from smartkeys._once import IntentGuard, is_certain_refusal, is_nonce_refusal, refusal_error, transport_faults
 from smartkeys.authorization import authorization_nonce, sign_authorization
 from smartkeys.deployments import ENTRY_POINT_V08, account_address
 from smartkeys.encoding import checked_address, checked_uint, nonce_key_for, parse_delegation, parse_quantity
@@ -386,9 +386,9 @@ class Owner:
 
     Owner transactions (grant, revoke, execute) and owner operations through a bundler follow the same
     exactly-once rules as an agent's (:meth:`SessionAgent.batch`): the hash is known before sending, a fault
-    after sending is settled by lookup or raises :class:`~smartkeys.errors.OutcomeUnknownError`; with an
-    ``outbox`` the signed intent is recorded first. One EOA's transactions are serialized across threads
-    and processes.
+    after sending is settled by lookup or raises :class:`~smartkeys.errors.OutcomeUnknownError`; the signed
+    intent is recorded in the ``outbox`` first (by default ``$SMARTKEYS_HOME/outbox.jsonl``, as an agent's).
+    One EOA's transactions are serialized across threads and processes.
 
     >>> # owner = Owner(w3, eoa_account); owner.delegate(); owner.execute(token, 0, data)
     """
@@ -401,7 +401,7 @@ class Owner:
         chain_id: int | None = None,
         implementation: str | None = None,
         dangerously_allow_unknown_implementation: bool = False,
-        outbox: Outbox | None = None,
+        outbox: Outbox | bool | None = True,
     ) -> None:
         """``implementation`` is what :meth:`delegate` points the EOA at: by default the canonical smartkeys
         account; otherwise it must be a known smartkeys deployment of this chain (the canonical address or the
@@ -416,12 +416,16 @@ class Owner:
         a remote signer (:class:`smartkeys.signers.JsonRpcSigner`). A signer that cannot sign an EIP-7702
         authorization raises :class:`~smartkeys.errors.SignerUnsupportedError` from :meth:`delegate` (nothing
         sent); grants, revokes, executes and owner operations need only transactions and typed data.
+
+        ``outbox``: as :class:`SessionAgent`'s -- ``True`` (the default) is ``Outbox()``
+        (``$SMARTKEYS_HOME/outbox.jsonl``), an :class:`~smartkeys.outbox.Outbox` that file, ``None``/``False``
+        records nothing (**unsafe under faults**: a retry after an unknown outcome may pay twice).
         """
         from smartkeys.delegation import known_implementations
         from smartkeys.signers import as_signer
 
         self.w3 = w3
-        self.outbox = outbox
+        self.outbox: Outbox | None = _resolve_outbox(outbox)
         self._account = account = as_signer(account, "account")
         self.chain_id = check_chain_id(w3, chain_id)
         if implementation is not None:
@@ -578,15 +582,17 @@ class Owner:
 
     # -- direct owner transactions ------------------------------------------------------
 
-    def execute(self, target: str, value: int = 0, data: bytes = b""):
-        """One call from the account, sent as a transaction from the EOA to itself."""
+    def execute(self, target: str, value: int = 0, data: bytes = b"", *, repeat: bool = False):
+        """One call from the account, sent as a transaction from the EOA to itself. ``repeat``: send it even
+        though the same call, after an unknown outcome, was settled as landed (else
+        :class:`~smartkeys.errors.DuplicateIntentError`; see :meth:`SessionAgent.batch`)."""
         return self._self_call(self.contract.encode_abi("execute", [Web3.to_checksum_address(target), value, data]),
-                               "execute a call", smartkeys_only=False)
+                               "execute a call", smartkeys_only=False, repeat=repeat)
 
-    def execute_batch(self, calls: Iterable[Call]):
-        """Several calls in one transaction; any failure reverts them all."""
+    def execute_batch(self, calls: Iterable[Call], *, repeat: bool = False):
+        """Several calls in one transaction; any failure reverts them all (``repeat``: as :meth:`execute`)."""
         return self._self_call(self.contract.encode_abi("executeBatch", [[c.as_tuple() for c in calls]]),
-                               "execute a batch", smartkeys_only=False)
+                               "execute a batch", smartkeys_only=False, repeat=repeat)
 
     def grant(self, policy: SessionPolicy) -> bytes:
         """Grant ``policy`` on-chain; returns the session id (keccak256 of the packed policy).
@@ -697,7 +703,7 @@ class Owner:
                 raise
             return require_smartkeys(self.w3, self.address, action=action)
 
-    def _self_call(self, data: bytes, action: str, *, smartkeys_only: bool = True):
+    def _self_call(self, data: bytes, action: str, *, smartkeys_only: bool = True, repeat: bool = False):
         """A transaction from the EOA to itself, exactly once under faults (see :meth:`SessionAgent.batch`).
 
         A transaction from an EOA to itself succeeds whatever its data when the EOA has no code (or code that
@@ -714,9 +720,10 @@ class Owner:
                 raise NotDelegatedError(self.address, current, self.implementation, action=action,
                                         runs=implementation_name(current))
         guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address, signer=self.address,
-                            session_id=None, calls=[Call(self.address, 0, data)], name=None)
+                            session_id=None, calls=[Call(self.address, 0, data)], name=None, repeat=repeat is True)
         # one sender per EOA nonce at a time, across threads and processes (smartkeys.locks)
-        with lane_lock(self.chain_id, self.address, kind="tx", cross_process=shared_chain(self.w3)), \
+        with guard.exclusive(), \
+                lane_lock(self.chain_id, self.address, kind="tx", cross_process=shared_chain(self.w3)), \
                 _typed_chain_errors(self.w3):
             guard.check_prior()
             return _guarded_transaction(self.w3, guard, self._account, {"to": self.address, "data": data})
@@ -797,11 +804,20 @@ class Owner:
         exactly once through :attr:`outbox` (when the owner has one)."""
         guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address,
                             signer=self.address, session_id=None, calls=calls, name=None)
-        guard.check_prior()
-        op = self.sign_user_op(self.build_user_op(calls))
-        return _guarded_handle_ops(self.w3, self.entry_point, guard, op, bundler).raise_for_failure()
+        with guard.exclusive():
+            guard.check_prior()
+            op = self.sign_user_op(self.build_user_op(calls))
+            return _guarded_handle_ops(self.w3, self.entry_point, guard, op, bundler).raise_for_failure()
 
     def _via_bundler(self, calls: Sequence[Call], client: BundlerClient) -> UserOpResult:
+        """Estimate with the bundler (dummy signature), sign, ``eth_sendUserOperation``, wait for the receipt,
+        under the owner's intent lock (:meth:`IntentGuard.exclusive`); see :meth:`_via_bundler_guarded`."""
+        guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address, signer=self.address,
+                            session_id=None, calls=calls, name=None)
+        with guard.exclusive():
+            return self._via_bundler_guarded(calls, client, guard)
+
+    def _via_bundler_guarded(self, calls: Sequence[Call], client: BundlerClient, guard: IntentGuard) -> UserOpResult:
         """Estimate with the bundler (dummy signature), sign, ``eth_sendUserOperation``, wait for the receipt.
 
         If this EOA does not delegate to the implementation yet, the op carries the EIP-7702 authorization
@@ -820,8 +836,6 @@ class Owner:
         signed = sign_user_op(op, self._account, ENTRY_POINT_V08, self.chain_id)
         from smartkeys.bundler import BundlerUserOperationError, _wire_op
 
-        guard = IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.address, signer=self.address,
-                            session_id=None, calls=calls, name=None)
         guard.check_prior(bundler=client)
         if auth is not None:
             self._check_auth_nonce(auth, None, self.implementation)
@@ -912,7 +926,8 @@ class SessionAgent:
         """``executeAsSession(policy, calls)`` calldata."""
         return self.contract.encode_abi("executeAsSession", [self.policy.encode(), [c.as_tuple() for c in calls]])
 
-    def send_direct(self, calls: Sequence[Call], *, gas: int | None = None, intent: str | None = None):
+    def send_direct(self, calls: Sequence[Call], *, gas: int | None = None, intent: str | None = None,
+                    repeat: bool = False):
         """Act with a transaction sent (and paid) by the session key's own address; returns its receipt.
 
         Low level: no preflight (the contract alone decides; a reverting estimate raises its decoded error,
@@ -921,11 +936,11 @@ class SessionAgent:
         is settled by hash or raises :class:`~smartkeys.errors.OutcomeUnknownError`, and a retry of an intent
         that landed or may land raises :class:`~smartkeys.errors.DuplicateIntentError` (``intent`` names it).
         :class:`~smartkeys.errors.NotDelegatedError` (nothing sent) if the account does not run smartkeys: a
-        transaction to an EOA without code would succeed and do nothing."""
+        transaction to an EOA without code would succeed and do nothing. ``repeat``: as in :meth:`batch`."""
         self._require_smartkeys()
         calls = [c if isinstance(c, Call) else Call(c[0], c[1], c[2]) for c in calls]
-        guard = self._guard(calls, intent, None)
-        with self._journaled(calls, "direct"), \
+        guard = self._guard(calls, intent, None, repeat)
+        with self._journaled(calls, "direct"), guard.exclusive(), \
                 lane_lock(self.chain_id, self._key.address, kind="tx", cross_process=shared_chain(self.w3)):
             guard.check_prior()
             return _guarded_transaction(self.w3, guard, self._key, {"to": self.account, "data": self.call_data(calls)},
@@ -1036,7 +1051,7 @@ class SessionAgent:
         return sign_user_op(op, self._key, ENTRY_POINT_V08, self.chain_id)
 
     def send_user_op(self, calls: Sequence[Call], *, bundler: SelfBundler | BaseAccount,
-                     intent: str | None = None) -> UserOpResult:
+                     intent: str | None = None, repeat: bool = False) -> UserOpResult:
         """Build, sign with the session key and self-bundle; raises the decoded revert if the calls fail.
 
         ``bundler``: a :class:`~smartkeys.bundler.SelfBundler` or the account it wraps (sends ``handleOps``).
@@ -1048,8 +1063,8 @@ class SessionAgent:
         if not isinstance(bundler, SelfBundler):
             bundler = SelfBundler(bundler)
         calls = [c if isinstance(c, Call) else Call(c[0], c[1], c[2]) for c in calls]
-        guard = self._guard(calls, intent, None)
-        with self._journaled(calls, "user_op"), \
+        guard = self._guard(calls, intent, None, repeat)
+        with self._journaled(calls, "user_op"), guard.exclusive(), \
                 lane_lock(self.chain_id, self.account, self.nonce_key, cross_process=shared_chain(self.w3)):
             guard.check_prior()
             op = self.sign_user_op(self.build_user_op(calls))
@@ -1075,12 +1090,13 @@ class SessionAgent:
         raise_on_failure: bool = True,
         intent: str | None = None,
         on_submit: Callable[[Intent], None] | None = None,
+        repeat: bool = False,
     ) -> AgentReceipt:
         """One call through the account; see :meth:`batch`."""
         # Call.__post_init__ turns hex text into bytes
         call = Call(checked_address(target, "target"), checked_uint(value, "value"), cast(bytes, data))
         return self.batch([call], via=via, bundler=bundler, expected_outflows=expected_outflows,
-                          raise_on_failure=raise_on_failure, intent=intent, on_submit=on_submit)
+                          raise_on_failure=raise_on_failure, intent=intent, on_submit=on_submit, repeat=repeat)
 
     def transfer(
         self,
@@ -1093,6 +1109,7 @@ class SessionAgent:
         raise_on_failure: bool = True,
         intent: str | None = None,
         on_submit: Callable[[Intent], None] | None = None,
+        repeat: bool = False,
     ) -> AgentReceipt:
         """ERC-20 ``token.transfer(to, amount)`` from the account (``amount`` in base units); see :meth:`batch`."""
         from eth_abi import encode as abi_encode
@@ -1102,7 +1119,7 @@ class SessionAgent:
         amount = checked_uint(amount, "amount")
         data = _TRANSFER_SELECTOR + abi_encode(["address", "uint256"], [to, amount])
         return self.batch([Call(token, 0, data)], via=via, bundler=bundler, raise_on_failure=raise_on_failure,
-                          intent=intent, on_submit=on_submit)
+                          intent=intent, on_submit=on_submit, repeat=repeat)
 
     def batch(
         self,
@@ -1114,6 +1131,7 @@ class SessionAgent:
         raise_on_failure: bool = True,
         intent: str | None = None,
         on_submit: Callable[[Intent], None] | None = None,
+        repeat: bool = False,
     ) -> AgentReceipt:
         """Preflight ``calls`` against the session's on-chain state, then submit them as one session use.
 
@@ -1136,7 +1154,12 @@ class SessionAgent:
         do not send again, settle it (:meth:`settle`). ``intent`` names the intent (an idempotency key):
         a named intent that landed is never sent again; an unnamed one is identified by its calls, and a
         retry of one whose outcome was never reported (a crash, an unknown outcome) is settled first and
-        refused with :class:`~smartkeys.errors.DuplicateIntentError` if it landed.
+        refused with :class:`~smartkeys.errors.DuplicateIntentError` if it landed. One that :meth:`settle`
+        found landed after an unknown outcome keeps refusing a retry of the same calls for
+        ``outbox.hold_settled_for`` seconds (24 h by default): to pay the same thing again on purpose, name
+        it (``intent="..."``) or pass ``repeat=True``. The duplicate check and the record of an intent hold
+        the signer's intent lock (threads and processes; :meth:`IntentGuard.exclusive`), so one intent sent
+        on both paths at once is sent once.
 
         Thread and process safety: uses of one nonce lane (this key's user-op lane, or a sending EOA) are
         serialized across threads and processes (:func:`smartkeys.locks.lane_lock`); a conflict with a
@@ -1152,14 +1175,14 @@ class SessionAgent:
             if bundler is not None:
                 raise InvalidInputError("bundler", type(bundler).__name__, "None on the direct path",
                                         "the session key sends (and pays for) direct transactions itself")
-            guard = self._guard(calls, intent, on_submit)
-            with self._journaled(calls, "direct"), _typed_chain_errors(self.w3):
+            guard = self._guard(calls, intent, on_submit, repeat)
+            with self._journaled(calls, "direct"), _typed_chain_errors(self.w3), guard.exclusive():
                 return self._direct(calls, expected_outflows, raise_on_failure, guard)
         from smartkeys.bundler import as_bundler
 
         way_out = as_bundler(bundler)
-        guard = self._guard(calls, intent, on_submit)
-        with self._journaled(calls, "user_op"), _typed_chain_errors(self.w3):
+        guard = self._guard(calls, intent, on_submit, repeat)
+        with self._journaled(calls, "user_op"), _typed_chain_errors(self.w3), guard.exclusive():
             return way_out._submit_session_op(self, calls, expected_outflows, raise_on_failure, guard)
 
     def _preflight(self, calls: Sequence[Call], *, via_user_op: bool, op: PackedUserOperation | None,
@@ -1174,13 +1197,13 @@ class SessionAgent:
             expected_outflows=expected_outflows, sender=None if via_user_op else self._key.address,
         )
 
-    def _guard(self, calls, intent: str | None, on_submit) -> IntentGuard:
+    def _guard(self, calls, intent: str | None, on_submit, repeat: bool = False) -> IntentGuard:
         if intent is not None and (not isinstance(intent, str) or not intent.strip() or intent.startswith("auto:")):
             raise InvalidInputError("intent", intent, "a non-empty name (not starting with 'auto:')",
                                     "name the intent, e.g. intent='invoice-42', or leave it out")
         return IntentGuard(self.w3, self.outbox, chain_id=self.chain_id, account=self.account,
                            signer=self._key.address, session_id=self.session_id, calls=calls, name=intent,
-                           on_submit=on_submit)
+                           on_submit=on_submit, repeat=repeat is True)
 
     def _direct(self, calls, expected_outflows, raise_on_failure, guard: IntentGuard) -> AgentReceipt:
         from smartkeys.tx import prepare_transaction
@@ -1195,6 +1218,9 @@ class SessionAgent:
         if receipt is None:  # settled from the chain after a fault: it landed
             landed = guard.intent
             assert landed is not None
+            # reported now (a receipt or the failure below): acknowledged, so the same calls are a new payment
+            guard.done(landed.status, transaction_hash=landed.transaction_hash, block_number=landed.block_number,
+                       gas_used=landed.gas_used)
             if raise_on_failure and landed.status != LANDED:
                 raise TransactionFailedError(tx_hash=landed.transaction_hash)
             return AgentReceipt("direct", landed.transaction_hash or b"", None, landed.status == LANDED,
@@ -1222,12 +1248,12 @@ class SessionAgent:
             elif is_nonce_refusal(exc):
                 guard.refused(exc)
                 return None
-            elif isinstance(exc, NetworkError) or not _is_node_refusal(exc):
+            elif is_certain_refusal(exc):  # the node refused it (e.g. insufficient funds): it never spread
+                guard.not_sent(str(exc))
+                raise refusal_error(exc, hash=bytes(signed.hash)) from exc
+            else:  # anything else after the request left (a gateway's error too): settled by hash
                 guard.unknown(exc)
                 return None
-            else:  # the node refused it (e.g. insufficient funds): it never spread
-                guard.not_sent(str(exc))
-                raise
         try:
             return self.w3.eth.wait_for_transaction_receipt(
                 signed.hash, timeout=bounded_timeout(120, "waiting for a receipt"), poll_latency=0.02)
@@ -1268,13 +1294,7 @@ class SessionAgent:
                 except transport_faults() as exc:
                     if guard.intent is None:  # failed before signing (a simulation refusal is typed; raise it)
                         raise
-                    if is_nonce_refusal(exc):
-                        landed = guard.refused(exc)
-                    elif is_already_known(exc) or isinstance(exc, NetworkError) or not _is_node_refusal(exc):
-                        landed = guard.unknown(exc)
-                    else:
-                        guard.not_sent(str(exc))
-                        raise
+                    landed = _after_send_fault(guard, exc)
                     if landed is None:  # refused() returns None when exc is to be raised as is
                         raise
                     result = _result_from_intent(landed)
@@ -1391,15 +1411,29 @@ def _exactly_once(guard: IntentGuard, send: Callable[[], Any]) -> tuple[Any, Int
     except transport_faults() as exc:
         if guard.intent is None:  # nothing was signed (an estimate's decoded refusal, a read that failed)
             raise
-        if is_nonce_refusal(exc):  # another sender used the nonce; ours may have landed before
-            landed = guard.refused(exc)
-        elif is_already_known(exc) or isinstance(exc, NetworkError) or not _is_node_refusal(exc):
-            landed = guard.unknown(exc)
-        else:  # the node refused it (e.g. insufficient funds): it never spread
-            guard.not_sent(str(exc))
-            raise
+        landed = _after_send_fault(guard, exc)
         assert landed is not None
         return None, landed
+
+
+def _after_send_fault(guard: IntentGuard, exc: BaseException) -> Intent | None:
+    """Sort out an error raised after a signed transaction left the process (``guard.intent`` recorded).
+
+    Only an answer that certainly means "refused, in no pool" (:func:`smartkeys._once.is_certain_refusal`:
+    insufficient funds, an invalid signature...) is a refusal: recorded dropped and raised as
+    :class:`~smartkeys.errors.TransactionRefusedError`. A nonce refusal is looked up (an earlier attempt of
+    this very payload may have landed). Anything else -- a transport fault, a gateway's error object after
+    the node took it, "already known" -- leaves the outcome unknown: settled by hash and nonce lane
+    (:meth:`IntentGuard.unknown`). Returns the settled intent or None (refused() says raise ``exc``)."""
+    intent = guard.intent
+    assert intent is not None
+    if is_nonce_refusal(exc):  # another sender used the nonce; ours may have landed before
+        return guard.refused(exc)
+    if is_certain_refusal(exc):
+        guard.not_sent(str(exc))
+        tx_hash = intent.payload.get("tx_hash") if intent.kind == "user_op" else intent.hash
+        raise refusal_error(exc, hash=tx_hash) from exc
+    return guard.unknown(exc)
 
 
 def _guarded_transaction(w3: Web3, guard: IntentGuard, account: BaseAccount, tx: dict, *, gas: int | None = None):
@@ -1476,15 +1510,6 @@ def _result_from_intent(intent: Intent) -> UserOpResult:
         actual_gas_used=int(intent.gas_used or 0), transaction_hash=intent.transaction_hash or b"", bundle_gas_used=0,
         revert=None if success else UserOperationError("the operation's calls reverted (settled from the chain)"),
     )
-
-
-def _is_node_refusal(exc: BaseException) -> bool:
-    """A JSON-RPC error object from the node (it answered and refused), as opposed to a transport fault."""
-    try:
-        from web3.exceptions import Web3RPCError
-    except ImportError:  # pragma: no cover - web3 < 7
-        return isinstance(exc, ValueError) and not isinstance(exc, NetworkError)
-    return isinstance(exc, Web3RPCError) or (type(exc) is ValueError and isinstance(exc.args[0] if exc.args else None, dict))
 
 
 @contextmanager

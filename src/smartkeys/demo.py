@@ -80,7 +80,10 @@ def run_demo(out: TextIO, *, color: bool = False) -> int:
         return f"{token.functions.balanceOf(address).call() / USDC:,.2f} USDC"
 
     step("Delegate the owner's EOA to the smartkeys account (EIP-7702, self-sponsored)")
-    owner = Owner(w3, owner_eoa)
+    workdir = tempfile.TemporaryDirectory(prefix="smartkeys-demo-")
+    # the demo's chain is thrown away at the end: so is its outbox (not the user's ~/.smartkeys one)
+    outbox = Outbox(os.path.join(workdir.name, "outbox.jsonl"))
+    owner = Owner(w3, owner_eoa, outbox=outbox)
     receipt = owner.delegate()
     say(f"owner {owner.address} now has code 0xef0100‖{owner.delegation()}")
     say(f"set-code transaction: {receipt['gasUsed']:,} gas")
@@ -100,11 +103,8 @@ def run_demo(out: TextIO, *, color: bool = False) -> int:
     )
     owner.grant(policy)
     say(f"session {policy.session_id.hex()[:16]}… for key {agent_key.address}")
-    workdir = tempfile.TemporaryDirectory(prefix="smartkeys-demo-")
     journal = RefusalJournal(os.path.join(workdir.name, "refusals.jsonl"))
-    # the demo's chain is thrown away at the end: so is its outbox (not the user's ~/.smartkeys one)
-    agent = SessionAgent(w3, owner.address, agent_key, policy, journal=journal,
-                         outbox=Outbox(os.path.join(workdir.name, "outbox.jsonl")))
+    agent = SessionAgent(w3, owner.address, agent_key, policy, journal=journal, outbox=outbox)
     agent.name_addresses({recipient.address: "shop"})  # the policy file's address book: refusals use the names
     say(f"recipient list: shop = {recipient.address}")
     say("the agent's SDK records every refusal in a journal (here a temporary file)")

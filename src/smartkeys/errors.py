@@ -17,6 +17,7 @@ Every exception smartkeys raises derives from :class:`SmartKeysError`::
     │   └── AuthorizationSkippedError     an EIP-7702 authorization the chain would skip / skipped: .auth_nonce
     ├── ErrorNotRegistered (+LookupError) get_error_class() knows no such error
     ├── TransactionFailedError            a mined transaction failed: .tx_hash .receipt .revert
+    │   └── TransactionRefusedError       the node refused it outright (in no pool, cannot land): .reason
     ├── NetworkError                      the node or bundler failed: .endpoint .method .hint
     │   ├── NodeUnavailableError          connection refused/reset, timeout
     │   ├── RateLimitedError              HTTP 429 / -32005 after retries: .retry_after
@@ -81,6 +82,7 @@ __all__ = [
     "ChainStateError",
     "DeadlineExceededError",
     "DuplicateIntentError",
+    "TransactionRefusedError",
     "MalformedResponseError",
     "NetworkError",
     "NodeUnavailableError",
@@ -451,6 +453,21 @@ class TransactionFailedError(SmartKeysError):
             self.__cause__ = revert
 
 
+class TransactionRefusedError(TransactionFailedError):
+    """The node refused a signed transaction outright (an answer that certainly means it is in no pool:
+    insufficient funds for gas, an invalid signature, a gas limit above the block's...): it never spread and
+    can never land. ``reason`` is the node's message, ``tx_hash`` the refused transaction's hash. Nothing
+    moved; fix the cause (fund the sender, ...) and send again."""
+
+    def __init__(self, reason: str, *, hash: bytes | str | None = None) -> None:
+        self.reason = reason
+        shown = _hex32(hash) or "<unknown hash>"
+        fix = ("fund the sending address with ETH for gas" if "insufficient funds" in reason.lower()
+               else "fix what the node names, then send again (nothing was paid)")
+        super().__init__(f"transaction {shown} refused by the node ({reason}); it was not sent on and cannot land; "
+                         f"fix: {fix}", tx_hash=_hex32(hash))
+
+
 # --------------------------------------------------------------------------------------------
 # network faults and unknown outcomes
 # --------------------------------------------------------------------------------------------
@@ -551,14 +568,19 @@ class DuplicateIntentError(SmartKeysError):
     land (``"pending"``). Nothing was sent now. ``intent_id``, ``hash`` and ``transaction_hash`` name it."""
 
     def __init__(self, *, intent_id: str, status: str, hash: bytes | str, transaction_hash: bytes | str | None = None,
-                 named: bool = False) -> None:
+                 named: bool = False, settled: bool = False) -> None:
         self.intent_id = intent_id
         self.status = status
         self.named = named
+        self.settled = settled
         self.hash = _hex32(hash)
         self.transaction_hash = _hex32(transaction_hash)
         where = f" in transaction {self.transaction_hash}" if self.transaction_hash else ""
-        if status == "pending":
+        if settled:  # an unknown outcome, settled as landed: a retry of the same calls is a likely double pay
+            state = f"landed as {self.hash}{where} (its outcome was unknown, then settled)"
+            fix = ("nothing to do, it is paid; to pay the same thing once more on purpose, name the new payment "
+                   "(intent='…', CLI --intent NAME) or pass repeat=True (CLI --repeat)")
+        elif status == "pending":
             state = f"was sent as {self.hash} and may still land"
             fix = "settle it first (`smartkeys pending --settle`); if it did not land, the retry goes through"
         else:

@@ -12,7 +12,11 @@ what it does (chain, account, signer, calls). An entry is *acknowledged* once it
 caller (a receipt returned, a refusal raised). Before sending, the SDK looks for an unacknowledged entry with
 the same id: one that landed (reported failed, or never reported because the process died) refuses the retry
 with :class:`~smartkeys.errors.DuplicateIntentError`; one that may still land is settled first. A named
-intent is exactly-once for good: its name cannot be sent again once it landed.
+intent is exactly-once for good: its name cannot be sent again once it landed. An unnamed intent whose
+outcome was unknown to the caller and that :func:`settle` (``acknowledge=True``: ``agent.settle()``,
+``smartkeys pending --settle``) then found landed is *held*: a retry of the same calls by the same signer is
+refused with :class:`~smartkeys.errors.DuplicateIntentError` for ``Outbox.hold_settled_for`` seconds
+(default 24 h; compaction keeps the hold), unless asked for by name (``intent="..."``) or with ``repeat=True``.
 
 Status of an entry: ``pending`` (sent or about to be; may land), ``landed`` (on chain; its calls ran),
 ``reverted`` (on chain; its calls reverted: it paid gas), ``dropped`` (it can never land: its nonce was used by
@@ -129,6 +133,7 @@ class Intent:
     settled: float | None = None
     acknowledged: bool = False
     note: str = ""
+    hold_until: float | None = None
 
     @property
     def named(self) -> bool:
@@ -188,6 +193,8 @@ class CompactionReport:
 
 #: Default size (bytes) past which an :class:`Outbox` compacts itself after recording an outcome.
 AUTO_COMPACT_BYTES = 4 * 1024 * 1024
+#: Default seconds an unnamed intent settled as landed after an unknown outcome refuses a retry (24 h).
+HOLD_SETTLED_FOR = 24 * 3600.0
 
 
 class Outbox:
@@ -195,13 +202,17 @@ class Outbox:
 
     ``auto_compact_bytes``: once the file is larger than this (and than twice its size after the last
     compaction by this object), :meth:`compact` runs after an outcome is recorded; ``None`` never.
-    ``keep_named_for``: seconds a settled named intent is kept by compaction (``None``: for good)."""
+    ``keep_named_for``: seconds a settled named intent is kept by compaction (``None``: for good).
+    ``hold_settled_for``: seconds an unnamed intent that :func:`settle` found landed after an unknown outcome
+    refuses a retry of the same calls (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 auto_compact_bytes: int | None = AUTO_COMPACT_BYTES, keep_named_for: float | None = None) -> None:
+                 auto_compact_bytes: int | None = AUTO_COMPACT_BYTES, keep_named_for: float | None = None,
+                 hold_settled_for: float = HOLD_SETTLED_FOR) -> None:
         self.path = Path(path) if path is not None else default_outbox_path()
         self.auto_compact_bytes = auto_compact_bytes
         self.keep_named_for = keep_named_for
+        self.hold_settled_for = float(hold_settled_for)
         self._compacted_size = 0
 
     def __repr__(self) -> str:
@@ -276,6 +287,8 @@ class Outbox:
                     elif it.named and it.status in (LANDED, REVERTED) and (
                             keep_for is None or (it.settled or it.created) + keep_for > now):
                         kept.append(self._folded_lines(it, payload=False))
+                    elif (it.hold_until or 0) > now:  # a held unnamed intent keeps refusing a retry
+                        kept.append(self._folded_lines(it, payload=False))
                 data = b"".join(kept)
                 tmp = self._temp_path
                 tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -302,7 +315,8 @@ class Outbox:
             lines.append({"v": OUTBOX_VERSION, "event": "settled", "intent_id": it.intent_id, "hash": _hx(it.hash),
                           "status": it.status, "transaction_hash": _hx(it.transaction_hash),
                           "block_number": it.block_number, "gas_used": it.gas_used, "acknowledged": it.acknowledged,
-                          "note": it.note, "time": it.settled if it.settled is not None else it.created})
+                          "note": it.note, "time": it.settled if it.settled is not None else it.created,
+                          **({"hold_until": it.hold_until} if it.hold_until else {})})
         return b"".join((json.dumps(d, separators=(",", ":")) + "\n").encode() for d in lines)
 
     def record(self, intent: Intent) -> Intent:
@@ -312,12 +326,15 @@ class Outbox:
 
     def mark(self, intent: Intent, status: str, *, transaction_hash: bytes | None = None,
              block_number: int | None = None, gas_used: int | None = None, acknowledged: bool = False,
-             note: str = "") -> Intent:
-        """Record what became of ``intent`` (``acknowledged``: the outcome was reported to the caller)."""
+             note: str = "", hold: bool = False) -> Intent:
+        """Record what became of ``intent`` (``acknowledged``: the outcome was reported to the caller;
+        ``hold``: a retry of its calls is refused for :attr:`hold_settled_for` seconds, see the module docstring)."""
         now = _time.time()
+        hold_until = now + self.hold_settled_for if hold else None
         self._append({"v": OUTBOX_VERSION, "event": "settled", "intent_id": intent.intent_id, "hash": _hx(intent.hash),
                       "status": status, "transaction_hash": _hx(transaction_hash), "block_number": block_number,
-                      "gas_used": gas_used, "acknowledged": acknowledged, "note": note[:300], "time": now},
+                      "gas_used": gas_used, "acknowledged": acknowledged, "note": note[:300], "time": now,
+                      **({"hold_until": hold_until} if hold_until else {})},
                      sync=False)
         if acknowledged:
             self._maybe_compact()
@@ -325,7 +342,8 @@ class Outbox:
                        block_number=block_number if block_number is not None else intent.block_number,
                        gas_used=gas_used if gas_used is not None else intent.gas_used,
                        settled=now if status != PENDING else intent.settled,
-                       acknowledged=acknowledged or intent.acknowledged, note=note or intent.note)
+                       acknowledged=acknowledged or intent.acknowledged, note=note or intent.note,
+                       hold_until=hold_until or intent.hold_until)
 
     def acknowledge(self, intent: Intent) -> Intent:
         """Mark ``intent``'s outcome as known to the caller: an unnamed retry of the same calls goes through."""
@@ -365,7 +383,8 @@ class Outbox:
                         block_number=d.get("block_number") if d.get("block_number") is not None else it.block_number,
                         gas_used=d.get("gas_used") if d.get("gas_used") is not None else it.gas_used,
                         settled=float(d.get("time") or 0) if d["status"] != PENDING else it.settled,
-                        acknowledged=bool(d.get("acknowledged")) or it.acknowledged, note=d.get("note") or it.note)
+                        acknowledged=bool(d.get("acknowledged")) or it.acknowledged, note=d.get("note") or it.note,
+                        hold_until=float(d["hold_until"]) if d.get("hold_until") else it.hold_until)
                 elif key in intents and d["event"] == "ack":
                     intents[key] = replace(intents[key], acknowledged=True)
             except FileInputError:
@@ -480,13 +499,32 @@ class Lookup:
     note: str = ""
 
 
-def lookup(w3: Web3, intent: Intent) -> Lookup:
+def lookup(w3: Web3, intent: Intent, *, rechecks: int = 3, recheck_wait: float = 0.5) -> Lookup:
     """Whether ``intent`` landed, read from chain only (safe to repeat; no bundler needed).
 
     A user op: its ``UserOperationEvent`` (indexed by userOpHash) since ``from_block``; none, and the account's
     nonce lane already past the op's nonce (read *before* the logs) -> ``dropped``. A transaction: its receipt;
     none, and the sender's mined nonce past it -> ``dropped``. Otherwise ``pending``.
+    ``dropped`` is never decided from one negative read: behind a load-balanced provider a receipt or a log
+    can lag the nonce count, so the hash is read again ``rechecks`` times, ``recheck_wait`` seconds apart
+    (bounded by the current :func:`smartkeys.rpc.deadline`), and only if none of them finds it is it dropped.
     """
+    for attempt in range(rechecks + 1):
+        found = _lookup_once(w3, intent)
+        if found.status != DROPPED or attempt == rechecks:
+            return found
+        from smartkeys.rpc import remaining
+
+        left = remaining()
+        if left is not None and left < recheck_wait + 0.5:
+            # no time to be sure: not "dropped" (a retry would be invited), but still unknown
+            return Lookup(PENDING, note="the nonce was used, but the hash was not found yet: re-check later")
+        _time.sleep(recheck_wait)
+    return found  # pragma: no cover - the loop returns
+
+
+def _lookup_once(w3: Web3, intent: Intent) -> Lookup:
+    """One read of :func:`lookup` (may say ``dropped`` on a lagging read: :func:`lookup` re-checks)."""
     from smartkeys.deployments import ENTRY_POINT_V08
 
     if intent.kind == "user_op":
@@ -523,7 +561,9 @@ def lookup(w3: Web3, intent: Intent) -> Lookup:
 def resend(w3: Web3, intent: Intent, *, bundler: BundlerClient | None = None) -> str:
     """Send ``intent``'s own signed payload again (same hash; at most one inclusion). Returns what happened:
     ``"sent"``, ``"known"`` (already in a pool), ``"refused: ..."`` or ``"unreachable: ..."``."""
-    from smartkeys.errors import NetworkError, SmartKeysError
+    import requests
+
+    from smartkeys.errors import NetworkError
 
     try:
         if intent.via == "bundler":
@@ -538,13 +578,36 @@ def resend(w3: Web3, intent: Intent, *, bundler: BundlerClient | None = None) ->
             return "refused: no signed transaction recorded"
         w3.eth.send_raw_transaction(raw)
         return "sent"
-    except NetworkError as exc:
-        return f"unreachable: {exc}"
-    except (SmartKeysError, ValueError) as exc:  # web3 RPC errors are ValueErrors
-        text = str(exc)
-        if "already known" in text.lower() or "already in" in text.lower():
+    except (NetworkError, requests.RequestException, ConnectionError, TimeoutError) as exc:
+        return f"unreachable: {type(exc).__name__}: {str(exc)[:200]}"
+    except Exception as exc:  # noqa: BLE001 - an answer: a JSON-RPC error (web3 7's Web3RPCError is not a
+        # ValueError), a SmartKeysError, a test chain's own ValidationError; either way it stays pending
+        text = str(getattr(exc, "message", None) or exc)
+        if "already known" in text.lower() or "already in" in text.lower() or "already imported" in text.lower():
             return "known"
         return f"refused: {text[:200]}"
+
+
+def _typed_lookup(w3: Web3, intent: Intent) -> Lookup:
+    """:func:`lookup`, with a node's JSON-RPC error answer (web3's untyped ``Web3RPCError``) raised as a
+    :class:`~smartkeys.errors.NetworkError` that says what to do (the outcome is still unknown)."""
+    try:
+        return lookup(w3, intent)
+    except _rpc_errors() as exc:
+        from smartkeys.errors import NetworkError
+
+        message = getattr(exc, "message", None) or str(exc)
+        raise NetworkError(
+            f"the node answered an error while looking up {_hx(intent.hash)} ({str(message)[:150]})",
+            hint="its outcome is still unknown: do not send it again; settle it later (`smartkeys pending "
+                 "--settle`, agent.settle()) or against another node (--rpc-url)") from exc
+
+
+def _rpc_errors() -> tuple[type[BaseException], ...]:
+    """web3's JSON-RPC error answer types (``Web3RPCError`` in web3 7; none before)."""
+    from web3 import exceptions as w3e
+
+    return tuple(getattr(w3e, n) for n in ("Web3RPCError",) if hasattr(w3e, n))
 
 
 def settle(w3: Web3, outbox: Outbox | None, intent: Intent, *, bundler: BundlerClient | None = None,
@@ -556,11 +619,13 @@ def settle(w3: Web3, outbox: Outbox | None, intent: Intent, *, bundler: BundlerC
        hash, so it can land at most once -- then looked up again for up to ``wait`` seconds.
     A refusal of the re-send while the nonce is still free (the node or bundler no longer takes it, e.g. its
     validity window passed) leaves it ``pending``: nothing can land it but that same payload.
-    ``acknowledge``: the caller is told the result now (an unnamed retry of the same calls is then allowed).
+    ``acknowledge``: the caller is told the result now. An unnamed intent found landed is then *held*: a
+    retry of the same calls is refused for ``outbox.hold_settled_for`` seconds (module docstring); one that
+    reverted or was dropped moved nothing, and a retry is a new attempt.
     """
     from smartkeys.rpc import remaining
 
-    found = lookup(w3, intent)
+    found = _typed_lookup(w3, intent)
     if found.status == PENDING and resend_if_free:
         outcome = resend(w3, intent, bundler=bundler)
         end = _time.monotonic() + wait
@@ -568,7 +633,7 @@ def settle(w3: Web3, outbox: Outbox | None, intent: Intent, *, bundler: BundlerC
         if left is not None:
             end = min(end, _time.monotonic() + max(0.0, left - 0.5))
         while True:
-            found = lookup(w3, intent)
+            found = _typed_lookup(w3, intent)
             if found.status != PENDING or _time.monotonic() >= end:
                 break
             _time.sleep(poll)
@@ -579,5 +644,7 @@ def settle(w3: Web3, outbox: Outbox | None, intent: Intent, *, bundler: BundlerC
                        block_number=found.block_number, gas_used=found.gas_used, note=found.note)
     if found.status == PENDING and not found.note:
         return intent
+    done = acknowledge and found.status != PENDING
     return outbox.mark(intent, found.status, transaction_hash=found.transaction_hash, block_number=found.block_number,
-                       gas_used=found.gas_used, acknowledged=acknowledge and found.status != PENDING, note=found.note)
+                       gas_used=found.gas_used, acknowledged=done, note=found.note,
+                       hold=done and found.status == LANDED and not intent.named)

@@ -107,8 +107,18 @@ def test_unknown_outcome_is_typed_with_the_hash_and_a_retry_never_pays_twice(age
     assert balance(token, to) == 7
     settled = agent.settle()
     assert [i.status for i in settled] == [LANDED] and agent.pending() == []
-    agent.transfer(token.address, to, 7, via=via, **kw)  # acknowledged: a deliberate second payment goes through
+    # issue 16: "a retry of a settled intent is refused unless asked for by name" -- the same unnamed calls
+    # after settle() found them landed are still refused (naming the landed hash and the fix) ...
+    with pytest.raises(DuplicateIntentError) as again:
+        agent.transfer(token.address, to, 7, via=via, **kw)
+    assert again.value.settled and again.value.hash == err.value.hash
+    assert "repeat=True" in str(again.value) and "intent=" in str(again.value)
+    assert balance(token, to) == 7 and agent.pending() == []
+    # ... and a deliberate second payment is asked for explicitly: repeat=True, or a name
+    agent.transfer(token.address, to, 7, via=via, repeat=True, **kw)
     assert balance(token, to) == 14
+    agent.transfer(token.address, to, 7, via=via, intent=f"second-{via}", **kw)
+    assert balance(token, to) == 21
 
 
 def test_a_recorded_intent_that_never_left_is_resent_unchanged_by_settle(agent, token, bundler, monkeypatch):
@@ -263,3 +273,118 @@ def test_a_settled_named_intent_is_still_refused_after_compaction(agent, token, 
     with pytest.raises(DuplicateIntentError) as dup:
         agent.transfer(token.address, to, 9, via="direct", intent="invoice-7")
     assert dup.value.named and dup.value.status == LANDED and balance(token, to) == 12
+
+
+def _rpc_error(code, message):
+    from web3.exceptions import Web3RPCError
+
+    error = {"code": code, "message": message}
+    return Web3RPCError(str(error), rpc_response={"jsonrpc": "2.0", "id": 1, "error": error})
+
+
+@pytest.mark.parametrize("via", ["direct", "user_op"])
+def test_a_gateway_error_after_the_node_took_it_is_settled_not_refused(agent, token, bundler, via, monkeypatch):
+    """Issue 16: an error object that does not certainly mean "refused" (here a gateway's -32603 after the
+    node took the transaction) is an unknown outcome: settled by hash -> the receipt, paid once, typed."""
+    to = Account.create().address
+    kw = {"bundler": bundler} if via == "user_op" else {}
+    eth = type(agent.w3.eth)
+    real_send = eth.send_raw_transaction
+
+    def send_then_gateway_error(self, raw):
+        real_send(self, raw)
+        raise _rpc_error(-32603, "upstream request timeout")
+
+    with monkeypatch.context() as m:
+        m.setattr(eth, "send_raw_transaction", send_then_gateway_error)
+        receipt = agent.transfer(token.address, to, 9, via=via, **kw)
+    assert receipt.success and balance(token, to) == 9
+    (final,) = agent.outbox.read()
+    assert final.status == LANDED and final.acknowledged and final.transaction_hash == receipt.transaction_hash
+
+
+@pytest.mark.parametrize("via", ["direct", "user_op"])
+def test_a_certain_refusal_is_typed_recorded_dropped_and_may_be_retried(agent, token, bundler, via, monkeypatch):
+    """A node's "insufficient funds" means refused and in no pool: TransactionRefusedError (not web3's
+    untyped Web3RPCError) with the hash and the fix; nothing moved; the entry is dropped, so a retry goes."""
+    from smartkeys.errors import TransactionRefusedError
+
+    to = Account.create().address
+    kw = {"bundler": bundler} if via == "user_op" else {}
+    eth = type(agent.w3.eth)
+    ledger_before = agent.session_state()
+    with monkeypatch.context() as m:
+        m.setattr(eth, "send_raw_transaction", lambda self, raw: (_ for _ in ()).throw(
+            _rpc_error(-32000, "insufficient funds for gas * price + value: have 0 want 10")))
+        with pytest.raises(TransactionRefusedError) as err:
+            agent.transfer(token.address, to, 11, via=via, **kw)
+    assert "insufficient funds" in err.value.reason and "fund the sending address" in str(err.value)
+    (entry,) = agent.outbox.read()
+    expected = entry.hash if via == "direct" else bytes.fromhex(entry.payload["tx_hash"][2:])
+    assert err.value.tx_hash == "0x" + expected.hex()
+    assert entry.status == DROPPED and entry.acknowledged
+    assert balance(token, to) == 0 and agent.session_state() == ledger_before
+    agent.transfer(token.address, to, 11, via=via, **kw)  # it never spread: the retry is the only payment
+    assert balance(token, to) == 11
+
+
+@pytest.mark.parametrize("via", ["direct", "user_op"])
+def test_the_intent_lock_of_a_key_excludes_another_process(agent, token, bundler, via, monkeypatch, tmp_path):
+    """Issue 16, finding 1 across processes: while another process holds this key's intent lock (it is
+    between its duplicate check and its record), a send of the same key on either path waits -- here past
+    its deadline: DeadlineExceededError, nothing signed, nothing paid -- and goes once the lock is free."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from smartkeys import locks
+    from smartkeys.errors import DeadlineExceededError
+    from smartkeys.rpc import deadline
+
+    monkeypatch.setenv("SMARTKEYS_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.setattr(locks, "shared_chain", lambda w3: True)  # as on a node that other processes reach
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    code = ("import sys, time\nfrom smartkeys.locks import lane_lock\n"
+            f"with lane_lock({agent.chain_id}, {agent.account!r}, {int(agent.key_address, 16)}, kind='intent'):\n"
+            "    print('held', flush=True)\n    sys.stdin.readline()\n")
+    child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": src},
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    to = Account.create().address
+    kw = {"bundler": bundler} if via == "user_op" else {}
+    try:
+        assert child.stdout.readline().strip() == "held"
+        with deadline(1.0), pytest.raises(DeadlineExceededError):
+            agent.transfer(token.address, to, 2, via=via, intent="invoice-lock", **kw)
+        assert balance(token, to) == 0 and agent.outbox.read() == []
+    finally:
+        child.communicate("\n", timeout=20)
+    agent.transfer(token.address, to, 2, via=via, intent="invoice-lock", **kw)
+    assert balance(token, to) == 2
+
+
+def test_an_owner_keeps_an_outbox_by_default_and_repeats_a_settled_payment_only_when_asked(chain, owner, token,
+                                                                                           monkeypatch, smartkeys_home):
+    """Owner, as SessionAgent: the default outbox ($SMARTKEYS_HOME/outbox.jsonl, a temporary home per test)
+    remembers an unknown outcome; once settled as landed, the same execute is refused until repeat=True."""
+    from smartkeys.account import Owner
+    from smartkeys.outbox import settle
+
+    fresh = Owner(chain.w3, owner._account)
+    assert fresh.outbox is not None and fresh.outbox.path == smartkeys_home / "outbox.jsonl"
+    assert Owner(chain.w3, owner._account, outbox=None).outbox is None  # the documented opt-out
+    to = Account.create().address
+    data = token.encode_abi("transfer", [to, 3_000])
+    with monkeypatch.context() as m:
+        _break_after_send(m, chain.w3)
+        with pytest.raises(OutcomeUnknownError) as err:
+            fresh.execute(token.address, 0, data)
+    (entry,) = fresh.outbox.unsettled()
+    settled = settle(chain.w3, fresh.outbox, entry, acknowledge=True)  # what `smartkeys pending --settle` does
+    assert settled.status == LANDED and settled.hold_until is not None
+    with pytest.raises(DuplicateIntentError) as dup:
+        fresh.execute(token.address, 0, data)
+    assert dup.value.settled and dup.value.hash == err.value.hash
+    assert balance(token, to) == 3_000
+    fresh.execute(token.address, 0, data, repeat=True)
+    assert balance(token, to) == 6_000

@@ -119,5 +119,10 @@ def test_cli_killed_after_sending_prints_the_hash_and_a_rerun_does_not_pay_twice
     assert settled.returncode == 0 and printed in settled.stdout and "landed" in settled.stdout, settled.stderr
     after = _child("none", "cli", "--home", str(home), "pending", env=env)
     assert after.returncode == 0 and "no unsettled intents" in after.stdout, after.stdout + after.stderr
-    again = _child("none", *argv, env=env)  # acknowledged: the same command is now a new, deliberate payment
-    assert again.returncode == 0 and token.functions.balanceOf(to).call() == 1_000_000, again.stderr
+    # issue 16: "a retry of a settled intent is refused unless asked for by name": settled as landed, the
+    # same unnamed command is still refused (naming the hash and --repeat); --repeat pays again on purpose
+    again = _child("none", *argv, env=env)
+    assert again.returncode == 3 and printed in again.stderr and "--repeat" in again.stderr, again.stderr
+    assert token.functions.balanceOf(to).call() == 500_000
+    repeat = _child("none", *argv, "--repeat", env=env)
+    assert repeat.returncode == 0 and token.functions.balanceOf(to).call() == 1_000_000, repeat.stderr

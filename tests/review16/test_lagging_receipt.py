@@ -12,8 +12,8 @@ it, the answer is lost; the provider's retry gets "nonce too low") and one null 
 from __future__ import annotations
 
 from eth_account import Account
-
 from fault_proxy import Drop, _Fault, rpc_result
+
 from smartkeys.account import Owner, SessionAgent
 from smartkeys.errors import DuplicateIntentError, NonceConflictError, SmartKeysError, register_contract_errors
 from smartkeys.outbox import Outbox

@@ -12,10 +12,9 @@ agent.transfer(via="direct") raises web3's untyped Web3RPCError; the same transf
 
 from __future__ import annotations
 
-import pytest
 from eth_account import Account
-
 from fault_proxy import _Fault, rpc_error
+
 from smartkeys.account import Owner, SessionAgent
 from smartkeys.errors import DuplicateIntentError, OutcomeUnknownError, SmartKeysError, register_contract_errors
 from smartkeys.outbox import Outbox

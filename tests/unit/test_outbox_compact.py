@@ -91,6 +91,22 @@ def test_named_intents_are_kept_for_the_retention_window_only(tmp_path):
     assert set(by_hash(box2)) == {kept.hash}
 
 
+def test_a_held_unnamed_intent_survives_compaction_for_its_window_only(tmp_path):
+    """Issue 16: an unnamed intent that settle() found landed after an unknown outcome keeps refusing a
+    retry for ``hold_settled_for`` seconds -- compaction must not forget it earlier, and forgets it after."""
+    box = Outbox(tmp_path / "outbox.jsonl", auto_compact_bytes=None, hold_settled_for=3600)
+    held = box.mark(box.record(intent("held", 1)), LANDED, acknowledged=True, hold=True)
+    plain = box.mark(box.record(intent("plain", 2)), LANDED, acknowledged=True)  # reported at once: no hold
+    assert held.hold_until is not None and held.settled is not None
+    assert 3599 <= held.hold_until - held.settled <= 3601 and plain.hold_until is None
+    box.compact(now=time.time() + 1800)
+    (kept,) = box.read()
+    assert kept.hash == held.hash and kept.hold_until == pytest.approx(held.hold_until)
+    assert kept.status == LANDED and kept.acknowledged and kept.payload == {}  # no signed payload kept
+    box.compact(now=held.hold_until + 1)
+    assert box.read() == []
+
+
 def test_the_outbox_compacts_itself_past_its_size_limit(tmp_path):
     box = Outbox(tmp_path / "outbox.jsonl", auto_compact_bytes=20_000)
     keep = box.record(intent("still-pending", 0))

@@ -314,7 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument("--intent", metavar="NAME",
                            help="name this payment (an idempotency key): a named intent that landed is never sent "
                                 "again (exit 3); unnamed, a re-run after a crash or an unknown outcome is settled "
-                                "first and refused if it landed")
+                                "first and refused if it landed (for 24 h once `pending --settle` found it landed)")
+        group.add_argument("--repeat", action="store_true",
+                           help="pay the same unnamed calls once more on purpose, even though `pending --settle` "
+                                "found an earlier attempt of them landed (else refused, exit 3)")
         group.add_argument("--via", choices=("direct", "user-op"),
                            help="direct transaction from the key, or user operation (default: user-op when a "
                                 "bundler URL is set, else direct)")

@@ -1066,7 +1066,8 @@ def _submit(ctx: Context, account: str, key, w3: Web3, policy, calls, via: str, 
 
     with payer, ctx.ui.progress("preflight, sign and submit"):
         receipt = agent.batch(calls, via="user_op" if via == "user-op" else "direct", bundler=bundler,
-                              intent=getattr(ctx.args, "intent", None), on_submit=submitted)
+                              intent=getattr(ctx.args, "intent", None), on_submit=submitted,
+                              repeat=bool(getattr(ctx.args, "repeat", False)))
     from smartkeys.account import amount_fields, build_session_report
     from smartkeys.audit import format_asset
 
@@ -1155,6 +1156,11 @@ def cmd_pending(ctx: Context) -> Result:
     else:
         ctx.ui.print(f"no unsettled intents in {outbox.path}")
     unknown = [i for i in intents if i.status == PENDING]
+    for i in unknown:
+        if "refused" in i.note:  # the node no longer takes the recorded payload: say why and what to do
+            ctx.ui.info(f"{_hex(i.hash)}: the node refuses the recorded payload ({i.note[:160]}); it cannot land "
+                        "while that holds; fix: remove the cause (e.g. fund the sender for gas) and run "
+                        "`smartkeys pending --settle` again; once its nonce is used by another, it is dropped")
     if unknown:
         ctx.ui.info(f"{len(unknown)} intent(s) may still land: do not send them again"
                     + ("" if ctx.args.settle else "; settle them with `smartkeys pending --settle`"))
