@@ -5,9 +5,8 @@ the session valid until ~2040."""
 
 from __future__ import annotations
 
-from tests.cli.conftest import *  # noqa: F403  (cli, granted, delegated, policy_file fixtures)
-
 from smartkeys.policy import MAX_LIFETIME
+from tests.cli.conftest import *  # noqa: F403  (cli, granted, delegated, policy_file fixtures)
 
 
 def test_renew_for_longer_than_the_policy_lifetime_limit_is_refused(cli, chain, granted, delegated):
