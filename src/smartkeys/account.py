@@ -179,7 +179,9 @@ class SessionReport:
 
     @property
     def uses_remaining(self) -> int | None:
-        """Uses left, or None when unlimited."""
+        """Uses left: 0 once revoked (the key can never use this session again), None when unlimited."""
+        if not self.live:
+            return 0
         return max(self.max_uses - self.uses, 0) if self.max_uses else None
 
     @property
@@ -198,7 +200,9 @@ class SessionReport:
 
     @property
     def seconds_left(self) -> int:
-        """Seconds until the window ends (0 once it has ended)."""
+        """Seconds until the window ends (0 once it has ended or the session was revoked)."""
+        if not self.live:
+            return 0
         return max(self.valid_until - self.as_of, 0)
 
     def to_dict(self, tokens: Mapping[str, tuple[str, int]] | None = None,

@@ -458,8 +458,14 @@ class AuditReport:
 
         doc["argument_rules"] = rules_view(s.policy, names=self.names, tokens=self.tokens)
         doc["rate_limits"] = rate_view(s.policy, self.rate_ledger(s), self.now + 1)
-        left = max(s.policy.valid_until - self.now, 0)
-        doc.setdefault("uses_left", s.uses_remaining)
+        ended = s.status in ("revoked", "expired")  # nothing is left of a dead session (as in `status`)
+        left = 0 if ended else max(s.policy.valid_until - self.now, 0)
+        doc["uses_left"] = 0 if s.status == "revoked" else s.uses_remaining
+        doc["valid_after"], doc["valid_until"] = s.policy.valid_after, s.policy.valid_until
+        doc["valid_after_iso"], doc["valid_until_iso"] = _iso(s.policy.valid_after), _iso(s.policy.valid_until)
+        for refusal in doc.get("refusals", []):  # integer unix seconds, as every other time in the JSON
+            if isinstance(refusal.get("time"), float):
+                refusal["time"] = int(refusal["time"])
         doc["seconds_left"] = left
         doc["time_left_text"] = duration_text(left)
         return doc

@@ -120,7 +120,12 @@ def exit_code_for(exc: BaseException) -> int:
                         UnknownImplementationError, LogQueryError,
                         PolicyIntegrityError, FileNotFoundError, IsADirectoryError, PermissionError)):
         return EXIT_USAGE
-    from smartkeys.errors import DuplicateIntentError
+    from smartkeys.errors import DuplicateIntentError, SignerResponseError, SignerUnsupportedError
+
+    if isinstance(exc, SignerUnsupportedError):  # this signer cannot sign that payload: configuration
+        return EXIT_USAGE
+    if isinstance(exc, SignerResponseError):  # the signer declined or answered unusably: nothing was sent
+        return EXIT_REFUSED
 
     if isinstance(exc, (RevertError, UserOperationError, TransactionFailedError, NoSessionAllowsError,
                         DuplicateIntentError)):
