@@ -21,7 +21,7 @@ from smartkeys.cli._context import (
     keystore_entries,
     read_keystore_address,
 )
-from smartkeys.errors import InvalidInputError
+from smartkeys.errors import InvalidInputError, SmartKeysError
 
 Result = tuple[int, dict[str, Any]]
 
@@ -480,8 +480,9 @@ def cmd_revoke(ctx: Context) -> Result:
 # --------------------------------------------------------------------------- rotate / renew
 
 
-def _live_session(ctx: Context, owner, target: str | None, command: str):
-    """The live session named by ``target`` (a session id, or a key address holding exactly one live session)."""
+def _live_session(ctx: Context, owner, target: str | None, command: str, *, several: bool = False):
+    """(report, policy, every report) of the live session named by ``target``: a session id, or a key address
+    holding exactly one live session (``several``: its first one, for ``rotate --all``)."""
     if not target or not (_SESSION_ID_RE.match(target) or _ADDRESS_RE.match(target)):
         raise InvalidInputError(command, target, "a session id (0x + 64 hex) or a key address (0x + 40 hex)",
                                 "copy it from `smartkeys status`")
@@ -496,10 +497,12 @@ def _live_session(ctx: Context, owner, target: str | None, command: str):
     else:
         key = _address_arg(target, "key")
         matches = [r for r in reports if r.key == key and r.live]
-        if len(matches) > 1:
+        if len(matches) > 1 and not several:
             ids = ", ".join(_hex(r.session_id) for r in matches)
             raise CommandError(f"key {key} holds {len(matches)} live sessions ({ids})",
-                               hint=f"name one: smartkeys {command} SESSION_ID")
+                               hint=f"name one: smartkeys {command} SESSION_ID" if command != "rotate" else
+                               "add --all to rotate them all to the new key, or revoke the others first "
+                               "(smartkeys revoke SESSION_ID)")
         if not matches:
             raise CommandError(f"key {key} holds no live session at {owner.address}",
                                hint="check `smartkeys status`; a revoked or expired session cannot be "
@@ -507,7 +510,7 @@ def _live_session(ctx: Context, owner, target: str | None, command: str):
     report = matches[0]
     policy = next(p for p in owner.granted_policies(from_block=_check_from_block(ctx))
                   if p.session_id == report.session_id)
-    return report, policy
+    return report, policy, reports
 
 
 def _successor_limits(ctx: Context, owner, policy) -> dict[str, Any]:
@@ -535,11 +538,16 @@ def _successor_limits(ctx: Context, owner, policy) -> dict[str, Any]:
 
 
 def _new_window_end(ctx: Context, owner, policy) -> int | None:
-    from smartkeys.policy import parse_duration
+    """The window end of ``--for`` (unix s), with the policy file's lifetime guard: over
+    :data:`smartkeys.policy.MAX_LIFETIME` only with ``--allow-long-lifetime``."""
+    from smartkeys.policy import MAX_LIFETIME, parse_duration
 
     if ctx.args.for_ is None:
         return None
     seconds = parse_duration(ctx.args.for_, "--for")
+    if seconds > MAX_LIFETIME and not ctx.args.allow_long_lifetime:
+        raise InvalidInputError("--for", ctx.args.for_, f"a lifetime of at most {MAX_LIFETIME // 86_400} days",
+                                "shorten it, or add --allow-long-lifetime if you really mean it")
     return int(owner.w3.eth.get_block("latest")["timestamp"]) + seconds
 
 
@@ -569,8 +577,19 @@ def cmd_rotate(ctx: Context) -> Result:
     label = _new_label(ctx) if new is None else None
     owner = _owner(ctx)
     _require_delegated(owner)
-    _, policy = _live_session(ctx, owner, ctx.args.target, "rotate")
+    _, policy, reports = _live_session(ctx, owner, ctx.args.target, "rotate", several=ctx.args.all)
     valid_until = _new_window_end(ctx, owner, policy)
+    # A leaked key is dead only when none of its sessions is: the others are refused (listed) or, with --all,
+    # rotated too. Expired and used-up sessions are left alone (the key can no longer use them).
+    others = [r for r in reports if r.key == policy.key and r.session_id != policy.session_id
+              and r.status in ("live", "not yet")]
+    if others and not ctx.args.all:
+        ids = ", ".join(_hex(r.session_id) for r in others)
+        raise CommandError(
+            f"key {policy.key} also holds {len(others)} other live session(s) ({ids}); rotating only "
+            f"{_hex(policy.session_id)} would leave the key able to use them",
+            hint=f"add --all to rotate every live session of {policy.key} to the new key, or revoke the others "
+                 "first (smartkeys revoke SESSION_ID)")
     key_doc: dict[str, Any] = {}
     if new is None:
         from smartkeys.keystore import generate_key
@@ -588,15 +607,36 @@ def cmd_rotate(ctx: Context) -> Result:
         new_address = found
     with _owner_pays(ctx, owner), ctx.ui.progress("rotating the session key"):
         after = owner.rotate_session(policy, new_address, valid_until=valid_until)
+    doc = {**_succession_doc(owner, policy, after, owner.last_succession_receipt), "new_keystore": key_doc or None,
+           "also_rotated": []}
     _print_succession(ctx, "rotated", policy, after)
+    if others:
+        by_id = {p.session_id: p for p in owner.granted_policies(from_block=_check_from_block(ctx))}
+        for r in others:
+            # one transaction each: if one fails, say which are rotated already and which are not
+            try:
+                with _owner_pays(ctx, owner), ctx.ui.progress(f"rotating session {_hex(r.session_id)}"):
+                    succ = owner.rotate_session(by_id[r.session_id], new_address, valid_until=valid_until)
+            except SmartKeysError as exc:
+                from smartkeys.cli._context import exit_code_for
+
+                done = [policy.session_id] + [bytes.fromhex(d["previous_session_id"][2:]) for d in doc["also_rotated"]]
+                left = [_hex(o.session_id) for o in others if o.session_id not in done]
+                raise CommandError(
+                    f"rotated {', '.join(_hex(i) for i in done)} to {new_address}, then rotating "
+                    f"{_hex(r.session_id)} failed: {exc}; the old key {policy.key} still holds {', '.join(left)}",
+                    hint=f"fix the cause and run: smartkeys rotate {policy.key} --new-key {new_address} --all",
+                    exit_code=exit_code_for(exc)) from exc
+            doc["also_rotated"].append(_succession_doc(owner, by_id[r.session_id], succ, owner.last_succession_receipt))
+            _print_succession(ctx, "rotated", by_id[r.session_id], succ)
     ctx.ui.print(f"  the old key {policy.key} is refused from now on; give the agent the new key {after.key}")
-    return EXIT_OK, {**_succession_doc(owner, policy, after, owner.last_succession_receipt), "new_keystore": key_doc or None}
+    return EXIT_OK, doc
 
 
 def cmd_renew(ctx: Context) -> Result:
     owner = _owner(ctx)
     _require_delegated(owner)
-    _, policy = _live_session(ctx, owner, ctx.args.target, "renew")
+    _, policy, _ = _live_session(ctx, owner, ctx.args.target, "renew")
     valid_until = _new_window_end(ctx, owner, policy)
     limits = _successor_limits(ctx, owner, policy)
     if valid_until is None and not limits:

@@ -1,0 +1,76 @@
+"""`smartkeys rotate` when the old key holds other live sessions (review 12, finding 3): refused by default with
+their ids and the fix, nothing sent; with --all every live session of the key is rotated, so the old key is
+refused everywhere. `--for` on rotate and renew has the policy file's 400-day guard (finding 5)."""
+
+from __future__ import annotations
+
+from tests.cli.conftest import *  # noqa: F403  (cli, granted, delegated, agent, usdc, policy_file fixtures)
+from tests.cli.test_commands import _agent_env, _chain_state
+
+
+def _send(cli, chain, delegated, usdc, key, amount, session):
+    return cli("--json", "send", chain.accounts[5].address, amount, "--token", usdc.address, "--key", key,
+               "--via", "direct", "--session", session, env=_agent_env(delegated))
+
+
+def _second_session(cli, policy_file):
+    second_file = policy_file.with_name("second.toml")
+    second_file.write_text("salt = 1\n" + policy_file.read_text())
+    second = cli("--json", "grant", "--policy", str(second_file))
+    assert second.code == 0, second.err
+    return second.json["session_id"]
+
+
+def _status(cli):
+    result = cli("--json", "status")
+    assert result.code == 0, result.err
+    return {s["session_id"]: s for s in result.json["sessions"]}
+
+
+def test_rotate_refuses_when_the_old_key_holds_another_live_session_and_sends_nothing(
+        cli, chain, granted, delegated, agent, usdc, policy_file):
+    second = _second_session(cli, policy_file)
+    before_state, before_status = _chain_state(chain, delegated), _status(cli)
+    for target in (granted, agent.address):  # by id, and by key address
+        refused = cli("--json", "rotate", target, "--new-key", chain.accounts[6].address)
+        assert refused.code == 2, refused.err
+        message = refused.json["error"]["message"]
+        assert second in message and "--all" in message and "revoke" in message, message
+    assert _chain_state(chain, delegated) == before_state and _status(cli) == before_status
+    assert before_status[granted]["status"] == before_status[second]["status"] == "live"
+    # the old key still works (nothing was rotated), as the refusal said
+    assert _send(cli, chain, delegated, usdc, "agent", "1", second).code == 0
+
+
+def test_rotate_all_rotates_every_live_session_of_the_key_and_the_old_key_is_refused_on_each(
+        cli, chain, granted, delegated, agent, usdc, policy_file):
+    second = _second_session(cli, policy_file)
+    new_key = chain.accounts[6].address
+    result = cli("--json", "rotate", agent.address, "--new-key", new_key, "--all")
+    assert result.code == 0, result.err
+    doc = result.json
+    rotated = {doc["previous_session_id"]: doc["session_id"]}
+    rotated.update({d["previous_session_id"]: d["session_id"] for d in doc["also_rotated"]})
+    assert set(rotated) == {granted, second} and len(doc["also_rotated"]) == 1
+    assert doc["key"] == new_key and all(d["key"] == new_key for d in doc["also_rotated"])
+    sessions = _status(cli)
+    for old, successor in rotated.items():
+        assert sessions[old]["replaced_by"] == successor and sessions[successor]["replaces"] == old
+        leaked = _send(cli, chain, delegated, usdc, "agent", "10", old)
+        assert leaked.code == 3 and "SessionNotActive" in leaked.err
+
+
+def test_renew_and_rotate_for_longer_than_400_days_need_allow_long_lifetime(cli, chain, granted, delegated):
+    before_state, before_status = _chain_state(chain, delegated), _status(cli)
+    for command in (("renew", granted), ("rotate", granted, "--new-key", chain.accounts[6].address)):
+        refused = cli("--json", *command, "--for", "401d")
+        assert refused.code == 2 and "--for" in refused.err and "400 days" in refused.err, refused.err
+        assert "--allow-long-lifetime" in refused.err
+    assert _chain_state(chain, delegated) == before_state and _status(cli) == before_status
+    at_limit = cli("--json", "renew", granted, "--for", "400d")
+    assert at_limit.code == 0, at_limit.err
+    now = chain.w3.eth.get_block("latest")["timestamp"]
+    assert now < at_limit.json["valid_until"] <= now + 400 * 86_400
+    longer = cli("--json", "renew", at_limit.json["session_id"], "--for", "401d", "--allow-long-lifetime")
+    assert longer.code == 0, longer.err
+    assert longer.json["valid_until"] > now + 400 * 86_400
