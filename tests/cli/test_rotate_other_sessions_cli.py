@@ -1,8 +1,10 @@
-"""`smartkeys rotate` when the old key holds other live sessions (review 12, finding 3): refused by default with
-their ids and the fix, nothing sent; with --all every live session of the key is rotated, so the old key is
-refused everywhere. `--for` on rotate and renew has the policy file's 400-day guard (finding 5)."""
+"""`smartkeys rotate` when the old key holds other live sessions (review 12, finding 3): by default
+every live session of the key is rotated, so the old key is refused everywhere; --only rotates the named one
+and says which sessions the old key keeps. `--for` on rotate and renew has the policy file's 400-day guard (finding 5)."""
 
 from __future__ import annotations
+
+import pytest
 
 from tests.cli.conftest import *  # noqa: F403  (cli, granted, delegated, agent, usdc, policy_file fixtures)
 from tests.cli.test_commands import _agent_env, _chain_state
@@ -27,35 +29,44 @@ def _status(cli):
     return {s["session_id"]: s for s in result.json["sessions"]}
 
 
-def test_rotate_refuses_when_the_old_key_holds_another_live_session_and_sends_nothing(
+def test_rotate_only_rotates_the_named_session_and_says_the_old_key_still_holds_the_other(
         cli, chain, granted, delegated, agent, usdc, policy_file):
     second = _second_session(cli, policy_file)
-    before_state, before_status = _chain_state(chain, delegated), _status(cli)
-    for target in (granted, agent.address):  # by id, and by key address
-        refused = cli("--json", "rotate", target, "--new-key", chain.accounts[6].address)
-        assert refused.code == 2, refused.err
-        message = refused.json["error"]["message"]
-        assert second in message and "--all" in message and "revoke" in message, message
-    assert _chain_state(chain, delegated) == before_state and _status(cli) == before_status
-    assert before_status[granted]["status"] == before_status[second]["status"] == "live"
-    # the old key still works (nothing was rotated), as the refusal said
+    result = cli("rotate", granted, "--new-key", chain.accounts[6].address, "--only")
+    assert result.code == 0, result.err
+    assert "is refused from now on" not in result.out + result.err
+    assert "warning: --only" in result.err and second in result.err and agent.address in result.err
+    sessions = _status(cli)
+    assert sessions[granted]["status"] == "revoked" and sessions[second]["status"] == "live"
+    assert "replaced_by" not in sessions[second] or not sessions[second]["replaced_by"]
+    # as the warning says, the old key still spends through the other session
     assert _send(cli, chain, delegated, usdc, "agent", "1", second).code == 0
 
 
-def test_rotate_all_rotates_every_live_session_of_the_key_and_the_old_key_is_refused_on_each(
-        cli, chain, granted, delegated, agent, usdc, policy_file):
+def test_rotate_only_json_lists_the_sessions_the_old_key_keeps(cli, chain, granted, delegated, policy_file):
+    second = _second_session(cli, policy_file)
+    result = cli("--json", "rotate", granted, "--new-key", chain.accounts[6].address, "--only")
+    assert result.code == 0, result.err
+    assert result.json["old_key_still_live_in"] == [second] and result.json["also_rotated"] == []
+
+
+@pytest.mark.parametrize("by", ["session_id", "key"])
+def test_rotate_rotates_every_live_session_of_the_key_and_the_old_key_is_refused_on_each(
+        cli, chain, granted, delegated, agent, usdc, policy_file, by):
     second = _second_session(cli, policy_file)
     new_key = chain.accounts[6].address
-    result = cli("--json", "rotate", agent.address, "--new-key", new_key, "--all")
+    result = cli("--json", "rotate", granted if by == "session_id" else agent.address, "--new-key", new_key)
     assert result.code == 0, result.err
     doc = result.json
     rotated = {doc["previous_session_id"]: doc["session_id"]}
     rotated.update({d["previous_session_id"]: d["session_id"] for d in doc["also_rotated"]})
     assert set(rotated) == {granted, second} and len(doc["also_rotated"]) == 1
     assert doc["key"] == new_key and all(d["key"] == new_key for d in doc["also_rotated"])
+    assert doc["old_key_still_live_in"] == []
     sessions = _status(cli)
     for old, successor in rotated.items():
         assert sessions[old]["replaced_by"] == successor and sessions[successor]["replaces"] == old
+        assert sessions[successor]["key"] == new_key
         leaked = _send(cli, chain, delegated, usdc, "agent", "10", old)
         assert leaked.code == 3 and "SessionNotActive" in leaked.err
 

@@ -482,7 +482,7 @@ def cmd_revoke(ctx: Context) -> Result:
 
 def _live_session(ctx: Context, owner, target: str | None, command: str, *, several: bool = False):
     """(report, policy, every report) of the live session named by ``target``: a session id, or a key address
-    holding exactly one live session (``several``: its first one, for ``rotate --all``)."""
+    holding exactly one live session (``several``: its first one, for ``rotate``, which rotates them all)."""
     if not target or not (_SESSION_ID_RE.match(target) or _ADDRESS_RE.match(target)):
         raise InvalidInputError(command, target, "a session id (0x + 64 hex) or a key address (0x + 40 hex)",
                                 "copy it from `smartkeys status`")
@@ -500,9 +500,7 @@ def _live_session(ctx: Context, owner, target: str | None, command: str, *, seve
         if len(matches) > 1 and not several:
             ids = ", ".join(_hex(r.session_id) for r in matches)
             raise CommandError(f"key {key} holds {len(matches)} live sessions ({ids})",
-                               hint=f"name one: smartkeys {command} SESSION_ID" if command != "rotate" else
-                               "add --all to rotate them all to the new key, or revoke the others first "
-                               "(smartkeys revoke SESSION_ID)")
+                               hint=f"name one: smartkeys {command} SESSION_ID")
         if not matches:
             raise CommandError(f"key {key} holds no live session at {owner.address}",
                                hint="check `smartkeys status`; a revoked or expired session cannot be "
@@ -577,19 +575,14 @@ def cmd_rotate(ctx: Context) -> Result:
     label = _new_label(ctx) if new is None else None
     owner = _owner(ctx)
     _require_delegated(owner)
-    _, policy, reports = _live_session(ctx, owner, ctx.args.target, "rotate", several=ctx.args.all)
+    _, policy, reports = _live_session(ctx, owner, ctx.args.target, "rotate", several=True)
     valid_until = _new_window_end(ctx, owner, policy)
-    # A leaked key is dead only when none of its sessions is: the others are refused (listed) or, with --all,
-    # rotated too. Expired and used-up sessions are left alone (the key can no longer use them).
+    # A rotated (say leaked) key is dead only when none of its sessions is: the others are rotated too, unless
+    # --only, and then listed as still live. Expired and used-up ones are left alone (the key cannot use them).
     others = [r for r in reports if r.key == policy.key and r.session_id != policy.session_id
               and r.status in ("live", "not yet")]
-    if others and not ctx.args.all:
-        ids = ", ".join(_hex(r.session_id) for r in others)
-        raise CommandError(
-            f"key {policy.key} also holds {len(others)} other live session(s) ({ids}); rotating only "
-            f"{_hex(policy.session_id)} would leave the key able to use them",
-            hint=f"add --all to rotate every live session of {policy.key} to the new key, or revoke the others "
-                 "first (smartkeys revoke SESSION_ID)")
+    kept = others if ctx.args.only else []
+    others = [] if ctx.args.only else others
     key_doc: dict[str, Any] = {}
     if new is None:
         from smartkeys.keystore import generate_key
@@ -608,7 +601,7 @@ def cmd_rotate(ctx: Context) -> Result:
     with _owner_pays(ctx, owner), ctx.ui.progress("rotating the session key"):
         after = owner.rotate_session(policy, new_address, valid_until=valid_until)
     doc = {**_succession_doc(owner, policy, after, owner.last_succession_receipt), "new_keystore": key_doc or None,
-           "also_rotated": []}
+           "also_rotated": [], "old_key_still_live_in": [_hex(r.session_id) for r in kept]}
     _print_succession(ctx, "rotated", policy, after)
     if others:
         by_id = {p.session_id: p for p in owner.granted_policies(from_block=_check_from_block(ctx))}
@@ -625,11 +618,16 @@ def cmd_rotate(ctx: Context) -> Result:
                 raise CommandError(
                     f"rotated {', '.join(_hex(i) for i in done)} to {new_address}, then rotating "
                     f"{_hex(r.session_id)} failed: {exc}; the old key {policy.key} still holds {', '.join(left)}",
-                    hint=f"fix the cause and run: smartkeys rotate {policy.key} --new-key {new_address} --all",
+                    hint=f"fix the cause and run: smartkeys rotate {policy.key} --new-key {new_address}",
                     exit_code=exit_code_for(exc)) from exc
             doc["also_rotated"].append(_succession_doc(owner, by_id[r.session_id], succ, owner.last_succession_receipt))
             _print_succession(ctx, "rotated", by_id[r.session_id], succ)
-    ctx.ui.print(f"  the old key {policy.key} is refused from now on; give the agent the new key {after.key}")
+    if kept:
+        ctx.ui.info(f"warning: --only: the old key {policy.key} still holds {len(kept)} live session(s) and can "
+                     f"use them: {', '.join(doc['old_key_still_live_in'])} (revoke them, or rotate without --only)")
+        ctx.ui.print(f"  give the agent the new key {after.key} for session {_hex(after.session_id)}")
+    else:
+        ctx.ui.print(f"  the old key {policy.key} is refused from now on; give the agent the new key {after.key}")
     return EXIT_OK, doc
 
 
