@@ -85,3 +85,30 @@ def test_renew_and_rotate_for_longer_than_400_days_need_allow_long_lifetime(cli,
     longer = cli("--json", "renew", at_limit.json["session_id"], "--for", "401d", "--allow-long-lifetime")
     assert longer.code == 0, longer.err
     assert longer.json["valid_until"] > now + 400 * 86_400
+
+
+def test_status_after_rotate_lists_rules_and_uses_left_only_for_the_successor(
+        cli, chain, delegated, agent, usdc, tmp_path):
+    """The smaller review-12 finding: status listed the revoked session's rules and "19 left" beside its
+    successor's. Now status lists usable sessions only; audit (history) keeps the old one, marked, without
+    uses left or a next use."""
+    from tests.cli.test_rules_cli import _operator_file
+
+    treasury, supplier = chain.accounts[5].address, chain.accounts[6].address
+    policy = _operator_file(cli, tmp_path, agent, usdc, treasury, supplier)
+    old = cli("--json", "grant", "--policy", str(policy)).json["session_id"]
+    sent = cli("send", treasury, "3", "--token", "USDC", "--policy", str(policy), "--key", "agent", "--via", "direct",
+               env={"SMARTKEYS_ACCOUNT": delegated})
+    assert sent.code == 0, sent.err
+    rotated = cli("--json", "rotate", old, "--new-key", chain.accounts[7].address)
+    assert rotated.code == 0, rotated.err
+    new = rotated.json["session_id"]
+    text = cli("status").out
+    rules_part = text[text.index("argument rules"):]
+    assert new[:18] in rules_part and old[:18] not in rules_part
+    assert f"{new[:18]}… at most one use every" in rules_part and "1 used this period, 19 left" in rules_part
+    assert rules_part.count(" left") == 1
+    audit_text = cli("audit").out
+    old_lines = [line for line in audit_text.splitlines() if line.strip().startswith(f"{old[:18]}… (revoked)")]
+    assert old_lines and not any(" left" in line or "next use" in line for line in old_lines), old_lines
+    assert any(line.strip().startswith(f"{new[:18]}… at most one use every") for line in audit_text.splitlines())

@@ -745,7 +745,7 @@ def cmd_status(ctx: Context) -> Result:
         for prev, (kind, nxt) in successions.items():
             ctx.ui.print(f"  {_hex(prev)[:18]}… was {kind} as {_hex(nxt)[:18]}…: its counters carried over")
         _print_periods(ctx, reports, tokens, chain["timestamp"])
-        _print_rules(ctx, reports, doc["sessions"], indent="  ")
+        _print_rules(ctx, reports, doc["sessions"], indent="  ", usable_only=True)
         _warn_survivors(ctx, w3, account, [r for r in reports if r.live], _check_from_block(ctx))
         for r in reports:
             if r.allow_uncapped_assets and r.live:
@@ -803,18 +803,24 @@ def _address_names(ctx: Context) -> dict[str, str]:
     return names
 
 
-def _print_rules(ctx: Context, sessions, docs, *, indent: str = "", blank: bool = False) -> None:
-    """Each session's argument rules (recipient lists by name, bounds in token units) and rate limits (with when
-    the next use is allowed, for a session that can still be used), from the JSON model of the report."""
+def _print_rules(ctx: Context, sessions, docs, *, indent: str = "", blank: bool = False,
+                 usable_only: bool = False) -> None:
+    """Each session's argument rules (recipient lists by name, bounds in token units) and rate limits (with the
+    uses left and when the next use is allowed, for a session that can still be used), from the JSON model of
+    the report. ``usable_only`` (status) leaves out revoked, expired and used-up sessions altogether."""
     rules, rates = [], []
     for s, d in zip(sessions, docs, strict=True):
-        label = f"{_hex(s.session_id)[:18]}…"
+        usable = d.get("status") in ("live", "active", "not yet", "not-yet-valid")
+        if usable_only and not usable:
+            continue
+        label = f"{_hex(s.session_id)[:18]}…" + ("" if usable else f" ({d.get('status')})")
         rules += [f"{label} {entry['text']}" for entry in d.get("argument_rules") or ()]
         rate = d.get("rate_limits")
         if rate:
             text = rate["text"]
-            if d.get("status") not in ("live", "active", "not yet", "not-yet-valid"):
-                text = text.split("; next use allowed")[0]  # a session that cannot be used has no next use
+            if not usable:  # a session that cannot be used has no uses left and no next use
+                text = "; ".join(p for p in text.split("; ")
+                                 if not p.startswith("next use allowed") and not p.endswith(" left"))
             rates.append(f"{label} {text}")
     if blank and (rules or rates):
         ctx.ui.print()
