@@ -180,6 +180,9 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
     error EmptyScope();
     /// @dev Grant refused: the same permission is listed twice.
     error DuplicatePermission(address target, bytes4 selector, uint8 mode);
+    /// @dev Grant refused: an any-selector permission on `target` would allow the call `selector` whatever its
+    /// argument rules say (permissions are alternatives), so those rules would be void.
+    error RulesBypassed(address target, bytes4 selector);
     /// @dev Grant refused: a permission mode other than exact (0), any (1) or empty-calldata (2), or a selector
     /// given with a mode that ignores it.
     error InvalidPermission(address target, bytes4 selector, uint8 mode);
@@ -1012,12 +1015,14 @@ contract SmartKeysAccount is IAccount, IERC1271, IERC7779, ERC721Holder, ERC1155
             }
             if (mode == SessionPolicy.MODE_EXACT && _isMulticall(selector)) revert MulticallNotAllowed(target, selector);
             // Permissions for the same call are alternatives (OR): allowed only if each carries its own argument
-            // rules, since one without rules would make the others meaningless.
+            // rules, since one without rules would make the others meaningless. For the same reason an
+            // any-selector permission may not share a target with a ruled one (only exact ones carry rules).
             for (uint256 k; k < i; ++k) {
                 (address t2, bytes4 s2, uint8 m2, uint256 r2) = policy.permission(k);
-                if (t2 == target && s2 == selector && m2 == mode && (rules == 0 || r2 == 0)) {
-                    revert DuplicatePermission(target, selector, mode);
-                }
+                if (t2 != target) continue;
+                if (s2 == selector && m2 == mode && (rules == 0 || r2 == 0)) revert DuplicatePermission(target, selector, mode);
+                if (mode == SessionPolicy.MODE_ANY_SELECTOR && r2 != 0) revert RulesBypassed(target, s2);
+                if (m2 == SessionPolicy.MODE_ANY_SELECTOR && rules != 0) revert RulesBypassed(target, selector);
             }
         }
     }

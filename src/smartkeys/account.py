@@ -81,6 +81,8 @@ ACCOUNT_ERROR_HINTS = {
     "UncappedAsset": "add a token cap for this asset, or set allow_uncapped_assets=True if the key may move it "
                      "without limit",
     "EmptyBatch": "give at least one call",
+    "RulesBypassed": "an any-selector permission on this target would allow the call whatever its argument rules "
+                     "say: list the target's functions one by one instead of \"*\", or drop the rules",
     "TokenBalanceUnreadable": "a capped token must answer balanceOf(address): remove the cap or the token",
     "SuccessorRaisesLimit": "rotate and renew can only keep or lower a limit: grant a new session (smartkeys grant) "
                             "for a larger budget",

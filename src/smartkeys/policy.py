@@ -888,6 +888,18 @@ class PolicyModel:
         is no target, and per-call <= per-period <= total.
         """
         permissions = self._permissions()
+        # Permissions are alternatives: "*" on a contract would allow any call of it, voiding every `where` on it
+        # (the account refuses such a grant with RulesBypassed; say so here with the field to change). Not on
+        # construction: `decompile` shows such a policy from an account that predates the rule, marking the `where` void.
+        wildcards = {p.target: path for path, p in permissions if p.mode is PermissionMode.ANY_SELECTOR}
+        for path, perm in permissions:
+            if perm.rules and perm.target in wildcards:
+                ruled = path.rsplit(".", 1)[0]
+                raise InvalidInputError(
+                    wildcards[perm.target], ANY_FUNCTION, f"no \"*\" on a contract whose calls have a `where` ({ruled})",
+                    f"\"*\" allows any call of {perm.target} with any arguments, so {ruled}.where would be void: "
+                    "list the functions the key needs instead of \"*\", or drop the `where`",
+                )
         capped = {self.tokens[name].address for name in self.limits.tokens if name in self.tokens}
         token_names = {t.address: name for name, t in self.tokens.items()}
         for path, perm in permissions:
@@ -1152,6 +1164,7 @@ class PolicyModel:
                 until = f"in {self.valid_until}" if isinstance(self.valid_until, Duration) else str(self.valid_until)
                 lines.append(f"Valid from {start_text} until {until}")
         may = []
+        wildcards = {self._target(e.contract, "allow") for e in self.allow if isinstance(e, AllowCall) and e.any_function}
         for entry in self.allow:
             if isinstance(entry, AllowNativeTransfer):
                 may.append(f"send native coin to {self._name_of(self._target(entry.send_native_to, 'allow'))}")
@@ -1163,6 +1176,8 @@ class PolicyModel:
                     text = f"{name}: {', '.join(entry.functions)}"
                     if entry.where:
                         text += " where " + ", ".join(f"{k} {_where_text(v)}" for k, v in entry.where.items())
+                        if self._target(entry.contract, "allow") in wildcards:  # a policy the chain no longer grants
+                            text += " (VOID: ANY function of it is allowed too, with any arguments)"
                     may.append(text)
         lines.append("May: " + "; ".join(may))
         native = self.limits.native

@@ -89,10 +89,13 @@ def check_permissions(policy: SessionPolicy) -> None:
     In the contract's order, permission by permission: Permit2 as a target (``ForbiddenTarget``); on a capped
     token, an empty-calldata permission or an exact function outside :data:`ACCOUNTABLE_SELECTORS`
     (``TokenFunctionNotAccountable``); on any other target, without ``policy.allow_uncapped_assets``, an exact
-    function in :data:`ASSET_MOVING_SELECTORS` (``UncappedAsset``).
+    function in :data:`ASSET_MOVING_SELECTORS` (``UncappedAsset``); then against each earlier permission, the same
+    call twice where either has no argument rules (``DuplicatePermission``) and an any-selector permission on
+    the target of one with argument rules (``RulesBypassed(target, selector of the ruled one)``): permissions are
+    alternatives, so either would make the rules void.
     """
     capped = {c.token for c in policy.token_caps}
-    for p in policy.permissions:
+    for i, p in enumerate(policy.permissions):
         if p.target == PERMIT2:
             raise _ERRORS["ForbiddenTarget"](p.target)
         exact = p.mode is PermissionMode.EXACT
@@ -101,3 +104,12 @@ def check_permissions(policy: SessionPolicy) -> None:
                 raise _ERRORS["TokenFunctionNotAccountable"](p.target, p.selector)
         elif exact and not policy.allow_uncapped_assets and p.selector in ASSET_MOVING_SELECTORS:
             raise _ERRORS["UncappedAsset"](p.target, p.selector)
+        for q in policy.permissions[:i]:
+            if q.target != p.target:
+                continue
+            if q.selector == p.selector and q.mode == p.mode and not (p.rules and q.rules):
+                raise _ERRORS["DuplicatePermission"](p.target, p.selector, int(p.mode))
+            if p.mode is PermissionMode.ANY_SELECTOR and q.rules:
+                raise _ERRORS["RulesBypassed"](p.target, q.selector)
+            if q.mode is PermissionMode.ANY_SELECTOR and p.rules:
+                raise _ERRORS["RulesBypassed"](p.target, p.selector)

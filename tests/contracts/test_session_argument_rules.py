@@ -231,3 +231,67 @@ def test_rules_on_a_wildcard_permission_are_refused_by_codec_and_contract(owner,
     good[95 + 20:95 + 24] = bytes(4)  # ... without a selector, rules kept
     with pytest.raises(err("PolicyMalformed")):
         _grant_raw(owner, bytes(good))
+
+
+# =========================================================================== a wildcard beside a ruled permission
+
+
+def _ruled_and_wildcard(chain, session_key, token, *, wildcard_first):
+    """A recipient list on ``transfer`` of a capped token next to ``"*"`` on the same token (review 12, finding 2)."""
+    from smartkeys.policy_codec import PermissionMode
+
+    listed = Permission(token.address, TRANSFER, rules=(rule(0, RuleOp.ONE_OF, "address", TREASURY),))
+    wildcard = Permission(token.address, mode=PermissionMode.ANY_SELECTOR)
+    perms = (wildcard, listed) if wildcard_first else (listed, wildcard)
+    return SessionPolicy(permissions=perms, token_caps=(TokenCap(token.address, 10_000),), key=session_key.address,
+                         valid_after=0, valid_until=chain.time() + 3600, gas_budget=10**18)
+
+
+@pytest.mark.parametrize("wildcard_first", [False, True])
+def test_grant_refuses_a_wildcard_on_the_target_of_a_ruled_permission_on_both_owner_paths(
+        chain, owner, bundler, session_key, token, path, wildcard_first):
+    """Permissions are alternatives, so ``"*"`` on the token would allow ``transfer`` to anyone: the grant is
+    refused with ``RulesBypassed(target, selector of the ruled permission)``, whichever comes first, whether the
+    owner sends it as a transaction (direct) or a user operation; no session, no ledger, nothing spent."""
+    policy = _ruled_and_wildcard(chain, session_key, token, wildcard_first=wildcard_first)
+    data = owner.contract.encode_abi("grantSession", [policy.encode()])
+    balance, nonce = token.functions.balanceOf(owner.address).call(), chain.w3.eth.get_transaction_count(owner.address)
+    with pytest.raises(err("RulesBypassed")) as info:
+        if path == "direct":
+            owner.execute(owner.address, 0, data)
+        else:
+            owner.send_user_op([Call(owner.address, 0, data)], bundler=bundler)
+    assert (info.value.args["target"], bytes(info.value.args["selector"])) == (token.address, TRANSFER)
+    live, *_ = owner.contract.functions.sessionStatus(policy.session_id).call()
+    assert not live and not owner.session_id_used(policy.session_id)
+    assert token.functions.balanceOf(owner.address).call() == balance
+    if path == "direct":  # the refused transaction reverted in simulation: nothing was sent
+        assert chain.w3.eth.get_transaction_count(owner.address) == nonce
+
+
+def test_owner_grant_refuses_a_wildcard_beside_rules_before_sending_and_allows_other_targets(
+        chain, owner, session_key, token, target):
+    """The SDK mirrors the contract (``token_rules.check_permissions``): ``Owner.grant`` raises the same custom
+    error without a transaction; a wildcard on another target, or without rules beside it, is still granted."""
+    from smartkeys.policy_codec import PermissionMode
+
+    policy = _ruled_and_wildcard(chain, session_key, token, wildcard_first=False)
+    nonce = chain.w3.eth.get_transaction_count(owner.address)
+    with pytest.raises(err("RulesBypassed")) as info:
+        owner.grant(policy)
+    assert (info.value.args["target"], bytes(info.value.args["selector"])) == (token.address, TRANSFER)
+    assert "list the target's functions" in str(info.value)
+    assert chain.w3.eth.get_transaction_count(owner.address) == nonce
+    assert not owner.session_id_used(policy.session_id)
+    # controls: the rules stay meaningful when the wildcard is on another contract, or there are no rules
+    elsewhere = SessionPolicy(
+        permissions=(policy.permissions[0], Permission(target.address, mode=PermissionMode.ANY_SELECTOR)),
+        token_caps=policy.token_caps, key=session_key.address, valid_after=0,
+        valid_until=chain.time() + 3600, gas_budget=10**18)
+    unruled = SessionPolicy(
+        permissions=(Permission(token.address, TRANSFER), Permission(token.address, mode=PermissionMode.ANY_SELECTOR)),
+        token_caps=policy.token_caps, key=session_key.address, valid_after=0,
+        valid_until=chain.time() + 3600, gas_budget=10**18)
+    for ok in (elsewhere, unruled):
+        owner.grant(ok)
+        assert owner.contract.functions.sessionStatus(ok.session_id).call()[0] is True

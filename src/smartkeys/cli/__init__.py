@@ -280,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "Replace the key of a live session (by id, or by key address if it holds one live session) in "
                      "one transaction: the old key is refused from that block, the new key can spend only what "
                      "was left. Without --new-key a key is generated into a new encrypted keystore (as `keys "
-                     "new`). --for also moves the window end (e.g. shorter, after a leak).")
+                     "new`). --for also moves the window end (e.g. shorter, after a leak). Every other live (or not "
+                     "yet started) session of the old key is rotated to the new key too, one transaction each, so "
+                     "the old key is refused everywhere; --only rotates just the named session.")
     rotate.add_argument("target", metavar="SESSION_ID_OR_KEY", help="session id, or the key address")
     rotate.add_argument("--new-key", metavar="KEYSTORE_OR_ADDRESS",
                         help="the new key: an address, or a keystore (path or label); default: generate one")
@@ -288,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--light-kdf", action="store_true", help="weaker, faster scrypt (n=2**14) for test keys")
     rotate.add_argument("--for", dest="for_", metavar="DURATION",
                         help="new window: it ends DURATION after the latest block (e.g. 1h); default: unchanged")
+    rotate.add_argument("--only", action="store_true",
+                        help="rotate only the named session: the old key keeps its other live sessions (listed)")
+    rotate.add_argument("--allow-long-lifetime", action="store_true",
+                        help="let --for exceed 400 days (as allow_long_lifetime in a policy file)")
     rotate.add_argument("--from-block", type=int, default=None, metavar="N", help="first block to search for the account's grants (default: the block of its first transaction, found by binary search; set it on a node without historical state)")
 
     renew = command("renew", c.cmd_renew, "extend or shorten a live session's window, or lower its caps",
@@ -297,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "lower a limit (a raise is refused naming the field). The old session id is revoked.")
     renew.add_argument("target", metavar="SESSION_ID_OR_KEY", help="session id, or the key address")
     renew.add_argument("--for", dest="for_", metavar="DURATION", help="the window ends DURATION from now (24h, 7d)")
+    renew.add_argument("--allow-long-lifetime", action="store_true",
+                       help="let --for exceed 400 days (as allow_long_lifetime in a policy file)")
     renew.add_argument("--max-uses", type=int, metavar="N", help="lower the use limit")
     renew.add_argument("--native-total", metavar="AMOUNT", help="lower the native cap ('0.5 ether')")
     renew.add_argument("--gas-budget", metavar="AMOUNT", help="lower the gas budget ('0.01 ether')")

@@ -21,7 +21,7 @@ from smartkeys.cli._context import (
     keystore_entries,
     read_keystore_address,
 )
-from smartkeys.errors import InvalidInputError
+from smartkeys.errors import InvalidInputError, SmartKeysError
 
 Result = tuple[int, dict[str, Any]]
 
@@ -480,8 +480,9 @@ def cmd_revoke(ctx: Context) -> Result:
 # --------------------------------------------------------------------------- rotate / renew
 
 
-def _live_session(ctx: Context, owner, target: str | None, command: str):
-    """The live session named by ``target`` (a session id, or a key address holding exactly one live session)."""
+def _live_session(ctx: Context, owner, target: str | None, command: str, *, several: bool = False):
+    """(report, policy, every report) of the live session named by ``target``: a session id, or a key address
+    holding exactly one live session (``several``: its first one, for ``rotate``, which rotates them all)."""
     if not target or not (_SESSION_ID_RE.match(target) or _ADDRESS_RE.match(target)):
         raise InvalidInputError(command, target, "a session id (0x + 64 hex) or a key address (0x + 40 hex)",
                                 "copy it from `smartkeys status`")
@@ -496,7 +497,7 @@ def _live_session(ctx: Context, owner, target: str | None, command: str):
     else:
         key = _address_arg(target, "key")
         matches = [r for r in reports if r.key == key and r.live]
-        if len(matches) > 1:
+        if len(matches) > 1 and not several:
             ids = ", ".join(_hex(r.session_id) for r in matches)
             raise CommandError(f"key {key} holds {len(matches)} live sessions ({ids})",
                                hint=f"name one: smartkeys {command} SESSION_ID")
@@ -507,7 +508,7 @@ def _live_session(ctx: Context, owner, target: str | None, command: str):
     report = matches[0]
     policy = next(p for p in owner.granted_policies(from_block=_check_from_block(ctx))
                   if p.session_id == report.session_id)
-    return report, policy
+    return report, policy, reports
 
 
 def _successor_limits(ctx: Context, owner, policy) -> dict[str, Any]:
@@ -535,11 +536,16 @@ def _successor_limits(ctx: Context, owner, policy) -> dict[str, Any]:
 
 
 def _new_window_end(ctx: Context, owner, policy) -> int | None:
-    from smartkeys.policy import parse_duration
+    """The window end of ``--for`` (unix s), with the policy file's lifetime guard: over
+    :data:`smartkeys.policy.MAX_LIFETIME` only with ``--allow-long-lifetime``."""
+    from smartkeys.policy import MAX_LIFETIME, parse_duration
 
     if ctx.args.for_ is None:
         return None
     seconds = parse_duration(ctx.args.for_, "--for")
+    if seconds > MAX_LIFETIME and not ctx.args.allow_long_lifetime:
+        raise InvalidInputError("--for", ctx.args.for_, f"a lifetime of at most {MAX_LIFETIME // 86_400} days",
+                                "shorten it, or add --allow-long-lifetime if you really mean it")
     return int(owner.w3.eth.get_block("latest")["timestamp"]) + seconds
 
 
@@ -569,8 +575,14 @@ def cmd_rotate(ctx: Context) -> Result:
     label = _new_label(ctx) if new is None else None
     owner = _owner(ctx)
     _require_delegated(owner)
-    _, policy = _live_session(ctx, owner, ctx.args.target, "rotate")
+    _, policy, reports = _live_session(ctx, owner, ctx.args.target, "rotate", several=True)
     valid_until = _new_window_end(ctx, owner, policy)
+    # A rotated (say leaked) key is dead only when none of its sessions is: the others are rotated too, unless
+    # --only, and then listed as still live. Expired and used-up ones are left alone (the key cannot use them).
+    others = [r for r in reports if r.key == policy.key and r.session_id != policy.session_id
+              and r.status in ("live", "not yet")]
+    kept = others if ctx.args.only else []
+    others = [] if ctx.args.only else others
     key_doc: dict[str, Any] = {}
     if new is None:
         from smartkeys.keystore import generate_key
@@ -588,15 +600,41 @@ def cmd_rotate(ctx: Context) -> Result:
         new_address = found
     with _owner_pays(ctx, owner), ctx.ui.progress("rotating the session key"):
         after = owner.rotate_session(policy, new_address, valid_until=valid_until)
+    doc = {**_succession_doc(owner, policy, after, owner.last_succession_receipt), "new_keystore": key_doc or None,
+           "also_rotated": [], "old_key_still_live_in": [_hex(r.session_id) for r in kept]}
     _print_succession(ctx, "rotated", policy, after)
-    ctx.ui.print(f"  the old key {policy.key} is refused from now on; give the agent the new key {after.key}")
-    return EXIT_OK, {**_succession_doc(owner, policy, after, owner.last_succession_receipt), "new_keystore": key_doc or None}
+    if others:
+        by_id = {p.session_id: p for p in owner.granted_policies(from_block=_check_from_block(ctx))}
+        for r in others:
+            # one transaction each: if one fails, say which are rotated already and which are not
+            try:
+                with _owner_pays(ctx, owner), ctx.ui.progress(f"rotating session {_hex(r.session_id)}"):
+                    succ = owner.rotate_session(by_id[r.session_id], new_address, valid_until=valid_until)
+            except SmartKeysError as exc:
+                from smartkeys.cli._context import exit_code_for
+
+                done = [policy.session_id] + [bytes.fromhex(d["previous_session_id"][2:]) for d in doc["also_rotated"]]
+                left = [_hex(o.session_id) for o in others if o.session_id not in done]
+                raise CommandError(
+                    f"rotated {', '.join(_hex(i) for i in done)} to {new_address}, then rotating "
+                    f"{_hex(r.session_id)} failed: {exc}; the old key {policy.key} still holds {', '.join(left)}",
+                    hint=f"fix the cause and run: smartkeys rotate {policy.key} --new-key {new_address}",
+                    exit_code=exit_code_for(exc)) from exc
+            doc["also_rotated"].append(_succession_doc(owner, by_id[r.session_id], succ, owner.last_succession_receipt))
+            _print_succession(ctx, "rotated", by_id[r.session_id], succ)
+    if kept:
+        ctx.ui.info(f"warning: --only: the old key {policy.key} still holds {len(kept)} live session(s) and can "
+                     f"use them: {', '.join(doc['old_key_still_live_in'])} (revoke them, or rotate without --only)")
+        ctx.ui.print(f"  give the agent the new key {after.key} for session {_hex(after.session_id)}")
+    else:
+        ctx.ui.print(f"  the old key {policy.key} is refused from now on; give the agent the new key {after.key}")
+    return EXIT_OK, doc
 
 
 def cmd_renew(ctx: Context) -> Result:
     owner = _owner(ctx)
     _require_delegated(owner)
-    _, policy = _live_session(ctx, owner, ctx.args.target, "renew")
+    _, policy, _ = _live_session(ctx, owner, ctx.args.target, "renew")
     valid_until = _new_window_end(ctx, owner, policy)
     limits = _successor_limits(ctx, owner, policy)
     if valid_until is None and not limits:
@@ -707,7 +745,7 @@ def cmd_status(ctx: Context) -> Result:
         for prev, (kind, nxt) in successions.items():
             ctx.ui.print(f"  {_hex(prev)[:18]}… was {kind} as {_hex(nxt)[:18]}…: its counters carried over")
         _print_periods(ctx, reports, tokens, chain["timestamp"])
-        _print_rules(ctx, reports, doc["sessions"], indent="  ")
+        _print_rules(ctx, reports, doc["sessions"], indent="  ", usable_only=True)
         _warn_survivors(ctx, w3, account, [r for r in reports if r.live], _check_from_block(ctx))
         for r in reports:
             if r.allow_uncapped_assets and r.live:
@@ -765,18 +803,24 @@ def _address_names(ctx: Context) -> dict[str, str]:
     return names
 
 
-def _print_rules(ctx: Context, sessions, docs, *, indent: str = "", blank: bool = False) -> None:
-    """Each session's argument rules (recipient lists by name, bounds in token units) and rate limits (with when
-    the next use is allowed, for a session that can still be used), from the JSON model of the report."""
+def _print_rules(ctx: Context, sessions, docs, *, indent: str = "", blank: bool = False,
+                 usable_only: bool = False) -> None:
+    """Each session's argument rules (recipient lists by name, bounds in token units) and rate limits (with the
+    uses left and when the next use is allowed, for a session that can still be used), from the JSON model of
+    the report. ``usable_only`` (status) leaves out revoked, expired and used-up sessions altogether."""
     rules, rates = [], []
     for s, d in zip(sessions, docs, strict=True):
-        label = f"{_hex(s.session_id)[:18]}…"
+        usable = d.get("status") in ("live", "active", "not yet", "not-yet-valid")
+        if usable_only and not usable:
+            continue
+        label = f"{_hex(s.session_id)[:18]}…" + ("" if usable else f" ({d.get('status')})")
         rules += [f"{label} {entry['text']}" for entry in d.get("argument_rules") or ()]
         rate = d.get("rate_limits")
         if rate:
             text = rate["text"]
-            if d.get("status") not in ("live", "active", "not yet", "not-yet-valid"):
-                text = text.split("; next use allowed")[0]  # a session that cannot be used has no next use
+            if not usable:  # a session that cannot be used has no uses left and no next use
+                text = "; ".join(p for p in text.split("; ")
+                                 if not p.startswith("next use allowed") and not p.endswith(" left"))
             rates.append(f"{label} {text}")
     if blank and (rules or rates):
         ctx.ui.print()
