@@ -471,11 +471,19 @@ class AuditReport:
         return doc
 
     def rate_ledger(self, s: SessionAudit) -> Any:
-        """The session's rate ledger as its ``SessionUsed`` events rebuild it (last use, uses in the period of
-        ``now + 1``, the next block): what ``RateLimits.sol`` keeps, for :func:`smartkeys.policy_view.rate_view`."""
+        """The session's rate ledger as its ``SessionUsed`` events (and those of the sessions it succeeded, whose
+        rate state the contract carried over) rebuild it (last use, uses in the period of ``now + 1``, the next
+        block): what ``RateLimits.sol`` keeps, for :func:`smartkeys.policy_view.rate_view`."""
         from smartkeys.preflight import Ledger
 
         times = [e.time for e in s.use_entries]
+        # a rotated or renewed session starts from its predecessors' rate state (the contract copies it)
+        seen, previous = {s.session_id}, s.replaces
+        by_id = {x.session_id: x for x in self.sessions}
+        while previous is not None and previous in by_id and previous not in seen:
+            seen.add(previous)
+            times += [e.time for e in by_id[previous].use_entries]
+            previous = by_id[previous].replaces
         period = s.policy.use_period
         index = (self.now + 1) // period if period else 0
         in_period = sum(1 for t in times if t // period == index) if period else 0
