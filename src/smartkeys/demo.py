@@ -109,7 +109,7 @@ def run_demo(out: TextIO, *, color: bool = False, record: dict[str, Any] | None 
     register_contract_errors(token.abi)
     chain.send({"to": token_address, "data": token.encode_abi("mint", [owner_eoa.address, 1_000 * USDC])}, minter)
     say(f"test token USDC     {token_address} (the owner holds 1,000 USDC)")
-    tokens = {token_address: ("USDC", 6)}
+    tokens: dict[str, tuple[str, int]] = {token_address: ("USDC", 6)}
     facts.update(chain_id=chain.chain_id, entry_point=ENTRY_POINT_V08, implementation=account_address(),
                  token={"address": token_address, "symbol": "USDC", "decimals": 6})
 
@@ -171,7 +171,8 @@ def run_demo(out: TextIO, *, color: bool = False, record: dict[str, Any] | None 
             cause = getattr(exc, "revert", None) or exc  # a mined, failed transaction: the account's own error
             name = getattr(cause, "name", type(exc).__name__)
             say(f"refused as expected ({name}): {exc}")
-            fields = cause.args if isinstance(getattr(cause, "args", None), dict) else {}
+            args = getattr(cause, "args", None)  # a contract error: its fields by ABI name
+            fields: dict[str, Any] = args if isinstance(args, dict) else {}
             # refused by the chain (a mined transaction that reverted) or by the SDK before anything was signed
             mined = exc.tx_hash if isinstance(exc, TransactionFailedError) else None
             steps.append({"step": title, "outcome": "refused", "via": "preflight" if mined is None else "direct",
