@@ -311,7 +311,7 @@ def _asset_panel(ax: Any, report: AuditReport, asset: str, lanes: Sequence[_Lane
         ymax = 1.12 * max([spent_top] + [v / scale for v in (*caps, *(c for c, _ in period_caps))
                                          if v / scale <= _ZOOM * spent_top])
     ax.set_ylim(-0.03 * ymax, ymax)
-    labels: list[tuple[float, str, Any]] = []
+    labels: list[_Label] = []
     lines = [("--", f"cap:{asset}:{cap}", cap, f"cap {format_asset(asset, cap, report.tokens)}", group)
              for cap, group in sorted(caps.items())]
     lines += [(":", f"period-cap:{asset}:{cap}:{period}", cap,
@@ -321,9 +321,8 @@ def _asset_panel(ax: Any, report: AuditReport, asset: str, lanes: Sequence[_Lane
         colour = group[0].colour if len(group) == 1 else "0.3"
         ax.plot([date_number(min(x.start for x in group)), date_number(max(x.end for x in group))],
                 [cap / scale] * 2, linestyle=style, linewidth=1.2, color=colour, gid=gid)
-        above = cap / scale > ymax
-        label = f"{'↑ ' if above else ''}{text} · {_names(group)}{' (above the axis)' if above else ''}"
-        labels.append((min(cap / scale, ymax), label, colour))
+        labels.append(_Label(min(cap / scale, ymax), text, colour, tuple(group), cap / scale > ymax,
+                             format_asset(asset, cap, report.tokens)))
     ax.set_title(f"{title}: {format_asset(asset, total, report.tokens)} in total, by {users} of {len(budgets)} "
                  f"session{'s' if len(budgets) != 1 else ''}", loc="left", fontsize="medium")
     for period in sorted(periods):
@@ -372,30 +371,65 @@ def _end_marker(ax: Any, lane: _Lane, x: float, y: float, where: str) -> None:
                 gid=f"active:{where}:{lane.sid}")
 
 
-def _margin_labels(ax: Any, labels: list[tuple[float, str, Any]], ymax: float) -> None:
+@dataclass
+class _Label:
+    """A cap label of the right margin: the cap's height (data units, clipped to the axis top), its text
+    ("cap 15 USDC", "40 USDC per UTC day"), colour, the sessions it binds, whether it is above the axis, and
+    its amount alone ("15 USDC", for a merged line's range)."""
+
+    y: float
+    text: str
+    colour: Any
+    lanes: tuple[_Lane, ...]
+    above: bool
+    amount: str
+
+    def line(self) -> str:
+        up = self.above
+        return f"{'↑ ' if up else ''}{self.text} · {_names(self.lanes)}{' (above the axis)' if up else ''}"
+
+
+_MARGIN_LINES = 6
+"""At most this many cap labels per panel; the caps beyond are one merged line (see :func:`_merged`)."""
+
+
+def _merged(group: Sequence[_Label]) -> str:
+    """One short line for several caps, so the margin stays narrow whatever their number:
+    "↑ 15 caps, 15 USDC to 29 USDC · 15 sessions"."""
+    sessions = {lane.number for label in group for lane in label.lanes}
+    amounts = sorted(group, key=lambda label: label.y)
+    span = amounts[0].amount if amounts[0].amount == amounts[-1].amount else \
+        f"{amounts[0].amount} to {amounts[-1].amount}"
+    up = "↑ " if any(label.above for label in group) else ""
+    return f"{up}{len(group)} caps, {span} · {len(sessions)} session{'s' if len(sessions) != 1 else ''}"
+
+
+def _margin_labels(ax: Any, labels: list[_Label], ymax: float) -> None:
     """Cap labels in the right margin (outside the data area) at their line's height, pushed apart so they
-    never overlap; labels that would have to move far are merged into their neighbour's line."""
+    never overlap; when they would need more than ``_MARGIN_LINES`` lines, the last line summarises the rest
+    (count, amount range, sessions) instead of listing them, so no label grows with the number of caps."""
     if not labels:
         return
     lo = -0.03 * ymax
     min_gap = 0.14  # of the axes height: one line of small text in a 2.5 in panel
-    placed: list[tuple[float, str, Any]] = []
-    for y, text, colour in sorted(labels):
-        frac = (y - lo) / (ymax - lo)
+    ordered = sorted(labels, key=lambda label: (label.y, label.text))
+    placed: list[tuple[float, list[_Label]]] = []
+    for label in ordered:
+        frac = (label.y - lo) / (ymax - lo)
         if placed and frac - placed[-1][0] < min_gap:
-            prev = placed[-1]
-            if len(placed) >= 6:  # no room for more lines: one merged line
-                placed[-1] = (prev[0], prev[1] + "; " + text.split(" · ")[0], "0.3")
+            if len(placed) >= _MARGIN_LINES:  # no room for more lines: into the last (merged) line
+                placed[-1][1].append(label)
                 continue
-            frac = prev[0] + min_gap
-        placed.append((frac, text, colour))
+            frac = placed[-1][0] + min_gap
+        placed.append((frac, [label]))
     overflow = placed[-1][0] - 1.0
     if overflow > 0:  # shift the stack down into the axes' height
-        placed = [(f - overflow, t, c) for f, t, c in placed]
-    for frac, text, colour in placed:
+        placed = [(f - overflow, g) for f, g in placed]
+    for frac, group in placed:
+        text = group[0].line() if len(group) == 1 else _merged(group)
+        colour = group[0].colour if len(group) == 1 and group[0].colour != "0.3" else "black"
         ax.annotate(text, xy=(1.0, frac), xycoords="axes fraction", xytext=(6, 0), textcoords="offset points",
-                    va="center", ha="left", fontsize="x-small", color=colour if colour != "0.3" else "black",
-                    annotation_clip=False)
+                    va="center", ha="left", fontsize="x-small", color=colour, annotation_clip=False)
 
 
 def _sessions_panel(ax: Any, report: AuditReport, lanes: Sequence[_Lane]) -> None:

@@ -84,8 +84,9 @@ def test_node_is_wired_to_run_node(monkeypatch):
 def test_demo_is_wired_to_run_demo(monkeypatch):
     from smartkeys.cli import main
 
-    def fake_run_demo(out, color=False):
+    def fake_run_demo(out, color=False, record=None):
         print("1. Delegate the owner's EOA", file=out)
+        record["steps"] = [{"step": "pay-direct", "outcome": "allowed"}]
         return 0
 
     monkeypatch.setattr("smartkeys.demo.run_demo", fake_run_demo)
@@ -93,4 +94,6 @@ def test_demo_is_wired_to_run_demo(monkeypatch):
     assert main(["demo", "--json"], stdout=out, stderr=io.StringIO(), env={}) == 0
     import json
 
-    assert json.loads(out.getvalue()) == {"ok": True, "command": "demo", "transcript": ["1. Delegate the owner's EOA"]}
+    # the record run_demo fills is the JSON, the printed lines ride along as `transcript`
+    assert json.loads(out.getvalue()) == {"ok": True, "command": "demo", "transcript": ["1. Delegate the owner's EOA"],
+                                          "steps": [{"step": "pay-direct", "outcome": "allowed"}]}

@@ -47,3 +47,43 @@ def test_demo_tells_the_story_with_the_audit_and_the_journal():
     assert "NOT refused" not in text
     assert "45000000" not in text and "reverted with" not in text  # no raw base units, no raw revert
     assert elapsed < 15  # 8.4 s measured at a load average of 8 on 2 cores (the story has a mined refusal now)
+
+
+def test_demo_json_gives_the_story_as_data(tmp_path):
+    """`smartkeys --json demo`: each step with its outcome, path, error name and values (decimal strings),
+    and the session's final status in the model of `status --json`, so no script has to parse the text."""
+    import json
+
+    from smartkeys.cli import main
+
+    out = io.StringIO()
+    assert main(["--json", "demo"], stdout=out, stderr=io.StringIO(), env={"SMARTKEYS_HOME": str(tmp_path)}) == 0
+    doc = json.loads(out.getvalue())
+    assert doc["ok"] is True and doc["checks_passed"] is True and doc["transcript"]
+    token = doc["token"]["address"]
+    steps = {s["step"]: s for s in doc["steps"]}
+    assert list(steps) == ["pay-user-op", "pay-direct", "over-cap", "approve", "recipient-list",
+                           "recipient-list-on-chain", "after-revoke"]
+    op, direct = steps["pay-user-op"], steps["pay-direct"]
+    assert (op["outcome"], op["via"], op["values"]["amount"], op["values"]["amount_text"]) == \
+        ("allowed", "user_op", "20000000", "20 USDC")
+    assert op["user_op_hash"].startswith("0x") and len(op["user_op_hash"]) == 66 and op["tx"] != direct["tx"]
+    assert (direct["via"], direct["user_op_hash"], direct["values"]["amount"]) == ("direct", None, "25000000")
+    over = steps["over-cap"]
+    assert (over["outcome"], over["via"], over["error"]) == ("refused", "preflight", "TokenSpendCapExceeded")
+    assert over["values"] == {"token": token, "spent": "45000000", "requested": "10000000", "cap": "50000000"}
+    assert over["tx"] is None and "only 5 USDC" in over["text"]
+    assert (steps["approve"]["error"], steps["approve"]["values"]["selector"]) == ("CallNotAllowed", "0x095ea7b3")
+    sdk, chain = steps["recipient-list"], steps["recipient-list-on-chain"]
+    assert sdk["error"] == chain["error"] == "ArgumentRuleViolated" and sdk["values"] == chain["values"]
+    assert (sdk["via"], sdk["tx"]) == ("preflight", None)  # nothing signed
+    assert chain["via"] == "direct" and chain["tx"].startswith("0x")  # mined, reverted by the account
+    assert (steps["after-revoke"]["error"], steps["after-revoke"]["values"]) == \
+        ("SessionNotActive", {"sessionId": doc["session_id"]})
+    assert [r["error"] for r in doc["audit_refusals"]] == ["TokenSpendCapExceeded", "CallNotAllowed",
+                                                           "ArgumentRuleViolated", "ArgumentRuleViolated"]
+    status = doc["status"]
+    assert (status["session_id"], status["key"], status["status"], status["uses"]) == \
+        (doc["session_id"], doc["key"], "revoked", 2)
+    (usdc,) = [a for a in status["assets"] if a["asset"] == token]
+    assert (usdc["spent"], usdc["remaining"], usdc["remaining_text"]) == ("45000000", "5000000", "5 USDC")

@@ -257,3 +257,26 @@ def test_a_few_minutes_of_history_gets_distinct_time_labels():
     assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
     (line,) = by_gid(fig, f"spend:{USDC}:0x{s.session_id.hex()}")
     assert list(line.get_ydata()) == [0.0, *range(1, 9), 8.0]  # every charge is a step, in USDC
+
+
+def test_twenty_distinct_caps_are_summarised_in_one_short_line_inside_the_figure():
+    """20 sessions, each with its own USDC cap (10..29 USDC), all spending 3 USDC: the caps above the axis do
+    not become one label listing every cap (it ran off the right edge and collapsed the layout, cutting the
+    sessions' row labels on the left); the margin's last line counts them, gives their range and sessions."""
+    import warnings
+
+    sessions = [_session(i, usdc_cap=(10 + i) * 10**6, charges=((T0 + 600 * i + 60, USDC, 3 * 10**6),))
+                for i in range(20)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "constrained_layout not applied" is what the cut-off picture said
+        fig = rendered(_report(sessions, T0 + DAY))
+    usdc = next(ax for ax in fig.axes if ax.get_label() == f"asset:{USDC}")
+    texts = [t.get_text() for t in usdc.texts]
+    assert len(texts) == 6 and texts[:2] == ["cap 10 USDC · S1", "cap 11 USDC · S2"]
+    # 12 USDC is the highest cap within 4x the spend (the axis top is 13.44): the rest is above the axis
+    assert texts[-1] == "↑ 15 caps, 15 USDC to 29 USDC · 15 sessions"
+    box = fig.bbox
+    for ax in fig.axes:
+        for text in [*ax.texts, *ax.get_yticklabels()]:
+            extent = text.get_window_extent()
+            assert box.x0 <= extent.x0 and extent.x1 <= box.x1, text.get_text()

@@ -59,8 +59,9 @@ def cmd_demo(ctx: Context) -> Result:
 
     if ctx.ui.json_mode:
         buffer = io.StringIO()
-        code = int(run_demo(buffer, color=False) or 0)
-        return code, {"transcript": buffer.getvalue().splitlines()}
+        record: dict[str, Any] = {}  # the story as data (see run_demo), then the text lines it printed
+        code = int(run_demo(buffer, color=False, record=record) or 0)
+        return code, {**record, "transcript": buffer.getvalue().splitlines()}
     color = bool(getattr(ctx.ui.out, "isatty", lambda: False)()) and not ctx.args.no_color
     return int(run_demo(ctx.ui.out, color=color) or 0), {}
 
