@@ -405,7 +405,7 @@ class FaultProxy:
         self.timeout = timeout
         self.requests = 0
         self._count_lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -580,3 +580,15 @@ def long_chain(long_anvil):
         yield long_anvil
     finally:
         long_anvil.revert(snapshot_id)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """The proxy's server: a client that hangs up mid-request (the faults make agents do that on purpose)
+    is normal here, not a traceback on stderr."""
+
+    def handle_error(self, request, client_address):  # socketserver's hook
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
