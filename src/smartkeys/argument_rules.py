@@ -39,7 +39,7 @@ from eth_abi.grammar import TupleType, normalize, parse
 from eth_abi.registry import registry
 from eth_utils import is_address, to_checksum_address
 
-from smartkeys.errors import InvalidInputError
+from smartkeys.errors import InvalidInputError, _split_tuple
 
 __all__ = ["MAX_RULES", "MAX_VALUES", "WELL_KNOWN_ARGUMENTS", "ArgumentRule", "Parameter", "RuleOp", "abi_kind",
            "first_failure", "parameter_at", "parameters_of", "signature_parameters"]
@@ -161,22 +161,6 @@ def parameters_of(types: Sequence[str], names: Sequence[str | None] = (), *,
     return tuple(out)
 
 
-def _split_top(text: str) -> list[str]:
-    """Split at the commas outside parentheses. By hand: eth-abi's grammar parses types, not the parameter
-    names of a human-written signature (``"pay((uint256,address) order, address to)"``)."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts]
-
-
 def signature_parameters(signature: str, path: str = "signature") -> tuple[str, tuple[Parameter, ...]]:
     """``(canonical signature, parameters)`` of ``"f(uint256[2] xs, address to)"`` or ``"f(uint256[2],address)"``.
 
@@ -191,7 +175,9 @@ def signature_parameters(signature: str, path: str = "signature") -> tuple[str, 
                                 "write the function with its argument types")
     types: list[str] = []
     names: list[str | None] = []
-    for i, part in enumerate(_split_top(body) if body else []):
+    # the commas outside parentheses, as the error decoder splits a tuple type (errors._split_tuple); by hand
+    # because eth-abi's grammar parses types, not the parameter names of a human-written signature
+    for i, part in enumerate(p.strip() for p in _split_tuple(body)):
         if part.startswith("("):  # a tuple type: up to its last parenthesis, then its [k] dimensions
             cut = part.rfind(")") + 1
             dims = re.match(r"\s*((?:\[\d*\])*)", part[cut:])
